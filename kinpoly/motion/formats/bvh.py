@@ -25,9 +25,10 @@ from __future__ import annotations
 import io
 import re
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
@@ -53,6 +54,17 @@ class BvhSkeleton:
         return sum(len(c) for c in self.channels)
 
 
+@contextmanager
+def _format_errors(path) -> Iterator[None]:
+    """Turn an unexpected parsing exception into a MotionFormatError naming the file."""
+    try:
+        yield
+    except MotionFormatError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise MotionFormatError(f"{path}: {type(e).__name__}: {e}") from None
+
+
 # --------------------------------------------------------------------------------------- reading
 def _parse_hierarchy(text: str, path: str) -> BvhSkeleton:
     tokens = text.replace("{", " { ").replace("}", " } ").split()
@@ -68,7 +80,7 @@ def _parse_hierarchy(text: str, path: str) -> BvhSkeleton:
 
     def expect(word: str) -> None:
         got = take(repr(word))
-        if got != word:
+        if got.upper() != word.upper():
             raise MotionFormatError(f"{path}: expected {word!r} in HIERARCHY, got {got!r}")
 
     def numbers(n: int, what: str) -> np.ndarray:
@@ -87,21 +99,21 @@ def _parse_hierarchy(text: str, path: str) -> BvhSkeleton:
         skel.channels.append([])
         expect("{")
         while True:
-            word = take("'}'")
+            word = take("'}'").upper()
             if word == "OFFSET":
                 skel.offsets[index] = numbers(3, f"OFFSET of {name}")
             elif word == "CHANNELS":
                 count = take(f"channel count of {name}")
                 if not count.isdigit():
                     raise MotionFormatError(f"{path}: bad channel count {count!r} for joint {name}")
-                chans = [take(f"channels of {name}") for _ in range(int(count))]
+                chans = [take(f"channels of {name}").capitalize() for _ in range(int(count))]
                 bad = [c for c in chans if c not in _CHANNELS]
                 if bad:
                     raise MotionFormatError(f"{path}: unknown channel(s) {bad} on joint {name}")
                 skel.channels[index] = chans
             elif word == "JOINT":
                 joint(index)
-            elif word == "End":
+            elif word == "END":
                 expect("Site")
                 expect("{")
                 expect("OFFSET")
@@ -123,7 +135,9 @@ def _parse_hierarchy(text: str, path: str) -> BvhSkeleton:
     return skel
 
 
-def _parse_motion(text: str, num_channels: int, path: str, first_line: int) -> tuple[np.ndarray, float]:
+def _parse_motion(text: str, num_channels: int, path: str, motion_line: int) -> tuple[np.ndarray, float]:
+    """The text after the MOTION keyword -> (T, C) values and the frame time.
+    ``motion_line`` is the 1-based line number of the MOTION line (for error messages)."""
     head = re.match(r"\s*Frames:\s*(\S+)\s*\n\s*Frame\s+Time:\s*(\S+)[^\n]*(?:\n|$)", text)
     if head is None:
         raise MotionFormatError(f"{path}: MOTION block must start with 'Frames:' and 'Frame Time:' lines")
@@ -132,7 +146,8 @@ def _parse_motion(text: str, num_channels: int, path: str, first_line: int) -> t
     except ValueError:
         raise MotionFormatError(f"{path}: bad MOTION header {head.group(0).strip()!r}") from None
     if num_frames <= 0 or not np.isfinite(frame_time) or frame_time <= 0:
-        raise MotionFormatError(f"{path}: invalid MOTION header: Frames {num_frames}, Frame Time {frame_time}")
+        raise MotionFormatError(f"{path}: invalid MOTION header: Frames {num_frames}, "
+                                f"Frame Time {frame_time}")
     body = text[head.end():]
     data = None
     try:
@@ -141,12 +156,12 @@ def _parse_motion(text: str, num_channels: int, path: str, first_line: int) -> t
             data = np.loadtxt(io.StringIO(body), ndmin=2, dtype=np.float64, comments=None)
     except ValueError:
         pass
-    lines = None
     if data is None or data.shape[1] != num_channels or data.shape[0] != num_frames:
         # slow path, only to say precisely what is wrong
+        first = motion_line + head.group(0).count("\n")  # line number of the first frame
         lines = [(i, ln.split()) for i, ln in enumerate(body.splitlines()) if ln.strip()]
         for frame, (i, toks) in enumerate(lines):
-            where = f"frame {frame + 1} (line {first_line + head.group(0).count(chr(10)) + i + 1})"
+            where = f"frame {frame + 1} (line {first + i})"
             if len(toks) != num_channels:
                 raise MotionFormatError(f"{path}: {where} has {len(toks)} values, "
                                         f"the HIERARCHY declares {num_channels} channels")
@@ -220,6 +235,12 @@ def read_bvh(path: str | Path, *, units: str | None = None, scale: float | None 
     integer when within 0.1 %, e.g. 0.0333333 s -> 30), and ``meta`` with ``units``,
     ``scale``, ``frame_time``, ``channels``, ``offsets`` (J, 3, metres).
     """
+    with _format_errors(path):
+        return _read_bvh(path, units, scale, up_axis, license, name)
+
+
+def _read_bvh(path: str | Path, units: str | None, scale: float | None, up_axis: str, license: str,
+              name: str | None) -> SourceMotion:
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8", errors="replace")
@@ -231,8 +252,8 @@ def read_bvh(path: str | Path, *, units: str | None = None, scale: float | None 
     if split is None:
         raise MotionFormatError(f"{path}: no MOTION block")
     skel = _parse_hierarchy(text[: split.start()], str(path))
-    first_line = text.count("\n", 0, split.end())  # 0-based index of the MOTION line
-    data, frame_time = _parse_motion(text[split.end():], skel.num_channels, str(path), first_line)
+    motion_line = text.count("\n", 0, split.end()) + 1
+    data, frame_time = _parse_motion(text[split.end():], skel.num_channels, str(path), motion_line)
 
     if scale is None:
         if units is not None:
@@ -341,8 +362,8 @@ def write_bvh(path: str | Path, joint_names: Sequence[str], parents: Sequence[in
             emit(c, depth + 1)
         if j in end_sites or not children[j]:
             off = np.asarray(end_sites.get(j, np.zeros(3)), dtype=np.float64)
-            lines += [f"{pad}  End Site", f"{pad}  {{", f"{pad}    OFFSET {' '.join(fmt(v) for v in off)}",
-                      f"{pad}  }}"]
+            lines.extend([f"{pad}  End Site", f"{pad}  {{",
+                          f"{pad}    OFFSET {' '.join(fmt(v) for v in off)}", f"{pad}  }}"])
         lines.append(f"{pad}}}")
 
     for r in (j for j in range(J) if parents[j] < 0):

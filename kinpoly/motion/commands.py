@@ -1,0 +1,108 @@
+"""``kinpoly motion ...``: import, inspect and export motion clips."""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import click
+
+from ..humanoid.skeleton import BodyShape
+from .clip import ClipError, ClipFolder, MotionClip
+
+
+@click.group()
+def motion() -> None:
+    """Import mocap into humanoid clips, inspect clip folders, export clips."""
+
+
+@motion.command("import")
+@click.argument("inputs", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Clip folder to write.")
+@click.option("--body", type=click.Choice(["fit", "default"]), default="fit", show_default=True,
+              help="fit: fit the humanoid's segments to each source skeleton; default: one body, "
+                   "source scaled to it.")
+@click.option("--height", type=float, default=1.75, show_default=True, help="Body height for --body default (m).")
+@click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
+@click.option("--no-progress", is_flag=True, help="No progress bar.")
+def import_command(inputs, out_dir, body, height, workers, no_progress) -> None:
+    """Import mocap files or folders (BVH, ASF/AMC, DeepMimic, AMASS npz, Kin-Poly pickles).
+
+    Bad files are skipped and listed at the end; the exit code is non-zero only if nothing
+    was imported.
+    """
+    from .importers import find_motion_files, import_many
+
+    files = find_motion_files(list(inputs))
+    if not files:
+        raise click.ClickException("no motion files found in " + ", ".join(map(str, inputs)))
+    shape = "fit" if body == "fit" else BodyShape(height=height)
+    t0 = time.perf_counter()
+    report = import_many(files, out_dir, body=shape, workers=workers, progress=not no_progress)
+    dt = time.perf_counter() - t0
+    seconds = sum(c["seconds"] for c in report.imported)
+    click.echo(f"imported {len(report.imported)} clip(s), {seconds:.1f} s of motion, from "
+               f"{len(files) - len(report.failed)}/{len(files)} file(s) in {dt:.1f} s -> {out_dir}")
+    if report.failed:
+        click.echo(f"{len(report.failed)} file(s) failed:", err=True)
+        for f in report.failed:
+            click.echo(f"  {f['error']}", err=True)
+    if not report.imported:
+        sys.exit(1)
+
+
+@motion.command("info")
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--clips", "list_clips", is_flag=True, help="Also list every clip.")
+def info_command(folder, as_json, list_clips) -> None:
+    """Summarise a clip folder: clips, frames, seconds, retargeting error, actions."""
+    try:
+        f = ClipFolder(folder)
+    except ClipError as e:
+        raise click.ClickException(str(e)) from None
+    summary = f.summary()
+    if list_clips:
+        summary["clip_list"] = f.entries()
+    if as_json:
+        click.echo(json.dumps(summary, indent=1))
+        return
+    click.echo(f"{folder}: {summary['clips']} clips, {summary['frames']} frames, {summary['seconds']:.1f} s")
+    click.echo(f"  retargeting error: mean {summary['mean_retarget_error_mm']} mm (per-clip mean), "
+               f"worst clip {summary['max_retarget_error_mm']} mm, worst joint {summary['max_joint_retarget_error_mm']} mm")
+    click.echo("  actions: " + ", ".join(f"{k} {v}" for k, v in sorted(summary["per_action"].items())))
+    if list_clips:
+        for e in f.entries():
+            click.echo(f"  {e['name']:40s} {e['frames']:6d} fr  {e.get('action') or '-':10s} "
+                       f"{e.get('retarget_error_mm')} mm")
+
+
+def resolve_clip(spec: str) -> MotionClip:
+    """A clip from a ``.npz`` path or ``FOLDER/name`` (a clip in a clip folder)."""
+    p = Path(spec)
+    try:
+        if p.is_file():
+            return MotionClip.load(p)
+        if p.parent.is_dir() and (p.parent / "index.json").exists():
+            return ClipFolder(p.parent).load(p.name)
+        if p.with_suffix(".npz").is_file():
+            return MotionClip.load(p.with_suffix(".npz"))
+    except ClipError as e:
+        raise click.ClickException(str(e)) from None
+    raise click.ClickException(f"{spec}: no such clip (give a clip .npz or FOLDER/name)")
+
+
+@motion.command("export")
+@click.argument("clip")
+@click.option("--format", "fmt", type=click.Choice(["bvh", "npz"]), default="bvh", show_default=True)
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output file (default: beside the clip).")
+def export_command(clip, fmt, out) -> None:
+    """Export a clip as BVH (Y up, cm; opens in Blender) or as a plain npz of body poses."""
+    from .export import export_bvh, export_npz
+
+    c = resolve_clip(clip)
+    out = out or Path(f"{c.name}.{fmt}")
+    path = (export_bvh if fmt == "bvh" else export_npz)(c, out)
+    click.echo(str(path))

@@ -1,0 +1,192 @@
+"""Import any supported motion file as humanoid clips: the one entry point the CLI uses.
+
+Formats, chosen by suffix and content:
+
+=====================  ===============================================  ===================
+suffix                 what                                             how
+=====================  ===============================================  ===================
+``.bvh``               Biovision hierarchy                              positions, retarget
+``.amc`` (+ ``.asf``)  Acclaim / CMU mocap                              positions, retarget
+``.txt`` ``.json``     DeepMimic motion (+ ``humanoid3d_character``)    positions, retarget
+``.npz``               AMASS / SMPL(-H/-X) parameters                   rotation transfer
+``.npz``               a kinpoly clip (``qpos`` + ``meta``)             as is
+``.p`` ``.pkl``        original Kin-Poly pickle, or EgoEgo ground truth positions / rotations
+=====================  ===============================================  ===================
+
+Action labels: a ``labels.csv`` beside the files (columns ``file, action, start_s, end_s`` and
+optionally ``spans_s`` as ``a-b;c-d``) labels each clip it names.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import os
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..humanoid.skeleton import BodyShape
+from .clip import ACTIONS, ClipError, MotionClip
+from .source import MotionFormatError
+
+log = logging.getLogger(__name__)
+
+MOTION_SUFFIXES = (".bvh", ".amc", ".txt", ".json", ".npz", ".p", ".pkl")
+CMU_LICENSE = "CMU Graphics Lab Motion Capture Database: free for all uses; cite mocap.cs.cmu.edu"
+_SKIP_NAMES = {"labels.csv", "humanoid3d_character.json", "index.json", "summary.json",
+               "metadata.json", "skeleton_labels.json", "device_calibration.json",
+               "skeleton_aria_association.json", "Skeleton_T.json"}
+
+
+def find_motion_files(paths: list[str | os.PathLike]) -> list[Path]:
+    """Expand files and folders (recursively) into the motion files they contain, sorted."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out += sorted(f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in MOTION_SUFFIXES
+                          and f.name not in _SKIP_NAMES and not f.name.startswith("."))
+        else:
+            out.append(p)
+    return out
+
+
+def read_labels(folder: Path) -> dict[str, dict]:
+    """``labels.csv`` of a folder: file name -> {action, intervals}; {} if there is none."""
+    path = folder / "labels.csv"
+    if not path.is_file():
+        return {}
+    labels = {}
+    with path.open(newline="") as f:
+        for row in csv.DictReader(f):
+            action = (row.get("action") or "").strip() or None
+            if action is not None and action not in ACTIONS:
+                log.warning("%s: unknown action %r for %s ignored", path, action, row.get("file"))
+                action = None
+            intervals = []
+            for span in (row.get("spans_s") or "").split(";"):
+                if "-" in span.strip():
+                    a, b = span.split("-")
+                    intervals.append((float(a), float(b)))
+            if not intervals and row.get("start_s") and row.get("end_s"):
+                intervals = [(float(row["start_s"]), float(row["end_s"]))]
+            labels[row["file"].strip()] = {"action": action, "intervals": intervals,
+                                           "description": row.get("description", "")}
+    return labels
+
+
+def _license_for(path: Path) -> str:
+    from .formats import guess_license
+
+    lic = guess_license(path)
+    if not lic and path.suffix.lower() in (".amc", ".asf"):
+        return CMU_LICENSE
+    return lic
+
+
+def import_file(path: str | os.PathLike, body: BodyShape | str = "fit") -> list[MotionClip]:
+    """Read one motion file into clips (30 Hz, grounded, labelled when labels.csv says so).
+
+    Raises MotionFormatError / ClipError with a message naming the file.
+    """
+    from .formats import read_source_motion
+    from .kinpoly_pickle import read_kinpoly_pickle
+    from .retarget import retarget
+    from .smpl import read_amass_npz, read_egoego_pickle
+
+    path = Path(path)
+    if not path.is_file():
+        raise MotionFormatError(f"{path}: no such file")
+    if path.stat().st_size == 0:
+        raise MotionFormatError(f"{path}: empty file")
+    suffix = path.suffix.lower()
+    lic = _license_for(path)
+    if suffix == ".npz":
+        try:
+            with np.load(path, allow_pickle=False) as z:
+                files = set(z.files)
+        except Exception as e:
+            raise MotionFormatError(f"{path}: unreadable npz ({type(e).__name__}: {e})") from None
+        clips = [MotionClip.load(path)] if {"qpos", "meta"} <= files else [read_amass_npz(path, license=lic)]
+    elif suffix in (".p", ".pkl"):
+        try:
+            clips = read_kinpoly_pickle(path, license=lic, body=body)
+        except MotionFormatError as first:  # not a Kin-Poly pickle: maybe EgoEgo (joblib)
+            try:
+                clips = read_egoego_pickle(path, license=lic)
+            except MotionFormatError:
+                raise MotionFormatError(f"{path}: neither a Kin-Poly pickle ({first}) nor an "
+                                        f"EgoEgo/SMPL pickle (root_orient, body_pose, trans)") from None
+    elif suffix in (".bvh", ".amc", ".txt", ".json"):
+        clips = [retarget(src, body) for src in read_source_motion(path, license=lic)]
+    else:
+        raise MotionFormatError(f"{path}: unsupported file type {suffix!r} (supported: {', '.join(MOTION_SUFFIXES)})")
+    label = read_labels(path.parent).get(path.name)
+    for clip in clips:
+        if label:
+            clip.action = label["action"] or clip.action
+            clip.action_intervals = label["intervals"]
+            if label["description"]:
+                clip.meta["description"] = label["description"]
+    return clips
+
+
+@dataclass
+class ImportReport:
+    imported: list[dict] = field(default_factory=list)
+    failed: list[dict] = field(default_factory=list)  # {"file", "error"}
+
+
+def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
+    path, body = args
+    try:
+        return str(path), import_file(path, body), None
+    except (MotionFormatError, ClipError, ValueError) as e:
+        return str(path), None, str(e)
+    except Exception as e:  # never let one bad file stop a batch; keep the type for the report
+        return str(path), None, f"{path}: {type(e).__name__}: {e}"
+
+
+def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fit",
+                workers: int | None = None, progress: bool = True) -> ImportReport:
+    """Import ``files`` into the clip folder ``out_dir`` in parallel, collecting failures."""
+    from tqdm import tqdm
+
+    from .clip import ClipFolder
+
+    folder = ClipFolder(out_dir, create=True)
+    report = ImportReport()
+    workers = workers or min(len(files), os.cpu_count() or 1)
+    jobs = [(f, body) for f in files]
+    if workers > 1 and len(files) > 1:
+        pool = ProcessPoolExecutor(max_workers=workers)
+        results = pool.map(_import_one, jobs, chunksize=1)
+    else:
+        pool, results = None, map(_import_one, jobs)
+    taken: set[str] = set(folder)
+    try:
+        for path, clips, error in tqdm(results, total=len(jobs), disable=not progress, desc="import", unit="file"):
+            if error is not None:
+                report.failed.append({"file": path, "error": error})
+                continue
+            for clip in clips:
+                name, k = clip.name, 1
+                while name in taken and clip.source != _source_of(folder, name):
+                    k += 1
+                    name = f"{clip.name}_{k}"
+                clip.name = name
+                taken.add(name)
+                folder.add(clip, write_index=False)
+                report.imported.append(clip.summary())
+            folder.write_index()  # index after each file: a killed import keeps what it wrote
+    finally:
+        if pool is not None:
+            pool.shutdown()
+    return report
+
+
+def _source_of(folder, name: str) -> str | None:
+    entry = next((e for e in folder.entries() if e["name"] == name), None)
+    return entry.get("source") if entry else None

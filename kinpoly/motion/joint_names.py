@@ -1,0 +1,111 @@
+"""Name tables that map a source skeleton's joints onto the humanoid's bodies.
+
+Names are compared after normalising (lower case, namespace prefixes such as ``mixamorig:``
+dropped, separators removed), and each side-specific base name is tried with the usual side
+tokens as prefix or suffix (``LeftUpLeg``, ``L_Hip``, ``UpperLeg_L``, ``lhip`` ...). Bodies are
+resolved in a fixed order and a source joint is used at most once, which settles the one
+common ambiguity: ``LeftShoulder`` is the clavicle in skeletons that also have ``LeftArm``
+(Mixamo, CMU BVH) and the upper arm in those that do not (DeepMimic).
+
+Tables are for joint *start* points (BVH, DeepMimic, SMPL). Acclaim ASF/AMC sources report
+bone *end* points (see :mod:`kinpoly.motion.formats.asf_amc`), so they get their own table.
+Bodies without a match (e.g. the two middle spine bodies) get no position target; the
+retargeting solver places them by interpolation.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .source import MotionFormatError, SourceMotion
+
+_SIDES = {"L": ("left", "l", "lft"), "R": ("right", "r", "rgt")}
+
+# Resolution order matters (see module docstring): upper arm before clavicle, wrist before hand.
+_CENTRE_BASES = {
+    "Pelvis": ("hips", "pelvis", "hip", "root", "jointroot"),
+    "Torso": ("torso", "spine1"),
+    "Spine": ("spine", "spine2"),
+    "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2"),
+    "Neck": ("neck", "neck1", "lowerneck"),
+    "Head": ("head",),
+}
+_SIDE_BASES = {
+    "Hip": ("upleg", "upperleg", "hip", "thigh", "femur"),
+    "Knee": ("leg", "lowerleg", "knee", "shin", "calf", "tibia", "crus"),
+    "Ankle": ("foot", "ankle"),
+    "Toe": ("toebase", "toe", "toes", "ball", "foot2"),
+    "Shoulder": ("arm", "upperarm", "uparm", "humerus", "shoulder"),
+    "Thorax": ("collar", "clavicle", "thorax", "shoulder"),
+    "Elbow": ("forearm", "lowerarm", "elbow", "radius"),
+    "Wrist": ("wrist", "hand"),
+    "Hand": ("hand", "handmiddle1", "palm"),
+}
+_ORDER = ["Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "L_Toe", "R_Toe",
+          "Chest", "Torso", "Spine", "Neck", "Head", "L_Shoulder", "R_Shoulder", "L_Thorax", "R_Thorax",
+          "L_Elbow", "R_Elbow", "L_Wrist", "R_Wrist", "L_Hand", "R_Hand"]
+
+# Acclaim (CMU) bone names -> the body whose joint sits at that bone's END point.
+_ASF_TABLE = {
+    "Pelvis": "root", "L_Hip": "lhipjoint", "R_Hip": "rhipjoint", "L_Knee": "lfemur",
+    "R_Knee": "rfemur", "L_Ankle": "ltibia", "R_Ankle": "rtibia", "L_Toe": "lfoot",
+    "R_Toe": "rfoot", "Chest": "upperback", "Neck": "thorax", "Head": "upperneck",
+    "L_Shoulder": "lclavicle", "R_Shoulder": "rclavicle", "L_Elbow": "lhumerus",
+    "R_Elbow": "rhumerus", "L_Wrist": "lradius", "R_Wrist": "rradius", "L_Hand": "lhand",
+    "R_Hand": "rhand",
+}
+# End sites that stand in for a missing body: body -> (body whose source joint has the end site).
+_END_SITE_FALLBACK = {"L_Toe": "L_Ankle", "R_Toe": "R_Ankle", "L_Hand": "L_Wrist", "R_Hand": "R_Wrist"}
+
+
+def normalise(name: str) -> str:
+    return re.sub(r"[^a-z0-9]", "", name.split(":")[-1].split("|")[-1].lower())
+
+
+def _candidates(body: str) -> list[str]:
+    if body in _CENTRE_BASES:
+        return list(_CENTRE_BASES[body])
+    side, part = body.split("_", 1)
+    out = []
+    for base in _SIDE_BASES[part]:
+        for tok in _SIDES[side]:
+            out += [tok + base, base + tok]
+    return out
+
+
+def map_joints(source: SourceMotion) -> dict[str, str]:
+    """Humanoid body name -> source joint (or end-site) name, for every body that matches.
+
+    Raises MotionFormatError if the essential joints (pelvis, both hips, knees, ankles and
+    something up the spine) cannot all be found.
+    """
+    if source.meta.get("format") == "amc":
+        present = set(source.joint_names)
+        mapping = {b: j for b, j in _ASF_TABLE.items() if j in present}
+    else:
+        by_norm: dict[str, str] = {}
+        for j in source.joint_names:
+            by_norm.setdefault(normalise(j), j)
+        used: set[str] = set()
+        mapping = {}
+        for body in _ORDER:
+            for cand in _candidates(body):
+                j = by_norm.get(cand)
+                if j is not None and j not in used:
+                    mapping[body], _ = j, used.add(j)
+                    break
+    for body, holder in _END_SITE_FALLBACK.items():
+        if body not in mapping and holder in mapping:
+            end = f"{mapping[holder]}_end"
+            if end in source.end_sites:
+                mapping[body] = end
+    required = ["Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle"]
+    missing = [b for b in required if b not in mapping]
+    if not any(b in mapping for b in ("Chest", "Neck", "Head")):
+        missing.append("Chest/Neck/Head")
+    if missing:
+        raise MotionFormatError(
+            f"{source.source or source.name}: cannot map joints {', '.join(missing)} onto the humanoid "
+            f"(source joints: {', '.join(source.joint_names[:40])}); rename them or extend "
+            f"kinpoly/motion/joint_names.py")
+    return mapping

@@ -1,0 +1,407 @@
+"""Retargeting: any source skeleton's joint trajectories -> humanoid ``qpos`` at 30 Hz.
+
+Steps (all vectorised over frames):
+
+1. **Axes.** Convert the file's world to ours (Z up, metres).
+2. **Joint map.** :func:`kinpoly.motion.joint_names.map_joints` pairs humanoid bodies with
+   source joints by name.
+3. **Body.** ``body="fit"`` (default) fits the humanoid's rest offsets to the source skeleton:
+   the rigid parts (pelvis -> hips, pelvis -> chest, chest -> neck/collars/shoulders) are
+   measured in the source's own pelvis and chest frames, limb and neck segments take the
+   source's bone lengths, and the height follows. ``body=BodyShape(...)`` keeps a given body
+   and instead scales the source uniformly to it (by leg + trunk length).
+4. **Rotations.** Pelvis and chest orientations come from frames spanned by their child
+   joints (hips, shoulders); every other body takes the smallest rotation ("swing") from its
+   parent's orientation that points it at its next mapped joint, and limbs get their twist
+   from the plane of the bend (knee, elbow, foot), so knees bend forward and feet stay flat.
+   The spine's bend is spread over its three bodies.
+5. **Euler angles.** Local rotations become Z-Y-X hinge angles, choosing for each frame the
+   one of the two equivalent solutions closest to the previous frame and unwrapping 2*pi, so
+   that angles stay continuous through +-90 degrees (deep knee bends) for a PD controller.
+6. **Resample** to 30 Hz (root position linearly, every rotation by slerp) and put the lowest
+   sole point of the clip on the floor (z = 0).
+7. **Error.** Mean and max distance (mm) between the humanoid's and the source's mapped
+   joints, after scaling, at the output frames: the clip's ``retarget_error_mm``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import rotations as rot
+from ..humanoid.kinematics import forward_kinematics
+from ..humanoid.skeleton import (BODY_INDEX, BODY_NAMES, NUM_BODIES, PARENTS, BodyShape,
+                                 default_offsets)
+from .clip import MotionClip
+from .joint_names import map_joints
+from .source import MotionFormatError, SourceMotion
+
+_I = BODY_INDEX
+_CHILDREN = {b: [c for c in range(NUM_BODIES) if PARENTS[c] == b] for b in range(NUM_BODIES)}
+_SPINE = ("Torso", "Spine", "Chest")
+# Twist from the bend plane: body -> (second segment (from, to), bend normal in rest frame).
+# The bend normal is  normalize(first_segment x second_segment)  in the body's rest frame.
+_BEND = {
+    "L_Hip": (("L_Knee", "L_Ankle"), (0, 1, 0)), "R_Hip": (("R_Knee", "R_Ankle"), (0, 1, 0)),
+    "L_Knee": (("L_Ankle", "L_Toe"), (0, -1, 0)), "R_Knee": (("R_Ankle", "R_Toe"), (0, -1, 0)),
+    "L_Ankle": (("L_Ankle", "L_Knee"), (0, -1, 0)), "R_Ankle": (("R_Ankle", "R_Knee"), (0, -1, 0)),
+    "L_Shoulder": (("L_Elbow", "L_Wrist"), (0, 0, -1)), "R_Shoulder": (("R_Elbow", "R_Wrist"), (0, 0, 1)),
+}
+_MIN_BEND = np.sin(np.radians(25.0))  # below this bend the twist blends back to the swing
+
+
+@dataclass(frozen=True)
+class RetargetOptions:
+    fps: float = 30.0
+    ground: bool = True
+    mass: float | None = None  # fitted body mass; default scales 70 kg with height squared
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
+
+
+def _frame(up: np.ndarray, lateral: np.ndarray) -> np.ndarray:
+    """Rotation whose columns are (forward, left, up) built from an up and a left vector."""
+    z = _unit(up)
+    y = _unit(lateral - np.sum(lateral * z, axis=-1, keepdims=True) * z)
+    return np.stack([np.cross(y, z), y, z], axis=-1)
+
+
+def _to_z_up(x: np.ndarray, up_axis: str) -> np.ndarray:
+    if up_axis == "z":
+        return x
+    return np.stack([x[..., 0], -x[..., 2], x[..., 1]], axis=-1)  # +90 deg about X: y -> z
+
+
+class _Targets:
+    """Mapped source positions, Z up, indexed by humanoid body name."""
+
+    def __init__(self, source: SourceMotion, mapping: dict[str, str], frames: np.ndarray):
+        self.pos: dict[str, np.ndarray] = {}
+        for body, joint in mapping.items():
+            x = source.end_sites[joint] if joint in source.end_sites else \
+                source.positions[:, source.joint_index(joint)]
+            self.pos[body] = _to_z_up(np.asarray(x, dtype=np.float64)[frames], source.up_axis)
+
+    def __contains__(self, body: str) -> bool:
+        return body in self.pos
+
+    def __getitem__(self, body: str) -> np.ndarray:
+        return self.pos[body]
+
+    def scale(self, s: float) -> None:
+        self.pos = {k: v * s for k, v in self.pos.items()}
+
+
+def _spine_top(t: _Targets) -> str:
+    return next(b for b in ("Chest", "Neck", "Head") if b in t)
+
+
+def _pelvis_up(pos, use_hips: bool, top: str) -> np.ndarray:
+    if use_hips:  # pelvis above the hip line: a frame rigid with the pelvis
+        return pos["Pelvis"] - 0.5 * (pos["L_Hip"] + pos["R_Hip"])
+    return pos[top] - pos["Pelvis"]  # pelvis on the hip line: fall back on the spine
+
+
+def _pelvis_frame(pos, use_hips: bool, top: str) -> np.ndarray:
+    return _frame(_pelvis_up(pos, use_hips, top), pos["L_Hip"] - pos["R_Hip"])
+
+
+def _hips_span_pelvis(t: "_Targets") -> bool:
+    """True if the pelvis joint sits clearly off the hip line (>= 1 cm), so the pelvis frame
+    can be taken from the three points alone, which move rigidly together."""
+    lateral = _unit(t["L_Hip"] - t["R_Hip"])
+    up = _pelvis_up(t, True, "")
+    off_line = up - np.sum(up * lateral, -1, keepdims=True) * lateral
+    return bool(np.median(np.linalg.norm(off_line, axis=-1)) > 0.01)
+
+
+def _chest_pair(t: _Targets) -> tuple[str, str] | None:
+    for side in ("Thorax", "Shoulder"):
+        if f"L_{side}" in t and f"R_{side}" in t:
+            return f"L_{side}", f"R_{side}"
+    return None
+
+
+def _chest_frame(pos, chest: str, top: str, pair: tuple[str, str]) -> np.ndarray:
+    return _frame(pos[top] - pos[chest], pos[pair[0]] - pos[pair[1]])
+
+
+# --- body fitting --------------------------------------------------------------------------
+def _chain(ancestor: int, body: int) -> list[int]:
+    """Bodies from just below ``ancestor`` down to ``body`` (inclusive)."""
+    out = [body]
+    while PARENTS[out[-1]] != ancestor:
+        out.append(PARENTS[out[-1]])
+        if out[-1] < 0:
+            raise ValueError("not an ancestor")
+    return out[::-1]
+
+
+def _mapped_ancestor(body: int, mapped: set[int]) -> int:
+    a = PARENTS[body]
+    while a not in mapped:
+        a = PARENTS[a]
+    return a
+
+
+def _set_chain(offsets: np.ndarray, chain: list[int], vector: np.ndarray) -> None:
+    """Rotate and scale the default offsets of ``chain`` so that they add up to ``vector``."""
+    total = offsets[chain].sum(axis=0)
+    R = rot.rotation_between(total, vector)
+    offsets[chain] = (offsets[chain] @ R.T) * (np.linalg.norm(vector) / max(np.linalg.norm(total), 1e-9))
+
+
+def _set_chain_length(offsets: np.ndarray, chain: list[int], length: float) -> None:
+    total = np.linalg.norm(offsets[chain].sum(axis=0))
+    offsets[chain] *= length / max(total, 1e-9)
+
+
+def fit_body(t: _Targets, mass: float | None = None) -> BodyShape:
+    """Humanoid body whose rest skeleton matches the source's bone lengths and rigid parts."""
+    mapped = {_I[b] for b in t.pos}
+    leg = np.median(np.linalg.norm(t["L_Knee"] - t["L_Hip"], axis=-1)
+                    + np.linalg.norm(t["L_Ankle"] - t["L_Knee"], axis=-1))
+    default = default_offsets(1.75)
+    s = leg / np.linalg.norm(default[_I["L_Knee"]] + default[_I["L_Ankle"]])
+    off = default * s
+    top = _spine_top(t)
+    Fp = _pelvis_frame(t, _hips_span_pelvis(t), top)
+    in_pelvis = lambda b: np.mean(np.einsum("tji,tj->ti", Fp, t[b] - t["Pelvis"]), axis=0)  # noqa: E731
+    for b in ("L_Hip", "R_Hip"):
+        off[_I[b]] = in_pelvis(b)
+    anchor, done = "Pelvis", set()
+    for m in [b for b in _SPINE if b in t] or [top]:  # spine segments, in the pelvis frame
+        rel = in_pelvis(m) - (in_pelvis(anchor) if anchor != "Pelvis" else 0.0)
+        chain = _chain(_I[anchor], _I[m])
+        if len(chain) > 1:  # unmapped joints inside: make the straight chain reach the farthest
+            reach = np.percentile(np.linalg.norm(t[m] - t[anchor], axis=-1), 99)
+            rel = _unit(rel) * max(reach, np.linalg.norm(rel))
+        _set_chain(off, chain, rel)
+        anchor = m
+        done.add(_I[m])
+    pair = _chest_pair(t)
+    if "Chest" in t and pair is not None and ("Neck" in t or "Head" in t):
+        up = "Neck" if "Neck" in t else "Head"
+        Fc = _chest_frame(t, "Chest", up, pair)
+        in_chest = lambda b: np.mean(np.einsum("tji,tj->ti", Fc, t[b] - t["Chest"]), axis=0)  # noqa: E731
+        _set_chain(off, _chain(_I["Chest"], _I[up]), in_chest(up))
+        for side in "LR":
+            sh = f"{side}_Shoulder"
+            if sh in t:
+                _set_chain(off, _chain(_I["Chest"], _I[sh]), in_chest(sh))
+                if f"{side}_Thorax" in t:  # keep the measured collar point, shoulder length only
+                    off[_I[f"{side}_Thorax"]] = in_chest(f"{side}_Thorax")
+                    off[_I[sh]] = default[_I[sh]] * (np.median(np.linalg.norm(
+                        t[sh] - t[f"{side}_Thorax"], axis=-1)) / np.linalg.norm(default[_I[sh]]))
+        done |= {_I[up], _I["L_Shoulder"], _I["R_Shoulder"], _I["L_Thorax"], _I["R_Thorax"]}
+    done |= {_I["L_Hip"], _I["R_Hip"]}
+    for b in sorted(mapped - done - {0}):
+        a = _mapped_ancestor(b, mapped)
+        if a == 0 and b in (_I["Chest"], _I["Neck"], _I["Head"]):
+            continue
+        length = np.median(np.linalg.norm(t[BODY_NAMES[b]] - t[BODY_NAMES[a]], axis=-1))
+        _set_chain_length(off, _chain(a, b), length)
+    # symmetrise left/right: mean lengths, mirrored directions
+    for b, name in enumerate(BODY_NAMES):
+        if name.startswith("L_"):
+            r = _I["R_" + name[2:]]
+            mean = 0.5 * (off[b] + off[r] * [1, -1, 1])
+            off[b], off[r] = mean, mean * [1, -1, 1]
+    # height: the Head joint sits at 0.9 H, the ankle at ANKLE_HEIGHT_FRACTION * H
+    rest = np.zeros((NUM_BODIES, 3))
+    for b in range(1, NUM_BODIES):
+        rest[b] = rest[PARENTS[b]] + off[b]
+    head_above_ankle = rest[_I["Head"], 2] - rest[_I["L_Ankle"], 2]
+    height = float(np.clip(head_above_ankle / (0.9 - 0.039), 0.6, 2.4))
+    return BodyShape(height=height, mass=mass or 70.0 * (height / 1.75) ** 2, offsets=off)
+
+
+# --- rotations -------------------------------------------------------------------------------
+def _swing(G_parent: np.ndarray, rest_dir: np.ndarray, target_dir: np.ndarray) -> np.ndarray:
+    cur = G_parent @ rest_dir
+    return rot.rotation_between(cur, target_dir) @ G_parent
+
+
+def _twist_to_bend(G: np.ndarray, first: np.ndarray, second: np.ndarray, normal_rest) -> np.ndarray:
+    """Twist G about the unit ``first`` segment so its rest bend normal matches the bend plane."""
+    n = np.cross(_unit(first), _unit(second))
+    strength = np.linalg.norm(n, axis=-1)
+    axis = _unit(first)
+    cur = G @ np.asarray(normal_rest, dtype=float)
+    cur = _unit(cur - np.sum(cur * axis, -1, keepdims=True) * axis)
+    want = _unit(n - np.sum(n * axis, -1, keepdims=True) * axis)
+    angle = np.arctan2(np.sum(np.cross(cur, want) * axis, -1), np.sum(cur * want, -1))
+    weight = np.clip(strength / _MIN_BEND, 0.0, 1.0)
+    return rot.rotvec_to_matrix(axis * (angle * weight)[:, None]) @ G
+
+
+def _two_bone(root: np.ndarray, target: np.ndarray, pole: np.ndarray, a: float, b: float) -> np.ndarray:
+    """Middle joint of a two-segment chain (lengths a, b) from ``root`` reaching ``target``,
+    bending towards ``pole``; out-of-reach targets give the straight (or folded) chain."""
+    v = target - root
+    d = np.clip(np.linalg.norm(v, axis=-1), abs(a - b) + 1e-6, a + b - 1e-6)
+    u = _unit(v)
+    w = pole - root
+    w = w - np.sum(w * u, -1, keepdims=True) * u
+    cos_a = np.clip((a * a + d * d - b * b) / (2 * a * d), -1.0, 1.0)[:, None]
+    return root + a * (cos_a * u + np.sqrt(1 - cos_a ** 2) * _unit(w))
+
+
+def solve_rotations(t: _Targets, shape: BodyShape) -> tuple[np.ndarray, np.ndarray]:
+    """Global body orientations (T, 24, 3, 3) and root positions (T, 3) for the targets."""
+    T = len(t["Pelvis"])
+    rest = shape.rest_positions()
+    rest_d = {b: rest[b] for b in range(NUM_BODIES)}
+    G = np.zeros((T, NUM_BODIES, 3, 3))
+    P = np.zeros((T, NUM_BODIES, 3))  # positions as placed so far
+    rest_named = {n: rest[i] for i, n in enumerate(BODY_NAMES)}
+    top = _spine_top(t)
+    use_hips = _hips_span_pelvis(t)
+    G[:, 0] = _pelvis_frame(t, use_hips, top) @ _pelvis_frame(rest_named, use_hips, top).T
+    P[:, 0] = t["Pelvis"]
+    mapped = {_I[b] for b in t.pos}
+    pair = _chest_pair(t)
+    chest_up = "Neck" if "Neck" in t else ("Head" if "Head" in t else None)
+    G_chest = None
+    if "Chest" in t and pair is not None and chest_up is not None:
+        Fc_rest = _chest_frame(rest_named, "Chest", chest_up, pair)
+        G_chest = _chest_frame(t, "Chest", chest_up, pair) @ Fc_rest.T
+
+    def aim(b: int) -> int | None:
+        """Next mapped body down the main chain from b (None if none)."""
+        stack = list(_CHILDREN[b])
+        while stack:
+            c = stack.pop(0)
+            if c in mapped:
+                return c
+            stack = _CHILDREN[c][:1] + stack
+        return None
+
+    spread_spine = G_chest is not None and "Torso" not in t and "Spine" not in t
+    for b in range(1, NUM_BODIES):
+        name = BODY_NAMES[b]
+        p = PARENTS[b]
+        P[:, b] = P[:, p] + G[:, p] @ shape.offsets[b]
+        if name == "Chest" and G_chest is not None:
+            G[:, b] = G_chest
+            continue
+        if name in _SPINE and spread_spine:
+            if name == "Torso":  # spread pelvis -> chest rotation over the three spine joints
+                rel = rot.matrix_to_rotvec(np.swapaxes(G[:, 0], -1, -2) @ G_chest)
+                parts = [G[:, 0] @ rot.rotvec_to_matrix(rel * k / 3.0) for k in (1, 2)]
+                # two-bone IK: put the Spine joint where both segments reach the chest target,
+                # on the side of the spread guess, then swing each segment onto it
+                o_s, o_c = shape.offsets[_I["Spine"]], shape.offsets[_I["Chest"]]
+                guess = P[:, b] + parts[0] @ o_s
+                mid = _two_bone(P[:, b], t["Chest"], guess, np.linalg.norm(o_s), np.linalg.norm(o_c))
+                G[:, b] = _swing(parts[0], o_s, mid - P[:, b])
+                G[:, _I["Spine"]] = _swing(parts[1], o_c, t["Chest"] - mid)
+            continue
+        target = aim(b)
+        if target is None:
+            G[:, b] = G[:, p]
+            continue
+        rest_dir = rest_d[target] - rest_d[b]
+        want = t[BODY_NAMES[target]] - P[:, b]
+        G[:, b] = _swing(G[:, p], rest_dir, want)
+        if name in _BEND:
+            (a, c), normal = _BEND[name]
+            if a in t and c in t:
+                G[:, b] = _twist_to_bend(G[:, b], want, t[c] - t[a], normal)
+    return G, t["Pelvis"]
+
+
+def _continuous_euler(local: np.ndarray) -> np.ndarray:
+    """(T, J, 3, 3) -> (T, J, 3) Z-Y-X angles, continuous in time (see module docstring)."""
+    e = rot.matrix_to_euler_zyx(local)
+    alt = np.stack([e[..., 0] + np.pi, np.pi - e[..., 1], e[..., 2] + np.pi], axis=-1)
+    wrap = lambda a, ref: ref + (a - ref + np.pi) % (2 * np.pi) - np.pi  # noqa: E731
+    out = np.empty_like(e)
+    out[0] = e[0]
+    for i in range(1, len(e)):
+        a, b = wrap(e[i], out[i - 1]), wrap(alt[i], out[i - 1])
+        closer = np.sum((a - out[i - 1]) ** 2, -1) <= np.sum((b - out[i - 1]) ** 2, -1)
+        out[i] = np.where(closer[:, None], a, b)
+    return out
+
+
+def _sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
+    """Lowest point (z) of the foot and toe boxes' soles per frame."""
+    st = forward_kinematics(qpos, shape)
+    s = shape.scale
+    lows = []
+    for side in "LR":
+        a, toe = _I[f"{side}_Ankle"], _I[f"{side}_Toe"]
+        toe_x = shape.offsets[toe][0]
+        corners = np.array([[x, y, -shape.ankle_height] for x in (-0.05 * s, toe_x) for y in (-0.045 * s, 0.045 * s)])
+        lows.append((st.positions[:, a, None] + np.einsum("tij,kj->tki", st.rotations[:, a], corners))[..., 2].min(1))
+        toe_sole = -(shape.ankle_height + shape.offsets[toe][2])
+        tc = np.array([[x, y, min(toe_sole, -0.005)] for x in (0.0, 0.05 * s) for y in (-0.045 * s, 0.045 * s)])
+        lows.append((st.positions[:, toe, None] + np.einsum("tij,kj->tki", st.rotations[:, toe], tc))[..., 2].min(1))
+    return np.min(lows, axis=0)
+
+
+def retarget(source: SourceMotion, body: BodyShape | str = "fit",
+             options: RetargetOptions | None = None) -> MotionClip:
+    """Retarget a source motion onto the humanoid; see the module docstring for the steps."""
+    opts = options or RetargetOptions()
+    where = source.source or source.name
+    bad = ~np.isfinite(source.positions).all(axis=(1, 2))
+    if bad.any():
+        raise MotionFormatError(f"{where}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.argmax(bad)})")
+    mapping = map_joints(source)
+    times = rot.resample_times(source.num_frames, source.fps, opts.fps)
+    pos = times * source.fps
+    i0 = np.minimum(np.floor(pos + 1e-9).astype(int), source.num_frames - 1)
+    frac = pos - i0
+    i1 = np.minimum(i0 + (frac > 1e-6), source.num_frames - 1)
+    needed = np.unique(np.concatenate([i0, i1]))
+    t = _Targets(source, mapping, needed)
+
+    if isinstance(body, BodyShape):
+        shape = body
+        ref = forward_kinematics(np.r_[0, 0, 0, 1, 0, 0, 0, np.zeros(69)], shape).positions[0]
+        ours = (np.linalg.norm(ref[_I["L_Hip"]] - ref[_I["L_Ankle"]]) + np.linalg.norm(ref[_I["Neck"]] - ref[0]))
+        top = "Neck" if "Neck" in t else _spine_top(t)
+        theirs = np.median(np.linalg.norm(t["L_Hip"] - t["L_Knee"], axis=-1) + np.linalg.norm(t["L_Knee"] - t["L_Ankle"], axis=-1)
+                           + np.linalg.norm(t[top] - t["Pelvis"], axis=-1))
+        scale = ours / theirs
+        t.scale(scale)
+    elif body == "fit":
+        shape, scale = fit_body(t, opts.mass), 1.0
+    else:
+        raise ValueError(f"body must be 'fit' or a BodyShape, got {body!r}")
+
+    G, root = solve_rotations(t, shape)
+    local = np.swapaxes(G[:, PARENTS[1:]], -1, -2) @ G[:, 1:]
+    # interpolate to the output frames: root linearly, rotations by slerp
+    k0, k1 = np.searchsorted(needed, i0), np.searchsorted(needed, i1)
+    q_all = rot.matrix_to_quat(np.concatenate([G[:, :1], local], axis=1))
+    q = rot.quat_slerp(q_all[k0], q_all[k1], np.broadcast_to(frac[:, None], (len(times), NUM_BODIES)))
+    root_pos = root[k0] * (1 - frac[:, None]) + root[k1] * frac[:, None]
+    hinges = _continuous_euler(rot.quat_to_matrix(q[:, 1:]))
+    qpos = np.concatenate([root_pos, rot.quat_continuous(q[:, 0]), hinges.reshape(len(times), -1)], axis=1)
+    lift = 0.0
+    if opts.ground:
+        lift = -float(_sole_height(qpos, shape).min())
+        qpos[:, 2] += lift
+
+    # error of the fit itself, at the solved source frames (resampling is not retargeting error)
+    q_src = np.concatenate([root, q_all[:, 0], rot.matrix_to_euler_zyx(local).reshape(len(root), -1)], axis=1)
+    solved = forward_kinematics(q_src, shape).positions
+    err = np.stack([np.linalg.norm(solved[:, _I[n]] - x, axis=-1) for n, x in t.pos.items()], axis=1) * 1000.0
+    per_joint = {name: round(float(v), 2) for name, v in zip(t.pos, err.mean(axis=0))}
+    worst_frame, worst_joint = np.unravel_index(np.argmax(err), err.shape)
+    return MotionClip(
+        name=source.name, qpos=qpos, fps=opts.fps, body=shape, source=source.source,
+        license=source.license, retarget_error_mm=round(float(err.mean()), 3),
+        retarget_max_error_mm=round(float(err.max()), 3),
+        meta={"source_fps": source.fps, "source_frames": source.num_frames, "scale": scale,
+              "joint_map": mapping, "source_format": source.meta.get("format", ""),
+              "retarget_joint_error_mm": per_joint,
+              "retarget_worst": {"frame": int(worst_frame), "joint": list(t.pos)[worst_joint]}},
+    )

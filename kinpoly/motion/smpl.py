@@ -1,0 +1,125 @@
+"""SMPL-family parameters (AMASS npz, EgoEgo pickles) -> humanoid clips by rotation transfer.
+
+The humanoid has SMPL's topology, so no SMPL model files are needed: each SMPL joint's local
+axis-angle rotation is carried over to the same-named body. SMPL's canonical body is Y up,
+facing +Z, with +X to its left; ours is Z up, facing +X, +Y left, so a local rotation
+``R_smpl`` becomes ``C R_smpl C^T`` with the axis change ``C`` below, and the root's world
+orientation (AMASS worlds are already Z up) becomes ``R_root C^T``.
+
+AMASS ``trans`` is not the pelvis position: SMPL adds the rest pelvis joint J0(betas). Without
+the model we use the neutral body's J0 (about 0.22 m along the model's -Y axis, i.e. the
+world's -Y in AMASS) and then, as for every import, put the lowest sole point on the floor.
+With ``smplx`` and the user's own model files a future version can compute J0 exactly.
+"""
+
+from __future__ import annotations
+
+import pickle
+from pathlib import Path
+
+import numpy as np
+
+from .. import rotations as rot
+from ..humanoid.skeleton import BODY_NAMES, NUM_BODIES, PARENTS, SMPL_NAMES, BodyShape
+from .clip import MotionClip
+from .source import MotionFormatError
+
+C_SMPL_TO_OURS = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+SMPL_NEUTRAL_J0 = np.array([0.0012, -0.2233, 0.0282])  # rest pelvis joint, model axes (m)
+_SMPL_INDEX = {n: i for i, n in enumerate(SMPL_NAMES)}
+
+
+def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, trans: np.ndarray,
+                 fps: float, *, source: str = "", license: str = "", shape: BodyShape | None = None,
+                 target_fps: float = 30.0, ground: bool = True) -> MotionClip:
+    """Clip from SMPL parameters: root_orient (T,3) axis-angle, body_pose (T, 3*K) axis-angle
+    for SMPL joints 1..K in SMPL order (K = 21 for SMPL-H/SMPL-X bodies, 23 for SMPL), trans (T,3).
+    """
+    from .retarget import _continuous_euler, _sole_height  # shared Euler/ground helpers
+
+    root_orient = np.asarray(root_orient, dtype=np.float64).reshape(-1, 3)
+    T = root_orient.shape[0]
+    body_pose = np.asarray(body_pose, dtype=np.float64).reshape(T, -1, 3)
+    trans = np.asarray(trans, dtype=np.float64).reshape(T, 3)
+    for what, arr in (("root_orient", root_orient), ("body_pose", body_pose), ("trans", trans)):
+        if not np.isfinite(arr).all():
+            raise MotionFormatError(f"{source or name}: {what} contains NaN/inf")
+    K = min(body_pose.shape[1], NUM_BODIES - 1)
+    local_smpl = np.tile(np.eye(3), (T, NUM_BODIES, 1, 1))
+    local_smpl[:, 1:K + 1] = rot.rotvec_to_matrix(body_pose[:, :K])
+    C = C_SMPL_TO_OURS
+    local = C @ local_smpl @ C.T  # (T, 24, 3, 3) in SMPL order
+    root = rot.rotvec_to_matrix(root_orient) @ C.T
+    order = [_SMPL_INDEX[n] for n in BODY_NAMES]
+    local = local[:, order]
+    pelvis = trans + SMPL_NEUTRAL_J0
+    # resample: root linearly, rotations by slerp
+    q = rot.matrix_to_quat(np.concatenate([root[:, None], local[:, 1:]], axis=1))
+    q = rot.quat_continuous(q, axis=0)
+    if abs(fps - target_fps) > 1e-6:
+        q = rot.resample_quats(q, fps, target_fps)
+        pelvis = rot.resample_linear(pelvis, fps, target_fps)
+    hinges = _continuous_euler(rot.quat_to_matrix(q[:, 1:]))
+    qpos = np.concatenate([pelvis, rot.quat_continuous(q[:, 0]), hinges.reshape(len(q), -1)], axis=1)
+    shape = shape or BodyShape()
+    if ground:
+        qpos[:, 2] -= _sole_height(qpos, shape).min()
+    assert len(PARENTS) == NUM_BODIES
+    return MotionClip(name=name, qpos=qpos, fps=target_fps, body=shape, source=source,
+                      license=license, meta={"source_fps": fps, "source_frames": T,
+                                             "source_format": "smpl", "transfer": "rotation"})
+
+
+def read_amass_npz(path: str | Path, *, license: str = "", target_fps: float = 30.0) -> MotionClip:
+    """AMASS-style npz: ``poses`` (T, 72 | 156 | 165), ``trans`` (T, 3), ``mocap_framerate``
+    (or ``mocap_frame_rate``), optional ``betas``/``gender``. Hand/face joints are ignored."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            data = {k: z[k] for k in z.files}
+    except Exception as e:  # zip/format errors come in many types
+        raise MotionFormatError(f"{path}: unreadable npz ({type(e).__name__}: {e})") from None
+    missing = [k for k in ("poses", "trans") if k not in data]
+    if missing:
+        raise MotionFormatError(f"{path}: not an AMASS npz, missing {', '.join(missing)}")
+    fps_key = next((k for k in ("mocap_framerate", "mocap_frame_rate", "fps") if k in data), None)
+    if fps_key is None:
+        raise MotionFormatError(f"{path}: no frame rate (mocap_framerate) in the npz")
+    fps = float(data[fps_key])
+    poses = np.asarray(data["poses"], dtype=np.float64)
+    if poses.ndim != 2 or poses.shape[1] < 66 or poses.shape[1] % 3:
+        raise MotionFormatError(f"{path}: poses must be (T, 3*J) with J >= 22, got {poses.shape}")
+    if len(poses) != len(data["trans"]):
+        raise MotionFormatError(f"{path}: {len(poses)} poses but {len(data['trans'])} translations")
+    if not (1.0 <= fps <= 1000.0):
+        raise MotionFormatError(f"{path}: implausible frame rate {fps}")
+    n_body = 23 if poses.shape[1] == 72 else 21
+    return smpl_to_clip(path.stem, poses[:, :3], poses[:, 3:3 + 3 * n_body], data["trans"], fps,
+                        source=str(path), license=license, target_fps=target_fps)
+
+
+def read_egoego_pickle(path: str | Path, *, license: str = "") -> list[MotionClip]:
+    """EgoEgo/ARES ground-truth pickle (joblib): ``{i: {root_orient, body_pose, trans, ...}}``.
+    The ground-truth head pose (``head_qpos``) is kept in ``meta["gt_head_qpos"]``."""
+    path = Path(path)
+    try:
+        import joblib
+
+        data = joblib.load(path)
+    except ImportError:
+        with open(path, "rb") as f:
+            data = pickle.load(f)
+    except Exception as e:
+        raise MotionFormatError(f"{path}: unreadable pickle ({type(e).__name__}: {e})") from None
+    takes = data.values() if isinstance(data, dict) and "root_orient" not in data else [data]
+    clips = []
+    for i, d in enumerate(takes):
+        if not isinstance(d, dict) or not {"root_orient", "body_pose", "trans"} <= set(d):
+            raise MotionFormatError(f"{path}: take {i} lacks root_orient/body_pose/trans")
+        name = path.stem if len(data) == 1 else f"{path.stem}_{i}"
+        clip = smpl_to_clip(name, d["root_orient"], d["body_pose"], d["trans"], 30.0,
+                            source=str(path), license=license)
+        if "head_qpos" in d:
+            clip.meta["gt_head_qpos"] = np.asarray(d["head_qpos"], dtype=float).round(6).tolist()
+        clips.append(clip)
+    return clips
