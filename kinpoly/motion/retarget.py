@@ -15,7 +15,7 @@ Steps (all vectorised over frames):
    parent's orientation that points it at its next mapped joint, and limbs get their twist
    from the plane of the bend (knee, elbow, foot), so knees bend forward and feet stay flat.
    The spine's bend is spread over its three bodies.
-5. **Euler angles.** Local rotations become Z-Y-X hinge angles, choosing for each frame the
+5. **Euler angles.** Local rotations become hinge angles, choosing for each frame the
    one of the two equivalent solutions closest to the previous frame and unwrapping 2*pi, so
    that angles stay continuous through +-90 degrees (deep knee bends) for a PD controller.
 6. **Resample** to 30 Hz (root position linearly, every rotation by slerp) and put the lowest
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import rotations as rot
-from ..humanoid.kinematics import forward_kinematics
+from ..humanoid.kinematics import forward_kinematics, hinge_angles
 from ..humanoid.skeleton import (BODY_INDEX, BODY_NAMES, NUM_BODIES, PARENTS, BodyShape,
                                  default_offsets)
 from .clip import MotionClip
@@ -43,13 +43,15 @@ _CHILDREN = {b: [c for c in range(NUM_BODIES) if PARENTS[c] == b] for b in range
 _SPINE = ("Torso", "Spine", "Chest")
 # Twist from the bend plane: body -> (second segment (from, to), bend normal in rest frame).
 # The bend normal is  normalize(first_segment x second_segment)  in the body's rest frame.
+# The shank has none: it flexes about the thigh's axis (see solve_rotations), and the foot is
+# too often nearly in line with it (pointed toes) to define a plane.
 _BEND = {
     "L_Hip": (("L_Knee", "L_Ankle"), (0, 1, 0)), "R_Hip": (("R_Knee", "R_Ankle"), (0, 1, 0)),
-    "L_Knee": (("L_Ankle", "L_Toe"), (0, -1, 0)), "R_Knee": (("R_Ankle", "R_Toe"), (0, -1, 0)),
     "L_Ankle": (("L_Ankle", "L_Knee"), (0, -1, 0)), "R_Ankle": (("R_Ankle", "R_Knee"), (0, -1, 0)),
     "L_Shoulder": (("L_Elbow", "L_Wrist"), (0, 0, -1)), "R_Shoulder": (("R_Elbow", "R_Wrist"), (0, 0, 1)),
 }
-_MIN_BEND = np.sin(np.radians(25.0))  # below this bend the twist blends back to the swing
+_MIN_BEND = np.sin(np.radians(25.0))
+TOE_CLEARANCE = 0.009  # default toe joint height above the sole, fraction of height  # below this bend the twist blends back to the swing
 
 
 @dataclass(frozen=True)
@@ -177,9 +179,10 @@ def fit_body(t: _Targets, mass: float | None = None) -> BodyShape:
     for m in [b for b in _SPINE if b in t] or [top]:  # spine segments, in the pelvis frame
         rel = in_pelvis(m) - (in_pelvis(anchor) if anchor != "Pelvis" else 0.0)
         chain = _chain(_I[anchor], _I[m])
-        if len(chain) > 1:  # unmapped joints inside: make the straight chain reach the farthest
-            reach = np.percentile(np.linalg.norm(t[m] - t[anchor], axis=-1), 99)
-            rel = _unit(rel) * max(reach, np.linalg.norm(rel))
+        dist = np.linalg.norm(t[m] - t[anchor], axis=-1)
+        # direction from the mean vector; length from the distances (the mean of a swinging
+        # vector is shorter), and with unmapped joints inside, long enough to reach the farthest
+        rel = _unit(rel) * (np.percentile(dist, 99) if len(chain) > 1 else np.median(dist))
         _set_chain(off, chain, rel)
         anchor = m
         done.add(_I[m])
@@ -205,6 +208,18 @@ def fit_body(t: _Targets, mass: float | None = None) -> BodyShape:
             continue
         length = np.median(np.linalg.norm(t[BODY_NAMES[b]] - t[BODY_NAMES[a]], axis=-1))
         _set_chain_length(off, _chain(a, b), length)
+    # feet: in stance (ankle near its lowest) the foot is flat, so the ankle -> toe vector then
+    # gives the toe offset in the foot's rest frame, and the ankle's height above the sole
+    drops = []
+    for side in "LR":
+        ankle, toe = f"{side}_Ankle", f"{side}_Toe"
+        if ankle in t and toe in t:
+            z = t[ankle][:, 2]
+            stance = z <= np.percentile(z, 10) + 0.01
+            v = t[toe][stance] - t[ankle][stance]
+            horiz, drop = np.median(np.linalg.norm(v[:, :2], axis=-1)), np.median(-v[:, 2])
+            off[_I[toe]] = [horiz, 0.0, -drop]
+            drops.append(drop)
     # symmetrise left/right: mean lengths, mirrored directions
     for b, name in enumerate(BODY_NAMES):
         if name.startswith("L_"):
@@ -217,7 +232,10 @@ def fit_body(t: _Targets, mass: float | None = None) -> BodyShape:
         rest[b] = rest[PARENTS[b]] + off[b]
     head_above_ankle = rest[_I["Head"], 2] - rest[_I["L_Ankle"], 2]
     height = float(np.clip(head_above_ankle / (0.9 - 0.039), 0.6, 2.4))
-    return BodyShape(height=height, mass=mass or 70.0 * (height / 1.75) ** 2, offsets=off)
+    # the toe joint sits TOE_CLEARANCE * height above the sole (as in the default body)
+    ankle_height = float(np.mean(drops)) + TOE_CLEARANCE * height if drops else None
+    return BodyShape(height=height, mass=mass or 70.0 * (height / 1.75) ** 2, offsets=off,
+                     ankle_height=ankle_height)
 
 
 # --- rotations -------------------------------------------------------------------------------
@@ -226,7 +244,8 @@ def _swing(G_parent: np.ndarray, rest_dir: np.ndarray, target_dir: np.ndarray) -
     return rot.rotation_between(cur, target_dir) @ G_parent
 
 
-def _twist_to_bend(G: np.ndarray, first: np.ndarray, second: np.ndarray, normal_rest) -> np.ndarray:
+def _twist_to_bend(G: np.ndarray, first: np.ndarray, second: np.ndarray, normal_rest,
+                   modulo_half_turn: bool = False) -> np.ndarray:
     """Twist G about the unit ``first`` segment so its rest bend normal matches the bend plane."""
     n = np.cross(_unit(first), _unit(second))
     strength = np.linalg.norm(n, axis=-1)
@@ -234,6 +253,10 @@ def _twist_to_bend(G: np.ndarray, first: np.ndarray, second: np.ndarray, normal_
     cur = G @ np.asarray(normal_rest, dtype=float)
     cur = _unit(cur - np.sum(cur * axis, -1, keepdims=True) * axis)
     want = _unit(n - np.sum(n * axis, -1, keepdims=True) * axis)
+    if modulo_half_turn:
+        # a knee bent the "wrong" way (hyper-extension, a glitch) must not spin the thigh half a
+        # turn: take the plane's normal on the side nearer the swing's (twist modulo 180 deg)
+        want = np.where(np.sum(cur * want, -1, keepdims=True) < 0, -want, want)
     angle = np.arctan2(np.sum(np.cross(cur, want) * axis, -1), np.sum(cur * want, -1))
     weight = np.clip(strength / _MIN_BEND, 0.0, 1.0)
     return rot.rotvec_to_matrix(axis * (angle * weight)[:, None]) @ G
@@ -307,26 +330,22 @@ def solve_rotations(t: _Targets, shape: BodyShape) -> tuple[np.ndarray, np.ndarr
             continue
         rest_dir = rest_d[target] - rest_d[b]
         want = t[BODY_NAMES[target]] - P[:, b]
-        G[:, b] = _swing(G[:, p], rest_dir, want)
+        start = G[:, p]
+        parent = BODY_NAMES[p]
+        if parent in _BEND and _BEND[parent][0][0] == name:
+            # knee / elbow: first rotate about the parent's flexion axis (whose twist was set from
+            # this very bend), so deep flexion never goes through an ill-defined 150+ deg swing
+            axis = start @ np.asarray(_BEND[parent][1], dtype=float)
+            cur = start @ rest_dir
+            tp = want - np.sum(want * axis, -1, keepdims=True) * axis
+            angle = np.arctan2(np.sum(axis * np.cross(cur, tp), -1), np.sum(cur * tp, -1))
+            start = rot.rotvec_to_matrix(axis * angle[:, None]) @ start
+        G[:, b] = _swing(start, rest_dir, want)
         if name in _BEND:
             (a, c), normal = _BEND[name]
             if a in t and c in t:
-                G[:, b] = _twist_to_bend(G[:, b], want, t[c] - t[a], normal)
+                G[:, b] = _twist_to_bend(G[:, b], want, t[c] - t[a], normal, name.endswith(("_Hip", "_Ankle")))
     return G, t["Pelvis"]
-
-
-def _continuous_euler(local: np.ndarray) -> np.ndarray:
-    """(T, J, 3, 3) -> (T, J, 3) Z-Y-X angles, continuous in time (see module docstring)."""
-    e = rot.matrix_to_euler_zyx(local)
-    alt = np.stack([e[..., 0] + np.pi, np.pi - e[..., 1], e[..., 2] + np.pi], axis=-1)
-    wrap = lambda a, ref: ref + (a - ref + np.pi) % (2 * np.pi) - np.pi  # noqa: E731
-    out = np.empty_like(e)
-    out[0] = e[0]
-    for i in range(1, len(e)):
-        a, b = wrap(e[i], out[i - 1]), wrap(alt[i], out[i - 1])
-        closer = np.sum((a - out[i - 1]) ** 2, -1) <= np.sum((b - out[i - 1]) ** 2, -1)
-        out[i] = np.where(closer[:, None], a, b)
-    return out
 
 
 def _sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
@@ -383,15 +402,15 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
     q_all = rot.matrix_to_quat(np.concatenate([G[:, :1], local], axis=1))
     q = rot.quat_slerp(q_all[k0], q_all[k1], np.broadcast_to(frac[:, None], (len(times), NUM_BODIES)))
     root_pos = root[k0] * (1 - frac[:, None]) + root[k1] * frac[:, None]
-    hinges = _continuous_euler(rot.quat_to_matrix(q[:, 1:]))
-    qpos = np.concatenate([root_pos, rot.quat_continuous(q[:, 0]), hinges.reshape(len(times), -1)], axis=1)
+    hinges = hinge_angles(rot.quat_to_matrix(q[:, 1:]))
+    qpos = np.concatenate([root_pos, rot.quat_continuous(q[:, 0]), hinges], axis=1)
     lift = 0.0
     if opts.ground:
         lift = -float(_sole_height(qpos, shape).min())
         qpos[:, 2] += lift
 
     # error of the fit itself, at the solved source frames (resampling is not retargeting error)
-    q_src = np.concatenate([root, q_all[:, 0], rot.matrix_to_euler_zyx(local).reshape(len(root), -1)], axis=1)
+    q_src = np.concatenate([root, q_all[:, 0], hinge_angles(local)], axis=1)
     solved = forward_kinematics(q_src, shape).positions
     err = np.stack([np.linalg.norm(solved[:, _I[n]] - x, axis=-1) for n, x in t.pos.items()], axis=1) * 1000.0
     per_joint = {name: round(float(v), 2) for name, v in zip(t.pos, err.mean(axis=0))}

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import rotations as rot
+from ..humanoid.kinematics import hinge_angles
 from ..humanoid.skeleton import BODY_NAMES, NUM_BODIES, PARENTS, SMPL_NAMES, BodyShape
 from .clip import MotionClip
 from .source import MotionFormatError
@@ -35,7 +36,7 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
     """Clip from SMPL parameters: root_orient (T,3) axis-angle, body_pose (T, 3*K) axis-angle
     for SMPL joints 1..K in SMPL order (K = 21 for SMPL-H/SMPL-X bodies, 23 for SMPL), trans (T,3).
     """
-    from .retarget import _continuous_euler, _sole_height  # shared Euler/ground helpers
+    from .retarget import _sole_height  # shared ground helper
 
     root_orient = np.asarray(root_orient, dtype=np.float64).reshape(-1, 3)
     T = root_orient.shape[0]
@@ -59,8 +60,8 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
     if abs(fps - target_fps) > 1e-6:
         q = rot.resample_quats(q, fps, target_fps)
         pelvis = rot.resample_linear(pelvis, fps, target_fps)
-    hinges = _continuous_euler(rot.quat_to_matrix(q[:, 1:]))
-    qpos = np.concatenate([pelvis, rot.quat_continuous(q[:, 0]), hinges.reshape(len(q), -1)], axis=1)
+    hinges = hinge_angles(rot.quat_to_matrix(q[:, 1:]))
+    qpos = np.concatenate([pelvis, rot.quat_continuous(q[:, 0]), hinges], axis=1)
     shape = shape or BodyShape()
     if ground:
         qpos[:, 2] -= _sole_height(qpos, shape).min()

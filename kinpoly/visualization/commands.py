@@ -65,7 +65,10 @@ def render(clip: str, clip2: str | None, out: Path | None, head_camera: bool, wi
         clips = [_time_slice(resolve_clip(s), start, end) for s in (clip, clip2) if s]
     except ClipError as e:
         raise click.ClickException(str(e)) from None
-    from .render import RenderingUnavailable, render_clips
+    try:
+        from .render import RenderingUnavailable, render_clips
+    except ImportError as e:
+        raise click.ClickException(f"rendering unavailable: {e}") from None
 
     out = out or Path(f"{clips[0].name}.mp4")
     try:
@@ -74,7 +77,9 @@ def render(clip: str, clip2: str | None, out: Path | None, head_camera: bool, wi
                              shadows=not no_shadows)
     except RenderingUnavailable as e:
         raise click.ClickException(str(e)) from None
-    except (OSError, ValueError) as e:
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    except OSError as e:
         raise click.ClickException(f"{out}: {e}") from None
     click.echo(f"{stats.path}  ({stats.frames} frames, {stats.width}x{stats.height}, "
                f"{stats.frames_per_second:.1f} frames/s)")

@@ -24,8 +24,8 @@ import logging
 import math
 import os
 import sys
-import tempfile
 import time
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -40,10 +40,22 @@ def _default_gl_backend() -> str:
     return "egl"
 
 
+APT_HINT = ("install EGL (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2) and "
+            "run with MUJOCO_GL=egl, or install OSMesa (apt-get install libosmesa6) and run with "
+            "MUJOCO_GL=osmesa")
+
+
 if sys.platform.startswith("linux"):
     os.environ.setdefault("MUJOCO_GL", _default_gl_backend())
 
-import mujoco  # noqa: E402
+try:
+    import mujoco  # noqa: E402
+except ImportError:
+    raise
+except Exception as _e:  # e.g. MUJOCO_GL=osmesa without libOSMesa fails inside PyOpenGL
+    raise ImportError(
+        f"importing MuJoCo with MUJOCO_GL={os.environ.get('MUJOCO_GL')} failed "
+        f"({type(_e).__name__}: {_e}); to render headless, {APT_HINT}") from _e
 import numpy as np  # noqa: E402
 
 from .. import rotations as rot  # noqa: E402
@@ -54,10 +66,8 @@ from ..motion.clip import MotionClip  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-APT_HINT = ("install EGL (apt-get install libegl1 libegl-mesa0 libgl1-mesa-dri libgles2) and "
-            "run with MUJOCO_GL=egl, or install OSMesa (apt-get install libosmesa6) and run with "
-            "MUJOCO_GL=osmesa")
 HEAD_CAMERA = "head_camera"
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov")
 HEAD_GEOM_GROUP = 5  # the head-camera renderer hides this group (the wearer's own head)
 
 
@@ -217,23 +227,37 @@ class ClipRenderer:
             head = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_GEOM, "Head_geom")
             if head >= 0:
                 model.geom_group[head] = HEAD_GEOM_GROUP
+        # MuJoCo's clipping planes are fractions of the model extent, which the room makes
+        # ~24 m: the near plane would then sit 0.24 m from the eyes and cut away the wearer's
+        # own chest and arms. Use absolute distances instead.
+        extent = max(float(model.stat.extent), 1e-3)
+        model.vis.map.znear = (0.01 if view == "head" else 0.05) / extent
+        model.vis.map.zfar = max(float(model.vis.map.zfar), 100.0 / extent)
+        # Shadows: the directional "sun" casts them only inside a box around its position
+        # (vis.map.shadowclip x extent), so it follows the pelvis with a fixed 2.5 m radius; and
+        # it shines straight down, which puts the shadow under the feet (a contact cue) and
+        # avoids the floor self-shadowing stripes that a slanted sun shows with Mesa's llvmpipe.
+        # (Set before the renderer: its GL context copies these settings when created.)
+        shadows = (view == "track") if shadows is None else bool(shadows)
+        self._sun = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_LIGHT, "sun")
+        self._sun_follows = shadows and self._sun >= 0
+        self._sun_height = float(model.light_pos[self._sun][2]) if self._sun >= 0 else 0.0
+        if self._sun_follows:
+            model.light_dir[self._sun] = (0.0, 0.0, -1.0)
+            model.vis.map.shadowclip = 2.5 / extent
+            model.vis.quality.shadowsize = 1024  # 5 mm texels over the 5 m box: enough
+            # a vertical sun leaves vertical limbs unlit: a brighter headlight makes up for it
+            model.vis.headlight.ambient[:] = 0.25
+            model.vis.headlight.diffuse[:] = 0.5
         self.model = model
         self.data = mujoco.MjData(model)
         self.renderer = _make_renderer(model, self.height, self.width)
         flags = self.renderer.scene.flags
-        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = (view == "track") if shadows is None else shadows
+        flags[mujoco.mjtRndFlag.mjRND_SHADOW] = shadows
         flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = reflection
         self.option = mujoco.MjvOption()
         if view == "head":
             self.option.geomgroup[HEAD_GEOM_GROUP] = 0
-        # Third-person shadows: the directional "sun" casts shadows only inside a small box
-        # around its position (vis.map.shadowclip x extent, ~2 m), so it follows the pelvis; and
-        # it shines straight down, which puts the shadow under the feet (a contact cue) and
-        # avoids the floor self-shadowing stripes that a slanted sun shows with Mesa's llvmpipe.
-        self._sun = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_LIGHT, "sun")
-        self._sun_height = float(model.light_pos[self._sun][2]) if self._sun >= 0 else 0.0
-        if self._sun >= 0 and view == "track":
-            model.light_dir[self._sun] = (0.0, 0.0, -1.0)
         self.camera = mujoco.MjvCamera()
         mujoco.mjv_defaultFreeCamera(model, self.camera)
         self._free_adr: list[int | None] = []
@@ -272,7 +296,7 @@ class ClipRenderer:
                 elif bid >= 0:
                     self.model.body_pos[bid] = pose[:3]
                     self.model.body_quat[bid] = q
-        if self._sun >= 0 and self.view == "track":
+        if self._sun_follows:
             self.model.light_pos[self._sun] = (qpos[0], qpos[1], self._sun_height)
         mujoco.mj_kinematics(self.model, self.data)
         mujoco.mj_camlight(self.model, self.data)
@@ -366,9 +390,9 @@ def draw_label(image: np.ndarray, text: str) -> np.ndarray:
 
 
 def _tmp_path(out: Path) -> Path:
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.stem}.", suffix=f".tmp{out.suffix}")
-    os.close(fd)
-    return Path(tmp)
+    """A unique hidden name next to ``out`` with the same suffix (ffmpeg picks the container
+    from it); not pre-created, so the file gets ffmpeg's normal permissions."""
+    return out.with_name(f".{out.stem}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp{out.suffix}")
 
 
 def render_clips(clips: Sequence[MotionClip] | MotionClip, out: str | os.PathLike, *,
@@ -391,6 +415,8 @@ def render_clips(clips: Sequence[MotionClip] | MotionClip, out: str | os.PathLik
     if not clips:
         raise ValueError("no clip to render")
     out = Path(out)
+    if out.suffix.lower() not in VIDEO_SUFFIXES:
+        raise ValueError(f"{out}: unsupported video file type; use one of {', '.join(VIDEO_SUFFIXES)}")
     out.parent.mkdir(parents=True, exist_ok=True)
     fps = float(fps or clips[0].fps)
     if not fps > 0:

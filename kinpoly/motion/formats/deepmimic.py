@@ -17,12 +17,13 @@ planar 3 (x, y translation, angle about Z), fixed 0]. This is exactly DeepMimic'
 Positions are in metres, world Y up. In the rest pose (all rotations identity) the character
 stands upright facing +X with its right side towards +Z, arms and legs straight down (-Y).
 
-Output joints: every joint of the character file, in ID order, at the joint origin. So ``root``
-is the pelvis (the frame's root position), ``right_wrist``/``left_wrist`` are the wrists (fixed joints), ``right_ankle``/``left_ankle`` the
-ankles, ``neck`` the base of the head. End sites ``<joint>_end`` are added for each leaf joint
-with a body: box -> the front-bottom-centre of the box (+X/2, -Y/2 in the body frame), which for
-the feet is the toe tip on the sole; sphere or capsule -> the surface point continuing the bone
-direction (parent joint -> joint): ``neck_end`` = top of the head, ``*_wrist_end`` = hand tip.
+Output joints: every joint of the character file, in ID order, at the joint origin: ``root`` is
+the pelvis (the frame's root position), ``right_wrist``/``left_wrist`` the wrists (fixed joints),
+``right_ankle``/``left_ankle`` the ankles, ``neck`` the base of the head. End sites ``<joint>_end``
+are added for each leaf joint with a body: box -> the front-bottom-centre of the box (+X/2, -Y/2
+in the body frame), which for the feet is the toe tip on the sole; sphere or capsule -> the
+surface point continuing the bone direction (parent joint -> joint): ``neck_end`` = top of the
+head, ``*_wrist_end`` = hand tip.
 ``rotations[t, j]`` = joint j's world frame.
 """
 

@@ -1,0 +1,239 @@
+"""Motion clips: storage, retargeting on real mocap, AMASS / Kin-Poly imports, export, CLI."""
+
+from __future__ import annotations
+
+import json
+import pickle
+import time
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kinpoly import rotations as rot
+from kinpoly.cli import main
+from kinpoly.humanoid.kinematics import forward_kinematics
+from kinpoly.humanoid.mjcf import rest_qpos
+from kinpoly.humanoid.skeleton import BODY_INDEX, hinge_index, BODY_NAMES, PARENTS, BodyShape
+from kinpoly.motion.clip import ClipError, ClipFolder, MotionClip
+from kinpoly.motion.export import export_bvh, export_npz
+from kinpoly.motion.importers import find_motion_files, import_file, import_many
+from kinpoly.motion.retarget import _sole_height, retarget
+from kinpoly.motion.source import MotionFormatError, SourceMotion
+
+
+# --- clip type and storage -----------------------------------------------------------------
+def test_clip_roundtrip_and_atomic_index(tmp_path):
+    q = np.tile(rest_qpos(), (20, 1))
+    q[:, 0] = np.linspace(0, 1, 20)
+    clip = MotionClip("a", q, action="sit", action_intervals=[(0.1, 0.3)], meta={"x": 1})
+    folder = ClipFolder(tmp_path / "clips", create=True)
+    folder.add(clip)
+    back = ClipFolder(tmp_path / "clips").load("a")
+    np.testing.assert_array_equal(back.qpos, q)
+    assert back.action == "sit" and back.action_intervals == [(0.1, 0.3)] and back.meta == {"x": 1}
+    assert not list((tmp_path / "clips").glob("*.tmp"))
+    assert back.qvel()[0, 0] == pytest.approx(30.0 / 19.0)
+
+
+def test_clip_rejects_bad_arrays():
+    with pytest.raises(ClipError, match="NaN"):
+        q = np.tile(rest_qpos(), (5, 1))
+        q[2, 9] = np.nan
+        MotionClip("bad", q)
+    with pytest.raises(ClipError, match="76"):
+        MotionClip("bad", np.zeros((5, 70)))
+    with pytest.raises(ClipError, match="unknown action"):
+        MotionClip("bad", np.tile(rest_qpos(), (5, 1)), action="dance")
+
+
+# --- retargeting on every real file -------------------------------------------------------
+@pytest.fixture(scope="module")
+def imported(shared_data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("imported")
+    files = [f for d in ("bandai", "cmu_amc", "interactions", "deepmimic") for f in find_motion_files([shared_data / d])]
+    t0 = time.perf_counter()
+    report = import_many(files, out, progress=False)
+    return files, report, ClipFolder(out), time.perf_counter() - t0
+
+
+def test_every_mocap_file_imports_within_error_budget(imported):
+    files, report, folder, _ = imported
+    assert not report.failed, report.failed
+    assert len(folder) == len(files)
+    by_dataset: dict[str, list[dict]] = {}
+    for e in folder.entries():
+        by_dataset.setdefault(e["source"].split("/")[-2], []).append(e)
+    assert set(by_dataset) == {"bandai", "cmu_amc", "interactions", "deepmimic"}
+    for name, entries in by_dataset.items():
+        errs = [e["retarget_error_mm"] for e in entries]
+        assert np.mean(errs) < 20.0, name
+        assert np.max(errs) < 60.0, name
+        assert all(e["fps"] == 30.0 for e in entries)
+
+
+def test_imported_clips_are_plausible(imported):
+    _, _, folder, _ = imported
+    for name in ["dataset-1_walk_normal_001", "02_01", "01_06", "humanoid3d_walk"]:
+        clip = folder.load(name)
+        pos = clip.body_states().positions
+        assert 1.3 < clip.body.height < 2.1
+        head_over_pelvis = pos[:, BODY_INDEX["Head"], 2] - pos[:, 0, 2]
+        assert np.median(head_over_pelvis) > 0.4  # upright most of the time
+        jumps = np.abs(np.diff(clip.qpos[:, 7:], axis=0)).max(axis=1)
+        assert np.mean(jumps > 1.5) < 0.005, name  # no Euler flips (a rare mocap glitch aside)
+        assert _sole_height(clip.qpos, clip.body).min() == pytest.approx(0.0, abs=1e-6)  # grounded
+        if "walk" in name or name == "02_01":  # walking: feet flat on the floor in stance
+            feet = pos[:, [BODY_INDEX["L_Ankle"], BODY_INDEX["R_Ankle"]], 2]
+            assert feet.min() == pytest.approx(clip.body.ankle_height, abs=0.03), name
+
+
+def test_labels_are_kept(imported):
+    _, _, folder, _ = imported
+    sit = folder.load("01_06")
+    assert sit.action == "sit"
+    assert sit.action_intervals[0] == pytest.approx((3.74, 11.78))
+    assert folder.load("03_01").action == "step"
+
+
+def test_bvh_import_speed(shared_data):
+    path = max((shared_data / "bandai").glob("*.bvh"), key=lambda p: p.stat().st_size)
+    t0 = time.perf_counter()
+    clip = import_file(path)[0]
+    dt = time.perf_counter() - t0
+    assert clip.duration / dt > 30.0  # at least 30x real time on one core
+
+
+def test_bvh_export_roundtrip_within_1mm(shared_data, tmp_path):
+    for path in sorted((shared_data / "bandai").glob("*walk_normal*.bvh"))[:1] + sorted((shared_data / "bandai").glob("*dance*.bvh"))[:1]:
+        a = import_file(path)[0]
+        export_bvh(a, tmp_path / "a.bvh")
+        b = import_file(tmp_path / "a.bvh")[0]
+        err = np.linalg.norm(a.body_states().positions - b.body_states().positions, axis=-1)
+        assert err.max() < 1e-3, path.name
+        export_npz(a, tmp_path / "a.npz")
+        with np.load(tmp_path / "a.npz") as z:
+            np.testing.assert_allclose(z["positions"], a.body_states().positions)
+
+
+def test_default_body_scales_source(shared_data):
+    clip = import_file(shared_data / "bandai" / "dataset-1_walk_normal_001.bvh", body=BodyShape(height=1.8))[0]
+    assert clip.body.height == 1.8
+    assert clip.retarget_error_mm < 80  # proportions differ from the source, so larger error
+
+
+def _synthetic_source(T=40, fps=60.0, names=None):
+    """Our own skeleton moving (rotations known), as a source: retargeting must recover it."""
+    rng = np.random.default_rng(1)
+    q = np.tile(rest_qpos(), (T, 1))
+    q[:, 0] = np.linspace(0, 1.0, T)
+    base = rng.uniform(-0.5, 0.5, 69)
+    q[:, 7:] = base + 0.2 * np.sin(np.linspace(0, 3, T))[:, None]
+    pos = forward_kinematics(q).positions
+    return SourceMotion(name="synthetic", joint_names=names or list(BODY_NAMES), parents=np.array(PARENTS),
+                        positions=pos, fps=fps, up_axis="z"), q
+
+
+def test_retarget_recovers_known_positions_and_resamples():
+    src, _ = _synthetic_source()
+    clip = retarget(src)
+    assert clip.fps == 30.0 and clip.num_frames == 20  # 40 frames at 60 Hz -> 0.65 s -> 20 at 30 Hz
+    assert clip.retarget_error_mm < 1.0
+
+
+def test_retarget_names_the_problem():
+    src, _ = _synthetic_source(names=[f"joint{i}" for i in range(24)])
+    with pytest.raises(MotionFormatError, match="cannot map joints"):
+        retarget(src)
+    src, _ = _synthetic_source()
+    src.positions[5, 3] = np.nan
+    with pytest.raises(MotionFormatError, match="NaN"):
+        retarget(src)
+
+
+# --- AMASS / SMPL and the original pickles ---------------------------------------------------
+def test_amass_npz_rotation_transfer(tmp_path):
+    T = 24
+    poses = np.zeros((T, 156))
+    poses[:, 0] = np.pi / 2  # AMASS: +90 deg about X makes the Y-up body stand in a Z-up world
+    poses[:, 3 * 4 + 0] = np.linspace(0, 1.2, T)  # L_Knee (SMPL joint 4) flexes about its x axis
+    trans = np.zeros((T, 3))
+    trans[:, 1] = np.linspace(0, 1, T)
+    np.savez(tmp_path / "walk_poses.npz", poses=poses, trans=trans, betas=np.zeros(16),
+             mocap_framerate=np.float64(60.0), gender="neutral")
+    clip = import_file(tmp_path / "walk_poses.npz")[0]
+    assert clip.num_frames == 12
+    st = clip.body_states()
+    up = st.rotations[:, 0, :, 2]
+    assert up[:, 2].min() > 0.99  # pelvis upright
+    # SMPL x (left) rotation of the knee becomes a rotation about our y (left) axis
+    knee = {a: clip.qpos[:, hinge_index("L_Knee", a)] for a in "xyz"}
+    np.testing.assert_allclose(knee["y"], np.linspace(0, 1.2, T)[::2], atol=1e-6)
+    np.testing.assert_allclose(knee["x"], 0.0, atol=1e-6)
+    np.testing.assert_allclose(knee["z"], 0.0, atol=1e-6)
+
+
+def test_unreadable_npz_names_the_file(tmp_path):
+    bad = tmp_path / "broken.npz"
+    bad.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(MotionFormatError, match="broken.npz"):
+        import_file(bad)
+
+
+def test_kinpoly_pickle(tmp_path):
+    src, _ = _synthetic_source(T=30, fps=30.0)
+    wbpos = src.positions.reshape(30, 72)
+    obj = np.tile([1.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0], (30, 1))
+    data = {"sit-01": {"qpos": np.zeros((30, 76)), "wbpos": wbpos, "obj_pose": obj,
+                       "head_pose": np.zeros((30, 7))}}
+    with open(tmp_path / "train.p", "wb") as f:
+        pickle.dump(data, f)
+    clip = import_file(tmp_path / "train.p")[0]
+    assert clip.name == "sit-01" and clip.action == "sit"
+    assert clip.retarget_error_mm < 1.0
+    assert [t.object.kind for t in clip.objects] == ["chair"]
+    bad = {"sit-02": {"qpos": np.zeros((3, 76))}}
+    with open(tmp_path / "bad.p", "wb") as f:
+        pickle.dump(bad, f)
+    with pytest.raises(MotionFormatError, match="bad.p"):
+        import_file(tmp_path / "bad.p")
+
+
+def test_egoego_ground_truth(shared_data):
+    clip = import_file(shared_data / "egoego_ares" / "demo_ares_data.p")[0]
+    assert clip.num_frames == 140
+    gt = np.array(clip.meta["gt_head_qpos"])
+    # the ground-truth head frame is SMPL's: a constant rotation away from ours
+    rel = np.swapaxes(rot.quat_to_matrix(gt[:, 3:]), -1, -2) @ rot.quat_to_matrix(clip.head_pose()[:, 3:])
+    assert np.degrees(np.linalg.norm(rot.matrix_to_rotvec(rel[1:] @ np.swapaxes(rel[:1], -1, -2)), axis=-1)).max() < 1.0
+
+
+# --- command line ----------------------------------------------------------------------------
+def test_cli_import_info_export(shared_data, tmp_path):
+    empty = tmp_path / "empty.bvh"
+    empty.write_text("")
+    truncated = tmp_path / "truncated.bvh"
+    text = (shared_data / "bandai" / "dataset-1_walk_normal_001.bvh").read_text()
+    truncated.write_text(text[: len(text) // 2])
+    runner = CliRunner()
+    out = tmp_path / "clips"
+    res = runner.invoke(main, ["motion", "import", str(shared_data / "cmu_amc" / "02_01.amc"), str(empty),
+                               str(truncated), "--out", str(out), "--no-progress", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    assert "2 file(s) failed" in res.output and "empty.bvh" in res.output and "truncated.bvh" in res.output
+    res = runner.invoke(main, ["motion", "info", str(out), "--json"])
+    info = json.loads(res.output)
+    assert info["clips"] == 1 and info["frames"] > 0 and info["seconds"] > 0
+    assert info["mean_retarget_error_mm"] < 20 and "max_retarget_error_mm" in info
+    res = runner.invoke(main, ["motion", "export", str(out / "02_01"), "--format", "bvh", "--out", str(tmp_path / "x.bvh")])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "x.bvh").read_text().startswith("HIERARCHY")
+    res = runner.invoke(main, ["motion", "import", str(empty), "--out", str(tmp_path / "none"), "--no-progress"])
+    assert res.exit_code != 0
+
+
+def test_cli_help_lists_commands():
+    res = CliRunner().invoke(main, ["--help"])
+    assert res.exit_code == 0
+    for cmd in ("motion", "render", "eval"):
+        assert cmd in res.output
