@@ -18,6 +18,9 @@ _COMMANDS = [
     ("motion", "kinpoly.motion.commands", "motion"),
     ("render", "kinpoly.visualization.commands", "render"),
     ("eval", "kinpoly.evaluation.commands", "eval_command"),
+    ("uhc", "kinpoly.simulation.commands", "uhc"),
+    ("ego", "kinpoly.egocentric.commands", "ego"),
+    ("demo", "kinpoly.demo", "demo"),
 ]
 
 

@@ -77,3 +77,21 @@ def plot_success_per_action(rates: dict[str, float], counts: dict[str, int], pat
     ax.set_ylabel("success rate")
     ax.set_title(title)
     _save(fig, path)
+
+
+def plot_curves(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | os.PathLike, *,
+                title: str = "", xlabel: str = "", ylabel: str = "", logy: bool = False) -> None:
+    """Line per named (x, y) series on one axis, e.g. training curves."""
+    fig = Figure(figsize=(6.4, 3.6), layout="constrained")
+    ax = fig.add_subplot()
+    for label, (x, y) in curves.items():
+        ax.plot(np.asarray(x), np.asarray(y), label=label, lw=1.2)
+    if logy:
+        ax.set_yscale("log")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+    if len(curves) > 1:
+        ax.legend(fontsize=8)
+    _save(fig, path)

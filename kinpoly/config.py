@@ -1,0 +1,195 @@
+"""YAML configuration validated into dataclasses, and run folders that record what ran.
+
+Every stage describes its settings as a (nested) dataclass with defaults. :func:`load_config`
+reads a YAML file, applies ``key.sub=value`` overrides, rejects unknown keys and values of the
+wrong type with a message naming the key, and returns the dataclass. :class:`RunDir` writes the
+resolved config, the seed, the git commit and the command next to a run's outputs, and its
+metrics at the end, so every number can be traced back to how it was made.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import platform
+import random
+import subprocess
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+import yaml
+
+T = TypeVar("T")
+
+
+class ConfigError(ValueError):
+    """A configuration file or override is invalid; the message names the key."""
+
+
+def _convert(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if tp is Any:
+        return value
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _convert(value, a, key)
+            except ConfigError as e:
+                errors.append(str(e))
+        raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
+    if dataclasses.is_dataclass(tp):
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
+        return _from_dict(tp, value, key)
+    if origin in (list, tuple):
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list, got {value!r}")
+        inner = args[0] if args else Any
+        items = [_convert(v, inner, f"{key}[{i}]") for i, v in enumerate(value)]
+        return items if origin is list else tuple(items)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"{key}: expected a mapping, got {value!r}")
+        kt, vt = args or (Any, Any)
+        return {_convert(k, kt, key): _convert(v, vt, f"{key}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{key}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            if isinstance(value, float) and value.is_integer():
+                return int(value)
+            raise ConfigError(f"{key}: expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(f"{key}: expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a string, got {value!r}")
+        return value
+    if origin is typing.Literal:
+        if value not in args:
+            raise ConfigError(f"{key}: must be one of {list(args)}, got {value!r}")
+        return value
+    return value
+
+
+def _from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"{prefix or cls.__name__}: unknown key(s) {', '.join(unknown)}; "
+                          f"known: {', '.join(sorted(names))}")
+    kwargs = {k: _convert(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+    try:
+        obj = cls(**kwargs)
+    except (TypeError, ValueError) as e:
+        raise ConfigError(f"{prefix or cls.__name__}: {e}") from None
+    return obj
+
+
+def _parse_scalar(text: str) -> Any:
+    return yaml.safe_load(text)
+
+
+def apply_overrides(data: dict, overrides: list[str]) -> dict:
+    """``["ppo.lr=3e-4", "seed=2"]`` -> nested dict updates (values parsed as YAML)."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r}: expected key=value")
+        key, text = item.split("=", 1)
+        node = data
+        parts = key.strip().split(".")
+        for p in parts[:-1]:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {p} is not a section")
+        node[parts[-1]] = _parse_scalar(text)
+    return data
+
+
+def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> T:
+    """Defaults of ``cls``, updated by the YAML file at ``path`` and by ``overrides``."""
+    data: dict = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"{p}: no such config file")
+        try:
+            loaded = yaml.safe_load(p.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{p}: invalid YAML ({e})") from None
+        if not isinstance(loaded, dict):
+            raise ConfigError(f"{p}: the top level must be a mapping")
+        data = loaded
+    data = apply_overrides(data, overrides or [])
+    return _from_dict(cls, data)
+
+
+def to_dict(cfg: Any) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+
+
+def git_commit(cwd: str | os.PathLike | None = None) -> str:
+    """Current commit hash (+ "-dirty" with uncommitted changes), or "unknown"."""
+    cwd = cwd or Path(__file__).resolve().parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
+                              timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
+                               capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return (head + ("-dirty" if dirty else "")) if head else "unknown"
+
+
+def seed_everything(seed: int) -> np.random.Generator:
+    """Seed Python, NumPy and (if imported) PyTorch; return a NumPy generator for the run."""
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    if "torch" in sys.modules:
+        import torch
+
+        torch.manual_seed(seed)
+    return np.random.default_rng(seed)
+
+
+class RunDir:
+    """A run's output folder: ``config.yaml``, ``run.json`` (seed, commit, command, times) and
+    ``metrics.json``, each written atomically."""
+
+    def __init__(self, path: str | os.PathLike, config: Any = None, seed: int | None = None):
+        from .motion.clip import atomic_write_text
+
+        self._write = atomic_write_text
+        self.path = Path(path)
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.info = {"seed": seed, "git_commit": git_commit(), "command": " ".join(sys.argv),
+                     "python": platform.python_version(), "host_cpus": os.cpu_count(),
+                     "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
+        if config is not None:
+            self._write(self.path / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
+        self._write(self.path / "run.json", json.dumps(self.info, indent=1))
+
+    def write_metrics(self, metrics: dict, name: str = "metrics.json") -> Path:
+        out = self.path / name
+        self.info["finished"] = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+        self._write(self.path / "run.json", json.dumps(self.info, indent=1))
+        self._write(out, json.dumps(metrics, indent=1, default=float))
+        return out
