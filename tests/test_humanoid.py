@@ -116,3 +116,40 @@ def test_scene_object_errors():
 
 def test_xml_is_deterministic():
     assert build_xml() == build_xml()
+
+
+def _fake_smpl_model(path, scale=1.0):
+    """A tiny SMPL-format model: a box mesh and a regressor that puts the 24 joints at the
+    default body's rest joints (in SMPL axes: Y up, facing +Z, +X left)."""
+    from kinpoly.humanoid.skeleton import BODY_TO_SMPL
+
+    shape = BodyShape(height=1.7)
+    rest = shape.rest_positions() + [0, 0, shape.pelvis_height()]
+    to_smpl = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])  # ours -> SMPL
+    joints_smpl = (rest @ to_smpl.T)[list(BODY_TO_SMPL)]
+    corners = np.array([[x, y, z] for x in (-0.2, 0.2) for y in (0.0, 1.7) for z in (-0.1, 0.1)])
+    v = np.concatenate([joints_smpl, corners])  # joints are vertices; the regressor picks them
+    reg = np.zeros((24, len(v)))
+    reg[np.arange(24), np.arange(24)] = 1.0
+    shapedirs = np.zeros(v.shape + (2,))
+    shapedirs[..., 0] = v * (scale - 1.0)  # beta 0 scales the whole body
+    faces = np.array([[24, 26, 25], [25, 26, 27], [28, 29, 30], [29, 31, 30], [24, 25, 28], [25, 29, 28],
+                      [26, 30, 27], [27, 30, 31], [24, 28, 26], [26, 28, 30], [25, 27, 29], [27, 31, 29]])
+    np.savez(path, v_template=v, shapedirs=shapedirs, J_regressor=reg, f=faces)
+    return shape
+
+
+def test_body_from_smpl_model_file(tmp_path):
+    from kinpoly.humanoid.smpl_body import body_from_smpl
+
+    ref = _fake_smpl_model(tmp_path / "SMPL_FAKE.npz", scale=1.1)
+    body = body_from_smpl(tmp_path / "SMPL_FAKE.npz")
+    np.testing.assert_allclose(body.offsets[1:], ref.offsets[1:], atol=1e-9)
+    assert body.height == pytest.approx(1.7)
+    assert body.mass == pytest.approx(0.4 * 1.7 * 0.2 * 985.0)  # the box's volume x density
+    tall = body_from_smpl(tmp_path / "SMPL_FAKE.npz", betas=[1.0])
+    np.testing.assert_allclose(tall.offsets[1:], ref.offsets[1:] * 1.1, atol=1e-9)
+    assert build_model(tall).nq == 76
+    with pytest.raises(ValueError, match="not an SMPL model"):
+        np.savez(tmp_path / "bad.npz", x=np.zeros(3))
+        body_from_smpl(tmp_path / "bad.npz")

@@ -98,9 +98,9 @@ def test_labels_are_kept(imported):
 
 def test_bvh_import_speed(shared_data):
     path = max((shared_data / "bandai").glob("*.bvh"), key=lambda p: p.stat().st_size)
-    t0 = time.perf_counter()
+    t0 = time.process_time()  # CPU time: the requirement is per core, whatever else runs
     clip = import_file(path)[0]
-    dt = time.perf_counter() - t0
+    dt = time.process_time() - t0
     assert clip.duration / dt > 30.0  # at least 30x real time on one core
 
 
@@ -237,3 +237,16 @@ def test_cli_help_lists_commands():
     assert res.exit_code == 0
     for cmd in ("motion", "render", "eval"):
         assert cmd in res.output
+
+
+def test_amass_with_own_smpl_model(tmp_path):
+    from test_humanoid import _fake_smpl_model
+
+    _fake_smpl_model(tmp_path / "SMPL_FAKE.npz", scale=1.2)
+    T = 10
+    poses = np.zeros((T, 72))
+    poses[:, 0] = np.pi / 2
+    np.savez(tmp_path / "a.npz", poses=poses, trans=np.zeros((T, 3)), betas=np.array([1.0, 0.0]),
+             mocap_framerate=np.float64(30.0))
+    clip = import_file(tmp_path / "a.npz", smpl_model=tmp_path / "SMPL_FAKE.npz")[0]
+    assert clip.body.height == pytest.approx(1.7 * 1.2)

@@ -25,9 +25,13 @@ def motion() -> None:
               help="fit: fit the humanoid's segments to each source skeleton; default: one body, "
                    "source scaled to it.")
 @click.option("--height", type=float, default=1.75, show_default=True, help="Body height for --body default (m).")
+@click.option("--smpl-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Your own SMPL model file (.npz/.pkl): AMASS clips get the body of their betas; "
+                   "with --betas, other sources are retargeted onto that body.")
+@click.option("--betas", type=str, default=None, help="Comma-separated SMPL betas for --smpl-model.")
 @click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def import_command(inputs, out_dir, body, height, workers, no_progress) -> None:
+def import_command(inputs, out_dir, body, height, smpl_model, betas, workers, no_progress) -> None:
     """Import mocap files or folders (BVH, ASF/AMC, DeepMimic, AMASS npz, Kin-Poly pickles).
 
     Bad files are skipped and listed at the end; the exit code is non-zero only if nothing
@@ -39,8 +43,16 @@ def import_command(inputs, out_dir, body, height, workers, no_progress) -> None:
     if not files:
         raise click.ClickException("no motion files found in " + ", ".join(map(str, inputs)))
     shape = "fit" if body == "fit" else BodyShape(height=height)
+    if smpl_model is not None and betas is not None:
+        from ..humanoid.smpl_body import body_from_smpl
+
+        try:
+            shape = body_from_smpl(smpl_model, [float(b) for b in betas.split(",")])
+        except ValueError as e:
+            raise click.ClickException(str(e)) from None
     t0 = time.perf_counter()
-    report = import_many(files, out_dir, body=shape, workers=workers, progress=not no_progress)
+    report = import_many(files, out_dir, body=shape, workers=workers, progress=not no_progress,
+                         smpl_model=smpl_model)
     dt = time.perf_counter() - t0
     seconds = sum(c["seconds"] for c in report.imported)
     click.echo(f"imported {len(report.imported)} clip(s), {seconds:.1f} s of motion, from "

@@ -86,7 +86,8 @@ def _license_for(path: Path) -> str:
     return lic
 
 
-def import_file(path: str | os.PathLike, body: BodyShape | str = "fit") -> list[MotionClip]:
+def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
+                smpl_model: str | os.PathLike | None = None) -> list[MotionClip]:
     """Read one motion file into clips (30 Hz, grounded, labelled when labels.csv says so).
 
     Raises MotionFormatError / ClipError with a message naming the file.
@@ -109,7 +110,8 @@ def import_file(path: str | os.PathLike, body: BodyShape | str = "fit") -> list[
                 files = set(z.files)
         except Exception as e:
             raise MotionFormatError(f"{path}: unreadable npz ({type(e).__name__}: {e})") from None
-        clips = [MotionClip.load(path)] if {"qpos", "meta"} <= files else [read_amass_npz(path, license=lic)]
+        clips = [MotionClip.load(path)] if {"qpos", "meta"} <= files else \
+            [read_amass_npz(path, license=lic, smpl_model=smpl_model)]
     elif suffix in (".p", ".pkl"):
         try:
             clips = read_kinpoly_pickle(path, license=lic, body=body)
@@ -140,9 +142,9 @@ class ImportReport:
 
 
 def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
-    path, body = args
+    path, body, smpl_model = args
     try:
-        return str(path), import_file(path, body), None
+        return str(path), import_file(path, body, smpl_model), None
     except (MotionFormatError, ClipError, ValueError) as e:
         return str(path), None, str(e)
     except Exception as e:  # never let one bad file stop a batch; keep the type for the report
@@ -150,7 +152,8 @@ def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
 
 
 def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fit",
-                workers: int | None = None, progress: bool = True) -> ImportReport:
+                workers: int | None = None, progress: bool = True,
+                smpl_model: str | os.PathLike | None = None) -> ImportReport:
     """Import ``files`` into the clip folder ``out_dir`` in parallel, collecting failures."""
     from tqdm import tqdm
 
@@ -159,7 +162,7 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
     folder = ClipFolder(out_dir, create=True)
     report = ImportReport()
     workers = workers or min(len(files), os.cpu_count() or 1)
-    jobs = [(f, body) for f in files]
+    jobs = [(f, body, smpl_model) for f in files]
     if workers > 1 and len(files) > 1:
         pool = ProcessPoolExecutor(max_workers=workers)
         results = pool.map(_import_one, jobs, chunksize=1)

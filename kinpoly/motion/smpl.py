@@ -9,7 +9,8 @@ orientation (AMASS worlds are already Z up) becomes ``R_root C^T``.
 AMASS ``trans`` is not the pelvis position: SMPL adds the rest pelvis joint J0(betas). Without
 the model we use the neutral body's J0 (about 0.22 m along the model's -Y axis, i.e. the
 world's -Y in AMASS) and then, as for every import, put the lowest sole point on the floor.
-With ``smplx`` and the user's own model files a future version can compute J0 exactly.
+With the user's own SMPL model file (``--smpl-model``), J0 and the body come from the clip's
+``betas`` exactly (:mod:`kinpoly.humanoid.smpl_body`).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ _SMPL_INDEX = {n: i for i, n in enumerate(SMPL_NAMES)}
 
 def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, trans: np.ndarray,
                  fps: float, *, source: str = "", license: str = "", shape: BodyShape | None = None,
-                 target_fps: float = 30.0, ground: bool = True) -> MotionClip:
+                 target_fps: float = 30.0, ground: bool = True,
+                 pelvis_offset: np.ndarray = SMPL_NEUTRAL_J0) -> MotionClip:
     """Clip from SMPL parameters: root_orient (T,3) axis-angle, body_pose (T, 3*K) axis-angle
     for SMPL joints 1..K in SMPL order (K = 21 for SMPL-H/SMPL-X bodies, 23 for SMPL), trans (T,3).
     """
@@ -53,7 +55,7 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
     root = rot.rotvec_to_matrix(root_orient) @ C.T
     order = [_SMPL_INDEX[n] for n in BODY_NAMES]
     local = local[:, order]
-    pelvis = trans + SMPL_NEUTRAL_J0
+    pelvis = trans + np.asarray(pelvis_offset)
     # resample: root linearly, rotations by slerp
     q = rot.matrix_to_quat(np.concatenate([root[:, None], local[:, 1:]], axis=1))
     q = rot.quat_continuous(q, axis=0)
@@ -71,9 +73,14 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
                                              "source_format": "smpl", "transfer": "rotation"})
 
 
-def read_amass_npz(path: str | Path, *, license: str = "", target_fps: float = 30.0) -> MotionClip:
+def read_amass_npz(path: str | Path, *, license: str = "", target_fps: float = 30.0,
+                   smpl_model: str | Path | None = None) -> MotionClip:
     """AMASS-style npz: ``poses`` (T, 72 | 156 | 165), ``trans`` (T, 3), ``mocap_framerate``
-    (or ``mocap_frame_rate``), optional ``betas``/``gender``. Hand/face joints are ignored."""
+    (or ``mocap_frame_rate``), optional ``betas``/``gender``. Hand/face joints are ignored.
+
+    With the user's own ``smpl_model`` file, the body is built from the clip's ``betas`` and the
+    pelvis from the model's exact rest pelvis joint; without it, the default body and the
+    neutral pelvis offset are used."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as z:
@@ -95,8 +102,16 @@ def read_amass_npz(path: str | Path, *, license: str = "", target_fps: float = 3
     if not (1.0 <= fps <= 1000.0):
         raise MotionFormatError(f"{path}: implausible frame rate {fps}")
     n_body = 23 if poses.shape[1] == 72 else 21
+    shape, j0 = None, SMPL_NEUTRAL_J0
+    if smpl_model is not None:
+        from ..humanoid.smpl_body import body_from_smpl, smpl_rest
+
+        betas = data.get("betas")
+        shape = body_from_smpl(smpl_model, betas)
+        j0 = smpl_rest(smpl_model, betas)[0][0]
     return smpl_to_clip(path.stem, poses[:, :3], poses[:, 3:3 + 3 * n_body], data["trans"], fps,
-                        source=str(path), license=license, target_fps=target_fps)
+                        source=str(path), license=license, target_fps=target_fps, shape=shape,
+                        pelvis_offset=j0)
 
 
 def read_egoego_pickle(path: str | Path, *, license: str = "") -> list[MotionClip]:
