@@ -129,23 +129,27 @@ def resample_times(num_frames: int, fps: float, new_fps: float) -> np.ndarray:
     return np.arange(n) / new_fps
 
 
+def resample_indices(num_frames: int, fps: float, new_fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """For each output frame at ``new_fps``: the source frames (i0, i1) around it and the
+    interpolation weight ``frac`` of i1 (0 when the output falls on a source frame)."""
+    pos = resample_times(num_frames, fps, new_fps) * fps
+    i0 = np.minimum(np.floor(pos + 1e-9).astype(int), num_frames - 1)
+    frac = np.where(pos - i0 > 1e-6, pos - i0, 0.0)
+    i1 = np.minimum(i0 + (frac > 0), num_frames - 1)
+    return i0, i1, frac
+
+
 def resample_quats(q: np.ndarray, fps: float, new_fps: float) -> np.ndarray:
     """Resample (T, ..., 4) wxyz quaternion tracks from ``fps`` to ``new_fps`` by slerp."""
-    times = resample_times(q.shape[0], fps, new_fps)
-    pos = times * fps
-    i0 = np.minimum(np.floor(pos).astype(int), q.shape[0] - 1)
-    i1 = np.minimum(i0 + 1, q.shape[0] - 1)
-    frac = (pos - i0).reshape((-1,) + (1,) * (q.ndim - 2))
+    i0, i1, frac = resample_indices(q.shape[0], fps, new_fps)
+    frac = frac.reshape((-1,) + (1,) * (q.ndim - 2))
     return quat_slerp(q[i0], q[i1], np.broadcast_to(frac, q[i0].shape[:-1]))
 
 
 def resample_linear(x: np.ndarray, fps: float, new_fps: float) -> np.ndarray:
     """Resample (T, ...) tracks from ``fps`` to ``new_fps`` by linear interpolation."""
-    times = resample_times(x.shape[0], fps, new_fps)
-    pos = times * fps
-    i0 = np.minimum(np.floor(pos).astype(int), x.shape[0] - 1)
-    i1 = np.minimum(i0 + 1, x.shape[0] - 1)
-    frac = (pos - i0).reshape((-1,) + (1,) * (x.ndim - 1))
+    i0, i1, frac = resample_indices(x.shape[0], fps, new_fps)
+    frac = frac.reshape((-1,) + (1,) * (x.ndim - 1))
     return x[i0] * (1.0 - frac) + x[i1] * frac
 
 

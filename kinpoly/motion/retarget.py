@@ -373,11 +373,8 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
     if bad.any():
         raise MotionFormatError(f"{where}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.argmax(bad)})")
     mapping = map_joints(source)
-    times = rot.resample_times(source.num_frames, source.fps, opts.fps)
-    pos = times * source.fps
-    i0 = np.minimum(np.floor(pos + 1e-9).astype(int), source.num_frames - 1)
-    frac = pos - i0
-    i1 = np.minimum(i0 + (frac > 1e-6), source.num_frames - 1)
+    i0, i1, frac = rot.resample_indices(source.num_frames, source.fps, opts.fps)
+    times = np.arange(len(i0)) / opts.fps
     needed = np.unique(np.concatenate([i0, i1]))
     t = _Targets(source, mapping, needed)
 

@@ -9,6 +9,8 @@ resamples to 30 Hz. Importers therefore know nothing about the humanoid.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -16,6 +18,17 @@ import numpy as np
 
 class MotionFormatError(ValueError):
     """A mocap file could not be read. The message names the file and the problem."""
+
+
+@contextmanager
+def format_errors(path) -> Iterator[None]:
+    """Turn an unexpected parsing exception into a MotionFormatError naming the file."""
+    try:
+        yield
+    except MotionFormatError:
+        raise
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
+        raise MotionFormatError(f"{path}: {type(e).__name__}: {e}") from None
 
 
 @dataclass

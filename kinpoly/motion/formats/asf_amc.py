@@ -33,15 +33,13 @@ the ASF rest pose, which is a T-pose for CMU).
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinpoly.motion.source import MotionFormatError, SourceMotion
+from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors
 
 CMU_FPS = 120.0
 _ROT_DOFS = ("rx", "ry", "rz")
@@ -88,17 +86,6 @@ class AsfSkeleton:
         return order
 
 
-@contextmanager
-def _format_errors(path) -> Iterator[None]:
-    """Turn an unexpected parsing exception into a MotionFormatError naming the file."""
-    try:
-        yield
-    except MotionFormatError:
-        raise
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise MotionFormatError(f"{path}: {type(e).__name__}: {e}") from None
-
-
 def _clean_lines(text: str) -> list[tuple[int, list[str]]]:
     """(1-based line number, tokens) of every non-empty line, comments removed."""
     out = []
@@ -120,7 +107,7 @@ def _floats(toks: list[str], n: int, where: str) -> np.ndarray:
 
 def read_asf(path: str | Path) -> AsfSkeleton:
     """Parse an Acclaim ASF skeleton file."""
-    with _format_errors(path):
+    with format_errors(path):
         return _read_asf(path)
 
 
@@ -312,7 +299,7 @@ def read_amc(path: str | Path, asf: str | Path | AsfSkeleton | None = None, *, f
         fps: the capture rate; AMC files do not store it (CMU: 120).
         up_axis: the ASF's up axis (CMU: "y").
     """
-    with _format_errors(path):
+    with format_errors(path):
         return _read_amc(path, asf, fps, up_axis, license, name)
 
 

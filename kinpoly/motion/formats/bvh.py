@@ -25,15 +25,14 @@ from __future__ import annotations
 import io
 import re
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinpoly.motion.source import MotionFormatError, SourceMotion
+from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors
 
 UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254, "ft": 0.3048}
 _CHANNELS = {f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}
@@ -52,17 +51,6 @@ class BvhSkeleton:
     @property
     def num_channels(self) -> int:
         return sum(len(c) for c in self.channels)
-
-
-@contextmanager
-def _format_errors(path) -> Iterator[None]:
-    """Turn an unexpected parsing exception into a MotionFormatError naming the file."""
-    try:
-        yield
-    except MotionFormatError:
-        raise
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise MotionFormatError(f"{path}: {type(e).__name__}: {e}") from None
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -235,7 +223,7 @@ def read_bvh(path: str | Path, *, units: str | None = None, scale: float | None 
     integer when within 0.1 %, e.g. 0.0333333 s -> 30), and ``meta`` with ``units``,
     ``scale``, ``frame_time``, ``channels``, ``offsets`` (J, 3, metres).
     """
-    with _format_errors(path):
+    with format_errors(path):
         return _read_bvh(path, units, scale, up_axis, license, name)
 
 

@@ -30,29 +30,16 @@ head, ``*_wrist_end`` = hand tip.
 from __future__ import annotations
 
 import json
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinpoly.motion.source import MotionFormatError, SourceMotion
+from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors
 from kinpoly.rotations import quat_to_matrix
 
 CHARACTER_FILE = "humanoid3d_character.json"
 _PARAM_SIZE = {"none": 7, "spherical": 4, "revolute": 1, "prismatic": 1, "planar": 3, "fixed": 0}
-
-
-@contextmanager
-def _format_errors(path) -> Iterator[None]:
-    """Turn an unexpected parsing exception into a MotionFormatError naming the file."""
-    try:
-        yield
-    except MotionFormatError:
-        raise
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        raise MotionFormatError(f"{path}: {type(e).__name__}: {e}") from None
 
 
 def _load_json(path: Path) -> dict:
@@ -88,7 +75,7 @@ def read_deepmimic(path: str | Path, character: str | Path | None = None, *, lic
     ``meta["loop"]`` is the clip's ``Loop`` value ("wrap" or "none") and ``meta["durations"]``
     the per-frame durations.
     """
-    with _format_errors(path):
+    with format_errors(path):
         return _read_deepmimic(path, character, license, name)
 
 
