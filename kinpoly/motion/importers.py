@@ -22,6 +22,7 @@ from __future__ import annotations
 import csv
 import logging
 import os
+import zipfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -105,6 +106,8 @@ def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
     suffix = path.suffix.lower()
     lic = _license_for(path)
     if suffix == ".npz":
+        if not zipfile.is_zipfile(path):
+            raise MotionFormatError(f"{path}: not a valid .npz file (not a zip archive; truncated or another format?)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 files = set(z.files)

@@ -23,7 +23,7 @@ _SIDES = {"L": ("left", "l", "lft"), "R": ("right", "r", "rgt")}
 
 # Resolution order matters (see module docstring): upper arm before clavicle, wrist before hand.
 _CENTRE_BASES = {
-    "Pelvis": ("hips", "pelvis", "hip", "root", "jointroot"),
+    "Pelvis": ("hips", "pelvis", "hip", "root"),
     "Torso": ("torso", "spine1"),
     "Spine": ("spine", "spine2"),
     "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2"),

@@ -214,7 +214,7 @@ def find_asf(amc_path: str | Path) -> Path:
         if cand.is_file():
             return cand
     raise MotionFormatError(f"{amc_path}: no skeleton file {subject}.asf beside it; "
-                            "pass asf=<path to the ASF>")
+                            "an AMC file needs the ASF skeleton of its subject (NN_MM.amc -> NN.asf)")
 
 
 def _parse_amc(path: Path, skel: AsfSkeleton) -> tuple[dict[str, np.ndarray], int, bool | None, list[int]]:
