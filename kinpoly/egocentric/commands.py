@@ -1,0 +1,221 @@
+"""``kinpoly ego ...``: build egocentric takes, inspect them, train the flow encoder, import
+real head-camera video."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import click
+
+
+def _config(path, overrides, seed=None):
+    from ..config import ConfigError, load_config
+    from .build import EgoConfig
+
+    ov = list(overrides)
+    if seed is not None:
+        ov.append(f"seed={seed}")
+    try:
+        return load_config(EgoConfig, path, ov)
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+
+
+@click.group()
+def ego() -> None:
+    """Egocentric data: scenes, head-camera video, features, real-video import."""
+
+
+@ego.command("build")
+@click.option("--motions", required=True, type=click.Path(exists=True, path_type=Path), help="Clip folder.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Take folder to write.")
+@click.option("--config", "config_path", type=click.Path(path_type=Path), default=None,
+              help="YAML config (default: built-in defaults, as configs/ego.yaml).")
+@click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set fovy=90.")
+@click.option("--seed", type=int, default=None)
+@click.option("--save-video", is_flag=True, help="Also write each take's head-camera MP4.")
+@click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
+@click.option("--limit", type=int, default=None, help="Only the first N clips.")
+@click.option("--clip", "clips", multiple=True, help="Only these clips (repeatable).")
+@click.option("--no-progress", is_flag=True)
+def build_command(motions, out, config_path, overrides, seed, save_video, workers, limit, clips, no_progress):
+    """Build egocentric takes from a clip folder (resumable; failures are listed, not fatal)."""
+    from .build import build_dataset
+
+    cfg = _config(config_path, overrides, seed)
+    if cfg.features:
+        from .flow import DEFAULT_ENCODER
+
+        enc = Path(cfg.encoder) if cfg.encoder else DEFAULT_ENCODER
+        if not enc.is_file():
+            click.echo(f"note: no flow encoder at {enc}: building without image features", err=True)
+            cfg.features = False
+    rep = build_dataset(motions, out, cfg, workers=workers, save_video=save_video,
+                        progress=not no_progress, limit=limit, clips=list(clips) or None)
+    t = rep["timing_s"]
+    click.echo(f"{rep['takes']} take(s), {rep['frames']} frames in {out} ({rep['new_takes']} new, "
+               f"{rep['reused_takes']} kept); {rep['wall_s']} s wall, {rep['frames_per_s']} frames/s "
+               f"on {rep['workers']} worker(s); worker time: scene {t['scene']} s, render {t['render']} s, "
+               f"flow {t['flow']} s, encode {t['encode']} s")
+    if rep["failures"]:
+        click.echo(f"{len(rep['failures'])} failure(s):", err=True)
+        for f in rep["failures"]:
+            click.echo(f"  {f['take']}: {f['error']}", err=True)
+    if not rep["takes"]:
+        sys.exit(1)
+
+
+@ego.command("info")
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+def info_command(folder, as_json):
+    """Counts of a take folder: takes, frames, per action, split, failures."""
+    from .take import EgoDataError, dataset_info
+
+    try:
+        info = dataset_info(folder)
+    except EgoDataError as e:
+        raise click.ClickException(str(e)) from None
+    info.pop("info", None)
+    if as_json:
+        click.echo(json.dumps(info, indent=1))
+        return
+    click.echo(f"{folder}: {info['takes']} takes, {info['frames']} frames, split {info['split']}, "
+               f"{info['failures']} failure(s)")
+    for a, c in sorted(info["per_action"].items()):
+        click.echo(f"  {a:<11} {c['takes']:>4} takes {c['frames']:>7} frames")
+
+
+@ego.command("train-flow")
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", type=click.Path(path_type=Path), default=Path("checkpoints/flow_encoder"), show_default=True)
+@click.option("--epochs", type=int, default=8, show_default=True)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="torch threads")
+def train_flow_command(folder, out, epochs, seed, threads):
+    """Train the flow encoder on a take folder built with --set save_flow=true (train split),
+    report its head-velocity error on the test split against predicting zero velocity."""
+    import numpy as np
+    import torch
+
+    from .flow import TrainConfig, train_flow_encoder
+    from .take import read_manifest
+
+    if threads:
+        torch.set_num_threads(threads)
+    m = read_manifest(folder)
+    data = {"train": ([], []), "test": ([], [])}
+    for split in ("train", "test"):
+        for name in m["split"].get(split, []):
+            with np.load(folder / "takes" / f"{name}.npz") as z:
+                if "flow" not in z.files:
+                    raise click.ClickException(f"{folder}: take {name} has no flows; build with --set save_flow=true")
+                data[split][0].append(z["flow"].astype(np.float32))
+                data[split][1].append(z["head_local_vels"].astype(np.float64))
+    tr = [np.concatenate(x) for x in data["train"]]
+    te = [np.concatenate(x) for x in data["test"]]
+    click.echo(f"train {len(tr[0])} frame pairs, test {len(te[0])}")
+    metrics = train_flow_encoder(tr[0], tr[1], te[0], te[1], out, TrainConfig(epochs=epochs, seed=seed),
+                                 log=click.echo)
+    metrics["command"] = " ".join(["kinpoly", "ego", "train-flow"] + sys.argv[3:])
+    metrics["data"] = {"folder": str(folder), "train_takes": m["split"].get("train", []),
+                       "test_takes": m["split"].get("test", [])}
+    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    t = metrics["test"]
+    click.echo(f"test head velocity error: linear {t['linear_mps']:.3f} m/s (zero: {t['zero_linear_mps']:.3f}), "
+               f"angular {t['angular_radps']:.3f} rad/s (zero: {t['zero_angular_radps']:.3f})")
+
+
+@ego.command("features")
+@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.option("--encoder", type=click.Path(path_type=Path), default=None)
+def features_command(folder, encoder):
+    """(Re)compute image features of a take folder from its stored flows (and refresh the
+    head velocities and object features derived from the head trajectory)."""
+    import numpy as np
+
+    from .flow import flows_per_frame, load_encoder
+    from .take import EgoTake, read_manifest
+
+    enc = load_encoder(encoder)
+    m = read_manifest(folder)
+    for e in m["takes"]:
+        path = folder / e["file"]
+        take = EgoTake.load(path)
+        if "flow" not in take.extras:
+            raise click.ClickException(f"{path}: no stored flows (build with --set save_flow=true)")
+        from .features import head_velocities, objects_relative_to_head
+
+        take.image_features, _ = enc.encode(flows_per_frame(take.extras["flow"].astype(np.float32)))
+        take.head_vels = head_velocities(take.head_pose, take.fps)
+        if take.object_world is not None:
+            take.object_poses = objects_relative_to_head(take.head_pose, take.object_world)
+        take.meta["encoder"] = enc.path
+        take.save(path)
+        e["image_features"] = int(take.image_features.shape[1])
+    from .take import write_manifest
+
+    write_manifest(folder, m["takes"], m["split"], m.get("failures", []), m.get("info", {}))
+    click.echo(f"features for {len(m['takes'])} take(s) with {enc.path}")
+
+
+@ego.command("import-video")
+@click.argument("video", type=click.Path(path_type=Path))
+@click.option("--head-poses", required=True, type=click.Path(path_type=Path),
+              help="Camera trajectory: .npy (T,7 tx ty tz qx qy qz qw, camera-to-world, OpenCV axes: "
+                   "DROID-SLAM), TUM .txt, Aria MPS/ADT .csv, or csv/npz (time, position, quaternion).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Take folder to write into.")
+@click.option("--name", default=None, help="Take name (default: the video's file name).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "tum", "aria", "csv", "npz"]), default="auto", show_default=True)
+@click.option("--fps", type=float, default=None, help="Expected video frame rate (checked).")
+@click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
+@click.option("--eye-height", type=float, default=1.6, show_default=True, help="Eye height in the first frame (m).")
+@click.option("--time-offset", type=float, default=0.0, help="Trajectory time of the first frame minus its first pose time (s).")
+@click.option("--video-fovy", type=float, default=None, help="Vertical field of view of the video (degrees).")
+@click.option("--world-to-camera", is_flag=True, help="The poses are world-to-camera: invert them.")
+@click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
+@click.option("--encoder", type=click.Path(path_type=Path), default=None)
+@click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
+              help="Ground-truth motion for evaluation (any `kinpoly motion import` file, e.g. the "
+                   "EgoEgo pickle), same frames; aligned to the take by yaw + translation.")
+def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, time_offset,
+                         video_fovy, world_to_camera, action, encoder, gt_file):
+    """Turn a head-camera VIDEO and its camera trajectory into an egocentric take."""
+    from .take import EgoDataError, read_manifest, write_manifest
+    from .video import import_video
+
+    try:
+        res = import_video(video, head_poses, name=name, fmt=fmt, fps=fps, scale=scale,
+                           eye_height=eye_height, time_offset=time_offset, video_fovy=video_fovy,
+                           world_to_camera=world_to_camera, action=action,
+                           encoder=str(encoder) if encoder else None)
+        take = res.take
+        if gt_file is not None:
+            from ..motion.importers import import_file
+            from ..motion.source import MotionFormatError
+            from .video import attach_ground_truth
+
+            try:
+                gt = import_file(gt_file, "default")[0]
+            except (MotionFormatError, ValueError) as e:
+                raise click.ClickException(str(e)) from None
+            res.report["ground_truth"] = attach_ground_truth(take, gt)
+            res.report["ground_truth"].pop("body", None)
+    except EgoDataError as e:
+        raise click.ClickException(str(e)) from None
+    out.mkdir(parents=True, exist_ok=True)
+    take.save(out / "takes" / f"{take.name}.npz")
+    try:
+        m = read_manifest(out)
+    except EgoDataError:
+        m = {"takes": [], "split": {"train": [], "test": []}, "failures": [], "info": {}}
+    takes = [t for t in m["takes"] if t["name"] != take.name] + [take.summary(file=f"takes/{take.name}.npz")]
+    split = {k: [n for n in v if n != take.name] for k, v in m.get("split", {}).items()}
+    split.setdefault("test", []).append(take.name)
+    write_manifest(out, takes, split, m.get("failures", []), m.get("info", {}))
+    r = res.report
+    click.echo(f"{take.name}: {take.num_frames} frames at {r['fps']:.2f} fps -> {out}; scale {r['scale']:.4f} "
+               f"({r['scale_source']})")
+    click.echo(json.dumps(r, indent=1, default=float))

@@ -1,0 +1,171 @@
+"""``kinpoly ego import-video``: a real head-camera video + its camera trajectory -> an
+:class:`~kinpoly.egocentric.take.EgoTake` (the same sample type as the synthetic takes).
+
+Steps: read the video (every frame, its fps), read the trajectory (:mod:`.trajectory`), pair one
+pose per frame (by timestamps, or one row per frame when the file has none), convert to
+kinpoly's head frame and a Z-up world, compute DIS flow on frames resized to the encoder's
+image size, encode it (image features and a metric head-velocity estimate), estimate the metric
+scale of a monocular trajectory from that velocity (unless ``scale`` is given), and derive the
+head features. Errors name the file and what does not match.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .take import EgoDataError, EgoTake
+
+
+def read_video(path: str | os.PathLike, width: int, height: int) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """All frames resized to (height, width) RGB uint8 (T, H, W, 3), the fps, original size."""
+    import cv2
+
+    path = Path(path)
+    if not path.is_file():
+        raise EgoDataError(f"{path}: no such video file")
+    cap = cv2.VideoCapture(str(path))
+    if not cap.isOpened():
+        raise EgoDataError(f"{path}: unreadable video (OpenCV/FFmpeg cannot open it)")
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    frames, size = [], (0, 0)
+    while True:
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        size = (bgr.shape[1], bgr.shape[0])
+        small = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
+        frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
+    cap.release()
+    if not frames:
+        raise EgoDataError(f"{path}: unreadable video (no frame could be decoded)")
+    if not (1.0 <= fps <= 1000.0):
+        raise EgoDataError(f"{path}: the video reports an invalid frame rate ({fps})")
+    return np.stack(frames), fps, size
+
+
+@dataclass
+class ImportResult:
+    take: EgoTake
+    report: dict
+
+
+def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, name: str | None = None,
+                 fmt: str = "auto", fps: float | None = None, scale: float | None = None,
+                 eye_height: float = 1.6, time_offset: float = 0.0, width: int = 128, height: int = 128,
+                 video_fovy: float | None = None, encoder_fovy: float = 100.0, encoder: str | None = None,
+                 world_to_camera: bool = False, action: str | None = None,
+                 flow_preset: str = "ultrafast") -> ImportResult:
+    """Build an egocentric take from a head-camera video and its camera trajectory.
+
+    ``fps``: the expected video frame rate (an error if the file says otherwise by > 1%).
+    ``time_offset``: trajectory time (s) of the first video frame, for timestamped formats
+    (default: the trajectory's first time). ``video_fovy``: the video's vertical field of view;
+    flow is rescaled to the encoder's ``encoder_fovy`` (default: assumed equal).
+    """
+    from .. import rotations as rot
+    from .features import head_local_velocities, head_velocities
+    from .flow import FlowComputer, flows_per_frame, load_encoder
+    from .trajectory import Trajectory, estimate_scale, read_trajectory, resample, to_head_poses
+
+    video, head_poses = Path(video), Path(head_poses)
+    frames, vfps, size = read_video(video, width, height)
+    if fps is not None and abs(vfps - fps) > 0.01 * fps:
+        raise EgoDataError(f"{video}: video is at {vfps:.3f} fps, expected {fps}")
+    T = len(frames)
+    if T < 3:
+        raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
+    traj = read_trajectory(head_poses, fmt)
+    if world_to_camera:
+        R = rot.quat_to_matrix(traj.quat)
+        Rt = np.swapaxes(R, -1, -2)
+        traj = Trajectory(-(Rt @ traj.pos[..., None])[..., 0], rot.matrix_to_quat(Rt), traj.times,
+                          traj.camera_axes, traj.world_up, traj.metric, traj.source, traj.meta)
+    if traj.times is None:
+        if len(traj.pos) != T:
+            raise EgoDataError(f"{head_poses}: {len(traj.pos)} poses for {T} video frames in {video} "
+                               f"(a trajectory without timestamps needs one pose per frame)")
+    else:
+        t0 = traj.times[0] + time_offset
+        traj = resample(traj, t0 + np.arange(T) / vfps)
+    # flows and encoder
+    fc = FlowComputer(32, flow_preset)
+    pair = np.stack([f for f in (fc.push(im) for im in frames) if f is not None])
+    if video_fovy is not None:
+        pair = pair * (np.tan(np.radians(video_fovy) / 2) / np.tan(np.radians(encoder_fovy) / 2))
+    feats = pred_vel = None
+    enc_path = None
+    try:
+        enc = load_encoder(encoder)
+        if enc.size != pair.shape[-1]:
+            fc = FlowComputer(enc.size, flow_preset)
+            pair = np.stack([f for f in (fc.push(im) for im in frames) if f is not None])
+        feats, pred_vel = enc.encode(flows_per_frame(pair))
+        enc_path = enc.path
+    except FileNotFoundError:
+        if scale is None and not traj.metric:
+            raise EgoDataError(f"{head_poses}: a monocular trajectory needs --scale or a flow encoder "
+                               f"checkpoint to estimate it") from None
+    report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": T, "fps": vfps,
+                    "video_size": list(size), "format": traj.meta.get("format"),
+                    "camera_axes": traj.camera_axes, "world_up": traj.world_up}
+    unit = to_head_poses(traj, 1.0, eye_height)
+    if scale is None:
+        if traj.metric:
+            scale, report["scale_source"] = 1.0, "metric trajectory"
+        else:
+            v_slam = head_local_velocities(unit.head_pose, vfps)[:-1, :3]
+            s, detail = estimate_scale(v_slam, pred_vel[:-1, :3])
+            report["scale_estimate"] = detail
+            if not np.isfinite(s) or s <= 0:
+                raise EgoDataError(f"{head_poses}: automatic scale estimate failed ({detail}); pass --scale")
+            scale, report["scale_source"] = s, "flow encoder head speed / trajectory speed"
+    else:
+        report["scale_source"] = "given"
+    track = to_head_poses(traj, scale, eye_height)
+    report.update({"scale": float(scale), "first_frame_head_tilt_deg": round(track.up_tilt_deg, 2)})
+    head = track.head_pose
+    take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, vfps), fps=vfps,
+                   action=action, image_features=feats, source_clip=None,
+                   meta={"import": report, "encoder": enc_path,
+                         "predicted_head_local_vels": None if pred_vel is None else np.round(pred_vel, 5).tolist()})
+    return ImportResult(take, report)
+
+
+def attach_ground_truth(take: EgoTake, clip) -> dict:
+    """Attach a ground-truth body clip (same frames) to an imported take, for evaluation.
+
+    The clip is moved into the take's world by the yaw rotation + translation that best aligns
+    its eye positions to the take's head positions (both worlds are Z up; no scale, the clip is
+    metric), so ``take.qpos`` / ``take.gt_head_pose`` can be compared with estimates made from
+    the take. Returns the alignment and the head position RMSE after it (m).
+    """
+    from .. import rotations as rot
+
+    if clip.num_frames != take.num_frames:
+        raise EgoDataError(f"{clip.source or clip.name}: ground truth has {clip.num_frames} frames, "
+                           f"the take {take.name} {take.num_frames}")
+    gt_head = clip.head_pose()
+    a, b = gt_head[:, :2], take.head_pose[:, :2]
+    ma, mb = a.mean(0), b.mean(0)
+    h = (a - ma).T @ (b - mb)
+    yaw = float(np.arctan2(h[0, 1] - h[1, 0], h[0, 0] + h[1, 1]))
+    Rz = rot.yaw_matrix(np.array(yaw))
+    t = np.r_[mb - Rz[:2, :2] @ ma, np.mean(take.head_pose[:, 2] - gt_head[:, 2])]
+    q = clip.qpos.copy()
+    q[:, :3] = q[:, :3] @ Rz.T + t
+    q[:, 3:7] = rot.quat_continuous(rot.matrix_to_quat(Rz @ rot.quat_to_matrix(q[:, 3:7])))
+    head = gt_head.copy()
+    head[:, :3] = head[:, :3] @ Rz.T + t
+    head[:, 3:] = rot.quat_continuous(rot.matrix_to_quat(Rz @ rot.quat_to_matrix(head[:, 3:])))
+    take.qpos, take.gt_head_pose = q, head
+    rmse = float(np.sqrt(np.mean(np.sum((head[:, :3] - take.head_pose[:, :3]) ** 2, 1))))
+    info = {"source": clip.source or clip.name, "yaw_rad": yaw, "translation": t.tolist(),
+            "head_rmse_m": rmse, "body": clip.body.to_dict()}
+    take.meta["ground_truth"] = info
+    take.meta["body"] = clip.body.to_dict()
+    take.source_clip = clip.name
+    return info
