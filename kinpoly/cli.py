@@ -20,6 +20,7 @@ _COMMANDS = [
     ("eval", "kinpoly.evaluation.commands", "eval_command"),
     ("uhc", "kinpoly.simulation.commands", "uhc"),
     ("ego", "kinpoly.egocentric.commands", "ego"),
+    ("train", "kinpoly.policy.commands", "train"),
     ("demo", "kinpoly.demo", "demo"),
 ]
 

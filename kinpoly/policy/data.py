@@ -1,0 +1,81 @@
+"""Egocentric takes as policy-ready tensors, and random training windows over them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from ..egocentric.take import EgoTake
+from ..humanoid.skeleton import BodyShape
+
+
+@dataclass
+class TakeTensors:
+    """One take's arrays as float32 tensors (T first)."""
+
+    name: str
+    fps: float
+    head_pose: torch.Tensor  # (T, 7)
+    head_vels: torch.Tensor  # (T, 6)
+    obj: torch.Tensor  # (T, 8): first object relative to the head + presence flag
+    obj_world: torch.Tensor  # (T, 8): first object's world pose + presence flag
+    action: torch.Tensor  # (5,)
+    feature: torch.Tensor | None  # (T, D)
+    qpos: torch.Tensor | None  # (T, 76) ground truth
+    offsets: torch.Tensor  # (24, 3) body
+    eye: torch.Tensor  # (3,) eyes relative to the Head joint
+    body: BodyShape
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.head_pose.shape[0])
+
+
+def _first_object(poses: np.ndarray | None, T: int) -> np.ndarray:
+    out = np.zeros((T, 8), dtype=np.float32)
+    out[:, 3] = 1.0  # identity quaternion when absent
+    if poses is not None and poses.ndim == 3 and poses.shape[1] > 0:
+        out[:, :7] = poses[:, 0]
+        out[:, 7] = 1.0
+    return out
+
+
+def take_tensors(take: EgoTake, use_features: bool = True) -> TakeTensors:
+    body = BodyShape.from_dict(take.meta["body"]) if "body" in take.meta else BodyShape()
+    f = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)  # noqa: E731
+    T = take.num_frames
+    return TakeTensors(
+        name=take.name, fps=take.fps, head_pose=f(take.head_pose), head_vels=f(take.head_vels),
+        obj=f(_first_object(take.object_poses, T)), obj_world=f(_first_object(take.object_world, T)),
+        action=f(take.action_one_hot),
+        feature=f(take.image_features) if use_features and take.image_features is not None else None,
+        qpos=f(take.qpos) if take.qpos is not None else None, offsets=f(body.offsets),
+        eye=f(body.eye_offset()), body=body)
+
+
+def sample_windows(takes: list[TakeTensors], batch: int, length: int, rng: np.random.Generator) -> dict:
+    """``batch`` random windows of ``length`` frames (takes weighted by length): tensors
+    (B, L, ...) plus per-window ``offsets`` (B, 24, 3), ``eye`` (B, 3), ``action`` (B, 5)."""
+    usable = [t for t in takes if t.num_frames >= length and t.qpos is not None]
+    if not usable:
+        raise ValueError(f"no take has ground truth and at least {length} frames")
+    weights = np.array([t.num_frames - length + 1 for t in usable], dtype=float)
+    idx = rng.choice(len(usable), size=batch, p=weights / weights.sum())
+    out: dict[str, list] = {k: [] for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos",
+                                            "feature", "offsets", "eye", "action")}
+    for i in idx:
+        t = usable[i]
+        s = int(rng.integers(0, t.num_frames - length + 1))
+        sl = slice(s, s + length)
+        for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos"):
+            out[k].append(getattr(t, k)[sl])
+        out["feature"].append(t.feature[sl] if t.feature is not None else None)
+        out["offsets"].append(t.offsets)
+        out["eye"].append(t.eye)
+        out["action"].append(t.action)
+    batch_t = {k: torch.stack(v) for k, v in out.items() if k != "feature"}
+    feats = out["feature"]
+    batch_t["feature"] = torch.stack(feats) if all(x is not None for x in feats) else None
+    return batch_t

@@ -1,0 +1,231 @@
+"""Supervised training of the kinematic policy (SPEC section 3) on egocentric takes.
+
+Each iteration samples windows of ground-truth takes, starts from the true first pose and
+unrolls the policy on its own predictions (so it learns to recover from its own drift), and
+minimises the SPEC's weighted losses at every frame: root position (50), root rotation (50),
+joint rotations (1), root velocity (1), end effectors relative to the root (10), and, when the
+take has an object, hands/pelvis position relative to the object (1) and pelvis rotation
+relative to the object (10). (With the object's pose given, as here, the last term equals the
+root rotation loss restricted to frames with an object: the Frobenius distance is invariant to
+the known object rotation. It becomes a separate signal only where object poses are themselves
+estimated; it is kept so the weights match the SPEC.) The context encoder learns the first
+pose from the first frames.
+
+Checkpoints (atomic) hold the networks, the optimiser, the iteration, the random state and
+the curves, so a killed run resumes exactly where it stopped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..humanoid.skeleton import BODY_INDEX
+from ..motion.clip import atomic_write_bytes
+from .data import TakeTensors, sample_windows
+from .model import ContextEncoder, KinematicPolicy, Observation, PolicyConfig, integrate, policy_state
+from .torch_kinematics import TorchFK, heading, quat_to_matrix, yaw_matrix
+
+END_EFFECTORS = [BODY_INDEX[b] for b in ("L_Hand", "R_Hand", "L_Toe", "R_Toe", "Head")]
+OBJECT_BODIES = [BODY_INDEX[b] for b in ("L_Hand", "R_Hand", "Pelvis")]
+
+
+@dataclass
+class LossWeights:
+    root_pos: float = 50.0
+    root_rot: float = 50.0
+    pose: float = 1.0
+    velocity: float = 1.0
+    end_effector: float = 10.0
+    object_pos: float = 1.0
+    object_rot: float = 10.0
+    context: float = 1.0
+
+
+@dataclass
+class SupervisedConfig:
+    data: str = "data/ego"  # egocentric take folder (kinpoly ego build)
+    out: str = "runs/kinematic"
+    seed: int = 0
+    iterations: int = 2000
+    batch: int = 32
+    window: int = 60
+    lr: float = 1e-4
+    grad_clip: float = 1.0
+    use_image_features: bool = True
+    checkpoint_every: int = 50
+    threads: int = 0  # torch threads (0: torch's default)
+    weights: LossWeights = field(default_factory=LossWeights)
+    policy: PolicyConfig = field(default_factory=PolicyConfig)
+
+
+def observations(batch: dict, t: int) -> Observation:
+    return Observation(head_pose=batch["head_pose"][:, t], head_vels=batch["head_vels"][:, t],
+                       obj=batch["obj"][:, t], action=batch["action"],
+                       feature=None if batch["feature"] is None else batch["feature"][:, t])
+
+
+def rollout(policy: KinematicPolicy, fk: TorchFK, batch: dict, q0: torch.Tensor, dt: float) -> torch.Tensor:
+    """Unroll the policy from ``q0`` over the batch's observations: (B, L, 76), frame 0 = q0."""
+    q, h = q0, policy.initial_hidden(q0.shape[0])
+    out = [q]
+    for t in range(batch["head_pose"].shape[1] - 1):
+        state = policy_state(q, observations(batch, t + 1), fk, batch["offsets"], batch["eye"])
+        action, h = policy.step(state, h)
+        q = integrate(q, action, dt, policy.cfg)
+        out.append(q)
+    return torch.stack(out, dim=1)
+
+
+def losses(pred: torch.Tensor, gt: torch.Tensor, batch: dict, fk: TorchFK, dt: float,
+           w: LossWeights) -> dict[str, torch.Tensor]:
+    """The SPEC's supervised losses of a predicted sequence (B, L, 76) against the truth."""
+    offsets = batch["offsets"].unsqueeze(1)
+    p_pos, p_rot = fk(pred, offsets)
+    g_pos, g_rot = fk(gt, offsets)
+    out = {
+        "root_pos": ((pred[..., :3] - gt[..., :3]) ** 2).sum(-1).mean(),
+        "root_rot": ((p_rot[..., 0, :, :] - g_rot[..., 0, :, :]) ** 2).sum((-1, -2)).mean(),
+        "pose": ((fk.local_rotations(pred)[..., 1:, :, :] - fk.local_rotations(gt)[..., 1:, :, :]) ** 2)
+        .sum((-1, -2)).mean(),
+        "velocity": (((pred[:, 1:, :3] - pred[:, :-1, :3]) - (gt[:, 1:, :3] - gt[:, :-1, :3])) / dt)
+        .pow(2).sum(-1).mean(),
+    }
+    Ryaw_p = yaw_matrix(heading(p_rot[..., 0, :, :])).transpose(-1, -2)
+    Ryaw_g = yaw_matrix(heading(g_rot[..., 0, :, :])).transpose(-1, -2)
+    ee_p = (Ryaw_p.unsqueeze(-3) @ (p_pos[..., END_EFFECTORS, :] - p_pos[..., :1, :]).unsqueeze(-1)).squeeze(-1)
+    ee_g = (Ryaw_g.unsqueeze(-3) @ (g_pos[..., END_EFFECTORS, :] - g_pos[..., :1, :]).unsqueeze(-1)).squeeze(-1)
+    out["end_effector"] = ((ee_p - ee_g) ** 2).sum(-1).mean()
+    has_obj = batch["obj_world"][..., 7]  # (B, L)
+    if has_obj.any():
+        obj_pos = batch["obj_world"][..., :3].unsqueeze(-2)
+        d_p = p_pos[..., OBJECT_BODIES, :] - obj_pos
+        d_g = g_pos[..., OBJECT_BODIES, :] - obj_pos
+        mask = has_obj.unsqueeze(-1)
+        out["object_pos"] = (((d_p - d_g) ** 2).sum(-1) * mask).sum() / (mask.sum() * len(OBJECT_BODIES))
+        R_obj = quat_to_matrix(batch["obj_world"][..., 3:7]).transpose(-1, -2)
+        rel_p, rel_g = R_obj @ p_rot[..., 0, :, :], R_obj @ g_rot[..., 0, :, :]
+        out["object_rot"] = (((rel_p - rel_g) ** 2).sum((-1, -2)) * has_obj).sum() / has_obj.sum()
+    else:
+        out["object_pos"] = out["object_rot"] = torch.zeros(())
+    out["total"] = sum(getattr(w, k) * v for k, v in out.items())
+    return out
+
+
+def context_loss(pred_q0: torch.Tensor, gt_q0: torch.Tensor, batch: dict, fk: TorchFK) -> torch.Tensor:
+    offsets = batch["offsets"]
+    p_pos, p_rot = fk(pred_q0, offsets)
+    g_pos, g_rot = fk(gt_q0, offsets)
+    return (((p_pos - g_pos) ** 2).sum(-1).mean() * 10.0 + ((p_rot - g_rot) ** 2).sum((-1, -2)).mean())
+
+
+def normalise_states(policy: KinematicPolicy, takes: list[TakeTensors], fk: TorchFK, rng) -> None:
+    """Set the policy's input normalisation from ground-truth states of the training takes."""
+    batch = sample_windows(takes, min(64, 8 * len(takes)), 2, rng)
+    with torch.no_grad():
+        s = policy_state(batch["qpos"][:, 0], observations(batch, 1), fk, batch["offsets"], batch["eye"])
+    policy.state_mean.copy_(s.mean(0))
+    policy.state_std.copy_(s.std(0).clamp_min(1e-2))
+
+
+class SupervisedTrainer:
+    """Train (or resume) a kinematic policy + context encoder into ``out``."""
+
+    def __init__(self, cfg: SupervisedConfig, takes: list[TakeTensors], out: str | Path):
+        self.cfg, self.takes, self.out = cfg, takes, Path(out)
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        feats = [t.feature for t in takes]
+        use = cfg.use_image_features and all(f is not None for f in feats)
+        pcfg = cfg.policy
+        pcfg.feature_dim = int(feats[0].shape[1]) if use else 0
+        if not use:
+            for t in takes:
+                t.feature = None
+        torch.manual_seed(cfg.seed)
+        self.rng = np.random.default_rng(cfg.seed)
+        self.fk = TorchFK()
+        self.policy = KinematicPolicy(pcfg)
+        self.context = ContextEncoder(pcfg)
+        params = list(self.policy.parameters()) + list(self.context.parameters())
+        self.opt = torch.optim.Adam(params, lr=cfg.lr)
+        self.iteration, self.curves = 0, []
+        self.dt = 1.0 / takes[0].fps
+        if (self.out / "checkpoint.pt").exists():
+            self._load(self.out / "checkpoint.pt")
+        else:
+            normalise_states(self.policy, takes, self.fk, self.rng)
+
+    def _state(self) -> dict:
+        return {"policy": self.policy.state_dict(), "context": self.context.state_dict(),
+                "optimizer": self.opt.state_dict(), "iteration": self.iteration,
+                "rng": self.rng.bit_generator.state, "torch_rng": torch.get_rng_state(),
+                "curves": self.curves, "policy_config": self.cfg.policy.__dict__ | {"mlp": list(self.cfg.policy.mlp)}}
+
+    def _load(self, path: Path) -> None:
+        ck = torch.load(path, weights_only=False)
+        self.policy.load_state_dict(ck["policy"])
+        self.context.load_state_dict(ck["context"])
+        self.opt.load_state_dict(ck["optimizer"])
+        self.iteration, self.curves = ck["iteration"], ck["curves"]
+        self.rng.bit_generator.state = ck["rng"]
+        torch.set_rng_state(ck["torch_rng"])
+
+    def save(self) -> Path:
+        buf = io.BytesIO()
+        torch.save(self._state(), buf)
+        path = self.out / "checkpoint.pt"
+        atomic_write_bytes(path, buf.getvalue())
+        with open(self.out / "curves.csv.tmp", "w", newline="") as f:
+            if self.curves:
+                wr = csv.DictWriter(f, fieldnames=list(self.curves[0]))
+                wr.writeheader()
+                wr.writerows(self.curves)
+        Path(self.out / "curves.csv.tmp").replace(self.out / "curves.csv")
+        return path
+
+    def train_iteration(self) -> dict:
+        cfg = self.cfg
+        batch = sample_windows(self.takes, cfg.batch, cfg.window, self.rng)
+        gt = batch["qpos"]
+        pred = rollout(self.policy, self.fk, batch, gt[:, 0], self.dt)
+        terms = losses(pred[:, 1:], gt[:, 1:], {**batch, "obj_world": batch["obj_world"][:, 1:]},
+                       self.fk, self.dt, cfg.weights)
+        k = min(cfg.policy.context_frames, cfg.window)
+        q0 = self.context(batch["head_pose"][:, :k], batch["head_vels"][:, :k], batch["obj"][:, :k],
+                          batch["action"].unsqueeze(1).expand(-1, k, -1),
+                          None if batch["feature"] is None else batch["feature"][:, :k])
+        terms["context"] = context_loss(q0, gt[:, 0], batch, self.fk)
+        total = terms["total"] + cfg.weights.context * terms["context"]
+        self.opt.zero_grad()
+        total.backward()
+        torch.nn.utils.clip_grad_norm_(list(self.policy.parameters()) + list(self.context.parameters()),
+                                       cfg.grad_clip)
+        self.opt.step()
+        self.iteration += 1
+        row = {"iteration": self.iteration, **{k: float(v.detach()) for k, v in terms.items()}}
+        self.curves.append(row)
+        return row
+
+    def train(self, progress: bool = True) -> list[dict]:
+        from tqdm import tqdm
+
+        self.out.mkdir(parents=True, exist_ok=True)
+        bar = tqdm(total=self.cfg.iterations, initial=self.iteration, disable=not progress, desc="kinematic")
+        t0, start = time.perf_counter(), self.iteration
+        while self.iteration < self.cfg.iterations:
+            row = self.train_iteration()
+            bar.update(1)
+            frames = self.cfg.batch * self.cfg.window * (self.iteration - start)
+            bar.set_postfix(loss=f"{row['total']:.3f}", root=f"{row['root_pos']:.4f}",
+                            frames_per_s=f"{frames / (time.perf_counter() - t0):.0f}")
+            if self.iteration % self.cfg.checkpoint_every == 0 or self.iteration == self.cfg.iterations:
+                self.save()
+        bar.close()
+        return self.curves
