@@ -11,7 +11,8 @@ current hinge angles                69    rad
 head position error                 3     observed eye position minus the current pose's
                                           eye position, in the root's heading frame (m)
 head orientation error              6     R_head_current^T R_head_observed, 6-D
-head velocities                     6     observed, heading frame (m/s, rad/s)
+head velocities                     6     observed ``EgoTake.head_vels``: linear in the
+                                          heading frame (m/s), angular in the head frame
 object pose relative to the head    8     position (m) + quaternion wxyz in the head's
                                           heading frame, + 1 if an object is present
 action one-hot                      5     sit, push, avoid, step, locomotion
