@@ -1,0 +1,180 @@
+"""``kinpoly uhc``: train, evaluate and benchmark the universal humanoid controller."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+
+@click.group()
+def uhc() -> None:
+    """Universal humanoid controller: physics-based tracking of reference motions."""
+
+
+@uhc.command()
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default="configs/uhc.yaml",
+              show_default=True, help="YAML of kinpoly.simulation.ppo.UHCConfig.")
+@click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Clip folder (kinpoly motion import output).")
+@click.option("--out", default="runs/uhc", show_default=True, help="Run folder (checkpoints, curves).")
+@click.option("-o", "--override", multiple=True, help="key=value config override, e.g. ppo.iterations=10.")
+@click.option("--ray", "ray_address", default=None, help="Ray cluster address ('local' starts one) for rollout workers.")
+@click.option("--no-resume", is_flag=True, help="Start over even if OUT has a checkpoint.")
+@click.option("--iterations", type=int, default=None, help="Stop after this many more iterations.")
+@click.option("--time-limit", type=float, default=None, help="Stop after this many seconds (checkpoint kept).")
+def train(config_path, motions, out, override, ray_address, no_resume, iterations, time_limit) -> None:
+    """PPO training with rollout workers on every core; resumes from OUT/last.pt."""
+    from ..config import load_config
+    from .ppo import UHCConfig, train as run_train
+
+    cfg = load_config(UHCConfig, config_path, list(override))
+    curves = run_train(cfg, motions, out, ray_address=ray_address, resume=not no_resume,
+                       max_iterations=iterations, time_limit_s=time_limit)
+    if curves:
+        click.echo(json.dumps(curves[-1], indent=1))
+
+
+def _env_config(config_path, checkpoint, override):
+    """The env settings: from the checkpoint's own config when there is one, else the YAML."""
+    from ..config import _from_dict, apply_overrides, load_config
+    from .ppo import UHCConfig
+
+    if checkpoint:
+        import torch
+
+        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        if "config" in blob.get("extra", {}) or "config" in blob:
+            data = blob.get("config") or blob["extra"]["config"]
+            return _from_dict(UHCConfig, apply_overrides(data, list(override)))
+    return load_config(UHCConfig, config_path, list(override))
+
+
+@uhc.command("eval")
+@click.option("--motions", required=True, type=click.Path(exists=True), help="Clip folder or clip file.")
+@click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Policy (.pt); without it the training-free controller runs.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default="configs/uhc.yaml",
+              show_default=True, help="Used when the checkpoint carries no config.")
+@click.option("--split", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="Only the clips listed in this file (e.g. configs/splits/uhc_test.txt).")
+@click.option("--no-residual", is_flag=True, help="Switch the residual root force off.")
+@click.option("-o", "--override", multiple=True, help="key=value config override.")
+@click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Metrics JSON to write.")
+@click.option("--video/--no-video", default=True, show_default=True,
+              help="Render reference vs simulation of the worst clip next to the JSON.")
+def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video) -> None:
+    """Track every clip from its first frame and write per-clip and overall metrics."""
+    from ..motion.clip import atomic_write_text, load_clips
+    from .evaluate import PolicyController, evaluate, worst_clip
+    from .reference import prepare_reference
+    from .split import read_split
+
+    cfg = _env_config(config_path, checkpoint, override)
+    env_cfg = cfg.env
+    if no_residual:
+        env_cfg.sim.residual_force = False
+    if Path(motions).is_dir():
+        from ..motion.clip import ClipFolder
+
+        folder = ClipFolder(motions)
+        names = read_split(split) if split else list(folder)
+        missing = [n for n in names if n not in folder]
+        if missing:
+            raise click.ClickException(f"{len(missing)} clip(s) of the split are not in {motions}: {missing[:5]}")
+        clips = [folder.load(n) for n in names]
+    else:
+        clips = load_clips(motions)
+    refs = [prepare_reference(c) for c in clips]
+    policy = None
+    if checkpoint:
+        from .policy import load_policy
+
+        policy = PolicyController(load_policy(checkpoint)[0])
+    result, tracked = evaluate(refs, env_cfg, policy)
+    result["controller"] = "learned" if checkpoint else "training-free"
+    result["checkpoint"] = checkpoint
+    result["residual_force"] = env_cfg.sim.residual_force
+    result["split"] = split
+    out = Path(json_out)
+    if video and result["per_clip"]:
+        name = worst_clip(result["per_clip"])
+        try:
+            from ..visualization.render import render_clips
+
+            ref = next(r for r in refs if r.name == name)
+            vpath = out.with_name(out.stem + "_worst.mp4")
+            sim_clip = tracked[name].clip
+            stop = min(ref.num_frames, sim_clip.num_frames + 30)  # up to 1 s after a failure
+            render_clips([ref.clip.slice(0, stop), sim_clip], vpath, labels=["reference", "simulated"],
+                         show_progress=False)
+            result["worst_clip_video"] = str(vpath)
+        except Exception as e:  # rendering needs an OpenGL backend; metrics do not
+            result["worst_clip_video"] = f"not rendered: {e}"
+        result["worst_clip"] = name
+    atomic_write_text(out, json.dumps(result, indent=1, default=float))
+    click.echo(json.dumps(result["overall"], indent=1, default=float))
+
+
+@uhc.command()
+@click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--seconds", default=10.0, show_default=True, help="Duration of each single-process measure.")
+@click.option("--ppo-iterations", default=2, show_default=True)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default="configs/uhc.yaml",
+              show_default=True)
+@click.option("--json", "json_out", default="benchmarks/results/uhc_bench.json", show_default=True)
+def bench(motions, seconds, ppo_iterations, config_path, json_out) -> None:
+    """Bare mj_step rate, env steps/s, PPO samples/s and their ratios, in one run."""
+    from ..config import load_config
+    from ..motion.clip import atomic_write_text
+    from .bench import run_bench
+    from .ppo import UHCConfig
+
+    cfg = load_config(UHCConfig, config_path) if Path(config_path).is_file() else UHCConfig()
+    result = run_bench(motions, seconds, ppo_iterations, cfg=cfg)
+    result["command"] = f"kinpoly uhc bench --motions {motions} --seconds {seconds} --ppo-iterations {ppo_iterations}"
+    atomic_write_text(json_out, json.dumps(result, indent=1))
+    click.echo(json.dumps(result, indent=1))
+
+
+@uhc.command("export")
+@click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Training run folder (kinpoly uhc train --out).")
+@click.option("--checkpoint", default="best.pt", show_default=True, help="Checkpoint of the run to ship.")
+@click.option("--out", default="checkpoints/uhc", show_default=True)
+def export(run_dir, checkpoint, out) -> None:
+    """Ship a run: policy weights (+ its config), training curve PNG/CSV, resolved config."""
+    import shutil
+
+    import torch
+    import yaml
+
+    from ..motion.clip import atomic_write_text
+    from ..visualization.plots import plot_curves
+    from .policy import ActorCritic, save_policy
+
+    run, dst = Path(run_dir), Path(out)
+    dst.mkdir(parents=True, exist_ok=True)
+    blob = torch.load(run / checkpoint, map_location="cpu", weights_only=False)
+    model = ActorCritic(blob["hidden"], blob["config"]["ppo"]["log_std"])
+    model.load_state_dict(blob["policy"])
+    save_policy(model, dst / "policy.pt", extra={"config": blob["config"], "iteration": blob["iteration"],
+                                                  "train_success_rate": blob["curves"][-1]["success_rate"]})
+    last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    curves = last["curves"]
+    x = np.array([c["samples"] for c in curves], dtype=float)
+    def smooth(key, k=20):
+        y = np.array([c[key] for c in curves], dtype=float)
+        k = max(1, min(k, len(y)))
+        return x[k - 1:], np.convolve(y, np.ones(k) / k, mode="valid")
+
+    plot_curves({"training success rate (per iteration)": (x, [c["success_rate"] for c in curves]),
+                 "training success rate (20-iteration mean)": smooth("success_rate"),
+                 "mean reward per step (20-iteration mean)": smooth("reward")},
+                dst / "training_curve.png", title="UHC PPO training", xlabel="samples",
+                ylabel="rate / reward")
+    shutil.copyfile(run / "progress.csv", dst / "training_curve.csv")
+    atomic_write_text(dst / "config.yaml", yaml.safe_dump(blob["config"], sort_keys=False))
+    click.echo(f"shipped iteration {blob['iteration']} of {run} to {dst}")

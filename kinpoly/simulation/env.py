@@ -1,0 +1,205 @@
+"""Gymnasium environment: the humanoid tracks reference clips sampled from a motion set.
+
+Registered as ``kinpoly/HumanoidTracking-v0``. One episode follows one clip from a random
+start frame (reference state init) until the clip ends, ``max_episode_steps`` pass
+(truncation), or a termination (:mod:`kinpoly.simulation.sim`: ``fell``, ``unstable``,
+``reference_discontinuity``; the reason is in ``info["reason"]``).
+
+**Action** (75, in [-1, 1]): a residual on top of the training-free controller
+(:mod:`kinpoly.simulation.controller`): 69 hinge-target offsets times ``action_scale`` rad,
+and 6 root-wrench offsets times ``residual_scale`` (N, N m), the sum clipped to the residual
+bound. A zero action is the training-free controller, so a policy whose mean starts at zero
+starts from the baseline's success (warm start without behaviour cloning).
+
+**Observation** (:func:`observe`, 302-d, all in the heading frame of the simulated root):
+root height (1), root orientation without heading (6: two matrix columns), hinge angles (69),
+root linear velocity (3), root angular velocity (3, pelvis axes), hinge velocities (69, x0.1),
+next reference hinge angles minus current (69), next reference body positions minus current
+(72), next reference root velocity (3), next reference root orientation without heading (6),
+next reference root height minus current (1).
+
+**Reward** (:func:`reward_terms`, SPEC section 2): weighted sum of ``exp(-k err)`` terms:
+pose 0.3 (k 2, squared hinge-angle error summed: the hinges are the Euler angles of the local
+rotations), velocity 0.1 (k 0.005, squared generalised-velocity error), end-effector 0.45
+(k 5, squared position error of hands, toes and head, root-relative), root 0.1 (k 100,
+squared root position error), residual force 0.05 (k 1, squared wrench / residual_scale).
+Weights and gains are in :class:`RewardConfig`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+
+import gymnasium as gym
+import numpy as np
+
+from ..humanoid.skeleton import BODY_INDEX
+from ..motion.clip import ClipFolder, MotionClip
+from .controller import ControllerConfig, baseline_action
+from .reference import Reference, prepare_reference
+from .sim import SimConfig, TrackingSim
+
+ENV_ID = "kinpoly/HumanoidTracking-v0"
+OBS_DIM = 302
+ACT_DIM = 75
+END_EFFECTORS = np.array([BODY_INDEX[n] for n in ("L_Hand", "R_Hand", "L_Toe", "R_Toe", "Head")])
+
+
+@dataclass
+class RewardConfig:
+    w_pose: float = 0.3
+    k_pose: float = 2.0
+    w_vel: float = 0.1
+    k_vel: float = 0.005
+    w_ee: float = 0.45
+    k_ee: float = 5.0
+    w_root: float = 0.1
+    k_root: float = 100.0
+    w_residual: float = 0.05
+    k_residual: float = 1.0
+
+
+@dataclass
+class EnvConfig:
+    sim: SimConfig = field(default_factory=SimConfig)
+    controller: ControllerConfig = field(default_factory=ControllerConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    action_scale: float = 0.25  # rad per unit of hinge action
+    residual_scale: float = 100.0  # N / N m per unit of root action (SPEC: x100)
+    max_episode_steps: int = 300  # 10 s
+    random_start: bool = True  # reference state init at a random frame
+
+
+def _yaw_inv(rot: np.ndarray) -> np.ndarray:
+    """World -> heading frame rotation (3, 3) of a root orientation."""
+    yaw = np.arctan2(rot[1, 0], rot[0, 0])
+    c, s = np.cos(yaw), np.sin(yaw)
+    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
+
+
+def observe(sim: TrackingSim) -> np.ndarray:
+    """The 302-d observation of the simulator's current state and next reference frame."""
+    ref, t = sim.ref, sim.t
+    tn = min(t + 1, ref.num_frames - 1)
+    q, v = sim.qpos, sim.qvel
+    rot = sim.data.xmat[1].reshape(3, 3)
+    hinv = _yaw_inv(rot)
+    ref_rot = ref.root_rot[tn]
+    ref_hinv = _yaw_inv(ref_rot)
+    dpos = (ref.body_pos[tn] - sim.body_pos) @ hinv.T
+    return np.concatenate([
+        q[2:3], (hinv @ rot)[:, :2].ravel(), q[7:],
+        hinv @ v[:3], v[3:6], 0.1 * v[6:],
+        ref.qpos[tn, 7:] - q[7:], dpos.ravel(), hinv @ ref.qvel[tn, :3],
+        (ref_hinv @ ref_rot)[:, :2].ravel(), ref.qpos[tn, 2:3] - q[2:3],
+    ]).astype(np.float32)
+
+
+def reward_terms(sim: TrackingSim, wrench_scale: float) -> dict[str, float]:
+    """Named error terms (before weighting) at the simulator's current frame."""
+    ref, t = sim.ref, sim.t
+    q, v = sim.qpos, sim.qvel
+    bp, rp = sim.body_pos, ref.body_pos[t]
+    ee = (bp[END_EFFECTORS] - bp[0]) - (rp[END_EFFECTORS] - rp[0])
+    return {
+        "pose": float(np.sum((q[7:] - ref.qpos[t, 7:]) ** 2)),
+        "vel": float(np.sum((v - ref.qvel[min(t, ref.num_frames - 2)]) ** 2)),
+        "ee": float(np.sum(ee ** 2)),
+        "root": float(np.sum((bp[0] - rp[0]) ** 2)),
+        "residual": float(np.sum((sim.last_wrench / wrench_scale) ** 2)),
+    }
+
+
+def reward(terms: dict[str, float], cfg: RewardConfig) -> float:
+    return (cfg.w_pose * np.exp(-cfg.k_pose * terms["pose"]) + cfg.w_vel * np.exp(-cfg.k_vel * terms["vel"])
+            + cfg.w_ee * np.exp(-cfg.k_ee * terms["ee"]) + cfg.w_root * np.exp(-cfg.k_root * terms["root"])
+            + cfg.w_residual * np.exp(-cfg.k_residual * terms["residual"]))
+
+
+def compose_action(sim: TrackingSim, action: np.ndarray | None, cfg: EnvConfig) -> tuple[np.ndarray, np.ndarray]:
+    """PD targets and root wrench: the training-free controller plus the scaled policy action
+    (clipped to [-1, 1]; None: the training-free controller alone)."""
+    ctrl, wrench = baseline_action(sim.ref, sim.t, cfg.controller, sim.qpos, sim.qvel)
+    if action is not None:
+        a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
+        ctrl += cfg.action_scale * a[:69]
+        wrench = wrench + cfg.residual_scale * a[69:]
+    return ctrl, wrench
+
+
+@functools.lru_cache(maxsize=8)
+def _folder_references(path: str, names: tuple[str, ...] | None) -> tuple[Reference, ...]:
+    folder = ClipFolder(path)
+    return tuple(prepare_reference(folder.load(n)) for n in (names or tuple(folder)))
+
+
+def load_references(motions: str | list[MotionClip] | list[Reference],
+                    names: list[str] | None = None) -> list[Reference]:
+    """References from a clip folder (optionally only ``names``), clips, or references."""
+    if isinstance(motions, (str, bytes)) or hasattr(motions, "__fspath__"):
+        return list(_folder_references(str(motions), tuple(names) if names else None))
+    out = []
+    for m in motions:
+        out.append(m if isinstance(m, Reference) else prepare_reference(m))
+    return out
+
+
+class HumanoidTrackingEnv(gym.Env):
+    """See the module docstring."""
+
+    metadata = {"render_modes": []}
+
+    def __init__(self, motions, config: EnvConfig | None = None, names: list[str] | None = None):
+        self.cfg = config or EnvConfig()
+        self.refs = load_references(motions, names)
+        if not self.refs:
+            raise ValueError("no reference clips to track")
+        self.sim = TrackingSim(self.cfg.sim)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+        self.action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
+        lengths = np.array([r.num_frames - 1 for r in self.refs], dtype=np.float64)
+        self._clip_p = lengths / lengths.sum()  # clips sampled by length
+        self._steps = 0
+        self.ref_index = 0
+
+    def reset(self, *, seed: int | None = None, options: dict | None = None):
+        super().reset(seed=seed)
+        options = options or {}
+        rng = self.np_random
+        if "clip" in options:
+            idx = int(options["clip"])
+        else:
+            idx = int(rng.choice(len(self.refs), p=self._clip_p))
+        ref = self.refs[idx]
+        if "frame" in options:
+            start = int(options["frame"])
+        elif self.cfg.random_start:
+            start = int(rng.integers(0, max(1, ref.num_frames - 1)))
+        else:
+            start = 0
+        self.ref_index = idx
+        self.sim.load(ref)
+        self.sim.reset(start)
+        self._steps = 0
+        return observe(self.sim), {"clip": ref.name, "frame": start}
+
+    def step(self, action):
+        sim, cfg = self.sim, self.cfg
+        reason = sim.step(*compose_action(sim, action, cfg))
+        self._steps += 1
+        terms = reward_terms(sim, cfg.residual_scale)
+        r = float(reward(terms, cfg.reward))
+        terminated = reason is not None
+        truncated = not terminated and (sim.done or self._steps >= cfg.max_episode_steps)
+        info = {"reason": reason, "frame": sim.t, "wrench": float(np.linalg.norm(sim.last_wrench)),
+                "completed": bool(truncated)}
+        return observe(sim), (0.0 if reason == "unstable" else r), terminated, truncated, info
+
+
+def register() -> None:
+    if ENV_ID not in gym.registry:
+        gym.register(id=ENV_ID, entry_point="kinpoly.simulation.env:HumanoidTrackingEnv")
+
+
+register()

@@ -1,0 +1,371 @@
+"""PPO for the tracking controller, CleanRL style: the rollout, GAE and the update are short
+plain functions over arrays/tensors, every hyper-parameter is in :class:`UHCConfig` (loaded
+from ``configs/uhc.yaml``).
+
+Rollouts run in worker processes (one per core by default, each stepping several environments
+and running its own copy of the policy, so no per-step round trip to the learner): the local
+backend uses ``multiprocessing`` pipes, the Ray backend (``ray_address``) the same
+:class:`RolloutWorker` as Ray actors. Each iteration every environment is reset with a seed
+derived from (seed, iteration, worker, env) and actions are sampled from a generator seeded the
+same way, so an iteration's samples depend only on the policy weights: a run killed and resumed
+from its last checkpoint reproduces the same numbers (the learner's minibatch order is seeded
+per iteration too).
+
+Checkpoints (``last.pt`` every iteration, ``best.pt`` at the best training success) hold the
+policy, the optimiser, the iteration and the curves; ``progress.csv`` is rewritten from the
+curves so that a resumed run's curves continue the killed run's exactly.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import multiprocessing as mp
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..motion.clip import atomic_write_bytes, atomic_write_text
+from .env import ACT_DIM, OBS_DIM, EnvConfig, HumanoidTrackingEnv
+from .policy import ActorCritic
+
+
+@dataclass
+class PPOConfig:
+    iterations: int = 500
+    num_workers: int = 0  # 0: one per CPU core
+    envs_per_worker: int = 4
+    steps_per_env: int = 256  # per iteration -> samples = workers * envs * steps
+    gamma: float = 0.95
+    gae_lambda: float = 0.95
+    clip: float = 0.2
+    lr_policy: float = 5.0e-5
+    lr_value: float = 3.0e-4
+    epochs: int = 5
+    minibatch: int = 2048
+    max_grad_norm: float = 1.0
+    target_kl: float | None = 0.02  # stop the epochs of an update once the KL estimate exceeds it
+    hidden: list[int] = field(default_factory=lambda: [256, 256])
+    log_std: float = -2.3
+    torch_threads: int = 0  # learner threads, 0: all cores
+
+
+@dataclass
+class UHCConfig:
+    seed: int = 0
+    env: EnvConfig = field(default_factory=EnvConfig)
+    ppo: PPOConfig = field(default_factory=PPOConfig)
+    split: str | None = "configs/splits/uhc_test.txt"  # held-out clips, excluded from training
+    target_success: float = 0.95
+
+
+# --- rollout ----------------------------------------------------------------------------------
+class RolloutWorker:
+    """Steps ``n_envs`` environments with its own policy copy; returns whole segments."""
+
+    def __init__(self, motions: str, names: list[str] | None, env_cfg: EnvConfig, n_envs: int,
+                 hidden: list[int], log_std: float, worker_id: int):
+        torch.set_num_threads(1)
+        self.envs = [HumanoidTrackingEnv(motions, env_cfg, names) for _ in range(n_envs)]
+        self.model = ActorCritic(hidden, log_std)
+        self.model.eval()
+        self.worker_id = worker_id
+
+    def collect(self, state_dict: dict, seed: int, iteration: int, n_steps: int) -> dict:
+        self.model.load_state_dict(state_dict)
+        n = len(self.envs)
+        rng = np.random.default_rng([seed, iteration, self.worker_id])
+        obs = np.stack([e.reset(seed=int(rng.integers(2**31)))[0] for e in self.envs])
+        std = float(np.exp(self.model.log_std[0].item()))
+        buf = {k: np.zeros((n_steps, n) + s, np.float32) for k, s in
+               [("obs", (OBS_DIM,)), ("actions", (ACT_DIM,)), ("logp", ()), ("rewards", ()),
+                ("values", ()), ("terminated", ()), ("truncated", ()), ("next_values", ())]}
+        episodes, completed, wrench, t0 = [], 0, [], time.perf_counter()
+        sim_time = 0.0
+        for t in range(n_steps):
+            with torch.no_grad():
+                mean, value = self.model(torch.from_numpy(obs))
+            mean = mean.numpy()
+            noise = rng.standard_normal(mean.shape).astype(np.float32)
+            action = mean + std * noise
+            logp = (-0.5 * noise ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(-1)
+            buf["obs"][t], buf["actions"][t], buf["logp"][t], buf["values"][t] = obs, action, logp, value.numpy()
+            for i, env in enumerate(self.envs):
+                s0 = time.perf_counter()
+                o, r, term, trunc, info = env.step(action[i])
+                sim_time += time.perf_counter() - s0
+                buf["rewards"][t, i], buf["terminated"][t, i], buf["truncated"][t, i] = r, term, trunc
+                wrench.append(info["wrench"])
+                if term or trunc:
+                    episodes.append((bool(trunc and not term), env._steps, info["reason"]))
+                    if trunc:  # bootstrap from the state the episode was cut at
+                        with torch.no_grad():
+                            buf["next_values"][t, i] = self.model(torch.from_numpy(o[None]))[1].item()
+                    o = env.reset(seed=int(rng.integers(2**31)))[0]
+                obs[i] = o
+        with torch.no_grad():
+            last_value = self.model(torch.from_numpy(obs))[1].numpy()
+        buf["truncated"][-1] = 1.0  # the segment ends: bootstrap every env from its last state
+        buf["next_values"][-1] = np.where(buf["terminated"][-1] > 0, 0.0, last_value)
+        buf["episodes"] = episodes
+        buf["wrench"] = float(np.mean(wrench))
+        buf["time"] = time.perf_counter() - t0
+        buf["sim_time"] = sim_time
+        return buf
+
+
+def _worker_main(conn, args) -> None:
+    worker = RolloutWorker(*args)
+    try:
+        conn.send("ready")
+        while True:
+            msg = conn.recv()
+            if msg is None:
+                break
+            conn.send(worker.collect(*msg))
+    except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
+        pass  # the learner is gone: stop quietly
+
+
+class LocalPool:
+    """Rollout workers in subprocesses (spawned), talking over pipes."""
+
+    def __init__(self, worker_args: list[tuple]):
+        ctx = mp.get_context("spawn")
+        self.conns, self.procs = [], []
+        for args in worker_args:
+            a, b = ctx.Pipe()
+            p = ctx.Process(target=_worker_main, args=(b, args), daemon=True)
+            p.start()
+            self.conns.append(a)
+            self.procs.append(p)
+        for c in self.conns:
+            if c.recv() != "ready":
+                raise RuntimeError("rollout worker failed to start")
+
+    def collect(self, state_dict, seed, iteration, n_steps) -> list[dict]:
+        for c in self.conns:
+            c.send((state_dict, seed, iteration, n_steps))
+        return [c.recv() for c in self.conns]
+
+    def close(self) -> None:
+        for c in self.conns:
+            try:
+                c.send(None)
+            except (BrokenPipeError, OSError):
+                pass
+        for p in self.procs:
+            p.join(timeout=5)
+            if p.is_alive():
+                p.terminate()
+
+
+class RayPool:
+    """The same workers as Ray actors (``pip install kinpoly[ray]``)."""
+
+    def __init__(self, worker_args: list[tuple], address: str):
+        import ray
+
+        if not ray.is_initialized():
+            ray.init(address=None if address in ("local", "") else address,
+                     ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
+        actor = ray.remote(num_cpus=1)(RolloutWorker)
+        self.ray = ray
+        self.workers = [actor.remote(*args) for args in worker_args]
+
+    def collect(self, state_dict, seed, iteration, n_steps) -> list[dict]:
+        ref = self.ray.put(state_dict)
+        return self.ray.get([w.collect.remote(ref, seed, iteration, n_steps) for w in self.workers])
+
+    def close(self) -> None:
+        for w in self.workers:
+            self.ray.kill(w)
+
+
+class InlinePool:
+    """Workers in this process (tests, debugging)."""
+
+    def __init__(self, worker_args: list[tuple]):
+        self.workers = [RolloutWorker(*a) for a in worker_args]
+
+    def collect(self, state_dict, seed, iteration, n_steps) -> list[dict]:
+        return [w.collect(state_dict, seed, iteration, n_steps) for w in self.workers]
+
+    def close(self) -> None:
+        pass
+
+
+# --- learning ---------------------------------------------------------------------------------
+def gae(rewards, values, next_values, terminated, truncated, gamma, lam):
+    """Advantages and returns of (T, N) arrays. ``next_values[t]`` is the value to bootstrap
+    from where an episode was truncated at t (0 where it terminated)."""
+    T = rewards.shape[0]
+    adv = np.zeros_like(rewards)
+    last = np.zeros(rewards.shape[1], np.float32)
+    for t in reversed(range(T)):
+        ended = np.maximum(terminated[t], truncated[t])
+        nv = np.where(ended > 0, next_values[t], values[t + 1] if t + 1 < T else 0.0)
+        delta = rewards[t] + gamma * nv * (1.0 - terminated[t]) - values[t]
+        last = delta + gamma * lam * (1.0 - ended) * last
+        adv[t] = last
+    return adv, adv + values
+
+
+def ppo_update(model: ActorCritic, opt: torch.optim.Optimizer, batch: dict, cfg: PPOConfig,
+               gen: torch.Generator) -> dict:
+    obs, act, logp_old = batch["obs"], batch["actions"], batch["logp"]
+    adv, ret = batch["adv"], batch["ret"]
+    n = obs.shape[0]
+    stats = {"policy_loss": 0.0, "value_loss": 0.0, "clip_frac": 0.0, "approx_kl": 0.0}
+    count = 0
+    for _ in range(cfg.epochs):
+        if cfg.target_kl is not None and count and stats["approx_kl"] / count > cfg.target_kl:
+            break
+        perm = torch.randperm(n, generator=gen)
+        for i in range(0, n, cfg.minibatch):
+            idx = perm[i:i + cfg.minibatch]
+            mean, value = model(obs[idx])
+            logp = model.log_prob(mean, act[idx])
+            ratio = (logp - logp_old[idx]).exp()
+            a = adv[idx]
+            a = (a - a.mean()) / (a.std() + 1e-8)
+            pl = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
+            vl = 0.5 * ((value - ret[idx]) ** 2).mean()
+            opt.zero_grad()
+            (pl + vl).backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
+            opt.step()
+            with torch.no_grad():
+                stats["policy_loss"] += pl.item()
+                stats["value_loss"] += vl.item()
+                stats["clip_frac"] += ((ratio - 1).abs() > cfg.clip).float().mean().item()
+                stats["approx_kl"] += ((ratio - 1) - (logp - logp_old[idx])).mean().item()
+            count += 1
+    return {k: v / max(count, 1) for k, v in stats.items()}
+
+
+def make_optimizer(model: ActorCritic, cfg: PPOConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adam([{"params": model.actor.parameters(), "lr": cfg.lr_policy},
+                             {"params": model.critic.parameters(), "lr": cfg.lr_value}], eps=1e-5)
+
+
+def train_clip_names(motions: str, split: str | None) -> list[str]:
+    from ..motion.clip import ClipFolder
+
+    names = list(ClipFolder(motions))
+    if split and Path(split).is_file():
+        held = {ln.strip() for ln in Path(split).read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+        names = [n for n in names if n not in held]
+    return names
+
+
+CURVE_KEYS = ("iteration", "samples", "wall_s", "success_rate", "episodes", "reward", "episode_len",
+              "wrench", "samples_per_s", "sim_fraction", "policy_loss", "value_loss", "clip_frac", "approx_kl")
+
+
+def _save_checkpoint(path: Path, model, opt, iteration, curves, cfg_dict, extra=None) -> None:
+    buf = io.BytesIO()
+    torch.save({"policy": model.state_dict(), "optimizer": opt.state_dict(), "iteration": iteration,
+                "curves": curves, "config": cfg_dict, "hidden": list(cfg_dict["ppo"]["hidden"]),
+                "extra": extra or {}}, buf)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def _write_curves(path: Path, curves: list[dict]) -> None:
+    out = io.StringIO()
+    w = csv.DictWriter(out, fieldnames=CURVE_KEYS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(curves)
+    atomic_write_text(path, out.getvalue())
+
+
+def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_address: str | None = None,
+          inline: bool = False, resume: bool = True, max_iterations: int | None = None,
+          progress: bool = True, time_limit_s: float | None = None) -> list[dict]:
+    """Train (or resume) in ``out_dir``; returns the curves (one dict per iteration)."""
+    from tqdm import tqdm
+
+    from ..config import RunDir, seed_everything, to_dict
+
+    out = Path(out_dir)
+    run = RunDir(out, cfg, cfg.seed)
+    seed_everything(cfg.seed)
+    p = cfg.ppo
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(p.torch_threads or cores)
+    n_workers = p.num_workers or cores
+    names = train_clip_names(motions, cfg.split)
+    model = ActorCritic(p.hidden, p.log_std)
+    opt = make_optimizer(model, p)
+    curves: list[dict] = []
+    start = 0
+    ckpt = out / "last.pt"
+    if resume and ckpt.exists():
+        blob = torch.load(ckpt, map_location="cpu", weights_only=False)
+        model.load_state_dict(blob["policy"])
+        opt.load_state_dict(blob["optimizer"])
+        for group, lr in zip(opt.param_groups, (p.lr_policy, p.lr_value)):
+            group["lr"] = lr  # the config's learning rates win (same as saved unless changed)
+        start, curves = blob["iteration"], blob["curves"]
+    cfg_dict = to_dict(cfg)
+    worker_args = [(motions, names, cfg.env, p.envs_per_worker, p.hidden, p.log_std, w)
+                   for w in range(n_workers)]
+    pool = (InlinePool(worker_args) if inline else RayPool(worker_args, ray_address) if ray_address
+            else LocalPool(worker_args))
+    best = max((c["success_rate"] for c in curves), default=-1.0)
+    wall0 = curves[-1]["wall_s"] if curves else 0.0
+    samples = curves[-1]["samples"] if curves else 0
+    end = p.iterations if max_iterations is None else min(p.iterations, start + max_iterations)
+    bar = tqdm(total=end, initial=start, disable=not progress, desc="uhc train", dynamic_ncols=True)
+    t_start = time.perf_counter()
+    try:
+        for it in range(start, end):
+            t0 = time.perf_counter()
+            state = {k: v.clone() for k, v in model.state_dict().items()}
+            segs = pool.collect(state, cfg.seed, it, p.steps_per_env)
+            t_roll = time.perf_counter() - t0
+            cat = lambda k: np.concatenate([s[k] for s in segs], axis=1)  # noqa: E731  (T, N)
+            data = {k: cat(k) for k in ("obs", "actions", "logp", "rewards", "values", "terminated",
+                                        "truncated", "next_values")}
+            adv, ret = gae(data["rewards"], data["values"], data["next_values"], data["terminated"],
+                           data["truncated"], p.gamma, p.gae_lambda)
+            flat = lambda x: torch.as_tensor(x.reshape(x.shape[0] * x.shape[1], *x.shape[2:]))  # noqa: E731
+            batch = {k: flat(data[k]) for k in ("obs", "actions", "logp")}
+            batch["adv"], batch["ret"] = flat(adv), flat(ret)
+            model.norm.update(batch["obs"])  # normaliser changes only between rollouts
+            gen = torch.Generator().manual_seed(cfg.seed * 100003 + it)
+            model.train()
+            stats = ppo_update(model, opt, batch, p, gen)
+            model.eval()
+            eps = [e for s in segs for e in s["episodes"]]
+            n = int(batch["obs"].shape[0])
+            samples += n
+            dt = time.perf_counter() - t0
+            row = {"iteration": it + 1, "samples": samples, "wall_s": round(wall0 + time.perf_counter() - t_start, 2),
+                   "success_rate": float(np.mean([e[0] for e in eps])) if eps else 0.0,
+                   "episodes": len(eps), "reward": float(data["rewards"].mean()),
+                   "episode_len": float(np.mean([e[1] for e in eps])) if eps else 0.0,
+                   "wrench": float(np.mean([s["wrench"] for s in segs])),
+                   "samples_per_s": n / t_roll, "sim_fraction": float(np.mean([s["sim_time"] / s["time"] for s in segs])),
+                   **stats}
+            curves.append(row)
+            _save_checkpoint(ckpt, model, opt, it + 1, curves, cfg_dict)
+            if row["success_rate"] > best:
+                best = row["success_rate"]
+                _save_checkpoint(out / "best.pt", model, opt, it + 1, curves, cfg_dict)
+            _write_curves(out / "progress.csv", curves)
+            bar.update(1)
+            bar.set_postfix(success=f"{row['success_rate']:.3f}", reward=f"{row['reward']:.3f}",
+                            sps=f"{n / dt:.0f}")
+            if time_limit_s is not None and time.perf_counter() - t_start > time_limit_s:
+                break
+    finally:
+        bar.close()
+        pool.close()
+    if curves:
+        run.write_metrics({"final": curves[-1], "best_success_rate": best})
+    return curves

@@ -1,0 +1,166 @@
+"""A reference motion prepared for tracking: the clip's states, their finite-difference
+velocities and accelerations, body positions, and the inverse-dynamics feed-forward.
+
+Everything the controller and the environment need per reference frame is computed once here,
+vectorised where possible, so the per-step cost of tracking is a few array lookups.
+
+Bad input is caught at this boundary: a clip at another frame rate than the 30 Hz control rate,
+or one containing NaN/inf (already refused by :class:`~kinpoly.motion.clip.MotionClip`), raises
+:class:`ReferenceError` with the clip's name. A root that teleports (moves faster than
+``MAX_ROOT_SPEED`` between two frames) is not an error: the frames are recorded in
+``Reference.discontinuities`` and an episode that reaches one ends with the reason
+``"reference_discontinuity"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from ..humanoid.skeleton import BODY_INDEX, QPOS_DIM, QVEL_DIM, gain_arrays
+from ..motion.clip import MotionClip
+from .model import humanoid_model
+
+CONTROL_FPS = 30.0
+MAX_ROOT_SPEED = 12.0  # m/s: faster than any human moves; a root jump above it is a teleport
+
+
+class ReferenceError(ValueError):
+    """A reference clip cannot be tracked; the message names the clip and the cause."""
+
+
+@dataclass
+class Reference:
+    """Per-frame arrays of one reference clip (T frames at 30 Hz).
+
+    ``qvel[t]`` is the forward difference over [t, t+1] (MuJoCo's convention: root angular
+    velocity in body axes), ``qacc[t]`` the backward difference of ``qvel`` (zero at t=0).
+    ``ff_ctrl[t]`` (69) is the PD target offset that adds the inverse-dynamics hinge torque
+    needed to move from frame t to t+1 (see :func:`inverse_dynamics`), ``root_wrench[t]`` (6)
+    the root force/torque the same inverse dynamics asks for (the residual force).
+    """
+
+    clip: MotionClip
+    qpos: np.ndarray  # (T, 76)
+    qvel: np.ndarray  # (T, 75)
+    qacc: np.ndarray  # (T, 75)
+    body_pos: np.ndarray  # (T, 24, 3) world joint positions
+    root_rot: np.ndarray  # (T, 3, 3) root orientation
+    ff_ctrl: np.ndarray  # (T, 69)
+    root_wrench: np.ndarray  # (T, 6)
+    discontinuities: np.ndarray  # frame indices t where the root teleports between t and t+1
+
+    @property
+    def num_frames(self) -> int:
+        return int(self.qpos.shape[0])
+
+    @property
+    def name(self) -> str:
+        return self.clip.name
+
+
+def check_clip(clip: MotionClip, min_frames: int = 2) -> None:
+    """Raise :class:`ReferenceError` if the clip cannot be tracked at the control rate."""
+    if abs(clip.fps - CONTROL_FPS) > 1e-6:
+        raise ReferenceError(f"{clip.name}: reference is at {clip.fps:g} fps, the controller runs at "
+                             f"{CONTROL_FPS:g} Hz; resample it (kinpoly motion import resamples to 30 Hz)")
+    if clip.num_frames < min_frames:
+        raise ReferenceError(f"{clip.name}: reference has {clip.num_frames} frame(s), needs >= {min_frames}")
+    if not np.isfinite(clip.qpos).all():
+        raise ReferenceError(f"{clip.name}: reference contains NaN/inf")
+    quat_norm = np.linalg.norm(clip.qpos[:, 3:7], axis=1)
+    if np.any(np.abs(quat_norm - 1.0) > 1e-3):
+        raise ReferenceError(f"{clip.name}: root quaternion not unit length at frame "
+                             f"{int(np.argmax(np.abs(quat_norm - 1.0) > 1e-3))}")
+
+
+FOOT_BODIES = ("L_Ankle", "L_Toe", "R_Ankle", "R_Toe")
+CONTACT_HEIGHT = 0.03  # m above its standing height: a foot body this low is taken as in contact
+MOMENT_WEIGHT = 10.0  # least-squares cost of a contact moment relative to a force
+
+
+def inverse_dynamics(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
+                     qacc: np.ndarray, contact: np.ndarray) -> np.ndarray:
+    """(T, 75) generalised forces that realise ``qacc`` at each state, with the ground
+    reaction moved from the root onto the feet.
+
+    ``mj_inverse`` alone attributes the weight of the body to the root (reference feet hover a
+    few mm above the floor, so its soft contacts push nothing): the returned hinge torques
+    would not hold the body up. Here the root part of the inverse-dynamics force is explained,
+    in the least-squares sense, by a 6-d wrench at each foot body in contact (``contact``
+    (T, 4) booleans over ``FOOT_BODIES``; moments weighted by ``MOMENT_WEIGHT``, upward
+    forces only): hinge torques get ``- J^T f`` and only what the feet cannot explain stays on
+    the root, which is what the residual force has to supply.
+    """
+    d = mujoco.MjData(model)
+    out = np.empty((len(qpos), QVEL_DIM))
+    feet = [model.body(n).id for n in FOOT_BODIES]
+    jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
+    scale = np.r_[np.ones(3), np.full(3, 1.0 / MOMENT_WEIGHT)]
+    for t in range(len(qpos)):
+        d.qpos[:QPOS_DIM] = qpos[t]
+        d.qvel[:QVEL_DIM] = qvel[t]
+        d.qacc[:QVEL_DIM] = qacc[t]
+        mujoco.mj_inverse(model, d)
+        tau = d.qfrc_inverse[:QVEL_DIM].copy()
+        on = [b for b, c in zip(feet, contact[t]) if c]
+        if on:
+            jac = []
+            for b in on:
+                mujoco.mj_jacBody(model, d, jacp, jacr, b)
+                jac += [jacp[:, :QVEL_DIM].copy(), jacr[:, :QVEL_DIM].copy()]
+            J = np.concatenate(jac)  # (6k, 75): rows of foot wrenches
+            S = np.tile(scale, len(on))
+            A = J[:, :6].T * S  # root part, scaled variables
+            f = S * np.linalg.lstsq(A, tau[:6], rcond=None)[0]
+            fz = f.reshape(-1, 6)[:, 2]
+            if np.any(fz < 0):  # a foot cannot pull: drop the pulling ones and solve again
+                keep = np.repeat(fz >= 0, 6)
+                f = np.zeros_like(f)
+                if keep.any():
+                    f[keep] = S[keep] * np.linalg.lstsq(A[:, keep], tau[:6], rcond=None)[0]
+            tau = tau - J.T @ f
+        out[t] = tau
+    return out
+
+
+def foot_contacts(clip: MotionClip, body_pos: np.ndarray) -> np.ndarray:
+    """(T, 4) whether each of ``FOOT_BODIES`` is within ``CONTACT_HEIGHT`` of its standing
+    height in the reference."""
+    idx = [BODY_INDEX[n] for n in FOOT_BODIES]
+    rest = clip.body.pelvis_height() + clip.body.rest_positions()[idx, 2]
+    return body_pos[:, idx, 2] < rest + CONTACT_HEIGHT
+
+
+def prepare_reference(clip: MotionClip) -> Reference:
+    """Validate ``clip`` and precompute what tracking it needs."""
+    check_clip(clip)
+    qpos = clip.qpos.copy()
+    qpos[:, 3:7] /= np.linalg.norm(qpos[:, 3:7], axis=1, keepdims=True)
+    qpos[:, 7:] = np.unwrap(qpos[:, 7:], axis=0)
+    qvel = clip.qvel()
+    qacc = np.zeros_like(qvel)
+    qacc[1:] = np.diff(qvel, axis=0) * CONTROL_FPS
+    speed = np.linalg.norm(np.diff(qpos[:, :3], axis=0), axis=1) * CONTROL_FPS
+    jumps = np.flatnonzero(speed > MAX_ROOT_SPEED)
+    # Velocities across a teleport are meaningless: zero them so the feed-forward stays sane.
+    for t in jumps:
+        qvel[t] = qvel[t - 1] if t > 0 else 0.0
+        qacc[max(t, 0):t + 2] = 0.0
+    model = humanoid_model(clip.body)
+    # Inverse dynamics at the midpoint of each control interval [t, t+1]: the velocity over it
+    # and the acceleration at its start.
+    states = clip.body_states()
+    tau = inverse_dynamics(model, qpos, qvel, qacc, foot_contacts(clip, states.positions))
+    kp, kd, lim = gain_arrays()
+    hinge_tau = np.clip(tau[:, 6:], -lim, lim)
+    # A position servo produces kp (ctrl - q) - kd qdot: to add a torque tau on top of tracking
+    # (q_ref, qdot_ref), shift the target by (tau + kd qdot_ref) / kp.
+    ff = (hinge_tau + kd * qvel[:, 6:]) / kp
+    return Reference(clip=clip, qpos=qpos, qvel=qvel, qacc=qacc, body_pos=states.positions.copy(),
+                     root_rot=states.rotations[:, 0].copy(),
+                     ff_ctrl=ff.astype(np.float64), root_wrench=tau[:, :6].copy(),
+                     discontinuities=jumps)
+

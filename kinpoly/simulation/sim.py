@@ -1,0 +1,141 @@
+"""The simulation core: the humanoid tracking a :class:`Reference` at 30 Hz in MuJoCo.
+
+**Stable PD.** The 69 hinges are driven by MuJoCo ``position`` actuators (kp, kv = kd, force
+range = torque limit; see :mod:`kinpoly.humanoid.mjcf`): ``ctrl`` is the target angle and the
+servo applies ``clip(kp (ctrl - q) - kd qdot, +-limit)``. With the ``implicitfast`` integrator
+the ``-kd qdot`` term is integrated implicitly (its derivative enters the mass matrix), which is
+what stable PD (Tan et al. 2011) achieves in the original code: stiff gains stay stable at the
+1/450 s step. A velocity target ``qdot*`` or a feed-forward torque ``tau`` are expressed by
+shifting the target: ``ctrl = q* + (tau + kd qdot*) / kp``. No Python runs inside the 15
+physics substeps of one control step (``mj_step(m, d, nstep=15)``).
+
+**Residual force.** An optional 6-d wrench on the root (``qfrc_applied[:6]``: world-frame force,
+torque in the pelvis frame, as MuJoCo's free joint), clipped to ``residual_clip``; its
+magnitude is reported as a separate cost and can be switched off.
+
+**Termination.** After each control step the mean distance of the 24 joint positions to the
+reference's exceeds ``fall_distance`` (0.5 m): ``"fell"``. Numerical blow-up (NaN/inf state,
+MuJoCo's bad-acceleration warning, or ``|qacc|`` beyond ``max_qacc``) ends the episode as
+``"unstable"`` instead of raising; the state is reset to the last good one so that reading it
+stays safe. Reaching a teleport of the reference ends it as ``"reference_discontinuity"``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mujoco
+import numpy as np
+
+from ..humanoid.skeleton import NUM_BODIES, QPOS_DIM, QVEL_DIM
+from .model import humanoid_model
+from .reference import Reference
+
+_BAD_QACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
+
+
+@dataclass
+class SimConfig:
+    """Physics settings of tracking (SPEC section 2)."""
+
+    substeps: int = 15  # physics steps per 30 Hz control step (1/450 s each)
+    residual_force: bool = True  # apply the root wrench at all
+    residual_clip: float = 100.0  # N (force) and N m (torque), per component
+    fall_distance: float = 0.5  # m, mean body distance that ends an episode
+    max_qacc: float = 1.0e6  # |qacc| beyond this is a blow-up
+
+
+class TrackingSim:
+    """One MuJoCo humanoid following one reference at a time.
+
+    ``t`` is the current reference frame; :meth:`step` advances to ``t + 1``.
+    """
+
+    def __init__(self, cfg: SimConfig | None = None):
+        self.cfg = cfg or SimConfig()
+        self.ref: Reference | None = None
+        self.model: mujoco.MjModel | None = None
+        self.data: mujoco.MjData | None = None
+        self._datas: dict[int, mujoco.MjData] = {}
+        self.t = 0
+        self.last_wrench = np.zeros(6)
+        self.body_pos = np.zeros((NUM_BODIES, 3))
+
+    # --- episode control ------------------------------------------------------------------
+    def load(self, ref: Reference) -> None:
+        self.ref = ref
+        self.model = humanoid_model(ref.clip.body)
+        key = id(self.model)
+        if key not in self._datas:
+            if len(self._datas) > 64:
+                self._datas.clear()
+            self._datas[key] = mujoco.MjData(self.model)
+        self.data = self._datas[key]
+
+    def reset(self, frame: int = 0) -> None:
+        """Put the humanoid in the reference state of ``frame`` (reference state init)."""
+        ref, d = self.ref, self.data
+        mujoco.mj_resetData(self.model, d)
+        d.qpos[:QPOS_DIM] = ref.qpos[frame]
+        d.qvel[:QVEL_DIM] = ref.qvel[frame]
+        d.ctrl[:] = ref.qpos[frame, 7:]
+        mujoco.mj_forward(self.model, d)
+        self.t = int(frame)
+        self.last_wrench = np.zeros(6)
+        self._update_bodies()
+        self._good = (d.qpos.copy(), d.qvel.copy())
+
+    def _update_bodies(self) -> None:
+        self.body_pos = self.data.xpos[1:NUM_BODIES + 1].copy()
+
+    def step(self, ctrl: np.ndarray, wrench: np.ndarray | None = None) -> str | None:
+        """Hold PD targets ``ctrl`` (69) and the root ``wrench`` (6, before clipping) for one
+        control step. Returns the termination reason, or None."""
+        m, d, cfg = self.model, self.data, self.cfg
+        d.ctrl[:] = ctrl
+        if cfg.residual_force and wrench is not None:
+            w = np.clip(wrench, -cfg.residual_clip, cfg.residual_clip)
+        else:
+            w = np.zeros(6)
+        d.qfrc_applied[:6] = w
+        self.last_wrench = w
+        warn0 = d.warning[_BAD_QACC].number
+        mujoco.mj_step(m, d, nstep=cfg.substeps)
+        self.t += 1
+        if (d.warning[_BAD_QACC].number != warn0 or not np.isfinite(d.qpos).all()
+                or not np.isfinite(d.qvel).all() or np.abs(d.qacc).max() > cfg.max_qacc):
+            d.qpos[:], d.qvel[:] = self._good
+            d.qacc[:] = 0.0
+            mujoco.mj_kinematics(m, d)
+            self._update_bodies()
+            return "unstable"
+        mujoco.mj_kinematics(m, d)  # body positions of the new state (mj_step leaves the old)
+        self._update_bodies()
+        self._good = (d.qpos.copy(), d.qvel.copy())
+        ref = self.ref
+        if ref.discontinuities.size and np.any(ref.discontinuities == self.t - 1):
+            return "reference_discontinuity"
+        if self.mean_body_distance() > cfg.fall_distance:
+            return "fell"
+        return None
+
+    # --- state ----------------------------------------------------------------------------
+    def mean_body_distance(self) -> float:
+        return float(np.mean(np.linalg.norm(self.body_pos - self.ref.body_pos[self.t], axis=1)))
+
+    @property
+    def qpos(self) -> np.ndarray:
+        return self.data.qpos[:QPOS_DIM]
+
+    @property
+    def qvel(self) -> np.ndarray:
+        return self.data.qvel[:QVEL_DIM]
+
+    @property
+    def done(self) -> bool:
+        """The reference has no next frame."""
+        return self.t >= self.ref.num_frames - 1
+
+    def hinge_torques(self) -> np.ndarray:
+        """(69) servo torques of the last physics step (N m)."""
+        return self.data.actuator_force.copy()

@@ -1,0 +1,179 @@
+"""Universal humanoid controller: simulation core, environment, training-free controller, PPO."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kinpoly.motion.clip import ClipError, ClipFolder, MotionClip
+from kinpoly.simulation.controller import ControllerConfig
+from kinpoly.simulation.env import ENV_ID, EnvConfig, HumanoidTrackingEnv
+from kinpoly.simulation.evaluate import score, track
+from kinpoly.simulation.reference import ReferenceError, prepare_reference
+from kinpoly.simulation.sim import SimConfig, TrackingSim
+
+
+@pytest.fixture(scope="module")
+def walk(shared_data) -> MotionClip:
+    """3 s of a real walk (CMU 02_01), imported as the project does."""
+    from kinpoly.motion.importers import import_file
+
+    clip = import_file(shared_data / "cmu_amc" / "02_01.amc")[0]
+    return clip.slice(0, 90, name="walk")
+
+
+def test_env_api(walk):
+    from gymnasium.utils.env_checker import check_env
+
+    env = HumanoidTrackingEnv([walk])
+    check_env(env, skip_render_check=True)
+    obs, info = env.reset(seed=3)
+    assert obs.shape == env.observation_space.shape and np.isfinite(obs).all()
+    obs, r, term, trunc, info = env.step(np.zeros(env.action_space.shape))
+    assert 0.0 <= r <= 1.0 and "reason" in info
+
+
+def test_registered(walk):
+    import gymnasium as gym
+
+    env = gym.make(ENV_ID, motions=[walk])
+    assert env.reset(seed=0)[0].shape == (302,)
+
+
+def test_deterministic_reset(walk):
+    a, b = HumanoidTrackingEnv([walk, walk.slice(10, 60, name="w2")]), HumanoidTrackingEnv([walk, walk.slice(10, 60, name="w2")])
+    oa, ia = a.reset(seed=7)
+    ob, ib = b.reset(seed=7)
+    assert ia == ib and np.array_equal(oa, ob)
+    act = np.full(75, 0.1, np.float32)
+    for _ in range(5):
+        sa, sb = a.step(act), b.step(act)
+        assert np.array_equal(sa[0], sb[0]) and sa[1] == sb[1]
+
+
+def test_nan_reference_rejected(walk):
+    q = walk.qpos.copy()
+    q[5, 10] = np.nan
+    with pytest.raises(ClipError, match="NaN"):
+        MotionClip("bad", q, body=walk.body)
+
+
+def test_wrong_frame_rate_rejected(walk):
+    clip = dataclasses.replace(walk, fps=120.0)
+    with pytest.raises(ReferenceError, match="120 fps"):
+        prepare_reference(clip)
+
+
+def test_teleport_terminates_with_reason(walk):
+    q = walk.qpos.copy()
+    q[30:, 0] += 3.0  # the root jumps 3 m between frames 29 and 30
+    ref = prepare_reference(MotionClip("teleport", q, body=walk.body))
+    assert list(ref.discontinuities) == [29]
+    tr = track(ref, EnvConfig())
+    assert tr.reason == "reference_discontinuity"
+    assert tr.clip.meta["failed"] and tr.clip.num_frames == 31
+
+
+def test_blow_up_is_a_recorded_failure(walk):
+    sim = TrackingSim(SimConfig(max_qacc=1.0))  # any motion counts as a blow-up
+    sim.load(prepare_reference(walk))
+    sim.reset(0)
+    assert sim.step(sim.ref.qpos[1, 7:]) == "unstable"
+    assert np.isfinite(sim.qpos).all()
+
+
+def test_training_free_controller_tracks_walk(walk):
+    # Measured on this 3 s clip (residual force on): success, global MPJPE 84.5 mm, root-relative
+    # 32.1 mm; without residual force it falls after 39 frames. Bounds with margin.
+    ref = prepare_reference(walk)
+    s = score(track(ref, EnvConfig()), ref)
+    assert s["success"], s
+    assert s["mpjpe_global_mm"] < 110.0 and s["mpjpe_mm"] < 45.0
+    assert s["residual_force_n"] > 0.0
+    off = dataclasses.replace(EnvConfig(), sim=SimConfig(residual_force=False))
+    s_off = score(track(ref, off), ref)
+    assert s_off["residual_force_n"] == 0.0
+
+
+def _tiny_cfg(split=None):
+    from kinpoly.simulation.ppo import PPOConfig, UHCConfig
+
+    return UHCConfig(split=split, env=EnvConfig(max_episode_steps=20),
+                     ppo=PPOConfig(iterations=3, num_workers=2, envs_per_worker=2, steps_per_env=16,
+                                   minibatch=32, epochs=2, hidden=[32, 32], torch_threads=1))
+
+
+@pytest.fixture(scope="module")
+def tiny_motions(tmp_path_factory, walk):
+    folder = ClipFolder(tmp_path_factory.mktemp("motions"), create=True)
+    folder.add(walk)
+    folder.add(walk.slice(20, 80, name="walk_b"))
+    return str(folder.root)
+
+
+def test_ppo_resume_reproduces(tmp_path, tiny_motions):
+    from kinpoly.simulation.ppo import train
+
+    full = train(_tiny_cfg(), tiny_motions, tmp_path / "a", inline=True, progress=False)
+    assert len(full) == 3 and (tmp_path / "a" / "last.pt").exists()
+    part = train(_tiny_cfg(), tiny_motions, tmp_path / "b", inline=True, progress=False, max_iterations=2)
+    assert len(part) == 2
+    resumed = train(_tiny_cfg(), tiny_motions, tmp_path / "b", inline=True, progress=False)
+    keys = ("samples", "success_rate", "reward", "episode_len", "policy_loss", "value_loss")
+    for k in keys:
+        assert resumed[2][k] == pytest.approx(full[2][k], rel=1e-5, abs=1e-7), k
+    assert (tmp_path / "b" / "progress.csv").read_text().count("\n") == 4
+
+
+def test_ppo_subprocess_workers_match_inline(tmp_path, tiny_motions):
+    from kinpoly.simulation.ppo import train
+
+    a = train(_tiny_cfg(), tiny_motions, tmp_path / "a", inline=True, progress=False, max_iterations=1)
+    b = train(_tiny_cfg(), tiny_motions, tmp_path / "b", progress=False, max_iterations=1)
+    assert a[0]["reward"] == pytest.approx(b[0]["reward"], rel=1e-6)
+
+
+@pytest.mark.slow
+def test_ray_backend(tmp_path, tiny_motions):
+    pytest.importorskip("ray")
+    import ray
+
+    from kinpoly.simulation.ppo import train
+
+    try:
+        a = train(_tiny_cfg(), tiny_motions, tmp_path / "a", inline=True, progress=False, max_iterations=1)
+        b = train(_tiny_cfg(), tiny_motions, tmp_path / "b", ray_address="local", progress=False,
+                  max_iterations=1)
+    finally:
+        ray.shutdown()
+    assert a[0]["reward"] == pytest.approx(b[0]["reward"], rel=1e-6)
+
+
+def test_controller_config_in_yaml():
+    from pathlib import Path
+
+    from kinpoly.config import load_config
+    from kinpoly.simulation.ppo import UHCConfig
+
+    cfg = load_config(UHCConfig, Path(__file__).resolve().parents[1] / "configs" / "uhc.yaml")
+    assert cfg.env.controller == ControllerConfig()  # the YAML states the defaults
+    assert cfg.env.sim.residual_clip == 100.0 and cfg.env.sim.substeps == 15
+
+
+def test_eval_cli_training_free(tmp_path, tiny_motions):
+    import json
+
+    from click.testing import CliRunner
+
+    from kinpoly.simulation.commands import uhc
+
+    out = tmp_path / "m.json"
+    res = CliRunner().invoke(uhc, ["eval", "--motions", tiny_motions, "--json", str(out), "--no-video"])
+    assert res.exit_code == 0, res.output
+    m = json.loads(out.read_text())
+    assert m["controller"] == "training-free" and set(m["per_clip"]) == {"walk", "walk_b"}
+    for k in ("success_rate", "mpjpe_global_mm", "mpjpe_mm", "accel_error", "velocity_error",
+              "residual_force_n"):
+        assert m["overall"][k] is not None, k
