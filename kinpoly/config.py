@@ -52,7 +52,7 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
             raise ConfigError(f"{key}: expected a mapping, got {type(value).__name__}")
-        return _from_dict(tp, value, key)
+        return from_dict(tp, value, key)
     if origin in (list, tuple):
         if not isinstance(value, (list, tuple)):
             raise ConfigError(f"{key}: expected a list, got {value!r}")
@@ -89,7 +89,8 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
     return value
 
 
-def _from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
+    """Validate a plain mapping (e.g. a config saved in a checkpoint) into ``cls``."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
@@ -139,7 +140,7 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
             raise ConfigError(f"{p}: the top level must be a mapping")
         data = loaded
     data = apply_overrides(data, overrides or [])
-    return _from_dict(cls, data)
+    return from_dict(cls, data)
 
 
 def to_dict(cfg: Any) -> dict:

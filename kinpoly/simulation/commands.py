@@ -37,21 +37,6 @@ def train(config_path, motions, out, override, ray_address, no_resume, iteration
         click.echo(json.dumps(curves[-1], indent=1))
 
 
-def _env_config(config_path, checkpoint, override):
-    """The env settings: from the checkpoint's own config when there is one, else the YAML."""
-    from ..config import _from_dict, apply_overrides, load_config
-    from .ppo import UHCConfig
-
-    if checkpoint:
-        import torch
-
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
-        if "config" in blob.get("extra", {}) or "config" in blob:
-            data = blob.get("config") or blob["extra"]["config"]
-            return _from_dict(UHCConfig, apply_overrides(data, list(override)))
-    return load_config(UHCConfig, config_path, list(override))
-
-
 @uhc.command("eval")
 @click.option("--motions", required=True, type=click.Path(exists=True), help="Clip folder or clip file.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
@@ -68,11 +53,11 @@ def _env_config(config_path, checkpoint, override):
 def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video) -> None:
     """Track every clip from its first frame and write per-clip and overall metrics."""
     from ..motion.clip import atomic_write_text, load_clips
-    from .evaluate import PolicyController, evaluate, worst_clip
+    from .evaluate import PolicyController, controller_config, evaluate, worst_clip
     from .reference import prepare_reference
     from .split import read_split
 
-    cfg = _env_config(config_path, checkpoint, override)
+    cfg = controller_config(config_path, checkpoint, override)
     env_cfg = cfg.env
     if no_residual:
         env_cfg.sim.residual_force = False

@@ -32,6 +32,22 @@ class Tracked:
     seconds: float
 
 
+def controller_config(config_path=None, checkpoint=None, overrides=()):
+    """The controller's settings (``UHCConfig``): the checkpoint's own config when it carries
+    one, else the YAML file (or the defaults), with ``key=value`` overrides applied."""
+    from ..config import apply_overrides, from_dict, load_config
+    from .ppo import UHCConfig
+
+    if checkpoint:
+        import torch
+
+        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        data = blob.get("config") or blob.get("extra", {}).get("config")
+        if data is not None:
+            return from_dict(UHCConfig, apply_overrides(data, list(overrides)))
+    return load_config(UHCConfig, config_path, list(overrides))
+
+
 class PolicyController:
     """The learned residual policy (deterministic mean action)."""
 
