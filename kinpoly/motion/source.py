@@ -12,12 +12,24 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 
 class MotionFormatError(ValueError):
     """A mocap file could not be read. The message names the file and the problem."""
+
+
+def read_text(path) -> str:
+    """A mocap text file's content; a clear MotionFormatError if unreadable or empty."""
+    try:
+        text = Path(path).read_text(encoding="utf-8", errors="replace")
+    except OSError as e:
+        raise MotionFormatError(f"{path}: cannot read: {e.strerror}") from None
+    if not text.strip():
+        raise MotionFormatError(f"{path}: file is empty")
+    return text
 
 
 @contextmanager

@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors
+from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors, read_text
 
 CMU_FPS = 120.0
 _ROT_DOFS = ("rx", "ry", "rz")
@@ -220,12 +220,7 @@ def find_asf(amc_path: str | Path) -> Path:
 def _parse_amc(path: Path, skel: AsfSkeleton) -> tuple[dict[str, np.ndarray], int, bool | None, list[int]]:
     """Per bone (T, ndof) values (zeros where a frame omits the bone), frame count,
     angle unit flag from the header (True deg, False rad, None absent) and frame numbers."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise MotionFormatError(f"{path}: cannot read: {e.strerror}") from None
-    if not text.strip():
-        raise MotionFormatError(f"{path}: file is empty")
+    text = read_text(path)
     ndof = {name: len(b.dof) for name, b in skel.bones.items()}
     ndof["root"] = len(skel.root_order)
     rows: dict[str, list[str]] = {n: [] for n in ndof}  # the value part of each line

@@ -32,7 +32,7 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors
+from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors, read_text
 
 UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254, "ft": 0.3048}
 _CHANNELS = {f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}
@@ -230,12 +230,7 @@ def read_bvh(path: str | Path, *, units: str | None = None, scale: float | None 
 def _read_bvh(path: str | Path, units: str | None, scale: float | None, up_axis: str, license: str,
               name: str | None) -> SourceMotion:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise MotionFormatError(f"{path}: cannot read: {e.strerror}") from None
-    if not text.strip():
-        raise MotionFormatError(f"{path}: file is empty")
+    text = read_text(path)
     split = re.search(r"^\s*MOTION\s*$", text, flags=re.MULTILINE)
     if split is None:
         raise MotionFormatError(f"{path}: no MOTION block")
