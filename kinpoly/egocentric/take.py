@@ -13,7 +13,6 @@ split, ``"<action>-<take>"`` keys, SPEC section 4) with their meta YAML, into th
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import pickle
@@ -22,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..motion.clip import ACTIONS, atomic_write_bytes, atomic_write_text
+from ..motion.clip import ACTIONS, atomic_write_npz, atomic_write_text
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -148,9 +147,7 @@ class EgoTake:
                 arrays[key] = getattr(self, key)
         arrays.update({k: np.asarray(v) for k, v in self.extras.items()})
         arrays["meta"] = np.array(json.dumps(self.metadata(), sort_keys=True))
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_npz(path, arrays)
         return path
 
     @classmethod

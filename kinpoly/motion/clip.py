@@ -151,9 +151,7 @@ class MotionClip:
         if self.objects:
             arrays["object_poses"] = np.stack([t.poses for t in self.objects])
         arrays["meta"] = np.array(json.dumps(self.metadata()))
-        buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
-        atomic_write_bytes(path, buf.getvalue())
+        atomic_write_npz(path, arrays)
         return path
 
     @classmethod
@@ -194,6 +192,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def atomic_write_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Write a compressed ``.npz`` atomically."""
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

@@ -11,7 +11,6 @@ bodies in world axes (Z up, m), ``body_names``, ``parents``, ``offsets`` (24, 3)
 
 from __future__ import annotations
 
-import io
 import os
 from pathlib import Path
 
@@ -20,7 +19,7 @@ from scipy.spatial.transform import Rotation
 
 from ..humanoid.kinematics import local_rotations
 from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, PARENTS
-from .clip import MotionClip, atomic_write_bytes
+from .clip import MotionClip, atomic_write_npz
 from .formats.bvh import write_bvh
 
 # our Z-up world -> BVH's Y-up world (a proper rotation: x stays, z -> y, y -> -z)
@@ -57,9 +56,7 @@ def export_bvh(clip: MotionClip, path: str | os.PathLike) -> Path:
 def export_npz(clip: MotionClip, path: str | os.PathLike) -> Path:
     path = Path(path)
     st = clip.body_states()
-    buf = io.BytesIO()
-    np.savez_compressed(buf, qpos=clip.qpos, positions=st.positions, quaternions=st.quaternions,
-                        body_names=np.array(BODY_NAMES), parents=np.array(PARENTS),
-                        offsets=clip.body.offsets, fps=np.float64(clip.fps))
-    atomic_write_bytes(path, buf.getvalue())
+    atomic_write_npz(path, {"qpos": clip.qpos, "positions": st.positions, "quaternions": st.quaternions,
+                            "body_names": np.array(BODY_NAMES), "parents": np.array(PARENTS),
+                            "offsets": clip.body.offsets, "fps": np.float64(clip.fps)})
     return path
