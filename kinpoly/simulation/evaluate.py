@@ -15,7 +15,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..evaluation import metrics
-from ..motion.clip import MotionClip
+from ..motion.clip import MotionClip, ObjectTrack
 from .env import EnvConfig, compose_action, observe
 from .reference import Reference
 from .sim import TrackingSim
@@ -65,19 +65,23 @@ def track(ref: Reference, cfg: EnvConfig, policy=None) -> Tracked:
     sim.load(ref)
     sim.reset(0)
     frames = [sim.qpos.copy()]
+    objects = [sim.object_poses()]
     wrenches, reason = [], None
     t0 = time.perf_counter()
     while not sim.done:
         action = policy(sim) if policy is not None else None
         reason = sim.step(*compose_action(sim, action, cfg))
         frames.append(sim.qpos.copy())
+        objects.append(sim.object_poses())
         wrenches.append(sim.last_wrench.copy())
         if reason:
             break
     meta = {"simulated": True}
     if reason:
         meta.update({"failed": True, "fail_frame": len(frames) - 1, "reason": reason})
-    clip = replace(ref.clip, name=ref.clip.name, qpos=np.asarray(frames), objects=[], meta=meta)
+    poses = np.asarray(objects)  # (T, K, 7): the simulated scene, e.g. where a pushed box went
+    tracks = [ObjectTrack(t.object, poses[:, k]) for k, t in enumerate(ref.clip.objects)]
+    clip = replace(ref.clip, name=ref.clip.name, qpos=np.asarray(frames), objects=tracks, meta=meta)
     return Tracked(clip, reason, np.asarray(wrenches).reshape(-1, 6), time.perf_counter() - t0)
 
 

@@ -17,6 +17,14 @@ _CACHE: dict[tuple, mujoco.MjModel] = {}
 MAX_CACHED = 512
 
 
+def scene_model(body: BodyShape, objects=()) -> mujoco.MjModel:
+    """The model of ``body`` with the scene ``objects`` (SceneObject) around it; without
+    objects, :func:`humanoid_model`. Compiled models are cached by their MJCF (do not modify).
+    The humanoid's qpos/qvel come first; each free object (a box) adds 7/6 more."""
+    objects = tuple(objects)
+    return build_model(body, objects) if objects else humanoid_model(body)
+
+
 def humanoid_model(body: BodyShape) -> mujoco.MjModel:
     """The compiled model of ``body`` standing on a floor (cached, do not modify)."""
     key = body.key()

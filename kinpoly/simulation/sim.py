@@ -28,7 +28,7 @@ import mujoco
 import numpy as np
 
 from ..humanoid.skeleton import NUM_BODIES, QPOS_DIM, QVEL_DIM
-from .model import humanoid_model
+from .model import scene_model
 from .reference import Reference
 
 _BAD_QACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
@@ -64,7 +64,11 @@ class TrackingSim:
     # --- episode control ------------------------------------------------------------------
     def load(self, ref: Reference) -> None:
         self.ref = ref
-        self.model = humanoid_model(ref.clip.body)
+        tracks = ref.clip.objects
+        self.model = scene_model(ref.clip.body, [t.object for t in tracks])
+        # free objects (a pushable box): their qpos address and reference track
+        self._free = [(self.model.jnt_qposadr[self.model.joint(f"{t.object.name}_free").id], t)
+                      for t in tracks if t.object.is_free]
         key = id(self.model)
         if key not in self._datas:
             if len(self._datas) > 64:
@@ -79,6 +83,8 @@ class TrackingSim:
         d.qpos[:QPOS_DIM] = ref.qpos[frame]
         d.qvel[:QVEL_DIM] = ref.qvel[frame]
         d.ctrl[:] = ref.qpos[frame, 7:]
+        for adr, track in self._free:
+            d.qpos[adr:adr + 7] = track.poses[frame]
         mujoco.mj_forward(self.model, d)
         self.t = int(frame)
         self.last_wrench = np.zeros(6)
@@ -126,6 +132,16 @@ class TrackingSim:
     @property
     def qpos(self) -> np.ndarray:
         return self.data.qpos[:QPOS_DIM]
+
+    def object_poses(self) -> np.ndarray:
+        """(K, 7) current pose of every scene object of the reference (static ones do not move)."""
+        out = []
+        free = {id(t): adr for adr, t in self._free}
+        for t in self.ref.clip.objects:
+            adr = free.get(id(t))
+            out.append(self.data.qpos[adr:adr + 7].copy() if adr is not None
+                       else np.r_[t.object.pos, t.object.quat])
+        return np.asarray(out).reshape(-1, 7)
 
     @property
     def qvel(self) -> np.ndarray:
