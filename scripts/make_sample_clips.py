@@ -1,7 +1,8 @@
 """Build the small sample clips bundled in ``kinpoly/assets/clips`` (run from the repo root).
 
 They come from the CMU Graphics Lab Motion Capture Database (free for all uses; see the
-README written next to them), imported with kinpoly's own importer:
+README written next to them), imported with kinpoly's own importer, with the scene objects
+that ``kinpoly.egocentric.scenes`` places for their motion:
 
     .venv/bin/python scripts/make_sample_clips.py ../shared/data
 """
@@ -11,6 +12,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+import numpy as np
+
+from kinpoly.egocentric.scenes import synthesize_scene
 from kinpoly.motion.clip import ClipFolder
 from kinpoly.motion.importers import import_file
 
@@ -34,6 +38,8 @@ commercially-sold products, but you may not resell this data directly, even in c
 form." Acknowledgement requested by CMU: "The data used in this project was obtained from
 mocap.cs.cmu.edu. The database was created with funding from NSF EIA-0196217."
 
+Each clip carries the scene objects its motion implies (from `kinpoly.egocentric.scenes`).
+
 | clip | CMU take | description |
 |---|---|---|
 """
@@ -48,9 +54,13 @@ def main(shared: Path) -> None:
             clip = clip.slice(int(start * clip.fps), int(end * clip.fps), name=name)
         clip.name = name
         clip.source = f"CMU mocap {Path(rel).stem}"
+        # the objects the motion implies (blocks under climbing feet, ...), seeded
+        scene = synthesize_scene(clip, None, np.random.default_rng(0))
+        clip.objects = scene.tracks
+        clip.action = clip.action or scene.action
         folder.add(clip)
         rows.append(f"| `{name}` | {Path(rel).stem} | {clip.meta.get('description', 'walk')} "
-                    f"({clip.num_frames} frames) |")
+                    f"({clip.num_frames} frames; objects: {', '.join(t.object.kind for t in clip.objects)}) |")
     (OUT / "README.md").write_text(README + "\n".join(rows) + "\n")
 
 
