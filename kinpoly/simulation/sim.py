@@ -67,8 +67,10 @@ class TrackingSim:
         tracks = ref.clip.objects
         self.model = scene_model(ref.clip.body, [t.object for t in tracks])
         # free objects (a pushable box): their qpos address and reference track
-        self._free = [(self.model.jnt_qposadr[self.model.joint(f"{t.object.name}_free").id], t)
-                      for t in tracks if t.object.is_free]
+        self._free = [(k, self.model.jnt_qposadr[self.model.joint(f"{t.object.name}_free").id], t)
+                      for k, t in enumerate(tracks) if t.object.is_free]
+        # static objects never move: their poses once, free ones overwritten per call
+        self._static_poses = np.array([np.r_[t.object.pos, t.object.quat] for t in tracks]).reshape(-1, 7)
         key = id(self.model)
         if key not in self._datas:
             if len(self._datas) > 64:
@@ -83,7 +85,7 @@ class TrackingSim:
         d.qpos[:QPOS_DIM] = ref.qpos[frame]
         d.qvel[:QVEL_DIM] = ref.qvel[frame]
         d.ctrl[:] = ref.qpos[frame, 7:]
-        for adr, track in self._free:
+        for _, adr, track in self._free:
             d.qpos[adr:adr + 7] = track.poses[frame]
         mujoco.mj_forward(self.model, d)
         self.t = int(frame)
@@ -135,13 +137,10 @@ class TrackingSim:
 
     def object_poses(self) -> np.ndarray:
         """(K, 7) current pose of every scene object of the reference (static ones do not move)."""
-        out = []
-        free = {id(t): adr for adr, t in self._free}
-        for t in self.ref.clip.objects:
-            adr = free.get(id(t))
-            out.append(self.data.qpos[adr:adr + 7].copy() if adr is not None
-                       else np.r_[t.object.pos, t.object.quat])
-        return np.asarray(out).reshape(-1, 7)
+        out = self._static_poses.copy()
+        for k, adr, _ in self._free:
+            out[k] = self.data.qpos[adr:adr + 7]
+        return out
 
     @property
     def qvel(self) -> np.ndarray:
