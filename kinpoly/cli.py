@@ -21,6 +21,7 @@ _COMMANDS = [
     ("uhc", "kinpoly.simulation.commands", "uhc"),
     ("ego", "kinpoly.egocentric.commands", "ego"),
     ("train", "kinpoly.policy.commands", "train"),
+    ("estimate", "kinpoly.policy.commands", "estimate_command"),
     ("demo", "kinpoly.demo", "demo"),
 ]
 

@@ -200,3 +200,25 @@ def test_scene_objects_are_simulated_and_recorded():
     box_poses = tr.clip.objects[0].poses
     assert box_poses.shape == (tr.clip.num_frames, 7)
     np.testing.assert_allclose(box_poses[:, :3], np.tile(box.pos, (len(box_poses), 1)), atol=5e-3)
+
+
+def test_online_reference_written_ahead_matches_prepared(walk):
+    """Writing a clip one committed + one look-ahead frame at a time, as the dynamics-regulated
+    loop does, gives the prepared reference's arrays wherever both are defined."""
+    from kinpoly.simulation.reference import OnlineReference
+
+    clip = walk.slice(0, 40)
+    full = prepare_reference(clip)
+    placeholder = dataclasses.replace(clip, qpos=np.repeat(clip.qpos[:1], clip.num_frames, 0))
+    online = OnlineReference.create(placeholder)
+    for t in range(1, clip.num_frames):
+        online.write(t, full.qpos[t:t + 2])
+        # what the controller reads at step t - 1 is final once frame t + 1 is written
+        s = t - 1
+        np.testing.assert_allclose(online.qvel[s], full.qvel[s], atol=1e-9)
+        np.testing.assert_allclose(online.ff_ctrl[s], full.ff_ctrl[s], atol=1e-9)
+        np.testing.assert_allclose(online.root_wrench[s], full.root_wrench[s], atol=1e-6)
+    np.testing.assert_allclose(online.qpos, full.qpos, atol=1e-12)
+    np.testing.assert_allclose(online.body_pos, full.body_pos, atol=1e-12)
+    with pytest.raises(ReferenceError, match="NaN"):
+        online.write(3, np.full((1, 76), np.nan))

@@ -158,11 +158,15 @@ class ContactScan:
 
     ``penetration``: (T,) per frame, the sum over the frame's humanoid-vs-world contacts of
     ``max(0, -dist - 0.005)`` (m). ``touched[b, k]``: body b touched object k at some frame.
+    Per frame: ``body_contact`` (T, 24) whether each body touches the floor or an object,
+    ``object_contact`` (T, K) whether the humanoid touches each object.
     """
 
     penetration: np.ndarray
     touched: np.ndarray
     objects: list[ObjectTrack]
+    body_contact: np.ndarray | None = None
+    object_contact: np.ndarray | None = None
 
     def touches(self, bodies, kind: str) -> bool:
         """Did any of ``bodies`` (names) touch any object of ``kind`` at some frame?"""
@@ -249,8 +253,10 @@ def scan_contacts(clip: MotionClip, tracks: list[ObjectTrack] | None = None) -> 
             dists.append(c.dist.copy())
             frames.append(np.full(d.ncon, f))
     touched = np.zeros((NUM_BODIES, len(tracks)), dtype=bool)
+    body_contact = np.zeros((T, NUM_BODIES), dtype=bool)
+    object_contact = np.zeros((T, len(tracks)), dtype=bool)
     if not frames:
-        return ContactScan(np.zeros(T), touched, list(tracks))
+        return ContactScan(np.zeros(T), touched, list(tracks), body_contact, object_contact)
     frame, g1, g2, dist = (np.concatenate(x) for x in (frames, g1s, g2s, dists))
     b1, b2 = cm.body_of_geom[g1], cm.body_of_geom[g2]
     keep = (b1 >= 0) != (b2 >= 0)  # exactly one side is the humanoid
@@ -260,7 +266,9 @@ def scan_contacts(clip: MotionClip, tracks: list[ObjectTrack] | None = None) -> 
     penetration = np.bincount(frame[keep], weights=pen, minlength=T)
     obj = cm.object_of_geom[other]
     touched[body[obj >= 0], obj[obj >= 0]] = True
-    return ContactScan(penetration, touched, list(tracks))
+    body_contact[frame[keep], body] = True
+    object_contact[frame[keep][obj >= 0], obj[obj >= 0]] = True
+    return ContactScan(penetration, touched, list(tracks), body_contact, object_contact)
 
 
 def penetration(scan: ContactScan) -> float:

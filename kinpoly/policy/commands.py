@@ -13,7 +13,7 @@ from ..config import ConfigError, RunDir, load_config
 
 @click.group()
 def train() -> None:
-    """Train the kinematic policy (supervised; dynamics-regulated to come)."""
+    """Train the kinematic policy: supervised, then dynamics-regulated."""
 
 
 @train.command("kinematic")
@@ -52,3 +52,117 @@ def kinematic_command(config_path, data, out, overrides, no_progress) -> None:
     final = {k: float(np.mean([c[k] for c in curves[-20:]])) for k in curves[-1] if k != "iteration"}
     run.write_metrics({"iterations": len(curves), "final_losses": final})
     click.echo(json.dumps(final, indent=1))
+
+
+@train.command("dynamics")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML config (see configs/dynamics.yaml).")
+@click.option("--data", type=click.Path(path_type=Path), default=None, help="Take folder (overrides config).")
+@click.option("--init", type=click.Path(path_type=Path), default=None,
+              help="Supervised checkpoint to start from (overrides config).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (overrides config).")
+@click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set iterations=50.")
+@click.option("--ray", "ray_address", default=None, help="Run rollout workers on Ray ('local' or an address).")
+@click.option("--no-progress", is_flag=True)
+def dynamics_command(config_path, data, init, out, overrides, ray_address, no_progress) -> None:
+    """Dynamics-regulated training (PPO + supervised steps on simulated states); resumes from
+    OUT/checkpoint.pt."""
+    from ..visualization.plots import plot_curves
+    from .dynamics import DynamicsConfig, DynamicsTrainer
+
+    try:
+        cfg = load_config(DynamicsConfig, config_path, list(overrides))
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    cfg.data, cfg.out = str(data or cfg.data), str(out or cfg.out)
+    cfg.init = str(init or cfg.init)
+    run = RunDir(cfg.out, cfg, cfg.seed)
+    try:
+        trainer = DynamicsTrainer(cfg, cfg.out, ray_address=ray_address)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    curves = trainer.train(progress=not no_progress)
+    if not curves:
+        raise click.ClickException("no iteration ran")
+    it = np.array([c["iteration"] for c in curves])
+    plot_curves({k: (it, np.array([c[k] for c in curves])) for k in ("reward", "no_fall_rate", "supervised_loss")},
+                Path(cfg.out) / "training_curve.png", title="kinematic policy (dynamics-regulated)",
+                xlabel="iteration", ylabel="value")
+    run.write_metrics({"iterations": len(curves), "final": curves[-1]})
+    click.echo(json.dumps(curves[-1], indent=1))
+
+
+@click.command("estimate")
+@click.option("--take", "take_path", type=click.Path(exists=True, path_type=Path), default=None,
+              help="One take (.npz) or a take folder (kinpoly ego build / import-video).")
+@click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True,
+              help="With a take folder: which split to estimate.")
+@click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A head-camera video (with --head-poses) instead of --take.")
+@click.option("--head-poses", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="The video's camera trajectory (formats: see `kinpoly ego import-video --help`).")
+@click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
+@click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None,
+              help="Action label of a video (default: none).")
+@click.option("--gt", "gt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="Ground-truth motion of a video (any importable file), for metrics.")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Kinematic-policy checkpoint (default: checkpoints/kinematic/policy.pt).")
+@click.option("--controller", type=click.Path(path_type=Path), default=None,
+              help="Tracking-controller checkpoint (default: checkpoints/uhc/policy.pt).")
+@click.option("--training-free", is_flag=True, help="Use the training-free tracking controller.")
+@click.option("--no-physics", is_flag=True, help="The kinematic policy alone (no simulation).")
+@click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
+@click.option("--no-progress", is_flag=True)
+def estimate_command(take_path, split, video, head_poses, scale, action, gt_file, out, checkpoint, controller,
+                     training_free, no_physics, videos, no_progress) -> None:
+    """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
+    (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
+    from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
+    from .estimate import Estimator, estimate_takes
+
+    if (take_path is None) == (video is None):
+        raise click.UsageError("give exactly one of --take or --video")
+    if video is not None and head_poses is None:
+        raise click.UsageError("--video needs --head-poses")
+    try:
+        estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    try:
+        if video is not None:
+            from ..egocentric.video import attach_ground_truth, import_video
+
+            take = import_video(video, head_poses, scale=scale, action=action).take
+            if gt_file is not None:
+                from ..motion.importers import import_file
+
+                attach_ground_truth(take, import_file(gt_file, "default")[0])
+            takes = [take]
+        elif take_path.is_file():
+            takes = [EgoTake.load(take_path)]
+        else:
+            ds = EgoDataset(take_path, split=None if split == "all" else split)
+            takes = [(n, lambda n=n: ds[n]) for n in ds.names]
+    except (EgoDataError, ValueError, OSError) as e:
+        raise click.ClickException(str(e)) from None
+    report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress)
+    click.echo((out / "metrics.md").read_text())
+    if not report["takes"]:
+        raise click.ClickException("no take could be estimated")
+
+
+@train.command("export")
+@click.argument("checkpoint", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--float32", is_flag=True, help="Keep float32 weights (default: float16, half the size).")
+def export_command(checkpoint, out, float32) -> None:
+    """Write a shippable kinematic-policy file (weights + architecture) from a training checkpoint."""
+    from .estimate import export_policy
+
+    try:
+        path = export_policy(checkpoint, out, half=not float32)
+    except (KeyError, ValueError, RuntimeError) as e:
+        raise click.ClickException(f"{checkpoint}: not a kinematic-policy checkpoint ({e})") from None
+    click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

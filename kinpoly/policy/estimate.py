@@ -1,31 +1,63 @@
-"""Pose estimation from an egocentric take with a trained kinematic policy (no physics yet:
-the dynamics-regulated step, where the tracking controller follows each proposed pose, builds
-on this)."""
+"""Pose estimation from egocentric takes: the kinematic policy in the dynamics-regulated loop
+(:mod:`.regulated`; physics on) or alone (``physics=False``: the policy's own poses, no
+simulation), and the files ``kinpoly estimate`` writes.
+
+Output folder of :func:`write_estimates`::
+
+    clips/          one clip per take, named as the take (project format; `kinpoly eval` reads it)
+    bvh/            the same motions as BVH
+    ground_truth/   the takes' ground-truth clips, when they have one
+    proposals/      the kinematic policy's proposed poses (physics mode)
+    states/<take>.npz  per frame: body_contact (T, 24), object_contact (T, K), object_poses
+                    (T, K, 7), penetration (T,), fall_frames
+    videos/<take>.mp4  ground truth | estimate | head camera (or the input video)
+    metrics.json, metrics.md   `kinpoly eval`'s report of clips/ against ground_truth/, the
+                    speed, and the takes that failed (with the reason)
+
+Every file is written atomically; a take that fails is listed and the others go on.
+"""
 
 from __future__ import annotations
 
+import logging
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from ..motion.clip import MotionClip
-from .data import TakeTensors
+from ..motion.clip import ClipFolder, MotionClip, atomic_write_npz, atomic_write_text
+from .data import TakeTensors, take_tensors
 from .model import ContextEncoder, KinematicPolicy, PolicyConfig
 from .supervised import rollout
 from .torch_kinematics import TorchFK
+
+log = logging.getLogger(__name__)
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED_POLICY = ROOT / "checkpoints" / "kinematic" / "policy.pt"
+SHIPPED_CONTROLLER = ROOT / "checkpoints" / "uhc" / "policy.pt"
+
+
+def policy_from_blob(ck: dict) -> tuple[KinematicPolicy, ContextEncoder]:
+    """Policy + context encoder from a checkpoint dict (supervised, dynamics-regulated or
+    shipped: all carry ``policy``, ``context`` and ``policy_config``)."""
+    cfg = PolicyConfig(**ck["policy_config"])
+    policy, context = KinematicPolicy(cfg), ContextEncoder(cfg)
+    policy.load_state_dict({k: v.float() for k, v in ck["policy"].items()})
+    context.load_state_dict({k: v.float() for k, v in ck["context"].items()})
+    return policy.eval(), context.eval()
 
 
 def load_policy(path: str | Path) -> tuple[KinematicPolicy, ContextEncoder]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such kinematic-policy checkpoint")
-    ck = torch.load(path, weights_only=False)
-    cfg = PolicyConfig(**ck["policy_config"])
-    policy, context = KinematicPolicy(cfg), ContextEncoder(cfg)
-    policy.load_state_dict(ck["policy"])
-    context.load_state_dict(ck["context"])
-    return policy.eval(), context.eval()
+    try:
+        ck = torch.load(path, map_location="cpu", weights_only=False)
+        return policy_from_blob(ck)
+    except (KeyError, RuntimeError, TypeError, EOFError) as e:
+        raise ValueError(f"{path}: not a kinematic-policy checkpoint ({type(e).__name__}: {e})") from None
 
 
 @torch.no_grad()
@@ -46,3 +78,231 @@ def estimate_kinematic(policy: KinematicPolicy, context: ContextEncoder, take: T
     qpos = rollout(policy, TorchFK(), batch, q0, 1.0 / take.fps)[0].double().numpy()
     return MotionClip(name=take.name, qpos=np.asarray(qpos), fps=take.fps, body=take.body,
                       meta={"estimator": "kinematic_policy"})
+
+
+@dataclass
+class Estimate:
+    """The estimate of one take."""
+
+    name: str
+    clip: MotionClip  # the estimated motion (simulated in physics mode)
+    ground_truth: MotionClip | None
+    proposals: MotionClip | None  # kinematic proposals (physics mode)
+    falls: list = field(default_factory=list)
+    seconds: float = 0.0
+
+    @property
+    def frames_per_second(self) -> float:
+        return self.clip.num_frames / max(self.seconds, 1e-9)
+
+
+def ground_truth_clip(take, objects=None) -> MotionClip | None:
+    """The take's ground-truth body (and scene objects) as a clip named as the take."""
+    from .regulated import take_objects
+
+    if take.qpos is None:
+        return None
+    objects = take_objects(take.meta, take.object_world) if objects is None else objects
+    tt_body = take_tensors(take, use_features=False).body
+    return MotionClip(name=take.name, qpos=take.qpos, fps=take.fps, body=tt_body, action=take.action,
+                      objects=list(objects), source=f"egocentric take {take.name}",
+                      meta={"ground_truth": True})
+
+
+class Estimator:
+    """Kinematic policy (+ tracking controller) ready to run on takes.
+
+    ``checkpoint``: kinematic policy (default: the shipped one); ``controller``: UHC checkpoint
+    (default: the shipped one; "" = the training-free controller); ``physics=False``: the
+    kinematic policy alone.
+    """
+
+    def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
+                 physics: bool = True, threads: int = 1):
+        from .dynamics import load_controller
+        from .regulated import RegulatedLoop
+
+        if threads:
+            torch.set_num_threads(threads)
+        self.checkpoint = Path(checkpoint or SHIPPED_POLICY)
+        self.policy, self.context = load_policy(self.checkpoint)
+        self.physics = physics
+        self.controller_path = str(SHIPPED_CONTROLLER if controller is None else controller)
+        self.loop = None
+        if physics:
+            env_cfg, ctrl = load_controller(self.controller_path)
+            self.loop = RegulatedLoop(self.policy, self.context, env_cfg, ctrl)
+
+    def estimate(self, take) -> Estimate:
+        """Estimate one :class:`~kinpoly.egocentric.take.EgoTake`."""
+        from .regulated import episode_clip, take_objects
+
+        tt = take_tensors(take, use_features=self.policy.cfg.feature_dim > 0)
+        if self.policy.cfg.feature_dim and tt.feature is None:
+            raise ValueError(f"{take.name}: the policy reads image features but the take has none "
+                             f"(run `kinpoly ego features` on it)")
+        if tt.feature is not None and tt.feature.shape[1] != self.policy.cfg.feature_dim:
+            raise ValueError(f"{take.name}: image features are {tt.feature.shape[1]}-d, the policy "
+                             f"expects {self.policy.cfg.feature_dim}")
+        objects = take_objects(take.meta, take.object_world)
+        gt = ground_truth_clip(take, objects)
+        meta = {"checkpoint": str(self.checkpoint), "take": take.name}
+        t0 = time.perf_counter()
+        if self.physics:
+            ep = self.loop.run(tt, objects)
+            clip = episode_clip(ep, tt, objects, meta)
+            proposals = episode_clip(ep, tt, objects, meta, kinematic=True)
+            falls = ep.falls
+        else:
+            clip = estimate_kinematic(self.policy, self.context, tt)
+            clip.objects, clip.meta = list(objects), {**clip.meta, **meta}
+            proposals, falls = None, []
+        seconds = time.perf_counter() - t0
+        clip.action = take.action
+        if proposals is not None:
+            proposals.action = take.action
+        return Estimate(take.name, clip, gt, proposals, falls, seconds)
+
+
+def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: str | Path | None = None,
+                   width: int = 240, height: int = 240) -> None:
+    """The files of one estimate (see the module docstring)."""
+    from ..evaluation.metrics import scan_contacts
+    from ..motion.export import export_bvh
+
+    ClipFolder(out / "clips", create=True).add(est.clip)
+    (out / "bvh").mkdir(parents=True, exist_ok=True)
+    export_bvh(est.clip, out / "bvh" / f"{est.name}.bvh")
+    if est.ground_truth is not None:
+        ClipFolder(out / "ground_truth", create=True).add(est.ground_truth)
+    if est.proposals is not None:
+        ClipFolder(out / "proposals", create=True).add(est.proposals)
+    scan = scan_contacts(est.clip)
+    K = len(est.clip.objects)
+    objects = (np.stack([o.poses for o in est.clip.objects], axis=1) if K
+               else np.zeros((est.clip.num_frames, 0, 7)))
+    atomic_write_npz(out / "states" / f"{est.name}.npz", {
+        "body_contact": scan.body_contact, "object_contact": scan.object_contact,
+        "object_poses": objects, "penetration": scan.penetration,
+        "fall_frames": np.array([f for f, _ in est.falls], dtype=np.int64)})
+    if video:
+        render_estimate_video(est, out / "videos" / f"{est.name}.mp4", input_video, width, height)
+
+
+def render_estimate_video(est: Estimate, path: Path, input_video=None, width: int = 240,
+                          height: int = 240) -> Path:
+    """Side by side: ground truth (when known) | estimate | head camera. The head-camera panel
+    is the input video when given, else rendered from the ground-truth (observed) head."""
+    from ..visualization.render import render_clips
+
+    clips, labels = [est.clip], ["estimate (simulated)" if est.proposals is not None else "estimate"]
+    if est.ground_truth is not None:
+        clips, labels = [est.ground_truth] + clips, ["ground truth"] + labels
+    if input_video is None and est.ground_truth is not None:
+        render_clips(clips, path, width=width, height=height, head_camera=True,
+                     labels=labels + ["head camera"], show_progress=False)
+        return path
+    render_clips(clips, path, width=width, height=height, labels=labels, show_progress=False)
+    if input_video is not None:
+        _append_video_panel(path, Path(input_video), width, height)
+    return path
+
+
+def _append_video_panel(path: Path, video: Path, width: int, height: int) -> None:
+    """Append the input video as a right-hand panel of the rendered video at ``path``."""
+    import cv2
+    import imageio.v2 as imageio
+
+    from ..visualization.render import draw_label
+
+    src = imageio.get_reader(str(path))
+    fps = src.get_meta_data().get("fps", 30.0)
+    frames = [f for f in src]
+    src.close()
+    cam = imageio.get_reader(str(video))
+    cam_frames = []
+    for f in cam:
+        cam_frames.append(draw_label(cv2.resize(f[..., :3], (width, height), interpolation=cv2.INTER_AREA),
+                                     "head camera (input)"))
+        if len(cam_frames) >= len(frames):
+            break
+    cam.close()
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    with imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=6, macro_block_size=1) as w:
+        for i, f in enumerate(frames):
+            c = cam_frames[min(i, len(cam_frames) - 1)]
+            h = min(f.shape[0], c.shape[0])
+            row = np.concatenate([f[:h], c[:h]], axis=1)
+            w.append_data(row[:row.shape[0] // 2 * 2, :row.shape[1] // 2 * 2])
+    tmp.replace(path)
+
+
+def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int = 3,
+                   input_video=None, progress: bool = True) -> dict:
+    """Estimate every take (an iterable of EgoTake or of ``(name, loader)`` pairs, the loader
+    a zero-argument callable returning the take), write the outputs and the metrics; returns
+    the report written to ``metrics.json``."""
+    import json
+
+    from tqdm import tqdm
+
+    from ..evaluation.commands import _json_safe, evaluate_folders, markdown_report
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    failures, timing, done = [], [], 0
+    items = list(takes)
+    for item in tqdm(items, desc="estimate", disable=not progress):
+        name = item[0] if isinstance(item, tuple) else item.name
+        try:
+            take = item[1]() if isinstance(item, tuple) else item
+            name = take.name
+            est = estimator.estimate(take)
+            write_estimate(est, out, video=done < videos, input_video=input_video)
+        except Exception as e:  # one bad take must not stop the others
+            log.debug("estimating %s failed", name, exc_info=True)
+            failures.append({"take": name, "reason": str(e) if isinstance(e, (ValueError, OSError))
+                             else f"{type(e).__name__}: {e}"})
+            continue
+        done += 1
+        timing.append((est.clip.num_frames, est.seconds))
+        log.info("%s: %d frames at %.1f frames/s, %d fall(s)", est.name, est.clip.num_frames,
+                 est.frames_per_second, len(est.falls))
+    frames = sum(f for f, _ in timing)
+    report = {"takes": done, "failures": failures, "frames": frames,
+              "frames_per_second": frames / max(sum(s for _, s in timing), 1e-9) if timing else None,
+              "physics": estimator.physics, "checkpoint": str(estimator.checkpoint),
+              "controller": estimator.controller_path if estimator.physics else None}
+    md = [f"# kinpoly estimate\n\n{done} take(s), {frames} frames, "
+          f"{report['frames_per_second'] or 0:.1f} frames/s on one core "
+          f"({'dynamics-regulated, physics on' if estimator.physics else 'kinematic policy only'}).\n"]
+    if (out / "ground_truth").is_dir() and (out / "clips").is_dir():
+        summary = evaluate_folders(out / "clips", out / "ground_truth")
+        report["evaluation"] = summary
+        md.append(markdown_report(summary))
+    if failures:
+        md.append("\n## Takes that failed\n\n" + "\n".join(f"- `{f['take']}`: {f['reason']}" for f in failures) + "\n")
+    atomic_write_text(out / "metrics.json", json.dumps(_json_safe(report), indent=1))
+    atomic_write_text(out / "metrics.md", "\n".join(md))
+    return report
+
+
+def export_policy(src: str | Path, dst: str | Path, half: bool = True, extra: dict | None = None) -> Path:
+    """A shippable copy of a (supervised or dynamics-regulated) checkpoint: policy + context
+    encoder weights (float16 by default, ~half the size; loading restores float32) and the
+    architecture, without optimiser or curves."""
+    import io
+
+    from ..motion.clip import atomic_write_bytes
+
+    ck = torch.load(src, map_location="cpu", weights_only=False)
+    policy_from_blob(ck)  # refuse anything that is not a kinematic-policy checkpoint
+    cast = (lambda t: t.half() if t.is_floating_point() else t) if half else (lambda t: t)
+    blob = {"policy": {k: cast(v) for k, v in ck["policy"].items()},
+            "context": {k: cast(v) for k, v in ck["context"].items()},
+            "policy_config": ck["policy_config"], "stage": ck.get("stage", "supervised"),
+            "iteration": ck.get("iteration"), **(extra or {})}
+    buf = io.BytesIO()
+    torch.save(blob, buf)
+    atomic_write_bytes(dst, buf.getvalue())
+    return Path(dst)

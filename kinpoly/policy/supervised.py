@@ -61,6 +61,11 @@ class SupervisedConfig:
     use_image_features: bool = True
     checkpoint_every: int = 50
     threads: int = 0  # torch threads (0: torch's default)
+    # std of the perturbation added to each unrolled pose before it is fed back (hinges and root
+    # rotation in rad, root position x0.3 in m): teaches the policy to pull back towards the
+    # truth from states it did not propose itself, like the simulated states of the
+    # dynamics-regulated loop (0: off)
+    state_noise: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
@@ -71,14 +76,25 @@ def observations(batch: dict, t: int) -> Observation:
                        feature=None if batch["feature"] is None else batch["feature"][:, t])
 
 
-def rollout(policy: KinematicPolicy, fk: TorchFK, batch: dict, q0: torch.Tensor, dt: float) -> torch.Tensor:
-    """Unroll the policy from ``q0`` over the batch's observations: (B, L, 76), frame 0 = q0."""
+def perturb(q: torch.Tensor, std: float) -> torch.Tensor:
+    """``q`` with Gaussian noise on the root position (0.3 std, m), root quaternion and hinges."""
+    noise = torch.randn_like(q) * std
+    noise[:, :3] *= 0.3
+    p = q + noise
+    return torch.cat([p[:, :3], p[:, 3:7] / p[:, 3:7].norm(dim=-1, keepdim=True), p[:, 7:]], dim=-1)
+
+
+def rollout(policy: KinematicPolicy, fk: TorchFK, batch: dict, q0: torch.Tensor, dt: float,
+            state_noise: float = 0.0) -> torch.Tensor:
+    """Unroll the policy from ``q0`` over the batch's observations: (B, L, 76), frame 0 = q0.
+    With ``state_noise`` each pose is perturbed (:func:`perturb`) before the next step reads it."""
     q, h = q0, policy.initial_hidden(q0.shape[0])
     out = [q]
     for t in range(batch["head_pose"].shape[1] - 1):
-        state = policy_state(q, observations(batch, t + 1), fk, batch["offsets"], batch["eye"])
+        fed = perturb(q, state_noise) if state_noise > 0 else q
+        state = policy_state(fed, observations(batch, t + 1), fk, batch["offsets"], batch["eye"])
         action, h = policy.step(state, h)
-        q = integrate(q, action, dt, policy.cfg)
+        q = integrate(fed, action, dt, policy.cfg)
         out.append(q)
     return torch.stack(out, dim=1)
 
@@ -194,7 +210,7 @@ class SupervisedTrainer:
         cfg = self.cfg
         batch = sample_windows(self.takes, cfg.batch, cfg.window, self.rng)
         gt = batch["qpos"]
-        pred = rollout(self.policy, self.fk, batch, gt[:, 0], self.dt)
+        pred = rollout(self.policy, self.fk, batch, gt[:, 0], self.dt, cfg.state_noise)
         terms = losses(pred[:, 1:], gt[:, 1:], {**batch, "obj_world": batch["obj_world"][:, 1:]},
                        self.fk, self.dt, cfg.weights)
         k = min(cfg.policy.context_frames, cfg.window)

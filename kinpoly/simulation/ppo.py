@@ -118,8 +118,8 @@ class RolloutWorker:
         return buf
 
 
-def _worker_main(conn, args) -> None:
-    worker = RolloutWorker(*args)
+def _worker_main(conn, worker_cls, args) -> None:
+    worker = worker_cls(*args)
     try:
         conn.send("ready")
         while True:
@@ -132,14 +132,16 @@ def _worker_main(conn, args) -> None:
 
 
 class LocalPool:
-    """Rollout workers in subprocesses (spawned), talking over pipes."""
+    """Rollout workers in subprocesses (spawned), talking over pipes. A worker is any class
+    built from ``worker_args`` with a ``collect(state_dict, seed, iteration, n_steps)``
+    method (the controller's :class:`RolloutWorker` by default)."""
 
-    def __init__(self, worker_args: list[tuple]):
+    def __init__(self, worker_args: list[tuple], worker_cls=RolloutWorker):
         ctx = mp.get_context("spawn")
         self.conns, self.procs = [], []
         for args in worker_args:
             a, b = ctx.Pipe()
-            p = ctx.Process(target=_worker_main, args=(b, args), daemon=True)
+            p = ctx.Process(target=_worker_main, args=(b, worker_cls, args), daemon=True)
             p.start()
             self.conns.append(a)
             self.procs.append(p)
@@ -167,13 +169,13 @@ class LocalPool:
 class RayPool:
     """The same workers as Ray actors (``pip install kinpoly[ray]``)."""
 
-    def __init__(self, worker_args: list[tuple], address: str):
+    def __init__(self, worker_args: list[tuple], address: str, worker_cls=RolloutWorker):
         import ray
 
         if not ray.is_initialized():
             ray.init(address=None if address in ("local", "") else address,
                      ignore_reinit_error=True, include_dashboard=False, log_to_driver=False)
-        actor = ray.remote(num_cpus=1)(RolloutWorker)
+        actor = ray.remote(num_cpus=1)(worker_cls)
         self.ray = ray
         self.workers = [actor.remote(*args) for args in worker_args]
 
@@ -189,8 +191,8 @@ class RayPool:
 class InlinePool:
     """Workers in this process (tests, debugging)."""
 
-    def __init__(self, worker_args: list[tuple]):
-        self.workers = [RolloutWorker(*a) for a in worker_args]
+    def __init__(self, worker_args: list[tuple], worker_cls=RolloutWorker):
+        self.workers = [worker_cls(*a) for a in worker_args]
 
     def collect(self, state_dict, seed, iteration, n_steps) -> list[dict]:
         return [w.collect(state_dict, seed, iteration, n_steps) for w in self.workers]

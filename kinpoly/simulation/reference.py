@@ -82,7 +82,7 @@ MOMENT_WEIGHT = 10.0  # least-squares cost of a contact moment relative to a for
 
 
 def inverse_dynamics(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
-                     qacc: np.ndarray, contact: np.ndarray) -> np.ndarray:
+                     qacc: np.ndarray, contact: np.ndarray, data: mujoco.MjData | None = None) -> np.ndarray:
     """(T, 75) generalised forces that realise ``qacc`` at each state, with the ground
     reaction moved from the root onto the feet.
 
@@ -94,7 +94,7 @@ def inverse_dynamics(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
     forces only): hinge torques get ``- J^T f`` and only what the feet cannot explain stays on
     the root, which is what the residual force has to supply.
     """
-    d = mujoco.MjData(model)
+    d = data if data is not None else mujoco.MjData(model)
     out = np.empty((len(qpos), QVEL_DIM))
     feet = [model.body(n).id for n in FOOT_BODIES]
     jacp, jacr = np.zeros((3, model.nv)), np.zeros((3, model.nv))
@@ -154,13 +154,72 @@ def prepare_reference(clip: MotionClip) -> Reference:
     # and the acceleration at its start.
     states = clip.body_states()
     tau = inverse_dynamics(model, qpos, qvel, qacc, foot_contacts(clip, states.positions))
-    kp, kd, lim = gain_arrays()
-    hinge_tau = np.clip(tau[:, 6:], -lim, lim)
-    # A position servo produces kp (ctrl - q) - kd qdot: to add a torque tau on top of tracking
-    # (q_ref, qdot_ref), shift the target by (tau + kd qdot_ref) / kp.
-    ff = (hinge_tau + kd * qvel[:, 6:]) / kp
     return Reference(clip=clip, qpos=qpos, qvel=qvel, qacc=qacc, body_pos=states.positions.copy(),
-                     root_rot=states.rotations[:, 0].copy(),
-                     ff_ctrl=ff.astype(np.float64), root_wrench=tau[:, :6].copy(),
-                     discontinuities=jumps)
+                     root_rot=states.rotations[:, 0].copy(), ff_ctrl=_feedforward(tau, qvel),
+                     root_wrench=tau[:, :6].copy(), discontinuities=jumps)
+
+
+def _feedforward(tau: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+    """PD target offsets (T, 69) that add the hinge torques of ``tau`` (T, 75) on top of tracking
+    the reference: a position servo produces kp (ctrl - q) - kd qdot, so adding a torque while
+    tracking (q_ref, qdot_ref) shifts the target by (tau + kd qdot_ref) / kp."""
+    kp, kd, lim = gain_arrays()
+    return ((np.clip(tau[:, 6:], -lim, lim) + kd * qvel[:, 6:]) / kp).astype(np.float64)
+
+
+class OnlineReference(Reference):
+    """A reference written while it is tracked, a few frames ahead of the simulation: the
+    dynamics-regulated loop, where a kinematic policy proposes each next target from the
+    simulated state. :meth:`write` stores frames and updates exactly the derived arrays
+    (velocities, accelerations, body positions, inverse dynamics) that depend on them; a
+    frame's velocity looks one frame ahead, so the last written frame repeats the previous
+    velocity until its successor is written, as at the end of a clip.
+
+    Build it with :meth:`create` from a clip that carries the body, the scene objects and the
+    frame count (its poses are placeholders, typically the first pose repeated).
+    """
+
+    @classmethod
+    def create(cls, clip: MotionClip) -> "OnlineReference":
+        ref = prepare_reference(clip)
+        out = cls(**{f: getattr(ref, f) for f in ref.__dataclass_fields__})
+        out._model = humanoid_model(clip.body)
+        out._data = mujoco.MjData(out._model)
+        return out
+
+    def write(self, t: int, frames: np.ndarray) -> None:
+        """Set reference frames ``t .. t + len(frames) - 1`` (clipped to the clip's end)."""
+        from .. import rotations as rot
+        from ..humanoid.kinematics import forward_kinematics
+
+        T = self.num_frames
+        frames = np.atleast_2d(np.asarray(frames, dtype=np.float64))[:max(0, T - t)]
+        if not len(frames):
+            return
+        if not np.isfinite(frames).all():
+            raise ReferenceError(f"{self.name}: target pose at frame {t} contains NaN/inf")
+        end = t + len(frames)  # exclusive
+        q = frames.copy()
+        q[:, 3:7] /= np.linalg.norm(q[:, 3:7], axis=1, keepdims=True)
+        self.qpos[t:end] = q
+        states = forward_kinematics(q, self.clip.body)
+        self.body_pos[t:end] = states.positions
+        self.root_rot[t:end] = states.rotations[:, 0]
+        # velocities over [i, i+1] for i in [t-1, end-2], the last written frame repeats
+        a = max(t - 1, 0)
+        w = self.qpos[a:end]
+        R = rot.quat_to_matrix(w[:, 3:7])
+        fps = self.clip.fps
+        self.qvel[a:end, :3] = rot.linear_velocity(w[:, :3], fps)
+        self.qvel[a:end, 3:6] = rot.angular_velocity(R, fps, frame="local")
+        self.qvel[a:end, 6:] = rot.linear_velocity(w[:, 7:], fps)
+        if end - a < 2 and a > 0:
+            self.qvel[a] = self.qvel[a - 1]
+        b = max(a, 1)
+        self.qacc[b:end] = (self.qvel[b:end] - self.qvel[b - 1:end - 1]) * fps
+        contact = foot_contacts(self.clip, self.body_pos[a:end])
+        tau = inverse_dynamics(self._model, self.qpos[a:end], self.qvel[a:end], self.qacc[a:end],
+                               contact, self._data)
+        self.ff_ctrl[a:end] = _feedforward(tau, self.qvel[a:end])
+        self.root_wrench[a:end] = tau[:, :6]
 

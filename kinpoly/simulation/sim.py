@@ -93,6 +93,19 @@ class TrackingSim:
         self._update_bodies()
         self._good = (d.qpos.copy(), d.qvel.copy())
 
+    def set_state(self, qpos: np.ndarray, qvel: np.ndarray | None = None, frame: int | None = None) -> None:
+        """Put the humanoid in an arbitrary state (``qvel`` default zero), e.g. to recover an
+        estimate that was lost; objects keep their state. ``frame`` moves the reference clock."""
+        d = self.data
+        d.qpos[:QPOS_DIM] = qpos
+        d.qvel[:QVEL_DIM] = 0.0 if qvel is None else qvel
+        d.ctrl[:] = np.asarray(qpos)[7:]
+        mujoco.mj_forward(self.model, d)
+        if frame is not None:
+            self.t = int(frame)
+        self._update_bodies()
+        self._good = (d.qpos.copy(), d.qvel.copy())
+
     def _update_bodies(self) -> None:
         self.body_pos = self.data.xpos[1:NUM_BODIES + 1].copy()
 

@@ -1,0 +1,296 @@
+"""The dynamics-regulated loop (SPEC section 3): every frame the kinematic policy reads the
+*simulated* pose and the egocentric observation and proposes the next pose; the tracking
+controller (:mod:`kinpoly.simulation`) drives the humanoid in MuJoCo towards it; the simulated
+pose is the next state. The output obeys physics because it *is* the simulation.
+
+Per frame t (simulated state s_t, policy hidden h_t):
+
+1. the policy proposes the next pose ``q_{t+1} = integrate(s_t, a_t)`` (committed; during
+   training ``a_t`` is sampled around the policy's mean) and, from ``q_{t+1}`` with a copy of
+   the hidden state, a look-ahead pose ``q_{t+2}`` (not committed): the controller reads its
+   target two frames ahead and the next frame's velocity;
+2. both are written into an :class:`~kinpoly.simulation.reference.OnlineReference` (which
+   updates velocities and inverse-dynamics feed-forward for exactly those frames);
+3. the controller (training-free PD + inverse dynamics, plus the learned residual policy when
+   given) steps the simulation to t+1.
+
+Falls. Two things end tracking at a frame, recorded as a fall ``(frame, reason)``:
+
+- ``"fell"`` / ``"unstable"``: the humanoid cannot follow the proposals (mean body distance to
+  the kinematic pose > 0.5 m, or a numerical blow-up); it is put back on the kinematic pose;
+- ``"lost_head"``: the simulated eyes are more than ``head_fall_distance`` (0.4 m) from the
+  observed camera position. Feeding the simulated pose back means a body that sags under
+  gravity takes its proposals down with it, so the body-to-proposal distance alone cannot see
+  it; the camera trajectory can. The estimate restarts from a pose the context encoder infers
+  from the observations at that frame (during training: from the ground truth), at rest.
+
+So every take still yields a whole motion; "no-fall success" counts takes without a fall.
+
+Rewards for dynamics-regulated training (:func:`rewards`, SPEC weights) are computed on the
+way when ground truth is given.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from ..humanoid.scene import SceneObject
+from ..humanoid.skeleton import BODY_INDEX, NUM_BODIES
+from ..motion.clip import MotionClip, ObjectTrack
+from .data import TakeTensors
+from .model import ContextEncoder, KinematicPolicy, Observation, integrate, policy_state
+from .torch_kinematics import TorchFK
+
+HEAD = BODY_INDEX["Head"]
+
+
+@dataclass
+class RewardConfig:
+    """SPEC section 3: weight and gain of each ``exp(-k err)`` term."""
+
+    w_head_pos: float = 0.15
+    k_head_pos: float = 45.0  # squared eye position error (m^2)
+    w_head_rot: float = 0.15
+    k_head_rot: float = 45.0  # squared head rotation angle (rad^2)
+    w_rot_kin: float = 0.2
+    k_rot_kin: float = 50.0  # mean squared body rotation angle to the kinematic pose
+    w_pos_kin: float = 0.2
+    k_pos_kin: float = 50.0  # mean squared body position error to the kinematic pose
+    w_rot_gt: float = 0.2
+    k_rot_gt: float = 5.0  # mean squared body rotation angle to the ground truth
+    w_angvel: float = 0.1
+    k_angvel: float = 0.05  # squared root angular velocity error to the kinematic motion
+
+
+@dataclass
+class Episode:
+    """One take run through the loop (T frames)."""
+
+    name: str
+    sim_qpos: np.ndarray  # (T, 76) the simulated motion (the estimate)
+    kin_qpos: np.ndarray  # (T, 76) the kinematic policy's proposals
+    object_poses: np.ndarray  # (T, K, 7) simulated scene objects
+    falls: list[tuple[int, str]]  # (frame, reason) where the humanoid was put back
+    wrench: np.ndarray  # (T-1, 6) applied residual root wrench
+    seconds: float
+    # training record (filled when ``record`` is set), one row per transition t -> t+1
+    states: np.ndarray | None = None  # (T-1, S) policy input
+    hiddens: np.ndarray | None = None  # (T-1, H) policy hidden state before the step
+    actions: np.ndarray | None = None  # (T-1, 82)
+    means: np.ndarray | None = None  # (T-1, 82) the policy's mean action
+    rewards: np.ndarray | None = None  # (T-1,)
+    reward_terms: dict = field(default_factory=dict)
+
+    @property
+    def success(self) -> bool:
+        return not self.falls
+
+
+def take_objects(meta: dict, object_world: np.ndarray | None) -> list[ObjectTrack]:
+    """The take's scene objects with their world poses (none when the take has no scene)."""
+    specs = meta.get("objects") or []
+    if object_world is None or not specs or object_world.ndim != 3 or object_world.shape[1] != len(specs):
+        return []
+    return [ObjectTrack(SceneObject.from_dict(d), np.asarray(object_world[:, k], dtype=np.float64))
+            for k, d in enumerate(specs)]
+
+
+def _angle_sq(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
+    """Squared rotation angle between (..., 3, 3) rotations."""
+    tr = np.einsum("...ij,...ij->...", Ra, Rb)
+    return np.arccos(np.clip((tr - 1.0) / 2.0, -1.0, 1.0)) ** 2
+
+
+class RegulatedLoop:
+    """A kinematic policy and a tracking controller run together over egocentric takes.
+
+    ``controller``: a callable ``sim -> residual action`` (the learned controller, e.g.
+    :class:`kinpoly.simulation.evaluate.PolicyController`) or None for the training-free one;
+    ``env_cfg``: the controller's :class:`~kinpoly.simulation.env.EnvConfig`.
+    """
+
+    def __init__(self, policy: KinematicPolicy, context: ContextEncoder | None, env_cfg,
+                 controller=None, reward_cfg: RewardConfig | None = None, head_fall_distance: float = 0.4):
+        from ..simulation.sim import TrackingSim
+
+        self.policy, self.context, self.env_cfg, self.controller = policy, context, env_cfg, controller
+        self.head_fall_distance = head_fall_distance
+        self.reward_cfg = reward_cfg or RewardConfig()
+        self.fk = TorchFK()
+        self.sim = TrackingSim(env_cfg.sim)
+
+    # --- pieces -----------------------------------------------------------------------------
+    def first_pose(self, take: TakeTensors, start: int = 0, from_truth: bool = False) -> torch.Tensor:
+        if from_truth and take.qpos is not None:
+            return take.qpos[start:start + 1].clone()
+        if self.context is None:
+            raise ValueError(f"{take.name}: no context encoder to estimate the first pose")
+        k = min(self.policy.cfg.context_frames, take.num_frames - start)
+        sl = slice(start, start + k)
+        feat = None if self._feature(take) is None else take.feature[None, sl]
+        with torch.no_grad():
+            return self.context(take.head_pose[None, sl], take.head_vels[None, sl], take.obj[None, sl],
+                                take.action[None, None].expand(1, k, -1), feat)
+
+    def _feature(self, take: TakeTensors):
+        return take.feature if (take.feature is not None and self.policy.cfg.feature_dim) else None
+
+    def _obs(self, take: TakeTensors, t: int) -> Observation:
+        feat = self._feature(take)
+        return Observation(head_pose=take.head_pose[t:t + 1], head_vels=take.head_vels[t:t + 1],
+                           obj=take.obj[t:t + 1], action=take.action[None],
+                           feature=None if feat is None else feat[t:t + 1])
+
+    def _propose(self, q: torch.Tensor, take: TakeTensors, t: int, h: torch.Tensor):
+        """State and mean action at pose ``q`` for observation frame ``t``."""
+        state = policy_state(q, self._obs(take, t), self.fk, take.offsets[None], take.eye[None])
+        mean, h_new = self.policy.step(state, h)
+        return state, mean, h_new
+
+    def propose(self, take: TakeTensors, start: int, t: int, T: int, q_cur: torch.Tensor, h: torch.Tensor,
+                noise: torch.Tensor | None):
+        """From pose ``q_cur`` at window frame ``t``: the committed next pose (mean action plus
+        ``noise``), the look-ahead pose after it, the new hidden state and the training record
+        ``(state, hidden before, action, mean)``."""
+        dt, cfg = 1.0 / take.fps, self.policy.cfg
+        state, mean, h_next = self._propose(q_cur, take, start + t + 1, h)
+        action = mean if noise is None else mean + noise
+        q1 = integrate(q_cur, action, dt, cfg)
+        q2 = q1
+        if t + 2 < T:
+            _, mean2, _ = self._propose(q1, take, start + t + 2, h_next)
+            q2 = integrate(q1, mean2, dt, cfg)
+        return q1, q2, h_next, (state, h, action, mean)
+
+    # --- one take ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def run(self, take: TakeTensors, objects: list[ObjectTrack] = (), *, start: int = 0,
+            length: int | None = None, from_truth: bool = False, noise_std: float = 0.0,
+            rng: np.random.Generator | None = None, record: bool = False) -> Episode:
+        """Run frames ``start .. start + length - 1`` of ``take`` (all by default)."""
+        from ..simulation.env import compose_action
+        from ..simulation.reference import OnlineReference
+
+        T = take.num_frames - start if length is None else min(length, take.num_frames - start)
+        if T < 2:
+            raise ValueError(f"{take.name}: needs at least 2 frames, has {T}")
+        t_start = time.perf_counter()
+        q = self.first_pose(take, start, from_truth)
+        objs = [ObjectTrack(o.object, o.poses[start:start + T]) for o in objects]
+        placeholder = MotionClip(name=take.name, qpos=np.repeat(q.double().numpy(), T, 0), fps=take.fps,
+                                 body=take.body, objects=objs)
+        ref = OnlineReference.create(placeholder)
+        sim = self.sim
+        sim.load(ref)
+        h = self.policy.initial_hidden(1)
+        gt = take.qpos[start:start + T].double().numpy() if (record and take.qpos is not None) else None
+
+        def commit(t: int, q_cur: torch.Tensor, h_cur: torch.Tensor):
+            eps = None
+            if noise_std > 0:
+                eps = noise_std * torch.as_tensor(rng.standard_normal((1, 82)), dtype=torch.float32)
+            return self.propose(take, start, t, T, q_cur, h_cur, eps)
+
+        q1, q2, h_next, row = commit(0, q, h)
+        ref.write(1, torch.cat([q1, q2]).double().numpy())
+        sim.reset(0)
+        rows, falls, wrench, objects_out, sim_q = [], [], [], [sim.object_poses()], [sim.qpos.copy()]
+        rewards, terms_all = [], []
+        kin = [q.double().numpy()[0], q1.double().numpy()[0]]
+        for t in range(T - 1):
+            rows.append(row)
+            action = self.controller(sim) if self.controller is not None else None
+            reason = sim.step(*compose_action(sim, action, self.env_cfg))
+            wrench.append(sim.last_wrench.copy())
+            if reason is not None:  # could not follow: record, continue from the kinematic pose
+                falls.append((t + 1, reason))
+                sim.reset(t + 1)
+            elif self.head_distance(take, start + t + 1) > self.head_fall_distance:
+                falls.append((t + 1, "lost_head"))
+                reason = "lost_head"
+                if gt is not None or (from_truth and take.qpos is not None):
+                    q_new = take.qpos[start + t + 1:start + t + 2]
+                else:
+                    q_new = self.first_pose(take, start + t + 1)
+                qn = q_new.double().numpy()
+                ref.write(t, np.concatenate([qn, qn]))  # rest: no velocity into or out of it
+                sim.set_state(qn[0], frame=t + 1)
+                h_next = self.policy.initial_hidden(1)
+            sim_q.append(sim.qpos.copy())
+            objects_out.append(sim.object_poses())
+            if gt is not None:
+                terms = self.reward_terms(take, start + t + 1, gt[t + 1])
+                terms_all.append(terms)
+                rewards.append(0.0 if reason else self.reward(terms))
+            if t + 2 >= T:
+                break
+            q_sim = torch.as_tensor(sim.qpos, dtype=torch.float32)[None]
+            q1, q2, h_next, row = commit(t + 1, q_sim, h_next)
+            ref.write(t + 2, torch.cat([q1, q2]).double().numpy())
+            kin.append(q1.double().numpy()[0])
+        ep = Episode(name=take.name, sim_qpos=np.asarray(sim_q), kin_qpos=np.asarray(kin),
+                     object_poses=np.asarray(objects_out).reshape(T, len(objs), 7), falls=falls,
+                     wrench=np.asarray(wrench).reshape(-1, 6), seconds=time.perf_counter() - t_start)
+        if record:
+            ep.states = torch.cat([r[0] for r in rows]).numpy()
+            ep.hiddens = torch.cat([r[1] for r in rows]).numpy()
+            ep.actions = torch.cat([r[2] for r in rows]).numpy()
+            ep.means = torch.cat([r[3] for r in rows]).numpy()
+            if rewards:
+                ep.rewards = np.asarray(rewards)
+                ep.reward_terms = {k: float(np.mean([x[k] for x in terms_all])) for k in terms_all[0]}
+        return ep
+
+    def head_distance(self, take: TakeTensors, frame: int) -> float:
+        """Distance (m) of the simulated eyes to the observed camera position at ``frame``."""
+        sim = self.sim
+        R_head = sim.data.xmat[HEAD + 1].reshape(3, 3)
+        eye = sim.body_pos[HEAD] + R_head @ take.eye.double().numpy()
+        return float(np.linalg.norm(eye - take.head_pose[frame, :3].double().numpy()))
+
+    # --- rewards (SPEC section 3) ----------------------------------------------------------
+    def reward_terms(self, take: TakeTensors, frame: int, gt_qpos: np.ndarray) -> dict[str, float]:
+        """Error terms of the simulator's current state at take frame ``frame``."""
+        from ..humanoid.kinematics import forward_kinematics
+
+        sim, ref = self.sim, self.sim.ref
+        t = sim.t
+        d = sim.data
+        R_sim = d.xmat[1:NUM_BODIES + 1].reshape(-1, 3, 3)
+        eye = sim.body_pos[HEAD] + R_sim[HEAD] @ take.eye.double().numpy()
+        obs = take.head_pose[frame].double().numpy()
+        from .. import rotations as rot
+
+        R_obs = rot.quat_to_matrix(obs[3:7])
+        kin_states = forward_kinematics(ref.qpos[t], take.body)
+        gt_states = forward_kinematics(gt_qpos, take.body)
+        kin_w = ref.qvel[max(t - 1, 0), 3:6]
+        return {
+            "head_pos": float(np.sum((eye - obs[:3]) ** 2)),
+            "head_rot": float(_angle_sq(R_sim[HEAD], R_obs)),
+            "rot_kin": float(np.mean(_angle_sq(R_sim, kin_states.rotations[0]))),
+            "pos_kin": float(np.mean(np.sum((sim.body_pos - ref.body_pos[t]) ** 2, -1))),
+            "rot_gt": float(np.mean(_angle_sq(R_sim, gt_states.rotations[0]))),
+            "angvel": float(np.sum((sim.qvel[3:6] - kin_w) ** 2)),
+        }
+
+    def reward(self, terms: dict[str, float]) -> float:
+        c = self.reward_cfg
+        return float(sum(getattr(c, "w_" + k) * np.exp(-getattr(c, "k_" + k) * v) for k, v in terms.items()))
+
+
+def episode_clip(ep: Episode, take: TakeTensors, objects: list[ObjectTrack], meta: dict | None = None,
+                 kinematic: bool = False) -> MotionClip:
+    """The simulated (or, with ``kinematic``, the proposed) motion as a clip named as the take,
+    with the simulated objects and the falls in ``meta``."""
+    tracks = [ObjectTrack(o.object, ep.object_poses[:, k]) for k, o in enumerate(objects)]
+    info = {"estimator": "kinematic proposals" if kinematic else "dynamics-regulated", "simulated": not kinematic,
+            "falls": [[int(f), r] for f, r in ep.falls]}
+    if ep.falls:
+        info.update({"failed": True, "fail_frame": int(ep.falls[0][0]), "reason": ep.falls[0][1]})
+    return MotionClip(name=take.name, qpos=ep.kin_qpos if kinematic else ep.sim_qpos, fps=take.fps,
+                      body=take.body, objects=tracks, meta={**info, **(meta or {})})

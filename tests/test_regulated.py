@@ -1,0 +1,168 @@
+"""Dynamics-regulated loop, its training and `kinpoly estimate` on tiny takes."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from click.testing import CliRunner
+
+from kinpoly.demo import sample_clips
+from kinpoly.egocentric.features import head_velocities
+from kinpoly.egocentric.take import EgoTake, write_manifest
+from kinpoly.policy.data import take_tensors
+from kinpoly.policy.model import ContextEncoder, KinematicPolicy, PolicyConfig
+from kinpoly.policy.regulated import RegulatedLoop
+from kinpoly.simulation.controller import ControllerConfig
+from kinpoly.simulation.env import EnvConfig
+
+
+def _take(frames: int = 40) -> EgoTake:
+    clip = sample_clips()[0].slice(0, frames)
+    head = clip.head_pose()
+    return EgoTake(name="walk", head_pose=head, head_vels=head_velocities(head, clip.fps), action="locomotion",
+                   qpos=clip.qpos, gt_head_pose=head, meta={"body": clip.body.to_dict()})
+
+
+def _policy() -> tuple[KinematicPolicy, ContextEncoder]:
+    torch.manual_seed(0)
+    cfg = PolicyConfig(hidden=32, mlp=[32], context_frames=6)
+    return KinematicPolicy(cfg), ContextEncoder(cfg)
+
+
+class _OracleLoop(RegulatedLoop):
+    """Proposes the ground-truth poses: the loop then is plain tracking of the take."""
+
+    def propose(self, take, start, t, T, q_cur, h, noise):
+        q = take.qpos.double()
+        b = start + min(t + 2, T - 1)
+        state = torch.zeros(1, self.policy.state_dim)
+        return q[start + t + 1][None], q[b][None], h, (state, h, torch.zeros(1, 82), torch.zeros(1, 82))
+
+
+def test_loop_with_true_proposals_is_plain_tracking():
+    """With the true poses as proposals, the loop (online reference written two frames ahead)
+    simulates exactly what tracking the prepared clip does, and records every transition."""
+    import dataclasses
+
+    from kinpoly.simulation.evaluate import track
+    from kinpoly.simulation.reference import prepare_reference
+
+    take = take_tensors(_take(60))
+    clip = sample_clips()[0].slice(0, 60)
+    # the take's float32 poses, and no scene objects (the take has none)
+    clip = dataclasses.replace(clip, qpos=take.qpos.double().numpy(), objects=[])
+    tracked = track(prepare_reference(clip), EnvConfig())
+    policy, context = _policy()
+    loop = _OracleLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf)
+    ep = loop.run(take, from_truth=True, record=True)
+    T = take.num_frames
+    assert ep.sim_qpos.shape == (T, 76) and ep.kin_qpos.shape == (T, 76)
+    n = tracked.clip.num_frames  # (tracking this walk without its scene falls at frame 42)
+    same = n - 1 if tracked.reason else n  # the loop puts a fallen humanoid back on the proposal
+    np.testing.assert_allclose(ep.sim_qpos[:same], tracked.clip.qpos[:same], atol=1e-6)
+    assert [f for f, _ in ep.falls[:1]] == ([n - 1] if tracked.reason else [])
+    assert ep.states.shape == (T - 1, policy.state_dim) and ep.hiddens.shape == (T - 1, 32)
+    assert ep.rewards.shape == (T - 1,) and (ep.rewards <= 1.0).all()
+    assert (ep.rewards[:10] > 0.5).all()  # close tracking of the true motion scores high
+    if tracked.reason:
+        assert ep.rewards[n - 2] == 0.0  # the transition into a fall earns nothing
+
+
+def test_a_sagging_estimate_is_caught_by_the_head_and_restarted():
+    """An untrained policy (zero output: "keep the simulated pose") lets the body sag under
+    gravity, its proposals following it down; the observed camera shows it: a "lost_head" fall
+    is recorded and the estimate restarts from the context encoder's pose; the motion stays
+    whole and finite."""
+    take = take_tensors(_take(60))
+    policy, context = _policy()
+    loop = RegulatedLoop(policy, context, EnvConfig(), None)
+    ep = loop.run(take)
+    assert ep.sim_qpos.shape == (take.num_frames, 76) and np.isfinite(ep.sim_qpos).all()
+    assert ep.falls and all(r == "lost_head" for _, r in ep.falls)
+    f = ep.falls[0][0]
+    restart = loop.first_pose(take, f).double().numpy()[0]
+    np.testing.assert_allclose(ep.sim_qpos[f, 7:], restart[7:], atol=1e-6)
+    # without the head check the sag goes unnoticed: the body ends far below the camera
+    ep = RegulatedLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf).run(take)
+    assert not ep.falls and loop.head_distance(take, take.num_frames - 1) > 0.4
+
+
+def test_loop_records_a_fall_and_goes_on():
+    """Proposals the humanoid cannot follow (a root teleporting away) end as recorded falls;
+    the humanoid is put back on the proposal and the take is still estimated to its end."""
+    take = take_tensors(_take(20))
+    policy, context = _policy()
+    with torch.no_grad():
+        policy.head[-1].bias[76] = 200.0  # 200 m/s forward root velocity
+    loop = RegulatedLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf)
+    ep = loop.run(take, from_truth=True)
+    assert ep.falls and ep.falls[0][1] in ("fell", "unstable")
+    assert ep.sim_qpos.shape[0] == take.num_frames and np.isfinite(ep.sim_qpos).all()
+
+
+def _write_dataset(root, takes):
+    for t in takes:
+        t.save(root / "takes" / f"{t.name}.npz")
+    write_manifest(root, [t.summary(file=f"takes/{t.name}.npz") for t in takes],
+                   {"train": [t.name for t in takes], "test": [t.name for t in takes]}, [], {})
+
+
+def _checkpoint(path):
+    from kinpoly.policy.supervised import SupervisedConfig, SupervisedTrainer
+
+    cfg = SupervisedConfig(iterations=2, batch=2, window=12, checkpoint_every=2, threads=1,
+                           use_image_features=False, policy=PolicyConfig(hidden=32, mlp=[32], context_frames=6))
+    SupervisedTrainer(cfg, [take_tensors(_take())], path).train(progress=False)
+    return path / "checkpoint.pt"
+
+
+def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
+    from kinpoly.cli import main
+
+    ck = _checkpoint(tmp_path / "sup")
+    data = tmp_path / "data"
+    good = _take(30)
+    _write_dataset(data, [good, _take(30).__class__(**{**good.__dict__, "name": "broken"})])
+    (data / "takes" / "broken.npz").write_bytes(b"not a zip")
+    out = tmp_path / "out"
+    res = CliRunner().invoke(main, ["estimate", "--take", str(data), "--out", str(out), "--checkpoint", str(ck),
+                                    "--training-free", "--videos", "0", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((out / "metrics.json").read_text())
+    assert report["takes"] == 1 and report["failures"][0]["take"] == "broken"
+    assert report["evaluation"]["clips"]["walk"]["mpjpe_mm"] is not None
+    for f in ("clips/walk.npz", "bvh/walk.bvh", "ground_truth/walk.npz", "proposals/walk.npz", "states/walk.npz"):
+        assert (out / f).is_file(), f
+    with np.load(out / "states" / "walk.npz") as z:
+        assert z["body_contact"].shape == (30, 24) and z["body_contact"].any()
+    # `kinpoly eval` scores the written folders directly
+    res = CliRunner().invoke(main, ["eval", "--pred", str(out / "clips"), "--gt", str(out / "ground_truth"),
+                                    "--json", str(tmp_path / "e.json")])
+    assert res.exit_code == 0, res.output
+    # a missing checkpoint is a clear message
+    res = CliRunner().invoke(main, ["estimate", "--take", str(data), "--out", str(out), "--checkpoint",
+                                    str(tmp_path / "nope.pt")])
+    assert res.exit_code != 0 and "no such kinematic-policy checkpoint" in res.output
+
+
+def test_dynamics_training_resumes_exactly(tmp_path):
+    from kinpoly.policy.dynamics import DynamicsConfig, DynamicsTrainer
+
+    ck = _checkpoint(tmp_path / "sup")
+    data = tmp_path / "data"
+    _write_dataset(data, [_take(40)])
+
+    def cfg(out, iterations):
+        return DynamicsConfig(data=str(data), out=str(out), init=str(ck), controller="", iterations=iterations,
+                              steps_per_iteration=30, episode_length=16, workers=1, minibatch=16, epochs=1)
+
+    full = DynamicsTrainer(cfg(tmp_path / "a", 2), tmp_path / "a", inline=True).train(progress=False)
+    DynamicsTrainer(cfg(tmp_path / "b", 1), tmp_path / "b", inline=True).train(progress=False)  # "killed"
+    resumed = DynamicsTrainer(cfg(tmp_path / "b", 2), tmp_path / "b", inline=True).train(progress=False)
+    assert len(resumed) == 2
+    for k in ("reward", "supervised_loss", "policy_loss"):
+        assert resumed[-1][k] == pytest.approx(full[-1][k], rel=1e-5), k
+    assert np.isfinite(full[-1]["supervised_loss"])
