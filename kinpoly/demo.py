@@ -1,10 +1,17 @@
 """``kinpoly demo``: the one command that shows the project working on bundled data.
 
-Runs on the sample clips shipped in ``kinpoly/assets/clips`` (CMU mocap, retargeted): tracks
-each clip in MuJoCo with the shipped controller, scores reference and simulation with the
-evaluation metrics, renders reference-vs-simulated videos, and writes a metrics table
-(Markdown and JSON) plus the run record (config, seed, commit). Estimation from egocentric
-input joins here when the kinematic policy lands.
+1. **Egocentric estimation** (the method): the sample takes shipped in
+   ``kinpoly/assets/takes`` (head-camera features, head trajectory and objects, made by
+   ``kinpoly ego build`` from the bundled CMU clips) go through the shipped kinematic policy
+   in the dynamics-regulated loop with the shipped controller (``kinpoly estimate``): the
+   estimated motion is simulated in MuJoCo. Outputs under ``OUT/estimate`` (clips, BVH,
+   contacts, videos ground truth | estimate | head camera, metrics); the first video is
+   copied to ``OUT/demo.mp4``.
+2. **Controller alone**: the bundled clips tracked by the shipped controller (the physics
+   half of the method, on the true motion).
+
+``OUT/metrics.md`` / ``metrics.json`` hold both tables, ``config.yaml`` / ``run.json`` the run
+record (seed, commit).
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ from .config import RunDir
 from .motion.clip import ClipFolder, MotionClip, atomic_write_text
 
 SAMPLE_CLIPS = Path(__file__).resolve().parent / "assets" / "clips"
+SAMPLE_TAKES = Path(__file__).resolve().parent / "assets" / "takes"
 SHIPPED_UHC = Path(__file__).resolve().parents[1] / "checkpoints" / "uhc" / "policy.pt"
+SHIPPED_KINEMATIC = Path(__file__).resolve().parents[1] / "checkpoints" / "kinematic" / "policy.pt"
 
 
 def sample_clips() -> list[MotionClip]:
@@ -40,17 +49,57 @@ def _table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
     return "\n".join(lines)
 
 
+def _estimation_section(out: Path, controller_path: str, no_video: bool) -> tuple[str, dict]:
+    """Estimate the bundled takes (see the module docstring); Markdown + the summary."""
+    import shutil
+
+    from .egocentric.take import EgoDataset
+    from .policy.estimate import Estimator, estimate_takes
+
+    if not SHIPPED_KINEMATIC.is_file():
+        return ("## Egocentric estimation\n\nSkipped: no kinematic-policy checkpoint at "
+                f"`{SHIPPED_KINEMATIC}`.\n", {})
+    ds = EgoDataset(SAMPLE_TAKES)
+    est = Estimator(SHIPPED_KINEMATIC, controller_path)
+    report = estimate_takes([(n, lambda n=n: ds[n]) for n in ds.names], est, out / "estimate",
+                            videos=0 if no_video else len(ds), progress=False)
+    rows = []
+    for name, c in report.get("evaluation", {}).get("clips", {}).items():
+        rows.append({"take": name, "action": c.get("action") or "-", "frames": c["frames"],
+                     "success": c["success"], "interaction": c.get("interaction_success"),
+                     "mpjpe_mm": c["mpjpe_mm"], "mpjpe_global_mm": c["mpjpe_global_mm"],
+                     "head_err_m": c["head_trans_err_m"], "penetration_mm": c["penetration_mm"],
+                     "skate_mm": c["skate_mm"], "gt_penetration_mm": c.get("gt_penetration_mm"),
+                     "gt_skate_mm": c.get("gt_skate_mm")})
+    table = _table(rows, [("take", "take", ""), ("action", "action", ""), ("frames", "frames", "d"),
+                          ("success", "no fall", ""), ("interaction", "interaction", ""),
+                          ("mpjpe_mm", "MPJPE (mm)", ".1f"), ("mpjpe_global_mm", "global MPJPE (mm)", ".1f"),
+                          ("head_err_m", "head err (m)", ".3f"), ("penetration_mm", "penetration (mm)", ".2f"),
+                          ("skate_mm", "skate (mm/frame)", ".2f"), ("gt_penetration_mm", "GT penetration", ".2f"),
+                          ("gt_skate_mm", "GT skate", ".2f")])
+    md = ("## Egocentric estimation (kinematic policy + controller in MuJoCo)\n\n"
+          f"Input: the bundled takes (head-camera features, head trajectory, objects; `{SAMPLE_TAKES.name}`). "
+          f"{report['frames']} frames at {report['frames_per_second']:.0f} frames/s on one core. "
+          "Outputs in `estimate/` (clips, BVH, contacts, videos: ground truth | estimate | head camera).\n\n"
+          + table + "\n")
+    videos = sorted((out / "estimate" / "videos").glob("*.mp4")) if not no_video else []
+    if videos:
+        shutil.copyfile(videos[0], out / "demo.mp4")
+        md += f"\nVideo: `{out / 'demo.mp4'}` ({videos[0].stem}); all: `{out / 'estimate' / 'videos'}`\n"
+    return md, {"takes": rows, "frames_per_second": report["frames_per_second"],
+                "failures": report["failures"], "videos": [str(v) for v in videos]}
+
+
 @click.command("demo")
 @click.option("--out", type=click.Path(path_type=Path), default=Path("outputs/demo"), show_default=True,
               help="Folder for the videos, metrics and run record.")
 @click.option("--controller", type=click.Choice(["learned", "training-free"]), default="learned",
               show_default=True, help="learned: the shipped checkpoints/uhc/policy.pt (falls back to "
                                       "training-free when it is not there).")
-@click.option("--width", type=int, default=320, show_default=True)
-@click.option("--height", type=int, default=240, show_default=True)
 @click.option("--no-video", is_flag=True, help="Skip rendering (metrics only).")
-def demo(out: Path, controller: str, width: int, height: int, no_video: bool) -> None:
-    """Track the bundled sample clips in physics: metrics table + reference-vs-simulated videos."""
+def demo(out: Path, controller: str, no_video: bool) -> None:
+    """Estimate body motion from the bundled egocentric takes (physics on) and track the bundled
+    clips with the controller: metrics tables + videos."""
     from .evaluation.metrics import score_physical
     from .simulation.evaluate import PolicyController, controller_config, score, track
     from .simulation.reference import prepare_reference
@@ -59,12 +108,13 @@ def demo(out: Path, controller: str, width: int, height: int, no_video: bool) ->
     checkpoint = SHIPPED_UHC if controller == "learned" and SHIPPED_UHC.is_file() else None
     cfg = controller_config(checkpoint=checkpoint)
     run = RunDir(out, cfg, seed=0)
+    est_md, est_metrics = _estimation_section(out, str(checkpoint or ""), no_video)
     policy = None
     if checkpoint is not None:
         from .simulation.policy import load_policy
 
         policy = PolicyController(load_policy(checkpoint)[0])
-    rows, pairs = [], []
+    rows = []
     for clip in sample_clips():
         ref = prepare_reference(clip)
         tracked = track(ref, cfg.env, policy)
@@ -75,30 +125,19 @@ def demo(out: Path, controller: str, width: int, height: int, no_video: bool) ->
                      "mpjpe_mm": sc["mpjpe_mm"], "penetration_mm": sim["penetration_mm"],
                      "skate_mm": sim["skate_mm"], "gt_penetration_mm": gt["penetration_mm"],
                      "gt_skate_mm": gt["skate_mm"], "residual_force_n": sc["residual_force_n"]})
-        pairs.append((ref.clip, tracked.clip))
     table = _table(rows, [("clip", "clip", ""), ("action", "action", ""), ("frames", "frames", "d"),
                           ("success", "no fall", ""), ("mpjpe_global_mm", "global MPJPE (mm)", ".1f"),
                           ("mpjpe_mm", "MPJPE (mm)", ".1f"), ("penetration_mm", "penetration (mm)", ".2f"),
                           ("skate_mm", "skate (mm/frame)", ".2f"), ("gt_penetration_mm", "GT penetration", ".2f"),
                           ("gt_skate_mm", "GT skate", ".2f"), ("residual_force_n", "residual force (N)", ".0f")])
     name = "learned controller (checkpoints/uhc)" if checkpoint else "training-free controller"
-    report = (f"# kinpoly demo: bundled sample clips tracked in physics\n\nController: {name}. "
-              "Reference = the retargeted mocap; simulated = the humanoid in MuJoCo following it. "
-              "Scored by `kinpoly.evaluation.metrics`.\n\n" + table + "\n")
-    videos = []
-    if not no_video:
-        from .visualization.render import render_clips
-
-        for i, (ref_clip, sim_clip) in enumerate(pairs):
-            path = out / ("demo.mp4" if i == 0 else f"demo_{ref_clip.name}.mp4")
-            stats = render_clips([ref_clip, sim_clip], path, width=width, height=height,
-                                 labels=["reference", "simulated"], show_progress=False)
-            videos.append(str(path))
-            report += f"\nVideo: `{path}` ({ref_clip.name}, {stats.frames} frames)"
-        report += "\n"
+    report = ("# kinpoly demo\n\n" + est_md + "\n## Controller alone: the true motion tracked in physics\n\n"
+              f"Controller: {name}. Reference = the retargeted mocap of the same takes; simulated = the "
+              "humanoid in MuJoCo following it.\n\n" + table + "\n")
     atomic_write_text(out / "metrics.md", report)
-    metrics = {"controller": name, "clips": rows, "videos": videos,
+    metrics = {"controller": name, "estimation": est_metrics, "clips": rows,
                "seconds": round(time.perf_counter() - t0, 2)}
     run.write_metrics(metrics)
     click.echo(report)
-    click.echo(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}" + "".join(f", {v}" for v in videos))
+    click.echo(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}"
+               + (f", {out / 'demo.mp4'}" if est_metrics.get("videos") else ""))

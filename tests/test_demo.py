@@ -12,7 +12,7 @@ from kinpoly.demo import sample_clips
 
 def test_sample_clips_are_bundled():
     clips = sample_clips()
-    assert {c.name for c in clips} >= {"walk_02_01", "step_03_01", "sit_01_06"}
+    assert {c.name for c in clips} >= {"walk_02_01", "step_03_03", "sit_01_06"}
     assert all(c.fps == 30.0 and "CMU" in c.license for c in clips)
 
 
@@ -25,3 +25,9 @@ def test_demo_writes_metrics_and_run_record(tmp_path):
     run = json.loads((tmp_path / "run.json").read_text())
     assert run["seed"] == 0 and run["git_commit"]
     assert "| clip |" in (tmp_path / "metrics.md").read_text()
+    # the egocentric estimation on the bundled takes with the shipped checkpoints
+    est = metrics["estimation"]
+    assert {r["take"] for r in est["takes"]} == {"walk_02_01", "step_03_03", "sit_01_06"}
+    assert est["frames_per_second"] > 10 and not est["failures"]
+    assert (tmp_path / "estimate" / "bvh" / "sit_01_06.bvh").is_file()
+    assert "| take |" in (tmp_path / "metrics.md").read_text()
