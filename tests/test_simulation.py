@@ -222,3 +222,54 @@ def test_online_reference_written_ahead_matches_prepared(walk):
     np.testing.assert_allclose(online.body_pos, full.body_pos, atol=1e-12)
     with pytest.raises(ReferenceError, match="NaN"):
         online.write(3, np.full((1, 76), np.nan))
+
+
+_KILL_SCRIPT = """
+import sys
+from kinpoly.simulation.env import EnvConfig
+from kinpoly.simulation.ppo import PPOConfig, UHCConfig, train
+cfg = UHCConfig(split=None, env=EnvConfig(max_episode_steps=20),
+                ppo=PPOConfig(iterations=int(sys.argv[3]), num_workers=2, envs_per_worker=2, steps_per_env=16,
+                              minibatch=32, epochs=2, hidden=[32, 32], torch_threads=1))
+train(cfg, sys.argv[1], sys.argv[2], inline=True, progress=False)
+"""
+
+
+def test_ppo_killed_mid_iteration_resumes_with_the_same_curves(tmp_path, tiny_motions):
+    """SIGKILL a real training process at an arbitrary moment (mid-iteration, possibly while
+    it writes a checkpoint); resuming gives exactly the curves of an uninterrupted run."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from kinpoly.simulation.ppo import train
+
+    iterations = 8
+    out = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", _KILL_SCRIPT, tiny_motions, str(out), str(iterations)])
+    progress = out / "progress.csv"
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:
+        if progress.exists() and progress.read_text().count("\n") >= 3:  # 2 iterations done
+            break
+        time.sleep(0.05)
+    time.sleep(0.15)  # into the next iteration
+    assert proc.poll() is None, "training finished before it could be killed"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    import torch
+
+    done = torch.load(out / "last.pt", weights_only=False)["iteration"]
+    assert 2 <= done < iterations, done  # killed part-way: the resume below has work to do
+    resumed = train(_tiny_cfg_n(iterations), tiny_motions, out, inline=True, progress=False)
+    full = train(_tiny_cfg_n(iterations), tiny_motions, tmp_path / "full", inline=True, progress=False)
+    assert len(resumed) == len(full) == iterations
+    for k in ("samples", "success_rate", "reward", "policy_loss", "value_loss"):
+        assert [r[k] for r in resumed] == pytest.approx([r[k] for r in full], rel=1e-5, abs=1e-7), k
+
+
+def _tiny_cfg_n(iterations):
+    cfg = _tiny_cfg()
+    cfg.ppo.iterations = iterations
+    return cfg
