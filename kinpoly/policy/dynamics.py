@@ -35,7 +35,7 @@ from torch import nn
 from ..motion.clip import atomic_write_bytes
 from .data import TakeTensors
 from .model import _mlp, integrate
-from .regulated import RegulatedLoop, RewardConfig, take_objects
+from .regulated import RegulatedLoop, RewardConfig, loop_env_config, take_objects
 from .supervised import LossWeights, losses
 
 
@@ -45,6 +45,7 @@ class DynamicsConfig:
     out: str = "runs/dynamics"
     init: str = "runs/kinematic/checkpoint.pt"  # the supervised checkpoint to start from
     controller: str = "checkpoints/uhc/policy.pt"  # tracking controller ("" = training-free)
+    feedforward: bool = False  # inverse-dynamics feed-forward in the loop (see regulated.py)
     seed: int = 0
     iterations: int = 100
     steps_per_iteration: int = 4000  # transitions over all workers (SPEC: 10k)
@@ -104,7 +105,8 @@ class DynamicsWorker:
         self.takes, self.objects = load_train_takes(cfg.data, policy_blob["policy_config"]["feature_dim"] > 0)
         self.policy, _ = policy_from_blob(policy_blob)
         env_cfg, controller = load_controller(cfg.controller)
-        self.loop = RegulatedLoop(self.policy, None, env_cfg, controller, cfg.reward)
+        self.loop = RegulatedLoop(self.policy, None, loop_env_config(env_cfg, cfg.feedforward), controller,
+                                  cfg.reward)
         lengths = np.array([t.num_frames for t in self.takes], float)
         self.p = lengths / lengths.sum()
 

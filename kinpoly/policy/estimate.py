@@ -118,9 +118,9 @@ class Estimator:
     """
 
     def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
-                 physics: bool = True, threads: int = 1):
+                 physics: bool = True, threads: int = 1, feedforward: bool = False):
         from .dynamics import load_controller
-        from .regulated import RegulatedLoop
+        from .regulated import RegulatedLoop, loop_env_config
 
         if threads:
             torch.set_num_threads(threads)
@@ -131,7 +131,7 @@ class Estimator:
         self.loop = None
         if physics:
             env_cfg, ctrl = load_controller(self.controller_path)
-            self.loop = RegulatedLoop(self.policy, self.context, env_cfg, ctrl)
+            self.loop = RegulatedLoop(self.policy, self.context, loop_env_config(env_cfg, feedforward), ctrl)
 
     def estimate(self, take) -> Estimate:
         """Estimate one :class:`~kinpoly.egocentric.take.EgoTake`."""
