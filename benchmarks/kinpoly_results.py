@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 
@@ -123,7 +124,7 @@ def main() -> None:
         print(label, json.dumps(rows[label]["per_action"]["all"]))
     groups = sorted({g for r in rows.values() for g in r["per_action"]}, key=lambda g: (g != "all", g))
     md = [f"# Egocentric pose estimation on the held-out test takes ({len(ds)} takes of `{args.data}`)\n",
-          "Command: `.venv/bin/python benchmarks/kinpoly_results.py` (see its docstring).\n"]
+          "Command: `.venv/bin/python benchmarks/kinpoly_results.py " + " ".join(sys.argv[1:]) + "`\n"]
     for g in groups:
         n = max(r["per_action"].get(g, {}).get("takes", 0) for r in rows.values())
         md += [f"\n## {g} ({n} takes)\n", table(rows, g)]
