@@ -166,3 +166,44 @@ def test_dynamics_training_resumes_exactly(tmp_path):
     for k in ("reward", "supervised_loss", "policy_loss"):
         assert resumed[-1][k] == pytest.approx(full[-1][k], rel=1e-5), k
     assert np.isfinite(full[-1]["supervised_loss"])
+
+
+def test_a_failed_video_is_a_warning_and_the_estimate_is_complete(tmp_path, monkeypatch):
+    import kinpoly.policy.estimate as E
+
+    ck = _checkpoint(tmp_path / "sup")
+
+    def no_gl(*a, **k):
+        raise RuntimeError("no OpenGL here")
+
+    monkeypatch.setattr(E, "render_estimate_video", no_gl)
+    report = E.estimate_takes([_take(20)], E.Estimator(ck, "", physics=False), tmp_path / "out",
+                              videos=1, progress=False)
+    assert report["takes"] == 1 and not report["failures"]
+    assert "no OpenGL here" in report["warnings"][0]
+    for f in ("clips/walk.npz", "bvh/walk.bvh", "states/walk.npz"):
+        assert (tmp_path / "out" / f).is_file(), f
+    assert not list((tmp_path / "out" / "bvh").glob("tmp*"))  # no temporary left behind
+
+
+@pytest.mark.slow
+def test_dynamics_training_on_ray_matches_inline(tmp_path):
+    pytest.importorskip("ray")
+    import ray
+
+    from kinpoly.policy.dynamics import DynamicsConfig, DynamicsTrainer
+
+    ck = _checkpoint(tmp_path / "sup")
+    data = tmp_path / "data"
+    _write_dataset(data, [_take(40)])
+
+    def cfg(out):
+        return DynamicsConfig(data=str(data), out=str(out), init=str(ck), controller="", iterations=1,
+                              steps_per_iteration=30, episode_length=16, workers=1, minibatch=16, epochs=1)
+
+    a = DynamicsTrainer(cfg(tmp_path / "a"), tmp_path / "a", inline=True).train(progress=False)
+    try:
+        b = DynamicsTrainer(cfg(tmp_path / "b"), tmp_path / "b", ray_address="local").train(progress=False)
+    finally:
+        ray.shutdown()
+    assert a[0]["reward"] == pytest.approx(b[0]["reward"], rel=1e-6)

@@ -165,28 +165,39 @@ class Estimator:
 
 
 def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: str | Path | None = None,
-                   width: int = 240, height: int = 240) -> None:
-    """The files of one estimate (see the module docstring)."""
+                   width: int = 240, height: int = 240) -> str | None:
+    """The files of one estimate (see the module docstring). Everything that can fail on the
+    data (contacts, BVH) is computed before the first file is written; each file is written
+    atomically. The video comes last: a rendering failure is returned as a message (the
+    estimate's other files stay valid), not raised."""
+    import tempfile
+
     from ..evaluation.metrics import scan_contacts
     from ..motion.export import export_bvh
 
-    ClipFolder(out / "clips", create=True).add(est.clip)
-    (out / "bvh").mkdir(parents=True, exist_ok=True)
-    export_bvh(est.clip, out / "bvh" / f"{est.name}.bvh")
-    if est.ground_truth is not None:
-        ClipFolder(out / "ground_truth", create=True).add(est.ground_truth)
-    if est.proposals is not None:
-        ClipFolder(out / "proposals", create=True).add(est.proposals)
     scan = scan_contacts(est.clip)
     K = len(est.clip.objects)
     objects = (np.stack([o.poses for o in est.clip.objects], axis=1) if K
                else np.zeros((est.clip.num_frames, 0, 7)))
-    atomic_write_npz(out / "states" / f"{est.name}.npz", {
-        "body_contact": scan.body_contact, "object_contact": scan.object_contact,
-        "object_poses": objects, "penetration": scan.penetration,
-        "fall_frames": np.array([f for f, _ in est.falls], dtype=np.int64)})
+    (out / "bvh").mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out / "bvh") as tmp:
+        bvh = export_bvh(est.clip, Path(tmp) / f"{est.name}.bvh")
+        atomic_write_npz(out / "states" / f"{est.name}.npz", {
+            "body_contact": scan.body_contact, "object_contact": scan.object_contact,
+            "object_poses": objects, "penetration": scan.penetration,
+            "fall_frames": np.array([f for f, _ in est.falls], dtype=np.int64)})
+        if est.ground_truth is not None:
+            ClipFolder(out / "ground_truth", create=True).add(est.ground_truth)
+        if est.proposals is not None:
+            ClipFolder(out / "proposals", create=True).add(est.proposals)
+        bvh.replace(out / "bvh" / f"{est.name}.bvh")
+        ClipFolder(out / "clips", create=True).add(est.clip)  # last: its presence marks a complete take
     if video:
-        render_estimate_video(est, out / "videos" / f"{est.name}.mp4", input_video, width, height)
+        try:
+            render_estimate_video(est, out / "videos" / f"{est.name}.mp4", input_video, width, height)
+        except Exception as e:  # noqa: BLE001 - no GL, codec problems, ...
+            return f"{est.name}: video not written ({type(e).__name__}: {e})"
+    return None
 
 
 def render_estimate_video(est: Estimate, path: Path, input_video=None, width: int = 240,
@@ -250,7 +261,7 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    failures, timing, done = [], [], 0
+    failures, warnings, timing, done = [], [], [], 0
     items = list(takes)
     for item in tqdm(items, desc="estimate", disable=not progress):
         name = item[0] if isinstance(item, tuple) else item.name
@@ -258,7 +269,9 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
             take = item[1]() if isinstance(item, tuple) else item
             name = take.name
             est = estimator.estimate(take)
-            write_estimate(est, out, video=done < videos, input_video=input_video)
+            problem = write_estimate(est, out, video=done < videos, input_video=input_video)
+            if problem:
+                warnings.append(problem)
         except Exception as e:  # one bad take must not stop the others
             log.debug("estimating %s failed", name, exc_info=True)
             failures.append({"take": name, "reason": str(e) if isinstance(e, (ValueError, OSError))
@@ -269,7 +282,7 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
         log.info("%s: %d frames at %.1f frames/s, %d fall(s)", est.name, est.clip.num_frames,
                  est.frames_per_second, len(est.falls))
     frames = sum(f for f, _ in timing)
-    report = {"takes": done, "failures": failures, "frames": frames,
+    report = {"takes": done, "failures": failures, "warnings": warnings, "frames": frames,
               "frames_per_second": frames / max(sum(s for _, s in timing), 1e-9) if timing else None,
               "physics": estimator.physics, "checkpoint": str(estimator.checkpoint),
               "controller": estimator.controller_path if estimator.physics else None}
@@ -280,6 +293,8 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
         summary = evaluate_folders(out / "clips", out / "ground_truth")
         report["evaluation"] = summary
         md.append(markdown_report(summary))
+    if warnings:
+        md.append("\n## Warnings\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n")
     if failures:
         md.append("\n## Takes that failed\n\n" + "\n".join(f"- `{f['take']}`: {f['reason']}" for f in failures) + "\n")
     atomic_write_text(out / "metrics.json", json.dumps(_json_safe(report), indent=1))
