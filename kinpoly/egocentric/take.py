@@ -111,6 +111,14 @@ class EgoTake:
     def action_one_hot(self) -> np.ndarray:
         return action_one_hot(self.action)
 
+    @property
+    def body(self):
+        """The wearer's :class:`~kinpoly.humanoid.skeleton.BodyShape` (``meta["body"]``; the
+        default body when the take does not say, e.g. an imported video without ground truth)."""
+        from ..humanoid.skeleton import BodyShape
+
+        return BodyShape.from_dict(self.meta["body"]) if "body" in self.meta else BodyShape()
+
     def to_torch(self) -> dict:
         """The arrays as float32 torch tensors (keys as the attributes; None left out)."""
         import torch

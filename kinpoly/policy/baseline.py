@@ -72,5 +72,5 @@ class HeadOnlyBaseline:
         root = take.head_pose[:, :3] + (Hyaw @ rel[:, :3, None])[..., 0]
         R = Hyaw @ rel[:, 3:12].reshape(-1, 3, 3)
         q = np.concatenate([root, rot.quat_continuous(rot.matrix_to_quat(R)), rel[:, 12:]], axis=1)
-        body = body or (BodyShape.from_dict(take.meta["body"]) if "body" in take.meta else BodyShape())
+        body = body or take.body
         return MotionClip(name=take.name, qpos=q, fps=take.fps, body=body, meta={"estimator": "head_only_nn"})

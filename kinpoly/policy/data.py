@@ -43,7 +43,7 @@ def _first_object(poses: np.ndarray | None, T: int) -> np.ndarray:
 
 
 def take_tensors(take: EgoTake, use_features: bool = True) -> TakeTensors:
-    body = BodyShape.from_dict(take.meta["body"]) if "body" in take.meta else BodyShape()
+    body = take.body
     f = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)  # noqa: E731
     T = take.num_frames
     return TakeTensors(

@@ -103,8 +103,7 @@ def ground_truth_clip(take, objects=None) -> MotionClip | None:
     if take.qpos is None:
         return None
     objects = take_objects(take.meta, take.object_world) if objects is None else objects
-    tt_body = take_tensors(take, use_features=False).body
-    return MotionClip(name=take.name, qpos=take.qpos, fps=take.fps, body=tt_body, action=take.action,
+    return MotionClip(name=take.name, qpos=take.qpos, fps=take.fps, body=take.body, action=take.action,
                       objects=list(objects), source=f"egocentric take {take.name}",
                       meta={"ground_truth": True})
 
