@@ -144,7 +144,8 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
 
 
 def to_dict(cfg: Any) -> dict:
-    return json.loads(json.dumps(dataclasses.asdict(cfg), default=str))
+    """A config dataclass (or a plain dict of settings) as JSON-safe nested dicts."""
+    return json.loads(json.dumps(cfg if isinstance(cfg, dict) else dataclasses.asdict(cfg), default=str))
 
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:

@@ -134,6 +134,7 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
     report = json.loads((out / "metrics.json").read_text())
     assert report["takes"] == 1 and report["failures"][0]["take"] == "broken"
     assert report["evaluation"]["clips"]["walk"]["mpjpe_mm"] is not None
+    assert json.loads((out / "run.json").read_text())["git_commit"] and (out / "config.yaml").is_file()
     for f in ("clips/walk.npz", "bvh/walk.bvh", "ground_truth/walk.npz", "proposals/walk.npz", "states/walk.npz"):
         assert (out / f).is_file(), f
     with np.load(out / "states" / "walk.npz") as z:

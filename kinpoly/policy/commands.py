@@ -147,6 +147,11 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
             takes = [(n, lambda n=n: ds[n]) for n in ds.names]
     except (EgoDataError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
+    RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
+                 "head_poses": head_poses and str(head_poses), "scale": scale, "action": action,
+                 "gt": gt_file and str(gt_file), "checkpoint": str(estimator.checkpoint),
+                 "controller": estimator.controller_path if estimator.physics else None,
+                 "physics": estimator.physics}, seed=0)  # config.yaml + run.json; metrics.json below
     report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress)
     click.echo((out / "metrics.md").read_text())
     if not report["takes"]:
