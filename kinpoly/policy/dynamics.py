@@ -37,6 +37,7 @@ from .data import TakeTensors
 from .model import _mlp, integrate
 from .regulated import RegulatedLoop, RewardConfig, loop_env_config, take_objects
 from .supervised import LossWeights, losses
+from .torch_kinematics import TorchFK
 
 
 @dataclass
@@ -164,6 +165,7 @@ class DynamicsTrainer:
         self.blob = blob
         self.policy, self.context = policy_from_blob(blob)
         self.policy.train()
+        self.fk = TorchFK()
         S = self.policy.state_dim
         self.critic = _mlp([S, 256, 256], 1)
         self.opt = torch.optim.Adam([{"params": self.policy.parameters(), "lr": cfg.lr},
@@ -264,14 +266,6 @@ class DynamicsTrainer:
                 stats["clip_frac"] += ((ratio - 1).abs() > cfg.clip).float().mean().item()
                 count += 1
         return {k: v / max(count, 1) for k, v in stats.items()}
-
-    @property
-    def fk(self):
-        if not hasattr(self, "_fk"):
-            from .torch_kinematics import TorchFK
-
-            self._fk = TorchFK()
-        return self._fk
 
     def train(self, progress: bool = True, max_iterations: int | None = None) -> list[dict]:
         from tqdm import tqdm

@@ -31,8 +31,8 @@ Falls. Two things end tracking at a frame, recorded as a fall ``(frame, reason)`
 
 So every take still yields a whole motion; "no-fall success" counts takes without a fall.
 
-Rewards for dynamics-regulated training (:func:`rewards`, SPEC weights) are computed on the
-way when ground truth is given.
+Rewards for dynamics-regulated training (:meth:`RegulatedLoop.reward_terms` and
+:meth:`RegulatedLoop.reward`, SPEC weights) are computed on the way when ground truth is given.
 """
 
 from __future__ import annotations
@@ -43,6 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from .. import rotations as rot
+from ..humanoid.kinematics import forward_kinematics
 from ..humanoid.scene import SceneObject
 from ..humanoid.skeleton import BODY_INDEX, NUM_BODIES
 from ..motion.clip import MotionClip, ObjectTrack
@@ -98,7 +100,6 @@ class Episode:
 def lift_above_floor(q: torch.Tensor, body) -> torch.Tensor:
     """Raise a (1, 76) pose so that no foot body is below its standing height (a start pose in
     the floor would be shot out of it by the contact solver); never lowers it."""
-    from ..humanoid.kinematics import forward_kinematics
     from ..simulation.reference import FOOT_BODIES
 
     idx = [BODY_INDEX[n] for n in FOOT_BODIES]
@@ -278,26 +279,23 @@ class RegulatedLoop:
                 ep.reward_terms = {k: float(np.mean([x[k] for x in terms_all])) for k in terms_all[0]}
         return ep
 
+    def _sim_eye(self, take: TakeTensors) -> np.ndarray:
+        """World position of the simulated humanoid's eyes."""
+        sim = self.sim
+        return sim.body_pos[HEAD] + sim.data.xmat[HEAD + 1].reshape(3, 3) @ take.eye.double().numpy()
+
     def head_distance(self, take: TakeTensors, frame: int) -> float:
         """Distance (m) of the simulated eyes to the observed camera position at ``frame``."""
-        sim = self.sim
-        R_head = sim.data.xmat[HEAD + 1].reshape(3, 3)
-        eye = sim.body_pos[HEAD] + R_head @ take.eye.double().numpy()
-        return float(np.linalg.norm(eye - take.head_pose[frame, :3].double().numpy()))
+        return float(np.linalg.norm(self._sim_eye(take) - take.head_pose[frame, :3].double().numpy()))
 
     # --- rewards (SPEC section 3) ----------------------------------------------------------
     def reward_terms(self, take: TakeTensors, frame: int, gt_qpos: np.ndarray) -> dict[str, float]:
         """Error terms of the simulator's current state at take frame ``frame``."""
-        from ..humanoid.kinematics import forward_kinematics
-
         sim, ref = self.sim, self.sim.ref
         t = sim.t
-        d = sim.data
-        R_sim = d.xmat[1:NUM_BODIES + 1].reshape(-1, 3, 3)
-        eye = sim.body_pos[HEAD] + R_sim[HEAD] @ take.eye.double().numpy()
+        R_sim = sim.data.xmat[1:NUM_BODIES + 1].reshape(-1, 3, 3)
+        eye = self._sim_eye(take)
         obs = take.head_pose[frame].double().numpy()
-        from .. import rotations as rot
-
         R_obs = rot.quat_to_matrix(obs[3:7])
         kin_states = forward_kinematics(ref.qpos[t], take.body)
         gt_states = forward_kinematics(gt_qpos, take.body)
