@@ -65,16 +65,10 @@ def estimate_kinematic(policy: KinematicPolicy, context: ContextEncoder, take: T
                        start_from_truth: bool = False) -> MotionClip:
     """The policy's motion for a whole take: first pose from the context encoder (or the
     ground truth), then one policy step per frame."""
-    k = min(policy.cfg.context_frames, take.num_frames)
     batch = {"head_pose": take.head_pose[None], "head_vels": take.head_vels[None], "obj": take.obj[None],
              "action": take.action[None], "offsets": take.offsets[None], "eye": take.eye[None],
              "feature": None if (take.feature is None or policy.cfg.feature_dim == 0) else take.feature[None]}
-    if start_from_truth and take.qpos is not None:
-        q0 = take.qpos[None, 0]
-    else:
-        feat = None if batch["feature"] is None else batch["feature"][:, :k]
-        q0 = context(batch["head_pose"][:, :k], batch["head_vels"][:, :k], batch["obj"][:, :k],
-                     batch["action"].unsqueeze(1).expand(-1, k, -1), feat)
+    q0 = take.qpos[None, 0] if (start_from_truth and take.qpos is not None) else context.take_pose(take)
     qpos = rollout(policy, TorchFK(), batch, q0, 1.0 / take.fps)[0].double().numpy()
     return MotionClip(name=take.name, qpos=np.asarray(qpos), fps=take.fps, body=take.body,
                       meta={"estimator": "kinematic_policy"})

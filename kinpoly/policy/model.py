@@ -159,3 +159,12 @@ class ContextEncoder(nn.Module):
         Ryaw0 = yaw_matrix(yaw0)
         root_xy = head_pose[:, 0, :2] + (Ryaw0 @ off.unsqueeze(-1)).squeeze(-1)[:, :2]
         return torch.cat([root_xy, z, matrix_to_quat(Ryaw0 @ R_hf), joints], dim=-1)
+
+    def take_pose(self, take, start: int = 0) -> torch.Tensor:
+        """The (1, 76) pose at frame ``start`` of a take (``TakeTensors``), from its next
+        ``context_frames`` observations (image features when the encoder reads them)."""
+        k = min(self.cfg.context_frames, take.num_frames - start)
+        sl = slice(start, start + k)
+        feat = take.feature[None, sl] if (take.feature is not None and self.cfg.feature_dim) else None
+        return self(take.head_pose[None, sl], take.head_vels[None, sl], take.obj[None, sl],
+                    take.action[None, None].expand(1, k, -1), feat)

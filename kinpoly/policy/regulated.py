@@ -162,12 +162,8 @@ class RegulatedLoop:
             return take.qpos[start:start + 1].clone()
         if self.context is None:
             raise ValueError(f"{take.name}: no context encoder to estimate the first pose")
-        k = min(self.policy.cfg.context_frames, take.num_frames - start)
-        sl = slice(start, start + k)
-        feat = None if self._feature(take) is None else take.feature[None, sl]
         with torch.no_grad():
-            q = self.context(take.head_pose[None, sl], take.head_vels[None, sl], take.obj[None, sl],
-                             take.action[None, None].expand(1, k, -1), feat)
+            q = self.context.take_pose(take, start)
         return lift_above_floor(q, take.body)
 
     def _feature(self, take: TakeTensors):
