@@ -158,10 +158,16 @@ class HumanoidTrackingEnv(gym.Env):
         self.sim = TrackingSim(self.cfg.sim)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
-        lengths = np.array([r.num_frames - 1 for r in self.refs], dtype=np.float64)
-        self._clip_p = lengths / lengths.sum()  # clips sampled by length
+        self._lengths = np.array([r.num_frames - 1 for r in self.refs], dtype=np.float64)
+        self.set_clip_weights(None)
         self._steps = 0
         self.ref_index = 0
+
+    def set_clip_weights(self, weights: np.ndarray | None) -> None:
+        """Sample clips with probability proportional to length x ``weights`` (one per clip;
+        None: by length alone). The trainer raises the weight of clips that keep failing."""
+        p = self._lengths if weights is None else self._lengths * np.asarray(weights, np.float64)
+        self._clip_p = p / p.sum()
 
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)

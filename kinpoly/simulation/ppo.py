@@ -52,6 +52,10 @@ class PPOConfig:
     hidden: list[int] = field(default_factory=lambda: [256, 256])
     log_std: float = -2.3
     torch_threads: int = 0  # learner threads, 0: all cores
+    # Hard-clip sampling: a clip's sampling weight is length x (1 + hard_clip_weight x its
+    # failure rate), the failure rate a running average over its training episodes
+    # (0: sample by length only).
+    hard_clip_weight: float = 0.0
 
 
 @dataclass
@@ -75,8 +79,11 @@ class RolloutWorker:
         self.model.eval()
         self.worker_id = worker_id
 
-    def collect(self, state_dict: dict, seed: int, iteration: int, n_steps: int) -> dict:
+    def collect(self, state_dict: dict, seed: int, iteration: int, n_steps: int,
+                clip_weights: np.ndarray | None = None) -> dict:
         self.model.load_state_dict(state_dict)
+        for env in self.envs:
+            env.set_clip_weights(clip_weights)
         n = len(self.envs)
         rng = np.random.default_rng([seed, iteration, self.worker_id])
         obs = np.stack([e.reset(seed=int(rng.integers(2**31)))[0] for e in self.envs])
@@ -101,7 +108,7 @@ class RolloutWorker:
                 buf["rewards"][t, i], buf["terminated"][t, i], buf["truncated"][t, i] = r, term, trunc
                 wrench.append(info["wrench"])
                 if term or trunc:
-                    episodes.append((bool(trunc and not term), env._steps, info["reason"]))
+                    episodes.append((bool(trunc and not term), env._steps, info["reason"], env.ref_index))
                     if trunc:  # bootstrap from the state the episode was cut at
                         with torch.no_grad():
                             buf["next_values"][t, i] = self.model(torch.from_numpy(o[None]))[1].item()
@@ -149,9 +156,9 @@ class LocalPool:
             if c.recv() != "ready":
                 raise RuntimeError("rollout worker failed to start")
 
-    def collect(self, state_dict, seed, iteration, n_steps) -> list[dict]:
+    def collect(self, state_dict, seed, iteration, n_steps, *extra) -> list[dict]:
         for c in self.conns:
-            c.send((state_dict, seed, iteration, n_steps))
+            c.send((state_dict, seed, iteration, n_steps, *extra))
         return [c.recv() for c in self.conns]
 
     def close(self) -> None:
@@ -179,9 +186,9 @@ class RayPool:
         self.ray = ray
         self.workers = [actor.remote(*args) for args in worker_args]
 
-    def collect(self, state_dict, seed, iteration, n_steps) -> list[dict]:
+    def collect(self, state_dict, seed, iteration, n_steps, *extra) -> list[dict]:
         ref = self.ray.put(state_dict)
-        return self.ray.get([w.collect.remote(ref, seed, iteration, n_steps) for w in self.workers])
+        return self.ray.get([w.collect.remote(ref, seed, iteration, n_steps, *extra) for w in self.workers])
 
     def close(self) -> None:
         for w in self.workers:
@@ -194,8 +201,8 @@ class InlinePool:
     def __init__(self, worker_args: list[tuple], worker_cls=RolloutWorker):
         self.workers = [worker_cls(*a) for a in worker_args]
 
-    def collect(self, state_dict, seed, iteration, n_steps) -> list[dict]:
-        return [w.collect(state_dict, seed, iteration, n_steps) for w in self.workers]
+    def collect(self, state_dict, seed, iteration, n_steps, *extra) -> list[dict]:
+        return [w.collect(state_dict, seed, iteration, n_steps, *extra) for w in self.workers]
 
     def close(self) -> None:
         pass
@@ -265,6 +272,8 @@ def train_clip_names(motions: str, split: str | None) -> list[str]:
     return names
 
 
+FAILURE_RATE_UPDATE = 0.2  # weight of a new episode in a clip's running failure rate
+
 CURVE_KEYS = ("iteration", "samples", "wall_s", "success_rate", "episodes", "reward", "episode_len",
               "wrench", "samples_per_s", "sim_fraction", "policy_loss", "value_loss", "clip_frac", "approx_kl")
 
@@ -313,6 +322,12 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
         for group, lr in zip(opt.param_groups, (p.lr_policy, p.lr_value)):
             group["lr"] = lr  # the config's learning rates win (same as saved unless changed)
         start, curves = blob["iteration"], blob["curves"]
+        failure = blob.get("extra", {}).get("clip_failure", {})
+    else:
+        failure = {}
+    # running failure rate per training clip (by name, so a resumed run with another clip set
+    # keeps what it knows); drives hard-clip sampling
+    fail = np.array([failure.get(n, 0.0) for n in names])
     cfg_dict = to_dict(cfg)
     worker_args = [(motions, names, cfg.env, p.envs_per_worker, p.hidden, p.log_std, w)
                    for w in range(n_workers)]
@@ -328,7 +343,8 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
         for it in range(start, end):
             t0 = time.perf_counter()
             state = {k: v.clone() for k, v in model.state_dict().items()}
-            segs = pool.collect(state, cfg.seed, it, p.steps_per_env)
+            weights = 1.0 + p.hard_clip_weight * fail if p.hard_clip_weight else None
+            segs = pool.collect(state, cfg.seed, it, p.steps_per_env, weights)
             t_roll = time.perf_counter() - t0
             cat = lambda k: np.concatenate([s[k] for s in segs], axis=1)  # noqa: E731  (T, N)
             data = {k: cat(k) for k in ("obs", "actions", "logp", "rewards", "values", "terminated",
@@ -344,6 +360,8 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
             stats = ppo_update(model, opt, batch, p, gen)
             model.eval()
             eps = [e for s in segs for e in s["episodes"]]
+            for ok, _, _, idx in eps:
+                fail[idx] += FAILURE_RATE_UPDATE * (float(not ok) - fail[idx])
             n = int(batch["obs"].shape[0])
             samples += n
             dt = time.perf_counter() - t0
@@ -355,10 +373,11 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
                    "samples_per_s": n / t_roll, "sim_fraction": float(np.mean([s["sim_time"] / s["time"] for s in segs])),
                    **stats}
             curves.append(row)
-            _save_checkpoint(ckpt, model, opt, it + 1, curves, cfg_dict)
+            extra = {"clip_failure": {n: float(f) for n, f in zip(names, fail)}}
+            _save_checkpoint(ckpt, model, opt, it + 1, curves, cfg_dict, extra)
             if row["success_rate"] > best:
                 best = row["success_rate"]
-                _save_checkpoint(out / "best.pt", model, opt, it + 1, curves, cfg_dict)
+                _save_checkpoint(out / "best.pt", model, opt, it + 1, curves, cfg_dict, extra)
             _write_curves(out / "progress.csv", curves)
             bar.update(1)
             bar.set_postfix(success=f"{row['success_rate']:.3f}", reward=f"{row['reward']:.3f}",
