@@ -172,6 +172,8 @@ def features_command(folder, encoder):
 @click.option("--fps", type=float, default=None, help="Expected video frame rate (checked).")
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--eye-height", type=float, default=1.6, show_default=True, help="Eye height in the first frame (m).")
+@click.option("--body-height", type=float, default=None,
+              help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
 @click.option("--time-offset", type=float, default=0.0, help="Trajectory time of the first frame minus its first pose time (s).")
 @click.option("--video-fovy", type=float, default=None, help="Vertical field of view of the video (degrees).")
 @click.option("--world-to-camera", is_flag=True, help="The poses are world-to-camera: invert them.")
@@ -180,7 +182,7 @@ def features_command(folder, encoder):
 @click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file, e.g. the "
                    "EgoEgo pickle), same frames; aligned to the take by yaw + translation.")
-def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, time_offset,
+def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
                          video_fovy, world_to_camera, action, encoder, gt_file):
     """Turn a head-camera VIDEO and its camera trajectory into an egocentric take."""
     from .take import EgoDataError, read_manifest, write_manifest
@@ -188,8 +190,8 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
 
     try:
         res = import_video(video, head_poses, name=name, fmt=fmt, fps=fps, scale=scale,
-                           eye_height=eye_height, time_offset=time_offset, video_fovy=video_fovy,
-                           world_to_camera=world_to_camera, action=action,
+                           eye_height=eye_height, body_height=body_height, time_offset=time_offset,
+                           video_fovy=video_fovy, world_to_camera=world_to_camera, action=action,
                            encoder=str(encoder) if encoder else None)
         take = res.take
         if gt_file is not None:

@@ -26,8 +26,8 @@ declares a Y-up (Aria ADT, many SLAM / graphics worlds) or Z-up (Aria MPS) world
 If the pose is world-to-camera (OpenCV ``solvePnP``/``rvec,tvec``, COLMAP ``images.txt``),
 invert it first: ``R_wc = R_cw^T``, ``t_wc = -R_cw^T t_cw`` (``--world-to-camera``).
 
-Monocular SLAM has no metric scale: ``scale`` multiplies positions; :func:`estimate_scale`
-estimates it from the flow encoder's metric head velocity (see there).
+Monocular SLAM has no metric scale: ``scale`` multiplies positions; :mod:`.scale` estimates it
+from the wearer's gait and from the flow encoder's metric head velocity (:func:`estimate_scale`).
 """
 
 from __future__ import annotations
@@ -285,7 +285,8 @@ def estimate_scale(unscaled_local_vel: np.ndarray, predicted_local_vel: np.ndarr
     ``mean |v_pred| / mean |v_slam|``; the least-squares fit
     ``sum(v_pred . v_slam) / sum(|v_slam|^2)`` is returned too, but it shrinks towards zero
     when the predicted directions are noisy (measured on the ARES sample: 0.44 against a
-    best fit of 1.97, while the speed ratio gives 1.24).
+    best fit of 1.97, while the speed ratio gives 1.24). The importer uses it as one component
+    of :func:`.scale.estimate_metric_scale`.
     """
     v, p = np.asarray(unscaled_local_vel), np.asarray(predicted_local_vel)
     speed = np.linalg.norm(v, axis=1)

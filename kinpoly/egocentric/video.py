@@ -5,8 +5,8 @@ Steps: read the video (every frame, its fps), read the trajectory (:mod:`.trajec
 pose per frame (by timestamps, or one row per frame when the file has none), convert to
 kinpoly's head frame and a Z-up world, compute DIS flow on frames resized to the encoder's
 image size, encode it (image features and a metric head-velocity estimate), estimate the metric
-scale of a monocular trajectory from that velocity (unless ``scale`` is given), and derive the
-head features. Errors name the file and what does not match.
+scale of a monocular trajectory from the wearer's gait and that velocity (:mod:`.scale`, unless
+``scale`` is given), and derive the head features. Errors name the file and what does not match.
 """
 
 from __future__ import annotations
@@ -58,18 +58,23 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                  eye_height: float = 1.6, time_offset: float = 0.0, width: int = 128, height: int = 128,
                  video_fovy: float | None = None, encoder_fovy: float = 100.0, encoder: str | None = None,
                  world_to_camera: bool = False, action: str | None = None,
-                 flow_preset: str = "ultrafast") -> ImportResult:
+                 flow_preset: str = "ultrafast", body_height: float | None = None) -> ImportResult:
     """Build an egocentric take from a head-camera video and its camera trajectory.
 
     ``fps``: the expected video frame rate (an error if the file says otherwise by > 1%).
     ``time_offset``: trajectory time (s) of the first video frame, for timestamped formats
     (default: the trajectory's first time). ``video_fovy``: the video's vertical field of view;
     flow is rescaled to the encoder's ``encoder_fovy`` (default: assumed equal).
+    ``body_height``: the wearer's standing height (m) for the gait scale prior (default:
+    ``eye_height`` / 0.936). Without ``scale``, a monocular trajectory's scale is estimated
+    (:func:`.scale.estimate_metric_scale`: gait, and the flow encoder when a checkpoint
+    exists); ``report["scale_estimate"]`` has each component.
     """
     from .. import rotations as rot
-    from .features import head_local_velocities, head_velocities
+    from .features import head_velocities
     from .flow import FlowComputer, flows_per_frame, load_encoder
-    from .trajectory import Trajectory, estimate_scale, read_trajectory, resample, to_head_poses
+    from .scale import EYE_HEIGHT_FRACTION, estimate_metric_scale
+    from .trajectory import Trajectory, read_trajectory, resample, to_head_poses
 
     video, head_poses = Path(video), Path(head_poses)
     frames, vfps, size = read_video(video, width, height)
@@ -106,23 +111,21 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
         feats, pred_vel = enc.encode(flows_per_frame(pair))
         enc_path = enc.path
     except FileNotFoundError:
-        if scale is None and not traj.metric:
-            raise EgoDataError(f"{head_poses}: a monocular trajectory needs --scale or a flow encoder "
-                               f"checkpoint to estimate it") from None
+        pass  # no encoder: no image features; the scale comes from gait alone
     report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": T, "fps": vfps,
                     "video_size": list(size), "format": traj.meta.get("format"),
                     "camera_axes": traj.camera_axes, "world_up": traj.world_up}
-    unit = to_head_poses(traj, 1.0, eye_height)
     if scale is None:
         if traj.metric:
             scale, report["scale_source"] = 1.0, "metric trajectory"
         else:
-            v_slam = head_local_velocities(unit.head_pose, vfps)[:-1, :3]
-            s, detail = estimate_scale(v_slam, pred_vel[:-1, :3])
-            report["scale_estimate"] = detail
-            if not np.isfinite(s) or s <= 0:
-                raise EgoDataError(f"{head_poses}: automatic scale estimate failed ({detail}); pass --scale")
-            scale, report["scale_source"] = s, "flow encoder head speed / trajectory speed"
+            unit = to_head_poses(traj, 1.0, eye_height)
+            try:
+                scale, report["scale_estimate"] = estimate_metric_scale(
+                    unit.head_pose, vfps, pred_vel, body_height or eye_height / EYE_HEIGHT_FRACTION)
+            except EgoDataError as e:
+                raise EgoDataError(f"{head_poses}: {e}") from None
+            report["scale_source"] = f"estimated ({' + '.join(report['scale_estimate']['used'])})"
     else:
         report["scale_source"] = "given"
     track = to_head_poses(traj, scale, eye_height)
