@@ -239,6 +239,20 @@ def test_sit():
     assert M.score_clip(hover)["interaction_success"] is False  # no ground truth needed
 
 
+def test_sit_on_rail():
+    """A ``rail`` (a seat bar: a climbing frame's top rail) counts as a seat like a chair; a
+    rung (``bar``) does not."""
+    T = 10
+    rail = SceneObject("rail", pos=(0.05, 0.0, 0.41))  # top at 0.44 m, under the pelvis
+    sit = clip(seated(T, 0.55), action="sit", objects=[track(rail, T)])
+    hover = clip(seated(T, 0.70), action="sit", objects=[track(rail, T)])
+    assert M.score_clip(sit, sit)["interaction_success"] is True
+    assert M.score_clip(hover, hover)["interaction_success"] is False
+    rung = clip(seated(T, 0.55), action="sit", objects=[track(SceneObject("bar", pos=(0.05, 0.0, 0.41)), T)])
+    with pytest.raises(M.MetricError, match="sit needs a chair or rail"):
+        M.interaction_success(rung, M.scan_contacts(rung))
+
+
 def test_push():
     box = SceneObject("box", pos=(1.0, 0.0, 0.175))
     T = 10

@@ -21,6 +21,17 @@ rules below) and from where the body is *supported above the floor*:
   a ``platform``. Where no solid block fits (the legs pass below the level there at other
   frames: ladders and climbing frames) the support becomes a rung, a ``bar`` across the
   heading under the support points; a level where neither fits is skipped with a note.
+- **Seat rails.** Where no chair fits a seat (the CMU playground takes sit on a climbing
+  frame's top: the legs pass below that level around it while climbing), the seat is a
+  ``rail``, a horizontal capsule the evaluation counts as a seat (:func:`fit_seat_rail`): on
+  dense geom samples (21 per capsule) it searches the rail's direction (across the heading
+  first), radius, forward offset and lateral extent, with its top as high as the sitter allows
+  and no body sample of *any* frame (climbing past it, hands gripping it, sliding off it)
+  inside it deeper than 6.5 mm, then checks it with MuJoCo. It must seat the sitter: the
+  pelvis, or both thighs, within 2 cm above it in at least half of the sit frames, touching
+  in some. Otherwise the seat is skipped and the scene's ``missing`` gives the measured reason
+  (the best valid rail's support; where and how deep the body enters the rail that would seat
+  the sitter).
 - **push**: frames with both hands at least 0.25 m in front of the pelvis, between 0.4 and
   1.5 m high, at most 0.6 m apart, while the pelvis moves forwards; the free ``box`` stands
   at the hands, its top above them, and moves with them during the push.
@@ -33,7 +44,9 @@ rules below) and from where the body is *supported above the floor*:
 Every scene is checked with :func:`kinpoly.evaluation.metrics.scan_contacts`: the reference body
 must not penetrate any object by more than 1 cm (its per-frame object penetration beyond the
 metric's 5 mm tolerance stays <= 5 mm). A scene that cannot be placed raises
-:class:`ScenePlacementError` with the reason; it is reported, never faked.
+:class:`ScenePlacementError` with the reason; it is reported, never faked. A sit take whose
+seat cannot be placed but which stands on rungs keeps them, and lists the seat with its
+reason in :attr:`SceneResult.missing` (its sit criterion cannot be scored).
 """
 
 from __future__ import annotations
@@ -45,8 +58,8 @@ import numpy as np
 
 from .. import rotations as rot
 from ..humanoid.mjcf import build_model
-from ..humanoid.scene import SceneObject
-from ..humanoid.skeleton import BODY_INDEX, NUM_BODIES, QPOS_DIM
+from ..humanoid.scene import SEAT_KINDS, SceneObject
+from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, NUM_BODIES, QPOS_DIM
 from ..motion.clip import MotionClip, ObjectTrack
 
 MAX_PENETRATION_M = 0.01  # the reference body may touch an object at most this deep
@@ -70,6 +83,25 @@ class SceneConfig:
     distractor_clearance_m: float = 1.0
 
 
+@dataclass(frozen=True)
+class RailConfig:
+    """The seat-rail search (:func:`fit_seat_rail`; a seat where no chair fits). Kept out of
+    :class:`SceneConfig` so that the dataset's settings hash (``EgoConfig.digest``) is
+    unchanged by it."""
+
+    radii: tuple[float, ...] = (0.03, 0.05)
+    min_length: float = 0.1  # m, cylinder part
+    max_length: float = 0.8
+    search_m: float = 0.3  # m, forward/back offsets searched around the seat points
+    max_depth_m: float = 0.0065  # m, deepest any body sample may enter the rail
+    max_gap_m: float = 0.02  # m, pelvis or both thighs this close above it: supported
+    min_support: float = 0.5  # of the sit frames supported, to seat the sitter
+    yaw_offsets_deg: tuple[float, ...] = (0.0, 45.0, -45.0, 90.0)  # from across the heading
+
+
+RAIL = RailConfig()
+
+
 @dataclass
 class GeomSamples:
     """Sample points of the humanoid's geoms per frame: ``points`` (T, P, 3), ``radius`` (P,),
@@ -85,7 +117,12 @@ class GeomSamples:
         return np.min(self.points[:, sel, 2] - self.radius[sel], axis=1)
 
 
-def sample_geoms(clip: MotionClip, stride: int = 1) -> GeomSamples:
+def sample_geoms(clip: MotionClip, stride: int = 1, capsule_points: int = 5,
+                 box_points: int = 2) -> GeomSamples:
+    """Sample points of the humanoid's geoms at every ``stride``-th frame: ``capsule_points``
+    along each capsule's axis, each sphere's centre, a ``box_points``-per-edge grid over each
+    box's surface (2: its corners). Dense samples (21 per capsule: at most 1 mm between the
+    sampled spheres' union and the capsule) are needed against thin objects such as rails."""
     model = build_model(clip.body)
     data = mujoco.MjData(model)
     geoms = [g for g in range(model.ngeom) if 1 <= model.geom_bodyid[g] <= NUM_BODIES]
@@ -102,13 +139,16 @@ def sample_geoms(clip: MotionClip, stride: int = 1) -> GeomSamples:
         size, b = model.geom_size[g], int(model.geom_bodyid[g]) - 1
         t = model.geom_type[g]
         if t == mujoco.mjtGeom.mjGEOM_CAPSULE:
-            for s in (-1.0, -0.5, 0.0, 0.5, 1.0):
+            for s in np.linspace(-1.0, 1.0, capsule_points):
                 pts.append(xpos[:, j] + s * size[1] * xmat[:, j, :, 2])
                 rad.append(size[0]); body.append(b)
         elif t == mujoco.mjtGeom.mjGEOM_SPHERE:
             pts.append(xpos[:, j]); rad.append(size[0]); body.append(b)
-        else:  # box corners
-            for c in np.array(np.meshgrid([-1, 1], [-1, 1], [-1, 1])).T.reshape(-1, 3):
+        else:  # box surface (corners for box_points=2)
+            ax = np.linspace(-1.0, 1.0, box_points)
+            for c in np.array(np.meshgrid(ax, ax, ax)).T.reshape(-1, 3):
+                if np.abs(c).max() < 1.0:
+                    continue
                 pts.append(xpos[:, j] + xmat[:, j] @ (c * size))
                 rad.append(0.0); body.append(b)
     return GeomSamples(np.stack(pts, 1), np.array(rad), np.array(body))
@@ -239,6 +279,217 @@ def _footprint(support_xy: np.ndarray, yaw: float, level: float, g: GeomSamples,
     return None
 
 
+@dataclass
+class RailFit:
+    """A seat rail fitted under a sitter (see :func:`fit_seat_rail`), in world coordinates."""
+
+    centre: np.ndarray  # (3,) axis midpoint
+    yaw: float  # the rail lies across this direction (its local +X)
+    radius: float
+    length: float  # of the cylinder part (the capsule adds ``radius`` at each end)
+    sit_frames: int  # frames of the sit runs
+    supported_frames: int  # sit frames with the pelvis, or both thighs, within max_gap_m
+    touch_frames: int  # sit frames in which a pelvis/thigh geom touches it (from above)
+    median_gap_m: dict[str, float]  # per seat body: median over the sit frames of its clearance
+
+
+_SEAT_PARTS = {"pelvis": [BODY_INDEX["Pelvis"]], "left thigh": [BODY_INDEX["L_Hip"]],
+               "right thigh": [BODY_INDEX["R_Hip"]]}
+
+
+def _rail_clearance(points: np.ndarray, radius: np.ndarray, centre: np.ndarray, yaw: float,
+                    rb: float, length: float) -> np.ndarray:
+    """Clearance (m, negative inside) of sample spheres ``points`` (..., 3) / ``radius`` from a
+    capsule of radius ``rb`` whose axis (``length`` long, centred at ``centre``) lies across
+    ``yaw``."""
+    d = points - centre
+    ds = d[..., :2] @ np.array([np.cos(yaw), np.sin(yaw)])
+    dl = np.maximum(0.0, np.abs(d[..., :2] @ np.array([-np.sin(yaw), np.cos(yaw)])) - length / 2)
+    return np.sqrt(ds ** 2 + dl ** 2 + d[..., 2] ** 2) - radius - rb
+
+
+def _rail_cells(idx, L, Z, R, frame, part, isseat, d2, rb, pa, gap, edges, zlo, dz, nz, frame_col,
+                diff, up, rest) -> None:
+    """Accumulate, for the samples ``idx`` and a rail of radius ``rb`` over each lateral cell
+    (``edges``), the forbidden axis heights (``diff``: +1/-1 per cell and height bin), the
+    highest axis the sitter's seat samples allow (``up``) and the resting bounds (``rest``)."""
+    nc, cw = len(edges) - 1, edges[1] - edges[0]
+    Lm, Zm, Rm, d2m = L[idx], Z[idx], R[idx], d2[idx]
+    # (sample, cell) pairs within reach across the rail
+    r_out = Rm + rb + gap
+    c0 = np.clip(np.floor((Lm - r_out - edges[0]) / cw).astype(int), 0, nc)
+    c1 = np.clip(np.ceil((Lm + r_out - edges[0]) / cw).astype(int), 0, nc)
+    cnt = c1 - c0
+    pi = np.repeat(np.arange(len(Lm)), cnt)
+    ci = c0[pi] + np.arange(len(pi)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    Lp, Zp, Rp = Lm[pi], Zm[pi], Rm[pi]
+    dl = np.maximum(0.0, np.maximum(edges[ci] - Lp, Lp - edges[ci + 1]))
+    h2 = d2m[pi] + dl ** 2  # squared horizontal distance to the cell's axis
+    # forbidden axis heights: |z - zc| < sqrt((R + rb - pa)^2 - h2)
+    q = (Rp + rb - pa) ** 2 - h2
+    k = q > 0
+    hh = np.sqrt(q[k])
+    lo, hi, ck = Zp[k] - hh, Zp[k] + hh, ci[k]
+    a = np.clip(np.floor((lo - zlo) / dz).astype(int) + 1, 0, nz)
+    b = np.clip(np.ceil((hi - zlo) / dz).astype(int), 0, nz)
+    diff += np.bincount(ck * (nz + 1) + a, minlength=len(diff))
+    diff -= np.bincount(ck * (nz + 1) + b, minlength=len(diff))
+    seat = isseat[idx][pi]
+    np.minimum.at(up, ck[seat[k]], lo[seat[k]])
+    # resting on it from above (normal within 45 degrees of vertical), within ``gap`` (rows:
+    # pelvis, left thigh, right thigh) or touching (row 3): the axis above
+    # z - sqrt((R + rb + gap)^2 - h2)
+    over = (h2 <= 0.5 * (Rp + rb) ** 2) & seat
+    col = frame_col[frame[idx][pi]]
+    pp = part[idx][pi]
+    for p, extra in ((0, gap), (1, gap), (2, gap), (3, 0.0)):
+        q0 = (Rp + rb + extra) ** 2 - h2
+        sel = (q0 > 0) & over & ((pp == p) if p < 3 else True)
+        np.minimum.at(rest[p], (ci[sel], col[sel]), Zp[sel] - np.sqrt(q0[sel]))
+
+
+def fit_seat_rail(sit: np.ndarray, g: GeomSamples, level: float, yaw: float, origin: np.ndarray,
+                  cfg: RailConfig = RAIL) -> tuple[RailFit | None, str]:
+    """The horizontal rail (a capsule) that seats the sitter of the ``sit`` frames (T,) best
+    without the body entering it deeper than ``cfg.max_depth_m`` at *any* frame.
+
+    Candidates: a rail across the sitter's heading ``yaw`` (then turned by
+    ``cfg.yaw_offsets_deg`` if none seats the sitter), radius from ``cfg.radii``, at
+    forward offsets within ``cfg.search_m`` of ``origin`` (the seat support points'
+    median), spanning any run of 2 cm cells across it (``cfg.min_length`` to
+    ``max_length``). Its axis is as high as the sit frames allow (no pelvis/thigh sample
+    deeper than the limit), and it is valid when no body sample of any frame (``g`` must be
+    dense: the climb, the hands gripping the frame, the descent) enters it deeper than that.
+    A sit frame is *supported* when the pelvis, or both thighs, rest within
+    ``cfg.max_gap_m`` above it; the valid rail supporting the most sit frames wins (then
+    the one touching most, then the longer). It seats the sitter when it supports at least
+    ``cfg.min_support`` of the sit frames and touches them in some frame; otherwise
+    ``(None, reason)`` gives the measured reason: the best rail's support, or where the body
+    enters the rail that would seat the sitter.
+    """
+    T = g.points.shape[0]
+    sit_idx = np.flatnonzero(sit)
+    if not len(sit_idx):
+        return None, "no sit frames"
+    frame_col = np.full(T, -1)
+    frame_col[sit_idx] = np.arange(len(sit_idx))
+    part_of = np.full(len(g.body), -1)
+    for p, bodies in enumerate(_SEAT_PARTS.values()):
+        part_of[np.isin(g.body, bodies)] = p
+    seat_body = np.isin(g.body, _SEAT)
+    reach = float(g.radius.max()) + max(cfg.radii) + cfg.max_gap_m
+    span, cw, dz = cfg.search_m, 0.02, 0.001
+    zlo, nz = level - 0.35, 701
+    min_cells = max(1, int(round(cfg.min_length / cw)))
+    max_cells = int(round(cfg.max_length / cw))
+    pa, gap = cfg.max_depth_m, cfg.max_gap_m
+    best, best_any = None, None  # (key, (yaw, rb, s0, e0, e1, zc))
+    for oi, off in enumerate(cfg.yaw_offsets_deg):
+        if best is not None and best[0][0] >= cfg.min_support * len(sit_idx) and best[0][1]:
+            break  # a rail across a preferred direction seats the sitter
+        yw = yaw + np.radians(off)
+        fwd = np.array([np.cos(yw), np.sin(yw)])
+        left = np.array([-np.sin(yw), np.cos(yw)])
+        rel = g.points[..., :2] - origin
+        S, L, Z = rel @ fwd, rel @ left, g.points[..., 2]
+        seat = np.broadcast_to(seat_body, S.shape) & sit[:, None]
+        low = seat & (np.abs(Z - level) < 0.1)
+        lat_seat = L[low] if low.any() else L[seat]
+        c_lo = np.floor((np.percentile(lat_seat, 1) - 0.2) / cw) * cw
+        c_hi = np.ceil((np.percentile(lat_seat, 99) + 0.2) / cw) * cw
+        edges = np.arange(c_lo, c_hi + cw / 2, cw)
+        nc = len(edges) - 1
+        near = (np.abs(S) < span + reach) & (L > c_lo - reach) & (L < c_hi + reach) & \
+            (np.abs(Z - level) < 0.35 + reach)
+        fi, pi_ = np.nonzero(near)
+        S, L, Z = S[near], L[near], Z[near]
+        R, part, isseat = g.radius[pi_], part_of[pi_], seat[near]
+        for ri, rb in enumerate(cfg.radii):
+            for s0 in np.arange(-span, span + 1e-9, 0.02):
+                d2 = (S - s0) ** 2
+                m = d2 < (R + rb + gap) ** 2
+                if not (m & isseat).any():
+                    continue
+                diff = np.zeros(nc * (nz + 1), np.int64)
+                up = np.full(nc, np.inf)  # highest axis the sitter's seat samples allow
+                rest = np.full((4, nc, len(sit_idx)), np.inf)
+                for ch in np.array_split(np.flatnonzero(m), max(1, int(np.sum(m)) // 100_000)):
+                    _rail_cells(ch, L, Z, R, fi, part, isseat, d2, rb, pa, gap, edges, zlo, dz, nz,
+                                frame_col, diff, up, rest)
+                forb = np.cumsum(diff.reshape(nc, nz + 1), axis=1)[:, :nz] > 0
+                cum = np.concatenate([np.zeros((1, nz), int), np.cumsum(forb, axis=0)])
+                for i in range(nc - min_cells + 1):
+                    j1 = min(nc, i + max_cells)
+                    zc_up = np.minimum.accumulate(up[i:j1])  # rail over cells i..j
+                    tmin = np.minimum.accumulate(rest[:, i:j1], axis=1)
+                    zb = np.floor((np.minimum(zc_up, zlo + (nz - 1) * dz) - zlo) / dz)
+                    okz = np.isfinite(zc_up) & (zb >= 0)
+                    okz[:min_cells - 1] = False
+                    if not okz.any():
+                        continue
+                    js = np.flatnonzero(okz)
+                    zb = zb[js].astype(int)
+                    zc = zlo + zb * dz
+                    r = tmin[:, js] < zc[None, :, None]
+                    supported = np.sum(r[0] | (r[1] & r[2]), axis=1)
+                    touch = np.sum(r[3], axis=1)
+                    free = (cum[i + js + 1, zb] - cum[i, zb]) == 0
+                    # ranking: supported frames, then touching frames, then length (ties: the
+                    # earlier radius and direction)
+                    score = supported * 1e8 + touch * 1e4 + js
+                    for pick, is_free in ((np.argmax(score), False),
+                                          (np.argmax(np.where(free, score, -1)), True)):
+                        if is_free and not free[pick]:
+                            continue
+                        key = (int(supported[pick]), int(touch[pick]), int(js[pick]) + 1)
+                        cand = (key, (yw, rb, s0, edges[i], edges[i + js[pick] + 1], zc[pick]))
+                        if is_free and (best is None or key > best[0]):
+                            best = cand
+                        if not is_free and (best_any is None or key > best_any[0]):
+                            best_any = cand
+
+    def fit_of(c) -> RailFit:
+        (supported, touch, *_), (yw, rb, s0, e0, e1, zc) = c
+        fwd = np.array([np.cos(yw), np.sin(yw)])
+        left = np.array([-np.sin(yw), np.cos(yw)])
+        centre = np.r_[origin + s0 * fwd + (e0 + e1) / 2 * left, zc]
+        gaps = {}
+        for name, bodies in _SEAT_PARTS.items():
+            sel = np.isin(g.body, bodies)
+            cl = _rail_clearance(g.points[sit_idx][:, sel], g.radius[sel], centre, yw, rb, e1 - e0)
+            gaps[name] = float(np.median(cl.min(1)))
+        return RailFit(centre, float(yw), float(rb), float(e1 - e0), len(sit_idx), supported, touch, gaps)
+
+    n = len(sit_idx)
+    if best is not None and best[0][0] >= cfg.min_support * n and best[0][1] > 0:
+        return fit_of(best), ""
+    why = []
+    if best is not None:
+        f = fit_of(best)
+        why.append(f"the best rail that no frame enters supports the pelvis or both thighs in "
+                   f"{f.supported_frames}/{n} sit frames and touches them in {f.touch_frames} "
+                   f"(needs {cfg.min_support:.0%} and one)")
+    if best_any is not None and best_any[0][0] > 0:
+        f = fit_of(best_any)
+        cl = _rail_clearance(g.points, g.radius, f.centre, f.yaw, f.radius, f.length)
+        depth = np.maximum(0.0, -cl)  # (T, P)
+        worst = depth.max(1)
+        bad = np.flatnonzero(worst > pa)
+        if len(bad):
+            t = int(bad[np.argmax(worst[bad])])
+            part = BODY_NAMES[int(g.body[int(np.argmax(depth[t]))])]
+            spans = np.split(bad, np.flatnonzero(np.diff(bad) > 1) + 1)
+            hits = np.array([np.isin(np.arange(NUM_BODIES), g.body[depth[t_] > pa]) for t_ in bad])
+            order = np.argsort(-hits.sum(0), kind="stable")
+            who = ", ".join(f"{BODY_NAMES[b]} {int(hits[:, b].sum())}" for b in order[:4] if hits[:, b].any())
+            why.append(f"a rail that seats the sitter ({f.supported_frames}/{n} frames, top "
+                       f"{f.centre[2] + f.radius:.2f} m) is entered by the body in {len(bad)} "
+                       f"other frames ({', '.join(f'{s[0]}-{s[-1]}' for s in spans[:6])}"
+                       f"{', ...' if len(spans) > 6 else ''}; frames per body: {who}), deepest "
+                       f"{worst[t] * 100:.1f} cm ({part}, frame {t})")
+    return None, "; ".join(why) or "no rail under the sitter's pelvis/thighs"
+
+
 def _yaw_quat(yaw: float) -> tuple[float, float, float, float]:
     return (float(np.cos(yaw / 2)), 0.0, 0.0, float(np.sin(yaw / 2)))
 
@@ -271,18 +522,59 @@ class SceneResult:
     detected: bool  # the action came from the detection rules
     max_penetration_m: float  # max per-frame object penetration beyond 5 mm
     notes: list[str] = field(default_factory=list)
+    # what the action needs but could not be placed, with the measured reason (e.g. a sit
+    # take without a seat: its evaluation's sit criterion cannot be scored)
+    missing: list[str] = field(default_factory=list)
 
     def report(self) -> dict:
         return {"action": self.action, "detected": self.detected,
                 "objects": [t.object.to_dict() for t in self.tracks],
                 # SPEC penetration (beyond the 5 mm tolerance): any contact is at most 5 mm deeper
                 "max_object_penetration_m": round(self.max_penetration_m, 5),
-                "notes": self.notes}
+                "notes": self.notes, "missing": self.missing}
 
 
-def _support_objects(clip, g, runs, cfg, notes, floor) -> list[ObjectTrack]:
+def _seat_rail(clip: MotionClip, gd: GeomSamples, cluster: list[SupportRun], yaw: float,
+               level: float, name: str, floor: np.ndarray) -> tuple[ObjectTrack | None, str]:
+    """A ``rail`` seat for a seat cluster where no chair fits (:func:`fit_seat_rail` on the dense
+    samples ``gd``), checked with MuJoCo: (track, note) or (None, the measured reason)."""
+    from ..evaluation.metrics import SIT_BODIES, scan_contacts
+
+    T = clip.num_frames
+    sit = np.zeros(T, bool)
+    for r in cluster:
+        sit[r.start:r.stop] = True
+    fit, why = fit_seat_rail(sit, gd, level, yaw, np.median(np.concatenate([r.xy for r in cluster]), 0))
+    if fit is None:
+        return None, why
+    rows = [BODY_INDEX[b] for b in SIT_BODIES]
+    for drop_mm in range(6):  # the dense samples are within 1 mm of the geoms; MuJoCo decides
+        centre = fit.centre - np.array([0.0, 0.0, drop_mm / 1000])
+        obj = SceneObject("rail", name, tuple(centre), _yaw_quat(fit.yaw),
+                          {"radius": fit.radius, "length": round(fit.length, 4)})
+        tr = _static(obj, T)
+        scan = scan_contacts(clip, [tr])
+        pen = float(np.max(np.maximum(0.0, scan.penetration - floor)))
+        if pen <= _PEN_LIMIT:
+            break
+    if pen > _PEN_LIMIT:
+        return None, (f"the fitted rail (top {fit.centre[2] + fit.radius:.2f} m) is penetrated by "
+                      f"{(pen + 0.005) * 100:.1f} cm in the MuJoCo check")
+    if not scan.touched[rows, 0].any():
+        return None, "the fitted rail does not touch the sitter's pelvis/thighs in the MuJoCo check"
+    gaps = ", ".join(f"{k} {v * 100:.1f}" for k, v in fit.median_gap_m.items())
+    off = (np.degrees(fit.yaw - yaw) + 180) % 360 - 180
+    return tr, (f"top {centre[2] + fit.radius:.2f} m, {fit.length:.2f} m long, radius "
+                f"{fit.radius:.2f} m, across the heading{f' turned {off:.0f} deg' if abs(off) > 0.5 else ''}; "
+                f"pelvis or both thighs within {RAIL.max_gap_m * 100:.0f} cm of it in "
+                f"{fit.supported_frames}/{fit.sit_frames} sit frames, touching in {fit.touch_frames}; "
+                f"median clearance (cm): {gaps}")
+
+
+def _support_objects(clip, g, runs, cfg, notes, floor, missing=None) -> list[ObjectTrack]:
     tracks = []
     T = clip.num_frames
+    gd = None  # dense samples, for seat rails
     for k, cluster in enumerate(_cluster(runs, cfg)):
         level = min(r.level for r in cluster)
         xy = np.concatenate([r.xy for r in cluster])
@@ -291,6 +583,43 @@ def _support_objects(clip, g, runs, cfg, notes, floor) -> list[ObjectTrack]:
         yaw = float(np.arctan2(np.sum(w * np.sin(hd)), np.sum(w * np.cos(hd))))
         fp = _footprint(xy, yaw, level, g, cfg)
         frames = ", ".join(f"{r.start}-{r.stop}" for r in sorted(cluster, key=lambda r: r.start))
+        seat_only = all(r.kind == "seat" for r in cluster)
+        if seat_only:
+            # a seat: a chair (a high one is a bar stool / bench: same object kind); where no
+            # chair fits (a climbing frame: the body passes around and below it), a rail
+            name = f"chair{k}" if k else "chair"
+            if fp is None:
+                why_chair = "the body passes below the seat level around the seat"
+            else:
+                centre, half = fp
+                obj = SceneObject("chair", name, (float(centre[0]), float(centre[1]), 0.0), _yaw_quat(yaw),
+                                  {"seat_height": level, "seat_depth": float(2 * half[0]),
+                                   "seat_width": float(2 * half[1])})
+                tr = _static(obj, T)
+                pen = object_penetration(clip, [tr], floor).max()
+                if pen > _PEN_LIMIT:
+                    obj = SceneObject("chair", obj.name, obj.pos, obj.quat, {**obj.size, "back_height": 0.02})
+                    tr = _static(obj, T)
+                    notes.append(f"{obj.name}: back rest dropped (the torso would hit it)")
+                    pen = object_penetration(clip, [tr], floor).max()
+                if pen <= _PEN_LIMIT:
+                    notes.append(f"{obj.name}: seat {level:.2f} m, {2 * half[0]:.2f} x {2 * half[1]:.2f} m, "
+                                 f"supports frames {frames}")
+                    tracks.append(tr)
+                    continue
+                why_chair = f"the body would penetrate a chair by {(pen + 0.005) * 100:.1f} cm"
+            if gd is None:
+                gd = sample_geoms(clip, capsule_points=21, box_points=5)
+            tr, why = _seat_rail(clip, gd, cluster, yaw, level, f"rail{k}", floor)
+            if tr is None:
+                notes.append(f"seat at {level:.2f} m (frames {frames}) skipped: no chair fits "
+                             f"({why_chair}); no rail either: {why}")
+                if missing is not None:
+                    missing.append(f"seat at {level:.2f} m (frames {frames}): {why}")
+                continue
+            notes.append(f"{tr.object.name}: seat rail (no chair fits: {why_chair}): {why}; sit frames {frames}")
+            tracks.append(tr)
+            continue
         if fp is None:
             # no solid block fits (a ladder or climbing frame: the legs pass below the level
             # there): a rung, a bar across the heading under the support points
@@ -307,25 +636,14 @@ def _support_objects(clip, g, runs, cfg, notes, floor) -> list[ObjectTrack]:
             tracks.append(tr)
             continue
         centre, half = fp
-        seat_only = all(r.kind == "seat" for r in cluster)
         pos = (float(centre[0]), float(centre[1]), 0.0)
-        if seat_only:  # a seat (a high one is a bar stool / bench: same object kind)
-            obj = SceneObject("chair", f"chair{k}" if k else "chair", pos, _yaw_quat(yaw),
-                              {"seat_height": level, "seat_depth": float(2 * half[0]),
-                               "seat_width": float(2 * half[1])})
-        else:
-            kind = "step" if level <= 0.35 else "platform"
-            obj = SceneObject(kind, f"{kind}{k}", pos, _yaw_quat(yaw),
-                              {"height": level, "length": float(2 * half[0]), "width": float(2 * half[1])})
+        kind = "step" if level <= 0.35 else "platform"
+        obj = SceneObject(kind, f"{kind}{k}", pos, _yaw_quat(yaw),
+                          {"height": level, "length": float(2 * half[0]), "width": float(2 * half[1])})
         tr = _static(obj, T)
         pen = object_penetration(clip, [tr], floor).max()
-        if obj.kind == "chair" and pen > _PEN_LIMIT:
-            obj = SceneObject("chair", obj.name, obj.pos, obj.quat, {**obj.size, "back_height": 0.02})
-            tr = _static(obj, T)
-            notes.append(f"{obj.name}: back rest dropped (the torso would hit it)")
-            pen = object_penetration(clip, [tr], floor).max()
         lowest = min(float(np.min(r.bottoms)) for r in cluster)
-        if pen > _PEN_LIMIT and level - lowest < 0.03 and obj.kind != "chair":
+        if pen > _PEN_LIMIT and level - lowest < 0.03:
             # the top at the 10th percentile of the support: retry at its lowest point
             obj = SceneObject(obj.kind, obj.name, obj.pos, obj.quat, {**obj.size, "height": lowest - 0.002})
             tr = _static(obj, T)
@@ -461,7 +779,12 @@ def synthesize_scene(clip: MotionClip, cfg: SceneConfig | None = None,
     from ..evaluation.metrics import scan_contacts
 
     floor = scan_contacts(clip, []).penetration
-    tracks += _support_objects(clip, g, runs, cfg, notes, floor)  # every level it stands on
+    missing: list[str] = []
+    tracks += _support_objects(clip, g, runs, cfg, notes, floor, missing)  # every level it stands or sits on
+    if action == "sit" and not any(t.object.kind in SEAT_KINDS for t in tracks):
+        missing[:] = [f"seat (sit): {m}" for m in missing] or ["seat (sit): no sitting pose found"]
+    else:
+        missing.clear()  # a seat of another sit run was placed
     if action in ("sit", "step") and not tracks:
         raise ScenePlacementError(f"{clip.name}: {action}: no support above the floor could be "
                                   f"placed (no seat or raised foot found, or none fits): "
@@ -487,4 +810,4 @@ def synthesize_scene(clip: MotionClip, cfg: SceneConfig | None = None,
         f = int(np.argmax(pen))
         raise ScenePlacementError(f"{clip.name}: the reference body penetrates the placed objects by "
                                   f"{(worst + 0.005) * 100:.1f} cm at frame {f} (limit 1 cm)")
-    return SceneResult(action, tracks, intervals, detected, worst, notes)
+    return SceneResult(action, tracks, intervals, detected, worst, notes, missing)

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..humanoid.kinematics import head_pose
 from ..humanoid.mjcf import build_model
-from ..humanoid.scene import SceneObject
+from ..humanoid.scene import SEAT_KINDS, SceneObject
 from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, NUM_BODIES, QPOS_DIM, BodyShape
 from ..motion.clip import MotionClip, ObjectTrack
 
@@ -280,7 +280,8 @@ def penetration(scan: ContactScan) -> float:
 def interaction_success(pred: MotionClip, scan: ContactScan, gt: MotionClip | None = None) -> bool | None:
     """Did the predicted motion do what its action label asks (not counting falls)?
 
-    - sit: a chair geom touches a Pelvis/L_Hip/R_Hip/Torso/Spine geom at some frame;
+    - sit: a seat geom (a chair, or a rail sat on: ``SEAT_KINDS``) touches a
+      Pelvis/L_Hip/R_Hip/Torso/Spine geom at some frame;
     - push: a box (from the prediction's own object poses) moves more than 0.1 m from its
       first position at some frame;
     - avoid: no humanoid geom touches the can at any frame AND the final eye position is
@@ -291,11 +292,11 @@ def interaction_success(pred: MotionClip, scan: ContactScan, gt: MotionClip | No
     Raises :class:`MetricError` when the scene lacks the object (or avoid lacks ground truth).
     """
     action = pred.action
-    need = {"sit": "chair", "avoid": "can", "step": "step"}.get(action)
-    if need and not any(t.object.kind == need for t in scan.objects):
-        raise MetricError(f"{pred.name}: {action} needs a {need} in the scene, none found")
+    need = {"sit": SEAT_KINDS, "avoid": ("can",), "step": ("step",)}.get(action)
+    if need and not any(t.object.kind in need for t in scan.objects):
+        raise MetricError(f"{pred.name}: {action} needs a {' or '.join(need)} in the scene, none found")
     if action == "sit":
-        return scan.touches(SIT_BODIES, "chair")
+        return any(scan.touches(SIT_BODIES, kind) for kind in SEAT_KINDS)
     if action == "push":
         boxes = [t.poses[:, :3] for t in pred.objects if t.object.kind == "box"]
         if not boxes:

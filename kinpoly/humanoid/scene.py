@@ -5,7 +5,11 @@ MJCF ``<body>`` by the builder of its kind. Sizes are in metres and follow the o
 Kin-Poly scenes (chair seat ~0.45 m, pushable box ~0.35 m, step ~0.2 m, ...). Static furniture
 is fixed to the world; ``box`` has a free joint so it can be pushed. An object's pose is that
 of its base: the centre of its footprint on the floor (``pos[2]`` is 0 for furniture standing
-on the floor), yaw given by ``quat`` (wxyz); ``bar`` is placed at its axis.
+on the floor), yaw given by ``quat`` (wxyz); ``bar`` and ``rail`` are placed at their axis.
+
+``bar`` is a rung the feet stand on; ``rail`` is a horizontal bar one *sits* on (a playground
+top rail, the seat of a climbing frame): the same capsule, lying across the facing (local +X), but a
+seat, which the evaluation's sit criterion counts like a chair (:data:`SEAT_KINDS`).
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ DEFAULT_SIZES: dict[str, dict[str, float]] = {
     "step": {"height": 0.2, "length": 0.6, "width": 0.8},
     "platform": {"height": 0.6, "length": 1.0, "width": 1.0},
     "bar": {"radius": 0.03, "length": 1.5},
+    "rail": {"radius": 0.03, "length": 0.5},
 }
 OBJECT_KINDS = tuple(DEFAULT_SIZES)
+SEAT_KINDS = ("chair", "rail")  # objects a person sits on (the sit criterion's objects)
 
 
 @dataclass
@@ -116,7 +122,7 @@ def object_element(obj: SceneObject) -> ET.Element:
     elif obj.kind in ("step", "platform"):
         h = d["height"]
         _box(body, f"{n}_geom", (0, 0, h / 2), (d["length"] / 2, d["width"] / 2, h / 2))
-    elif obj.kind == "bar":
+    elif obj.kind in ("bar", "rail"):
         _geom(body, f"{n}_geom", type="capsule", size=(d["radius"], d["length"] / 2),
               zaxis="0 1 0", material="object")
     return body
@@ -127,4 +133,5 @@ def object_top_height(obj: SceneObject) -> float:
     d = obj.dims
     return {"chair": d.get("seat_height", 0.0), "table": d.get("height", 0.0),
             "step": d.get("height", 0.0), "platform": d.get("height", 0.0),
-            "box": d.get("side", 0.0), "can": d.get("height", 0.0)}.get(obj.kind, 0.0)
+            "box": d.get("side", 0.0), "can": d.get("height", 0.0),
+            "rail": d.get("radius", 0.0)}.get(obj.kind, 0.0)
