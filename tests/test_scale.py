@@ -7,7 +7,7 @@ import pytest
 
 from kinpoly import rotations as rot
 from kinpoly.egocentric.features import head_local_velocities, slam_noise
-from kinpoly.egocentric.scale import (REFERENCE_HEIGHT, WALK_RATIO, estimate_metric_scale, gait_scale,
+from kinpoly.egocentric.scale import (FLOW_BIAS, REFERENCE_HEIGHT, WALK_RATIO, estimate_metric_scale, gait_scale,
                                       gait_windows)
 from kinpoly.egocentric.take import EgoDataError
 from kinpoly.egocentric.trajectory import _M, Trajectory, to_head_poses
@@ -96,20 +96,23 @@ def test_static_trajectory_asks_for_scale():
 
 
 def test_flow_alone_needs_motion_and_combination_weights(rng):
-    """Flow only (no walking): the speed ratio; a nearly still encoder is unusable. Both: the
-    inverse-variance weighted log-mean, between the two and closer to the gait scale."""
+    """Flow only (no walking): the speed ratio over its bias; a nearly still encoder is
+    unusable. Both: the inverse-variance weighted log-mean, between the two and closer to the
+    flow scale (the smaller log-uncertainty)."""
     head = _walker()
     unit = _slam(head, rng, 2.0)
     pred = head_local_velocities(head, FPS)  # metric head-frame velocity, as a perfect encoder
-    scale, rep = estimate_metric_scale(unit, FPS, 0.5 * pred)
+    # an encoder reading 0.5 x FLOW_BIAS of the true speed: de-biased, a flow scale of 1.0
+    scale, rep = estimate_metric_scale(unit, FPS, 0.5 * FLOW_BIAS * pred)
     assert rep["used"] == ["gait", "flow"]
     g, f = rep["gait"]["scale"], rep["flow"]["scale"]
     assert abs(g / 2.0 - 1) < 0.05 and abs(f / 1.0 - 1) < 0.05
-    assert f < scale < g and np.log(g / scale) < np.log(scale / f)
+    assert f < scale < g and np.log(scale / f) < np.log(g / scale)
     still = np.tile([0.0, 0.0, 1.6, 1.0, 0.0, 0.0, 0.0], (120, 1))
     still[:, 0] = np.linspace(0, 1, 120)  # slides without a gait
     scale, rep = estimate_metric_scale(still, FPS, np.tile([0.5, 0, 0, 0, 0, 0], (120, 1)))
-    assert rep["used"] == ["flow"] and abs(scale - 0.5 / (FPS / 119)) < 1e-6  # 0.5 m/s over 1/119 unit/frame
+    # 0.5 m/s over 1/119 unit/frame, de-biased
+    assert rep["used"] == ["flow"] and abs(scale - 0.5 / (FPS / 119) / FLOW_BIAS) < 1e-6
     with pytest.raises(EgoDataError, match="nearly still"):
         estimate_metric_scale(still, FPS, np.tile([0.05, 0, 0, 0, 0, 0], (120, 1)))
 
