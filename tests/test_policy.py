@@ -57,6 +57,25 @@ def test_zero_action_keeps_the_pose_and_state_shape():
     assert s[:, 76:79].abs().max() < 1e-4  # the true pose sees its own head: no position error
 
 
+def test_foot_velocity_loss_sees_sliding_feet_not_offsets():
+    """The foot-velocity loss is zero for the truth shifted in space (same motion) and counts
+    feet that slide; it enters the total only with its weight."""
+    from kinpoly.policy.supervised import LossWeights, losses, sample_windows
+
+    batch = sample_windows(_takes(), 2, 12, np.random.default_rng(0))
+    gt, fk = batch["qpos"], TorchFK()
+    shifted = gt.clone()
+    shifted[..., :2] += 0.3
+    out = losses(shifted, gt, batch, fk, 1 / 30, LossWeights())
+    assert out["foot_velocity"] < 1e-8 and out["root_pos"] > 0.01
+    sliding = gt.clone()
+    sliding[..., 0] += torch.linspace(0, 0.5, gt.shape[1])  # the whole body glides 0.5 m
+    slid = losses(sliding, gt, batch, fk, 1 / 30, LossWeights())
+    weighted = losses(sliding, gt, batch, fk, 1 / 30, LossWeights(foot_velocity=2.0))
+    assert slid["foot_velocity"] > 1.0  # (0.5 m / 11 frames * 30 fps)^2 ~ 1.9
+    torch.testing.assert_close(weighted["total"] - slid["total"], 2.0 * slid["foot_velocity"])
+
+
 def _small_config(iterations):
     return SupervisedConfig(iterations=iterations, batch=4, window=12, lr=1e-3, checkpoint_every=2, threads=1,
                             policy=PolicyConfig(hidden=64, mlp=[64], context_frames=6))

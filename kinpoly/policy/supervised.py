@@ -33,6 +33,7 @@ from .model import ContextEncoder, KinematicPolicy, Observation, PolicyConfig, i
 from .torch_kinematics import TorchFK, heading, quat_to_matrix, yaw_matrix
 
 END_EFFECTORS = [BODY_INDEX[b] for b in ("L_Hand", "R_Hand", "L_Toe", "R_Toe", "Head")]
+FEET = [BODY_INDEX[b] for b in ("L_Ankle", "R_Ankle", "L_Toe", "R_Toe")]
 OBJECT_BODIES = [BODY_INDEX[b] for b in ("L_Hand", "R_Hand", "Pelvis")]
 
 
@@ -46,6 +47,10 @@ class LossWeights:
     object_pos: float = 1.0
     object_rot: float = 10.0
     context: float = 1.0
+    # Beyond the SPEC: world-frame foot velocity (ankles and toes) against the truth. The SPEC
+    # losses leave feet free to slide (end effectors are matched relative to the root), and
+    # sliding proposals are what the controller cannot walk on. 0 = the SPEC's losses.
+    foot_velocity: float = 0.0
 
 
 @dataclass
@@ -118,6 +123,8 @@ def losses(pred: torch.Tensor, gt: torch.Tensor, batch: dict, fk: TorchFK, dt: f
     ee_p = (Ryaw_p.unsqueeze(-3) @ (p_pos[..., END_EFFECTORS, :] - p_pos[..., :1, :]).unsqueeze(-1)).squeeze(-1)
     ee_g = (Ryaw_g.unsqueeze(-3) @ (g_pos[..., END_EFFECTORS, :] - g_pos[..., :1, :]).unsqueeze(-1)).squeeze(-1)
     out["end_effector"] = ((ee_p - ee_g) ** 2).sum(-1).mean()
+    v_p, v_g = (p_pos[:, 1:, FEET] - p_pos[:, :-1, FEET]) / dt, (g_pos[:, 1:, FEET] - g_pos[:, :-1, FEET]) / dt
+    out["foot_velocity"] = ((v_p - v_g) ** 2).sum(-1).mean()
     has_obj = batch["obj_world"][..., 7]  # (B, L)
     if has_obj.any():
         obj_pos = batch["obj_world"][..., :3].unsqueeze(-2)
@@ -200,7 +207,8 @@ class SupervisedTrainer:
         atomic_write_bytes(path, buf.getvalue())
         with open(self.out / "curves.csv.tmp", "w", newline="") as f:
             if self.curves:
-                wr = csv.DictWriter(f, fieldnames=list(self.curves[0]))
+                keys = list(dict.fromkeys(k for row in self.curves for k in row))  # a resumed run may log more
+                wr = csv.DictWriter(f, fieldnames=keys)
                 wr.writeheader()
                 wr.writerows(self.curves)
         Path(self.out / "curves.csv.tmp").replace(self.out / "curves.csv")
