@@ -140,8 +140,9 @@ def _worker_main(conn, worker_cls, args) -> None:
 
 class LocalPool:
     """Rollout workers in subprocesses (spawned), talking over pipes. A worker is any class
-    built from ``worker_args`` with a ``collect(state_dict, seed, iteration, n_steps)``
-    method (the controller's :class:`RolloutWorker` by default)."""
+    built from ``worker_args`` with a ``collect(state_dict, seed, iteration, n_steps, *extra)``
+    method (the controller's :class:`RolloutWorker` by default; its extra argument is the
+    clips' sampling weights)."""
 
     def __init__(self, worker_args: list[tuple], worker_cls=RolloutWorker):
         ctx = mp.get_context("spawn")
@@ -373,7 +374,7 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
                    "samples_per_s": n / t_roll, "sim_fraction": float(np.mean([s["sim_time"] / s["time"] for s in segs])),
                    **stats}
             curves.append(row)
-            extra = {"clip_failure": {n: float(f) for n, f in zip(names, fail)}}
+            extra = {"clip_failure": {name: float(f) for name, f in zip(names, fail)}}
             _save_checkpoint(ckpt, model, opt, it + 1, curves, cfg_dict, extra)
             if row["success_rate"] > best:
                 best = row["success_rate"]
