@@ -37,6 +37,28 @@ def train(config_path, motions, out, override, ray_address, no_resume, iteration
         click.echo(json.dumps(curves[-1], indent=1))
 
 
+@uhc.command()
+@click.option("--teacher", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="Trained controller (.pt) to imitate.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default="configs/uhc.yaml",
+              show_default=True, help="The student's settings (YAML of UHCConfig).")
+@click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, help="Run folder; `kinpoly uhc train --out` the same folder fine-tunes it.")
+@click.option("-o", "--override", multiple=True,
+              help="key=value override of the student's settings, e.g. env.controller.feedforward=false.")
+@click.option("--rounds", default=30, show_default=True, help="DAgger rounds.")
+@click.option("--steps", default=512, show_default=True, help="Steps per environment and round.")
+def distill(teacher, config_path, motions, out, override, rounds, steps) -> None:
+    """Distil a controller into one with other settings (DAgger), e.g. without feed-forward."""
+    from ..config import load_config
+    from .distill import DistillConfig, distill as run_distill
+    from .ppo import UHCConfig
+
+    cfg = load_config(UHCConfig, config_path, list(override))
+    rows = run_distill(cfg, teacher, motions, out, DistillConfig(rounds=rounds, steps_per_env=steps))
+    click.echo(json.dumps(rows[-1], indent=1))
+
+
 @uhc.command("eval")
 @click.option("--motions", required=True, type=click.Path(exists=True), help="Clip folder or clip file.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
