@@ -76,6 +76,13 @@ def test_distilled_student_imitates_and_ppo_fine_tunes_it(tmp_path, walk):
     worker.model.load_state_dict(blob["policy"])
     err = ((worker.model.act(obs) - lab) ** 2).sum(-1).mean()
     assert err < 0.5 * (lab ** 2).sum(-1).mean()
-    # PPO resumes the distilled run folder from iteration 0, keeping the student's settings
-    curves = train(dataclasses.replace(student_cfg), motions, tmp_path / "student", inline=True, progress=False)
+    # PPO resumes the distilled run folder from iteration 0; during the critic warm-up only the
+    # value function learns, so the distilled actor is kept
+    ft_cfg = dataclasses.replace(student_cfg, ppo=dataclasses.replace(student_cfg.ppo, critic_warmup=1))
+    curves = train(ft_cfg, motions, tmp_path / "student", inline=True, progress=False)
     assert [c["iteration"] for c in curves] == [1]
+    after = torch.load(tmp_path / "student" / "last.pt", weights_only=False)["policy"]
+    actor = [k for k in after if k.startswith("actor.")]
+    critic = [k for k in after if k.startswith("critic.")]
+    assert all(torch.equal(after[k], blob["policy"][k]) for k in actor)
+    assert not all(torch.equal(after[k], blob["policy"][k]) for k in critic)

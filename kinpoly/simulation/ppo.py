@@ -56,6 +56,10 @@ class PPOConfig:
     # failure rate), the failure rate a running average over its training episodes
     # (0: sample by length only).
     hard_clip_weight: float = 0.0
+    # Iterations (from 0) that fit only the value function, the policy frozen: a policy that
+    # starts trained (``kinpoly uhc distill``) is otherwise pulled off course by the advantages
+    # of a critic that has not yet learned its returns.
+    critic_warmup: int = 0
 
 
 @dataclass
@@ -226,7 +230,7 @@ def gae(rewards, values, next_values, terminated, truncated, gamma, lam):
 
 
 def ppo_update(model: ActorCritic, opt: torch.optim.Optimizer, batch: dict, cfg: PPOConfig,
-               gen: torch.Generator) -> dict:
+               gen: torch.Generator, train_policy: bool = True) -> dict:
     obs, act, logp_old = batch["obs"], batch["actions"], batch["logp"]
     adv, ret = batch["adv"], batch["ret"]
     n = obs.shape[0]
@@ -246,7 +250,7 @@ def ppo_update(model: ActorCritic, opt: torch.optim.Optimizer, batch: dict, cfg:
             pl = torch.max(-a * ratio, -a * ratio.clamp(1 - cfg.clip, 1 + cfg.clip)).mean()
             vl = 0.5 * ((value - ret[idx]) ** 2).mean()
             opt.zero_grad()
-            (pl + vl).backward()
+            (pl + vl if train_policy else vl).backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
             opt.step()
             with torch.no_grad():
@@ -358,7 +362,7 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
             model.norm.update(batch["obs"])  # normaliser changes only between rollouts
             gen = torch.Generator().manual_seed(cfg.seed * 100003 + it)
             model.train()
-            stats = ppo_update(model, opt, batch, p, gen)
+            stats = ppo_update(model, opt, batch, p, gen, train_policy=it >= p.critic_warmup)
             model.eval()
             eps = [e for s in segs for e in s["episodes"]]
             for ok, _, _, idx in eps:
