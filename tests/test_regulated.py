@@ -32,16 +32,6 @@ def _policy() -> tuple[KinematicPolicy, ContextEncoder]:
     return KinematicPolicy(cfg), ContextEncoder(cfg)
 
 
-class _OracleLoop(RegulatedLoop):
-    """Proposes the ground-truth poses: the loop then is plain tracking of the take."""
-
-    def propose(self, take, start, t, T, q_cur, h, noise):
-        q = take.qpos.double()
-        b = start + min(t + 2, T - 1)
-        state = torch.zeros(1, self.policy.state_dim)
-        return q[start + t + 1][None], q[b][None], h, (state, h, torch.zeros(1, 82), torch.zeros(1, 82))
-
-
 def test_loop_with_true_proposals_is_plain_tracking():
     """With the true poses as proposals, the loop (online reference written two frames ahead)
     simulates exactly what tracking the prepared clip does, and records every transition."""
@@ -56,8 +46,8 @@ def test_loop_with_true_proposals_is_plain_tracking():
     clip = dataclasses.replace(clip, qpos=take.qpos.double().numpy(), objects=[])
     tracked = track(prepare_reference(clip), EnvConfig())
     policy, context = _policy()
-    loop = _OracleLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf)
-    ep = loop.run(take, from_truth=True, record=True)
+    loop = RegulatedLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf)
+    ep = loop.run(take, from_truth=True, record=True, truth_proposals=True)
     T = take.num_frames
     assert ep.sim_qpos.shape == (T, 76) and ep.kin_qpos.shape == (T, 76)
     n = tracked.clip.num_frames  # (tracking this walk without its scene falls at frame 42)

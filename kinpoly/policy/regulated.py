@@ -200,14 +200,21 @@ class RegulatedLoop:
     @torch.no_grad()
     def run(self, take: TakeTensors, objects: list[ObjectTrack] = (), *, start: int = 0,
             length: int | None = None, from_truth: bool = False, noise_std: float = 0.0,
-            rng: np.random.Generator | None = None, record: bool = False) -> Episode:
-        """Run frames ``start .. start + length - 1`` of ``take`` (all by default)."""
+            rng: np.random.Generator | None = None, record: bool = False,
+            truth_proposals: bool = False) -> Episode:
+        """Run frames ``start .. start + length - 1`` of ``take`` (all by default).
+
+        ``truth_proposals`` (a diagnosis, needs the ground truth): the controller's targets are
+        the true next poses instead of the policy's, so the falls left are the controller's
+        (the policy still runs, so the speed is the same)."""
         from ..simulation.env import compose_action
         from ..simulation.reference import OnlineReference
 
         T = take.num_frames - start if length is None else min(length, take.num_frames - start)
         if T < 2:
             raise ValueError(f"{take.name}: needs at least 2 frames, has {T}")
+        if truth_proposals and take.qpos is None:
+            raise ValueError(f"{take.name}: ground-truth proposals need the take's ground truth")
         t_start = time.perf_counter()
         q = self.first_pose(take, start, from_truth)
         objs = [ObjectTrack(o.object, o.poses[start:start + T]) for o in objects]
@@ -223,7 +230,12 @@ class RegulatedLoop:
             eps = None
             if noise_std > 0:
                 eps = noise_std * torch.as_tensor(rng.standard_normal((1, 82)), dtype=torch.float32)
-            return self.propose(take, start, t, T, q_cur, h_cur, eps)
+            q1, q2, h_new, row = self.propose(take, start, t, T, q_cur, h_cur, eps)
+            if truth_proposals:
+                last = take.num_frames - 1
+                q1 = take.qpos[min(start + t + 1, last)][None]
+                q2 = take.qpos[min(start + t + 2, last)][None] if t + 2 < T else q1
+            return q1, q2, h_new, row
 
         q1, q2, h_next, row = commit(0, q, h)
         ref.write(1, torch.cat([q1, q2]).double().numpy())

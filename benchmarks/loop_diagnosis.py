@@ -1,0 +1,80 @@
+"""Where the dynamics-regulated loop falls: the kinematic policy's proposals or the controller.
+
+On the held-out test takes, each controller runs the loop twice from the true first pose (and
+restarts on the true pose after a fall): once on the kinematic policy's proposals (what
+`kinpoly estimate` does) and once on the *true* next poses as proposals
+(``RegulatedLoop.run(truth_proposals=True)``), i.e. with a perfect kinematic policy. Falls
+left with true proposals are the controller's; the rest are the policy's.
+
+    .venv/bin/python benchmarks/loop_diagnosis.py --controller checkpoints/uhc/policy.pt \\
+        --controller runs/uhc_noff/best.pt --out benchmarks/results/loop_diagnosis
+
+Writes ``OUT.json`` and ``OUT.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+
+from kinpoly.egocentric.take import EgoDataset
+from kinpoly.motion.clip import atomic_write_text
+from kinpoly.policy.data import take_tensors
+from kinpoly.policy.estimate import Estimator
+from kinpoly.policy.regulated import take_objects
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(controller: str, policy: str | None, takes: list, truth: bool) -> dict:
+    est = Estimator(checkpoint=policy, controller=controller)
+    frames, falls, clean, reasons, t0 = 0, 0, 0, Counter(), time.perf_counter()
+    for take in takes:
+        tt = take_tensors(take, use_features=est.policy.cfg.feature_dim > 0)
+        ep = est.loop.run(tt, take_objects(take.meta, take.object_world), from_truth=True, truth_proposals=truth)
+        frames += take.num_frames
+        falls += len(ep.falls)
+        clean += not ep.falls
+        reasons.update(r for _, r in ep.falls)
+    return {"controller": controller or "training-free", "proposals": "ground truth" if truth else "kinematic policy",
+            "takes": len(takes), "frames": frames, "falls_per_100_frames": 100.0 * falls / max(frames, 1),
+            "no_fall_rate": clean / max(len(takes), 1), "reasons": dict(reasons),
+            "seconds": round(time.perf_counter() - t0, 1)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default="data/ego")
+    ap.add_argument("--split", default="test")
+    ap.add_argument("--policy", default=None, help="kinematic policy (default: the shipped one)")
+    ap.add_argument("--controller", action="append", required=True, help="UHC checkpoint ('' = training-free); repeatable")
+    ap.add_argument("--out", default=str(ROOT / "benchmarks/results/loop_diagnosis"))
+    args = ap.parse_args(argv)
+    takes = [t for t in EgoDataset(args.data, split=args.split) if t.qpos is not None and t.num_frames >= 3]
+    rows = []
+    for c in args.controller:
+        for truth in (False, True):
+            rows.append(run(c, args.policy, takes, truth))
+            print(json.dumps(rows[-1]), flush=True)
+    cmd = "python benchmarks/loop_diagnosis.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    lines = [f"# Where the regulated loop falls ({len(takes)} {args.split} takes)", "", f"`{cmd}`", "",
+             "| controller | proposals | falls / 100 frames | takes without a fall | reasons |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['controller']} | {r['proposals']} | {r['falls_per_100_frames']:.2f} | "
+                     f"{r['no_fall_rate']:.0%} | {', '.join(f'{k} {v}' for k, v in r['reasons'].items()) or '-'} |")
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out.with_suffix(".json"), json.dumps({"command": cmd, "rows": rows}, indent=1))
+    atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
