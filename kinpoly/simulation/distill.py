@@ -120,28 +120,23 @@ def distill(cfg, teacher_path: str | os.PathLike, motions: str, out_dir: str | o
     train --out OUT`` fine-tunes it) and ``OUT/distill.csv``. Returns one row per round."""
     from tqdm import tqdm
 
-    from ..config import RunDir, seed_everything, to_dict
+    from ..config import to_dict
     from .evaluate import controller_config
-    from .ppo import InlinePool, LocalPool, _save_checkpoint, _write_curves, make_optimizer, train_clip_names
+    from .ppo import InlinePool, LocalPool, _save_checkpoint, _write_curves, make_optimizer, start_run
 
     dcfg = dcfg or DistillConfig()
     teacher_cfg = controller_config(checkpoint=str(teacher_path)).env
     if teacher_cfg.controller.lead != cfg.env.controller.lead:
         raise ValueError(f"teacher reads the reference {teacher_cfg.controller.lead} frames ahead, the student "
                          f"{cfg.env.controller.lead}: the labels would not match")
-    out = Path(out_dir)
-    run = RunDir(out, cfg, cfg.seed)
-    seed_everything(cfg.seed)
+    out, run, names, n_workers = start_run(cfg, motions, out_dir)
     p = cfg.ppo
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(p.torch_threads or cores)
-    names = train_clip_names(motions, cfg.split)
     student = ActorCritic(p.hidden, p.log_std)
     teacher, _ = load_policy(teacher_path)
     student.norm.load_state_dict(teacher.norm.state_dict())  # same observation
     opt = torch.optim.Adam(student.parameters(), lr=dcfg.lr)
     worker_args = [(motions, names, cfg.env, p.envs_per_worker, p.hidden, p.log_std, w, str(teacher_path),
-                    teacher_cfg) for w in range(p.num_workers or cores)]
+                    teacher_cfg) for w in range(n_workers)]
     pool = InlinePool(worker_args, DistillWorker) if inline else LocalPool(worker_args, DistillWorker)
     data_obs, data_lab, data_ret, rows = [], [], [], []
     gen = torch.Generator().manual_seed(cfg.seed)

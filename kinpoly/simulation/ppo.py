@@ -299,22 +299,29 @@ def _write_curves(path: Path, curves: list[dict]) -> None:
     atomic_write_text(path, out.getvalue())
 
 
+def start_run(cfg: UHCConfig, motions: str, out_dir) -> tuple:
+    """Common start of a training run: (out folder, its RunDir, training clip names, number
+    of rollout workers); seeds everything and sets the learner's threads."""
+    from ..config import RunDir, seed_everything
+
+    out = Path(out_dir)
+    run = RunDir(out, cfg, cfg.seed)
+    seed_everything(cfg.seed)
+    cores = os.cpu_count() or 1
+    torch.set_num_threads(cfg.ppo.torch_threads or cores)
+    return out, run, train_clip_names(motions, cfg.split), cfg.ppo.num_workers or cores
+
+
 def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_address: str | None = None,
           inline: bool = False, resume: bool = True, max_iterations: int | None = None,
           progress: bool = True, time_limit_s: float | None = None) -> list[dict]:
     """Train (or resume) in ``out_dir``; returns the curves (one dict per iteration)."""
     from tqdm import tqdm
 
-    from ..config import RunDir, seed_everything, to_dict
+    from ..config import to_dict
 
-    out = Path(out_dir)
-    run = RunDir(out, cfg, cfg.seed)
-    seed_everything(cfg.seed)
+    out, run, names, n_workers = start_run(cfg, motions, out_dir)
     p = cfg.ppo
-    cores = os.cpu_count() or 1
-    torch.set_num_threads(p.torch_threads or cores)
-    n_workers = p.num_workers or cores
-    names = train_clip_names(motions, cfg.split)
     model = ActorCritic(p.hidden, p.log_std)
     opt = make_optimizer(model, p)
     curves: list[dict] = []
