@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import sys
 import time
 from collections import Counter
@@ -62,8 +63,9 @@ def main(argv=None) -> int:
         for truth in (False, True):
             rows.append(run(c, args.policy, takes, truth))
             print(json.dumps(rows[-1]), flush=True)
-    cmd = "python benchmarks/loop_diagnosis.py " + " ".join(sys.argv[1:] if argv is None else argv)
+    cmd = "python benchmarks/loop_diagnosis.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Where the regulated loop falls ({len(takes)} {args.split} takes)", "", f"`{cmd}`", "",
+             f"Kinematic policy: {args.policy or 'the shipped one'}; every take from its true first pose.", "",
              "| controller | proposals | falls / 100 frames | takes without a fall | reasons |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['controller']} | {r['proposals']} | {r['falls_per_100_frames']:.2f} | "
