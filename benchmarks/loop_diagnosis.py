@@ -55,12 +55,13 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--policy", default=None, help="kinematic policy (default: the shipped one)")
     ap.add_argument("--controller", action="append", required=True, help="UHC checkpoint ('' = training-free); repeatable")
+    ap.add_argument("--proposals", choices=("both", "policy", "truth"), default="both")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/loop_diagnosis"))
     args = ap.parse_args(argv)
     takes = [t for t in EgoDataset(args.data, split=args.split) if t.qpos is not None and t.num_frames >= 3]
     rows = []
     for c in args.controller:
-        for truth in (False, True):
+        for truth in {"both": (False, True), "policy": (False,), "truth": (True,)}[args.proposals]:
             rows.append(run(c, args.policy, takes, truth))
             print(json.dumps(rows[-1]), flush=True)
     cmd = "python benchmarks/loop_diagnosis.py " + shlex.join(sys.argv[1:] if argv is None else argv)
