@@ -46,8 +46,8 @@ def train(config_path, motions, out, override, ray_address, no_resume, iteration
 @click.option("--out", required=True, help="Run folder; `kinpoly uhc train --out` the same folder fine-tunes it.")
 @click.option("-o", "--override", multiple=True,
               help="key=value override of the student's settings, e.g. env.controller.feedforward=false.")
-@click.option("--rounds", default=30, show_default=True, help="DAgger rounds.")
-@click.option("--steps", default=512, show_default=True, help="Steps per environment and round.")
+@click.option("--rounds", type=int, default=None, help="DAgger rounds (default: DistillConfig's, 30).")
+@click.option("--steps", type=int, default=None, help="Steps per environment and round (default 512).")
 def distill(teacher, config_path, motions, out, override, rounds, steps) -> None:
     """Distil a controller into one with other settings (DAgger), e.g. without feed-forward."""
     from ..config import load_config
@@ -55,7 +55,9 @@ def distill(teacher, config_path, motions, out, override, rounds, steps) -> None
     from .ppo import UHCConfig
 
     cfg = load_config(UHCConfig, config_path, list(override))
-    rows = run_distill(cfg, teacher, motions, out, DistillConfig(rounds=rounds, steps_per_env=steps))
+    d = DistillConfig()
+    d.rounds, d.steps_per_env = rounds or d.rounds, steps or d.steps_per_env
+    rows = run_distill(cfg, teacher, motions, out, d)
     click.echo(json.dumps(rows[-1], indent=1))
 
 

@@ -37,7 +37,7 @@ from .policy import ActorCritic, load_policy
 
 @dataclass
 class DistillConfig:
-    rounds: int = 12
+    rounds: int = 30
     steps_per_env: int = 512  # per round and environment
     teacher_rounds: int = 1  # the first rounds follow the teacher's actions
     epochs: int = 4  # passes over the aggregated data per round
