@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -151,8 +150,10 @@ def distill(cfg, teacher_path: str | os.PathLike, motions: str, out_dir: str | o
                 data_obs.append(s["obs"].reshape(-1, OBS_DIM))
                 data_lab.append(s["labels"].reshape(-1, ACT_DIM))
                 data_ret.append(discounted_returns(s["rewards"], s["ended"], p.gamma).reshape(-1))
-            obs, lab, ret = (torch.from_numpy(np.concatenate(x)[-dcfg.max_samples:])
-                             for x in (data_obs, data_lab, data_ret))
+            # keep only the newest max_samples, as one array per kind
+            data_obs, data_lab, data_ret = ([np.concatenate(x)[-dcfg.max_samples:]]
+                                            for x in (data_obs, data_lab, data_ret))
+            obs, lab, ret = (torch.from_numpy(x[0]) for x in (data_obs, data_lab, data_ret))
             eps = [e for s in segs for e in s["episodes"]]
             n = obs.shape[0]
             student.train()
@@ -178,7 +179,7 @@ def distill(cfg, teacher_path: str | os.PathLike, motions: str, out_dir: str | o
                    "wall_s": round(time.perf_counter() - t_start, 1)}
             rows.append(row)
             bar.set_postfix(follow=row["followed"], success=f"{row['success_rate']:.3f}", loss=f"{la:.4f}")
-            _write_curves_rows(out / "distill.csv", rows)
+            _write_curves(out / "distill.csv", rows, fields=list(row))
     finally:
         bar.close()
         pool.close()
@@ -188,17 +189,4 @@ def distill(cfg, teacher_path: str | os.PathLike, motions: str, out_dir: str | o
     _write_curves(out / "progress.csv", [])
     run.write_metrics({"distill": rows}, name="distill_metrics.json")
     return rows
-
-
-def _write_curves_rows(path: Path, rows: list[dict]) -> None:
-    import csv
-    import io
-
-    from ..motion.clip import atomic_write_text
-
-    buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    w.writeheader()
-    w.writerows(rows)
-    atomic_write_text(path, buf.getvalue())
 

@@ -291,9 +291,9 @@ def _save_checkpoint(path: Path, model, opt, iteration, curves, cfg_dict, extra=
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _write_curves(path: Path, curves: list[dict]) -> None:
+def _write_curves(path: Path, curves: list[dict], fields=CURVE_KEYS) -> None:
     out = io.StringIO()
-    w = csv.DictWriter(out, fieldnames=CURVE_KEYS, extrasaction="ignore")
+    w = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
     w.writeheader()
     w.writerows(curves)
     atomic_write_text(path, out.getvalue())
