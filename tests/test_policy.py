@@ -76,6 +76,24 @@ def test_foot_velocity_loss_sees_sliding_feet_not_offsets():
     torch.testing.assert_close(weighted["total"] - slid["total"], 2.0 * slid["foot_velocity"])
 
 
+def test_foot_height_loss_sees_lifted_feet_not_sliding():
+    """The foot-height loss counts feet above (or below) the true ones, not a horizontal glide,
+    and enters the total only with its weight."""
+    from kinpoly.policy.supervised import LossWeights, losses, sample_windows
+
+    batch = sample_windows(_takes(), 2, 12, np.random.default_rng(0))
+    gt, fk = batch["qpos"], TorchFK()
+    glide = gt.clone()
+    glide[..., 0] += 0.3
+    assert losses(glide, gt, batch, fk, 1 / 30, LossWeights())["foot_height"] < 1e-10
+    lifted = gt.clone()
+    lifted[..., 2] += 0.1  # the whole body 10 cm up: every foot 10 cm too high
+    out = losses(lifted, gt, batch, fk, 1 / 30, LossWeights())
+    torch.testing.assert_close(out["foot_height"], torch.tensor(0.01), rtol=1e-4, atol=0)
+    weighted = losses(lifted, gt, batch, fk, 1 / 30, LossWeights(foot_height=3.0))
+    torch.testing.assert_close(weighted["total"] - out["total"], 3.0 * out["foot_height"])
+
+
 def _small_config(iterations):
     return SupervisedConfig(iterations=iterations, batch=4, window=12, lr=1e-3, checkpoint_every=2, threads=1,
                             policy=PolicyConfig(hidden=64, mlp=[64], context_frames=6))
@@ -101,6 +119,29 @@ def test_training_resumes_exactly_and_estimates(tmp_path):
     policy, context = load_policy(tmp_path / "a" / "checkpoint.pt")
     clip = estimate_kinematic(policy, context, takes[0])
     assert clip.num_frames == takes[0].num_frames and np.isfinite(clip.qpos).all()
+
+
+def test_training_starts_from_another_checkpoints_weights(tmp_path):
+    """``init``: a new stage starts from an exported policy's weights (fresh optimiser and
+    curves) and refuses a checkpoint of another architecture with a message naming the field."""
+    from kinpoly.policy.estimate import export_policy
+
+    takes = _takes()
+    SupervisedTrainer(_small_config(2), takes, tmp_path / "a").train(progress=False)
+    export_policy(tmp_path / "a" / "checkpoint.pt", tmp_path / "shipped.pt", half=False)
+    cfg = _small_config(1)
+    cfg.init = str(tmp_path / "shipped.pt")
+    stage = SupervisedTrainer(cfg, takes, tmp_path / "b")
+    before, _ = load_policy(tmp_path / "shipped.pt")
+    for k, v in before.state_dict().items():
+        torch.testing.assert_close(stage.policy.state_dict()[k], v)
+    assert stage.iteration == 0 and stage.curves == []
+    cfg.policy = PolicyConfig(hidden=32, mlp=[64], context_frames=6)
+    with pytest.raises(ValueError, match="hidden"):
+        SupervisedTrainer(cfg, takes, tmp_path / "c")
+    cfg.init = str(tmp_path / "missing.pt")
+    with pytest.raises(FileNotFoundError):
+        SupervisedTrainer(cfg, takes, tmp_path / "d")
 
 
 def test_head_only_baseline_recovers_training_poses():

@@ -20,11 +20,14 @@ def train() -> None:
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="YAML config (see configs/kinematic.yaml).")
 @click.option("--data", type=click.Path(path_type=Path), default=None, help="Take folder (overrides config).")
+@click.option("--init", type=click.Path(path_type=Path), default=None,
+              help="Start from this checkpoint's weights when OUT has none (overrides config).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (overrides config).")
 @click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set lr=3e-4.")
 @click.option("--no-progress", is_flag=True)
-def kinematic_command(config_path, data, out, overrides, no_progress) -> None:
-    """Supervised training on the egocentric takes' train split; resumes from OUT/checkpoint.pt."""
+def kinematic_command(config_path, data, init, out, overrides, no_progress) -> None:
+    """Supervised training on the egocentric takes' train split; resumes from OUT/checkpoint.pt,
+    or starts from --init's weights (a further stage with other settings)."""
     from ..egocentric.take import EgoDataError, EgoDataset
     from ..visualization.plots import plot_curves
     from .data import take_tensors
@@ -35,6 +38,7 @@ def kinematic_command(config_path, data, out, overrides, no_progress) -> None:
     except ConfigError as e:
         raise click.ClickException(str(e)) from None
     cfg.data, cfg.out = str(data or cfg.data), str(out or cfg.out)
+    cfg.init = str(init or cfg.init)
     try:
         ds = EgoDataset(cfg.data, split="train")
     except EgoDataError as e:
@@ -43,7 +47,10 @@ def kinematic_command(config_path, data, out, overrides, no_progress) -> None:
     if not takes:
         raise click.ClickException(f"{cfg.data}: no training takes")
     run = RunDir(cfg.out, cfg, cfg.seed)
-    trainer = SupervisedTrainer(cfg, takes, cfg.out)
+    try:
+        trainer = SupervisedTrainer(cfg, takes, cfg.out)
+    except (FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
     curves = trainer.train(progress=not no_progress)
     it = np.array([c["iteration"] for c in curves])
     plot_curves({k: (it, np.array([c[k] for c in curves])) for k in ("total", "root_pos", "pose", "end_effector")},
