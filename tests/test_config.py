@@ -32,6 +32,9 @@ def test_defaults_file_and_overrides(tmp_path):
     cfg = load_config(Outer, p, ["inner.layers=[8, 8]", "flag=true", "maybe=2"])
     assert cfg.seed == 3 and cfg.inner.lr == 0.5 and cfg.inner.layers == [8, 8] and cfg.flag
     assert cfg.maybe == 2.0 and cfg.name == "run"
+    # YAML 1.1 reads exponents without a dot ("1e-4") as strings; a float field takes them
+    assert load_config(Outer, None, ["inner.lr=1e-4", "maybe=3E2"]).inner.lr == 1e-4
+    assert load_config(Outer, None, ["maybe=3E2"]).maybe == 300.0
 
 
 @pytest.mark.parametrize("data,match", [
