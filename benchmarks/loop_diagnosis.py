@@ -4,7 +4,9 @@ On the held-out test takes, each controller runs the loop twice from the true fi
 restarts on the true pose after a fall): once on the kinematic policy's proposals (what
 `kinpoly estimate` does) and once on the *true* next poses as proposals
 (``RegulatedLoop.run(truth_proposals=True)``), i.e. with a perfect kinematic policy. Falls
-left with true proposals are the controller's; the rest are the policy's.
+left with true proposals are the controller's; the rest are the policy's. ``--proposals
+open-loop`` adds a third run: the policy's own motion without physics (from the true first
+pose) as fixed references, i.e. how trackable the policy's motion is without the feedback.
 
     .venv/bin/python benchmarks/loop_diagnosis.py --controller checkpoints/uhc/policy.pt \\
         --controller runs/uhc_noff/best.pt --out benchmarks/results/loop_diagnosis
@@ -15,6 +17,7 @@ Writes ``OUT.json`` and ``OUT.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import shlex
 import sys
@@ -22,28 +25,35 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import numpy as np
+import torch
 
 from kinpoly.egocentric.take import EgoDataset
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.data import take_tensors
-from kinpoly.policy.estimate import Estimator
+from kinpoly.policy.estimate import Estimator, estimate_kinematic
 from kinpoly.policy.regulated import take_objects
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def run(controller: str, policy: str | None, takes: list, truth: bool) -> dict:
+PROPOSALS = {"policy": "kinematic policy", "truth": "ground truth", "open-loop": "policy's motion, open loop"}
+
+
+def run(controller: str, policy: str | None, takes: list, proposals: str) -> dict:
     est = Estimator(checkpoint=policy, controller=controller)
     frames, falls, clean, reasons, t0 = 0, 0, 0, Counter(), time.perf_counter()
     for take in takes:
         tt = take_tensors(take, use_features=est.policy.cfg.feature_dim > 0)
-        ep = est.loop.run(tt, take_objects(take.meta, take.object_world), from_truth=True, truth_proposals=truth)
+        if proposals == "open-loop":  # the policy's motion takes the truth's place as the reference
+            tt = dataclasses.replace(tt, qpos=torch.as_tensor(
+                estimate_kinematic(est.policy, est.context, tt, start_from_truth=True).qpos, dtype=torch.float32))
+        ep = est.loop.run(tt, take_objects(take.meta, take.object_world), from_truth=True,
+                          truth_proposals=proposals != "policy")
         frames += take.num_frames
         falls += len(ep.falls)
         clean += not ep.falls
         reasons.update(r for _, r in ep.falls)
-    return {"controller": controller or "training-free", "proposals": "ground truth" if truth else "kinematic policy",
+    return {"controller": controller or "training-free", "proposals": PROPOSALS[proposals],
             "takes": len(takes), "frames": frames, "falls_per_100_frames": 100.0 * falls / max(frames, 1),
             "no_fall_rate": clean / max(len(takes), 1), "reasons": dict(reasons),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -55,14 +65,16 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--policy", default=None, help="kinematic policy (default: the shipped one)")
     ap.add_argument("--controller", action="append", required=True, help="UHC checkpoint ('' = training-free); repeatable")
-    ap.add_argument("--proposals", choices=("both", "policy", "truth"), default="both")
+    ap.add_argument("--proposals", choices=("both", "all", *PROPOSALS), default="both",
+                    help="both: policy and truth; all: also open-loop")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/loop_diagnosis"))
     args = ap.parse_args(argv)
     takes = [t for t in EgoDataset(args.data, split=args.split) if t.qpos is not None and t.num_frames >= 3]
     rows = []
     for c in args.controller:
-        for truth in {"both": (False, True), "policy": (False,), "truth": (True,)}[args.proposals]:
-            rows.append(run(c, args.policy, takes, truth))
+        kinds = {"both": ("policy", "truth"), "all": tuple(PROPOSALS)}.get(args.proposals, (args.proposals,))
+        for kind in kinds:
+            rows.append(run(c, args.policy, takes, kind))
             print(json.dumps(rows[-1]), flush=True)
     cmd = "python benchmarks/loop_diagnosis.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Where the regulated loop falls ({len(takes)} {args.split} takes)", "", f"`{cmd}`", "",
