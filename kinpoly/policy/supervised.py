@@ -208,19 +208,17 @@ class SupervisedTrainer:
 
     def _load_weights(self, path: Path) -> None:
         """Policy and context-encoder weights (and input normalisation) of another checkpoint."""
-        if not path.is_file():
-            raise FileNotFoundError(f"{path}: no kinematic-policy checkpoint to start from (init)")
-        ck = torch.load(path, map_location="cpu", weights_only=False)
-        if not all(k in ck for k in ("policy", "context", "policy_config")):
-            raise ValueError(f"{path}: not a kinematic-policy checkpoint (init)")
-        theirs, ours = ck["policy_config"], self.cfg.policy.__dict__
+        from .estimate import load_policy  # here: estimate imports this module (rollout)
+
+        policy, context = load_policy(path)
+        theirs, ours = policy.cfg, self.cfg.policy
         differ = [k for k in ("feature_dim", "hidden", "mlp", "context_frames", "joint_step", "height_step")
-                  if list(np.atleast_1d(theirs.get(k))) != list(np.atleast_1d(ours[k]))]
+                  if getattr(theirs, k) != getattr(ours, k)]
         if differ:
             raise ValueError(f"{path}: its policy differs from the config in "
-                             + ", ".join(f"{k} ({theirs.get(k)} vs {ours[k]})" for k in differ))
-        self.policy.load_state_dict({k: v.float() for k, v in ck["policy"].items()})
-        self.context.load_state_dict({k: v.float() for k, v in ck["context"].items()})
+                             + ", ".join(f"{k} ({getattr(theirs, k)} vs {getattr(ours, k)})" for k in differ))
+        self.policy.load_state_dict(policy.state_dict())
+        self.context.load_state_dict(context.state_dict())
 
     def _load(self, path: Path) -> None:
         ck = torch.load(path, weights_only=False)
