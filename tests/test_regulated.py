@@ -80,6 +80,26 @@ def test_a_sagging_estimate_is_caught_by_the_head_and_restarted():
     assert not ep.falls and loop.head_distance(take, take.num_frames - 1) > 0.4
 
 
+def test_restart_moves_with_the_camera():
+    """A restarted humanoid (and the reference around it) moves horizontally at the observed
+    camera's velocity, not from rest: a body restarted at rest during a walk falls behind
+    the camera again at once."""
+    take = take_tensors(_take(30))
+    policy, context = _policy()
+    loop = RegulatedLoop(policy, context, EnvConfig(), None)
+    loop.run(take, from_truth=True)  # loads the simulation
+    f = 12
+    q = take.qpos[f].double().numpy()
+    loop.restart(take, f, f, q)
+    cam = take.head_pose[:, :3].double().numpy()
+    v = (cam[f + 1, :2] - cam[f - 1, :2]) * take.fps / 2
+    assert np.linalg.norm(v) > 0.3  # the sample walks
+    np.testing.assert_allclose(loop.sim.qvel[:2], v, atol=1e-6)
+    assert np.all(loop.sim.qvel[2:] == 0) and loop.sim.t == f
+    np.testing.assert_allclose(loop.sim.qpos, q, atol=1e-6)
+    np.testing.assert_allclose(loop.sim.ref.qvel[f - 1:f + 1, :2], [v, v], atol=1e-6)
+
+
 def test_loop_records_a_fall_and_goes_on():
     """Proposals the humanoid cannot follow (a root teleporting away) end as recorded falls;
     the humanoid is put back on the proposal and the take is still estimated to its end."""
