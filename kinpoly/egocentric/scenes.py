@@ -308,44 +308,79 @@ def _rail_clearance(points: np.ndarray, radius: np.ndarray, centre: np.ndarray, 
     return np.sqrt(ds ** 2 + dl ** 2 + d[..., 2] ** 2) - radius - rb
 
 
-def _rail_cells(idx, L, Z, R, frame, part, isseat, d2, rb, pa, gap, edges, zlo, dz, nz, frame_col,
-                diff, up, rest) -> None:
-    """Accumulate, for the samples ``idx`` and a rail of radius ``rb`` over each lateral cell
-    (``edges``), the forbidden axis heights (``diff``: +1/-1 per cell and height bin), the
-    highest axis the sitter's seat samples allow (``up``) and the resting bounds (``rest``)."""
-    nc, cw = len(edges) - 1, edges[1] - edges[0]
-    Lm, Zm, Rm, d2m = L[idx], Z[idx], R[idx], d2[idx]
-    # (sample, cell) pairs within reach across the rail
-    r_out = Rm + rb + gap
-    c0 = np.clip(np.floor((Lm - r_out - edges[0]) / cw).astype(int), 0, nc)
-    c1 = np.clip(np.ceil((Lm + r_out - edges[0]) / cw).astype(int), 0, nc)
-    cnt = c1 - c0
-    pi = np.repeat(np.arange(len(Lm)), cnt)
-    ci = c0[pi] + np.arange(len(pi)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
-    Lp, Zp, Rp = Lm[pi], Zm[pi], Rm[pi]
-    dl = np.maximum(0.0, np.maximum(edges[ci] - Lp, Lp - edges[ci + 1]))
-    h2 = d2m[pi] + dl ** 2  # squared horizontal distance to the cell's axis
-    # forbidden axis heights: |z - zc| < sqrt((R + rb - pa)^2 - h2)
-    q = (Rp + rb - pa) ** 2 - h2
-    k = q > 0
-    hh = np.sqrt(q[k])
-    lo, hi, ck = Zp[k] - hh, Zp[k] + hh, ci[k]
-    a = np.clip(np.floor((lo - zlo) / dz).astype(int) + 1, 0, nz)
-    b = np.clip(np.ceil((hi - zlo) / dz).astype(int), 0, nz)
-    diff += np.bincount(ck * (nz + 1) + a, minlength=len(diff))
-    diff -= np.bincount(ck * (nz + 1) + b, minlength=len(diff))
-    seat = isseat[idx][pi]
-    np.minimum.at(up, ck[seat[k]], lo[seat[k]])
-    # resting on it from above (normal within 45 degrees of vertical), within ``gap`` (rows:
-    # pelvis, left thigh, right thigh) or touching (row 3): the axis above
-    # z - sqrt((R + rb + gap)^2 - h2)
-    over = (h2 <= 0.5 * (Rp + rb) ** 2) & seat
-    col = frame_col[frame[idx][pi]]
-    pp = part[idx][pi]
-    for p, extra in ((0, gap), (1, gap), (2, gap), (3, 0.0)):
-        q0 = (Rp + rb + extra) ** 2 - h2
-        sel = (q0 > 0) & over & ((pp == p) if p < 3 else True)
-        np.minimum.at(rest[p], (ci[sel], col[sel]), Zp[sel] - np.sqrt(q0[sel]))
+@dataclass
+class _RailSamples:
+    """Body samples near a candidate rail direction: lateral coordinate ``L``, height ``Z``,
+    radius ``R``, frame, seat part (row of ``_SEAT_PARTS`` or -1) and whether the sample is a
+    seat sample of a sit frame."""
+
+    L: np.ndarray
+    Z: np.ndarray
+    R: np.ndarray
+    frame: np.ndarray
+    part: np.ndarray
+    isseat: np.ndarray
+
+
+@dataclass
+class _RailCells:
+    """Per lateral cell (``edges``) of a rail: the forbidden axis heights (``diff``: +1/-1 per
+    cell and height bin of ``nz`` bins of ``dz`` from ``zlo``), the highest axis the sitter's
+    seat samples allow (``up``) and the resting bounds per seat part and sit frame (``rest``).
+    ``frame_col`` maps a frame to its sit-frame column (-1: not a sit frame); ``pa`` is the
+    allowed depth and ``gap`` the support gap."""
+
+    edges: np.ndarray
+    zlo: float
+    dz: float
+    nz: int
+    frame_col: np.ndarray
+    pa: float
+    gap: float
+
+    def __post_init__(self):
+        nc, n_sit = len(self.edges) - 1, int(np.sum(self.frame_col >= 0))
+        self.diff = np.zeros(nc * (self.nz + 1), np.int64)
+        self.up = np.full(nc, np.inf)
+        self.rest = np.full((4, nc, n_sit), np.inf)
+
+    def add(self, smp: _RailSamples, idx: np.ndarray, d2: np.ndarray, rb: float) -> None:
+        """Accumulate the samples ``idx`` (``d2``: their squared distance to the rail's axis
+        along the search direction) for a rail of radius ``rb``."""
+        edges, nz, pa, gap = self.edges, self.nz, self.pa, self.gap
+        nc, cw = len(edges) - 1, edges[1] - edges[0]
+        Lm, Zm, Rm, d2m = smp.L[idx], smp.Z[idx], smp.R[idx], d2[idx]
+        # (sample, cell) pairs within reach across the rail
+        r_out = Rm + rb + gap
+        c0 = np.clip(np.floor((Lm - r_out - edges[0]) / cw).astype(int), 0, nc)
+        c1 = np.clip(np.ceil((Lm + r_out - edges[0]) / cw).astype(int), 0, nc)
+        cnt = c1 - c0
+        pi = np.repeat(np.arange(len(Lm)), cnt)
+        ci = c0[pi] + np.arange(len(pi)) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+        Lp, Zp, Rp = Lm[pi], Zm[pi], Rm[pi]
+        dl = np.maximum(0.0, np.maximum(edges[ci] - Lp, Lp - edges[ci + 1]))
+        h2 = d2m[pi] + dl ** 2  # squared horizontal distance to the cell's axis
+        # forbidden axis heights: |z - zc| < sqrt((R + rb - pa)^2 - h2)
+        q = (Rp + rb - pa) ** 2 - h2
+        k = q > 0
+        hh = np.sqrt(q[k])
+        lo, hi, ck = Zp[k] - hh, Zp[k] + hh, ci[k]
+        a = np.clip(np.floor((lo - self.zlo) / self.dz).astype(int) + 1, 0, nz)
+        b = np.clip(np.ceil((hi - self.zlo) / self.dz).astype(int), 0, nz)
+        self.diff += np.bincount(ck * (nz + 1) + a, minlength=len(self.diff))
+        self.diff -= np.bincount(ck * (nz + 1) + b, minlength=len(self.diff))
+        seat = smp.isseat[idx][pi]
+        np.minimum.at(self.up, ck[seat[k]], lo[seat[k]])
+        # resting on it from above (normal within 45 degrees of vertical), within ``gap`` (rows:
+        # pelvis, left thigh, right thigh) or touching (row 3): the axis above
+        # z - sqrt((R + rb + gap)^2 - h2)
+        over = (h2 <= 0.5 * (Rp + rb) ** 2) & seat
+        col = self.frame_col[smp.frame[idx][pi]]
+        pp = smp.part[idx][pi]
+        for p, extra in ((0, gap), (1, gap), (2, gap), (3, 0.0)):
+            q0 = (Rp + rb + extra) ** 2 - h2
+            sel = (q0 > 0) & over & ((pp == p) if p < 3 else True)
+            np.minimum.at(self.rest[p], (ci[sel], col[sel]), Zp[sel] - np.sqrt(q0[sel]))
 
 
 def fit_seat_rail(sit: np.ndarray, g: GeomSamples, level: float, yaw: float, origin: np.ndarray,
@@ -402,20 +437,19 @@ def fit_seat_rail(sit: np.ndarray, g: GeomSamples, level: float, yaw: float, ori
         near = (np.abs(S) < span + reach) & (L > c_lo - reach) & (L < c_hi + reach) & \
             (np.abs(Z - level) < 0.35 + reach)
         fi, pi_ = np.nonzero(near)
-        S, L, Z = S[near], L[near], Z[near]
-        R, part, isseat = g.radius[pi_], part_of[pi_], seat[near]
+        S = S[near]
+        smp = _RailSamples(L=L[near], Z=Z[near], R=g.radius[pi_], frame=fi, part=part_of[pi_],
+                           isseat=seat[near])
         for ri, rb in enumerate(cfg.radii):
             for s0 in np.arange(-span, span + 1e-9, 0.02):
                 d2 = (S - s0) ** 2
-                m = d2 < (R + rb + gap) ** 2
-                if not (m & isseat).any():
+                m = d2 < (smp.R + rb + gap) ** 2
+                if not (m & smp.isseat).any():
                     continue
-                diff = np.zeros(nc * (nz + 1), np.int64)
-                up = np.full(nc, np.inf)  # highest axis the sitter's seat samples allow
-                rest = np.full((4, nc, len(sit_idx)), np.inf)
+                cells = _RailCells(edges, zlo, dz, nz, frame_col, pa, gap)
                 for ch in np.array_split(np.flatnonzero(m), max(1, int(np.sum(m)) // 100_000)):
-                    _rail_cells(ch, L, Z, R, fi, part, isseat, d2, rb, pa, gap, edges, zlo, dz, nz,
-                                frame_col, diff, up, rest)
+                    cells.add(smp, ch, d2, rb)
+                diff, up, rest = cells.diff, cells.up, cells.rest
                 forb = np.cumsum(diff.reshape(nc, nz + 1), axis=1)[:, :nz] > 0
                 cum = np.concatenate([np.zeros((1, nz), int), np.cumsum(forb, axis=0)])
                 for i in range(nc - min_cells + 1):
