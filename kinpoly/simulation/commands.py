@@ -25,14 +25,16 @@ def uhc() -> None:
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT has a checkpoint.")
 @click.option("--iterations", type=int, default=None, help="Stop after this many more iterations.")
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds (checkpoint kept).")
-def train(config_path, motions, out, override, ray_address, no_resume, iterations, time_limit) -> None:
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A shipped controller (policy.pt) to continue training from when OUT has no checkpoint.")
+def train(config_path, motions, out, override, ray_address, no_resume, iterations, time_limit, init) -> None:
     """PPO training with rollout workers on every core; resumes from OUT/last.pt."""
     from ..config import load_config
     from .ppo import UHCConfig, train as run_train
 
     cfg = load_config(UHCConfig, config_path, list(override))
     curves = run_train(cfg, motions, out, ray_address=ray_address, resume=not no_resume,
-                       max_iterations=iterations, time_limit_s=time_limit)
+                       max_iterations=iterations, time_limit_s=time_limit, init=init)
     if curves:
         click.echo(json.dumps(curves[-1], indent=1))
 

@@ -291,6 +291,24 @@ def _save_checkpoint(path: Path, model, opt, iteration, curves, cfg_dict, extra=
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _continue_from_export(model, path: str | os.PathLike) -> tuple[int, list[dict]]:
+    """Load an exported controller's weights into ``model``; (its iteration, its curves)."""
+    from .policy import load_policy
+
+    path = Path(path)
+    exported, extra = load_policy(path)
+    if [m.shape for m in exported.state_dict().values()] != [m.shape for m in model.state_dict().values()]:
+        raise ValueError(f"{path}: network of another shape than the config's ppo.hidden")
+    model.load_state_dict(exported.state_dict())
+    curves = []
+    csv_path = path.parent / "training_curve.csv"
+    if csv_path.is_file():
+        with open(csv_path, newline="") as f:
+            curves = [{k: (int(float(v)) if k in ("iteration", "samples", "episodes") else float(v))
+                       for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
+    return int(extra.get("iteration", len(curves))), curves
+
+
 def _write_curves(path: Path, curves: list[dict], fields=CURVE_KEYS) -> None:
     out = io.StringIO()
     w = csv.DictWriter(out, fieldnames=fields, extrasaction="ignore")
@@ -314,8 +332,13 @@ def start_run(cfg: UHCConfig, motions: str, out_dir) -> tuple:
 
 def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_address: str | None = None,
           inline: bool = False, resume: bool = True, max_iterations: int | None = None,
-          progress: bool = True, time_limit_s: float | None = None) -> list[dict]:
-    """Train (or resume) in ``out_dir``; returns the curves (one dict per iteration)."""
+          progress: bool = True, time_limit_s: float | None = None, init: str | None = None) -> list[dict]:
+    """Train (or resume) in ``out_dir``; returns the curves (one dict per iteration).
+
+    ``init``: a shipped controller (``kinpoly uhc export``'s ``policy.pt``) to continue from
+    when ``out_dir`` has no checkpoint yet: its weights (actor, critic, normaliser), its
+    iteration count and, when its ``training_curve.csv`` lies beside it, its curves; the
+    optimiser starts fresh (an export does not keep it)."""
     from tqdm import tqdm
 
     from ..config import to_dict
@@ -337,6 +360,8 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
         failure = blob.get("extra", {}).get("clip_failure", {})
     else:
         failure = {}
+        if init:
+            start, curves = _continue_from_export(model, init)
     # running failure rate per training clip (by name, so a resumed run with another clip set
     # keeps what it knows); drives hard-clip sampling
     fail = np.array([failure.get(n, 0.0) for n in names])
