@@ -180,3 +180,31 @@ def test_split_is_stratified_and_keeps_clips_together():
     assert test_sit and train_sit and not test_sit & train_sit  # both sides, clips not cut
     assert split == split_takes(list(reversed(entries)), seed=0, fraction=0.2)
     assert split_takes(entries, 0, 0.0)["test"] == []
+
+
+def test_mirror_build_adds_mirrored_twins_in_the_source_split(tmp_path, terrain):
+    from kinpoly.motion.augment import mirror_pose
+
+    folder = ClipFolder(tmp_path / "motions", create=True)
+    folder.add(terrain["03_02"].slice(0, 30))
+    cfg = EgoConfig(features=False, width=48, height=48, test_fraction=0.0, mirror=True)
+    rep = build_dataset(tmp_path / "motions", tmp_path / "out", cfg, workers=1, progress=False)
+    assert rep["failures"] == [] and rep["takes"] == 2
+    ds = EgoDataset(tmp_path / "out", split="train")
+    assert ds.names == ["03_02", "03_02_mirror"]
+    a, m = ds["03_02"], ds["03_02_mirror"]
+    assert m.source_clip == "03_02"
+    np.testing.assert_allclose(m.gt_head_pose, mirror_pose(a.gt_head_pose), atol=1e-9)
+    assert EgoConfig().digest() != cfg.digest()
+
+
+def test_mirrored_twins_of_test_clips_stay_out_of_test():
+    from kinpoly.egocentric.build import split_takes
+
+    entries = [{"name": f"w{i}", "source_clip": f"w{i}", "action": "locomotion"} for i in range(20)]
+    mirrored = [{**e, "name": e["name"] + "_mirror", "mirror": True} for e in entries]
+    plain = split_takes(entries, seed=0, fraction=0.2)
+    split = split_takes(entries + mirrored, seed=0, fraction=0.2)
+    assert split["test"] == plain["test"]
+    assert split["test_mirror"] == sorted(n + "_mirror" for n in plain["test"])
+    assert split["train"] == sorted(plain["train"] + [n + "_mirror" for n in plain["train"]])

@@ -8,6 +8,8 @@ import time
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from click.testing import CliRunner
 
 from kinpoly import rotations as rot
@@ -250,3 +252,56 @@ def test_amass_with_own_smpl_model(tmp_path):
              mocap_framerate=np.float64(30.0))
     clip = import_file(tmp_path / "a.npz", smpl_model=tmp_path / "SMPL_FAKE.npz")[0]
     assert clip.body.height == pytest.approx(1.7 * 1.2)
+
+
+# --- augmentation ----------------------------------------------------------------------------
+@settings(max_examples=20, deadline=None)
+@given(seed=st.integers(0, 2**31 - 1))
+def test_mirror_clip_reflects_every_body_and_is_an_involution(seed):
+    from kinpoly.humanoid.scene import SceneObject
+    from kinpoly.motion.augment import mirror_body, mirror_clip, mirror_pose
+    from kinpoly.motion.clip import ObjectTrack
+    from kinpoly.humanoid.skeleton import mirror_name
+
+    rng = np.random.default_rng(seed)
+    T = 5
+    q = np.tile(rest_qpos(), (T, 1))
+    q[:, :3] += rng.normal(0, 1, (T, 3))
+    quat = rng.normal(size=(T, 4))
+    q[:, 3:7] = quat / np.linalg.norm(quat, axis=1, keepdims=True)
+    q[:, 7:] = rng.uniform(-1.5, 1.5, (T, 69))
+    body = BodyShape(offsets=BodyShape().offsets * rng.uniform(0.8, 1.2, (24, 3)))  # asymmetric
+    box = SceneObject("box", pos=(1.0, 0.5, 0.2), quat=(0.9, 0.1, 0.2, 0.3))
+    clip = MotionClip("c", q, body=body, objects=[ObjectTrack(box, np.tile([1.0, 0.5, 0.2, 1, 0, 0, 0], (T, 1)))])
+    m = mirror_clip(clip)
+    assert m.name == "c_mirror" and m.meta["mirror_of"] == "c"
+    src = [BODY_INDEX[mirror_name(b)] for b in BODY_NAMES]
+    M = np.diag([1.0, -1.0, 1.0])
+    a, b = clip.body_states(), m.body_states()
+    np.testing.assert_allclose(b.positions, a.positions[:, src] @ M, atol=1e-9)
+    np.testing.assert_allclose(b.rotations, M @ a.rotations[:, src] @ M, atol=1e-9)
+    np.testing.assert_allclose(m.objects[0].poses[:, 1], -0.5)
+    assert m.objects[0].object.pos[1] == -0.5
+    back = mirror_clip(m)
+    np.testing.assert_allclose(back.qpos, q, atol=1e-12)
+    np.testing.assert_allclose(back.body.offsets, body.offsets, atol=1e-12)
+    np.testing.assert_allclose(mirror_body(BodyShape()).offsets, BodyShape().offsets, atol=1e-12)
+    np.testing.assert_allclose(mirror_pose(mirror_pose(q[:, :7])), q[:, :7])
+
+
+def test_mirror_cli_writes_mirrored_clips(tmp_path):
+    q = np.tile(rest_qpos(), (10, 1))
+    q[:, 1] = np.linspace(0, 1, 10)
+    q[:, hinge_index("L_Knee", "y")] = 0.5
+    src = ClipFolder(tmp_path / "in", create=True)
+    src.add(MotionClip("walk", q, action="locomotion"))
+    res = CliRunner().invoke(main, ["motion", "mirror", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--keep"])
+    assert res.exit_code == 0, res.output
+    out = ClipFolder(tmp_path / "out")
+    assert sorted(out) == ["walk", "walk_mirror"]
+    m = out.load("walk_mirror")
+    np.testing.assert_allclose(m.qpos[:, 1], -q[:, 1])
+    assert m.qpos[0, hinge_index("R_Knee", "y")] == 0.5 and m.qpos[0, hinge_index("L_Knee", "y")] == 0.0
+    assert m.action == "locomotion"
+    res = CliRunner().invoke(main, ["motion", "mirror", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
+    assert res.exit_code != 0

@@ -5,7 +5,9 @@ camera offscreen at ``width`` x ``height`` (:class:`kinpoly.visualization.render
 ``view="head"``, walled room), compute DIS optical flow between consecutive frames, encode it
 with the flow encoder (image features), and derive the head features from the (optionally
 SLAM-noised) head trajectory. One take per clip, named after the clip (``<clip>_<k>`` only when
-``take_seconds`` splits a long clip).
+``take_seconds`` splits a long clip). With ``mirror``, every take also gets a left-right mirrored
+twin ``<take>_mirror`` (:func:`kinpoly.motion.augment.mirror_clip`, its own scene and video) in
+the split of its source clip; mirrored twins of test clips are kept out of ``test``.
 
 The build is parallel over processes, resumable (a take whose file exists with the same
 settings hash is kept), deterministic given the seed (per-take random streams derive from the
@@ -26,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..motion.augment import mirror_clip
 from ..motion.clip import ClipError, ClipFolder, MotionClip, ObjectTrack
 from .scenes import SceneConfig, ScenePlacementError, synthesize_scene
 from .take import EgoDataError, EgoTake, write_manifest
@@ -56,12 +59,15 @@ class EgoConfig:
     min_frames: int = 10
     take_seconds: float | None = None  # split clips longer than this into several takes
     test_fraction: float = 0.2
+    mirror: bool = False  # also build every clip's left-right mirror image (training augmentation)
     recentre: bool = True  # move the clip's path to the middle of the room
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
 
     def digest(self) -> str:
         d = dataclasses.asdict(self)
+        if not d["mirror"]:  # added later: builds made before it keep their hash
+            del d["mirror"]
         return hashlib.sha1(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
@@ -73,7 +79,9 @@ def split_takes(entries: list[dict], seed: int, fraction: float) -> dict[str, li
     """Train/test lists: a take is in test when a hash of (seed, source clip) says so, so the
     takes of one clip stay together and the split does not depend on the order of work. Then
     stratified: every action with takes from at least 2 clips gets at least one test clip (the
-    one with the smallest hash) and keeps at least one training clip."""
+    one with the smallest hash) and keeps at least one training clip. Mirrored takes
+    (``"mirror": true``) follow their source clip into train; those of test clips are listed
+    apart, under ``test_mirror``, so the test split stays the unaugmented takes."""
     if fraction <= 0:
         return {"train": sorted(e["name"] for e in entries), "test": []}
     h = {e["source_clip"]: zlib.crc32(f"{seed}:{e['source_clip']}".encode()) % 10000 for e in entries}
@@ -89,9 +97,12 @@ def split_takes(entries: list[dict], seed: int, fraction: float) -> dict[str, li
             test_clips.add(ordered[0])
         if clips <= test_clips:
             test_clips.discard(ordered[-1])
-    split = {"train": [], "test": []}
+    split: dict[str, list[str]] = {"train": [], "test": []}
     for e in entries:
-        split["test" if e["source_clip"] in test_clips else "train"].append(e["name"])
+        key = "test" if e["source_clip"] in test_clips else "train"
+        if e.get("mirror") and key == "test":
+            key = "test_mirror"
+        split.setdefault(key, []).append(e["name"])
     return {k: sorted(v) for k, v in split.items()}
 
 
@@ -251,14 +262,17 @@ def _job(args) -> tuple[str, list[dict], list[dict]]:
         clip = MotionClip.load(clip_path)
     except ClipError as e:
         return clip_name, [], [{"clip": clip_name, "file": str(clip_path), "error": str(e)}]
-    pieces = [(clip_name, clip)]
+    pieces = [(clip_name, clip, False)]
     if cfg.take_seconds and clip.duration > cfg.take_seconds:
         n = int(round(cfg.take_seconds * clip.fps))
-        pieces = [(f"{clip_name}_{k:03d}", clip.slice(s, min(s + n, clip.num_frames)))
+        pieces = [(f"{clip_name}_{k:03d}", clip.slice(s, min(s + n, clip.num_frames)), False)
                   for k, s in enumerate(range(0, clip.num_frames - cfg.min_frames + 1, n))]
-    for name, piece in pieces:
+    if cfg.mirror:
+        pieces += [(f"{name}_mirror", mirror_clip(piece, f"{name}_mirror"), True) for name, piece, _ in pieces]
+    for name, piece, mirrored in pieces:
         try:
-            entries.append(make_take(name, piece, clip_name, cfg, Path(out), save_video))
+            entry = make_take(name, piece, clip_name, cfg, Path(out), save_video)
+            entries.append({**entry, "mirror": True} if mirrored else entry)
         except (ScenePlacementError, EgoDataError, ClipError, ValueError) as e:
             failures.append({"take": name, "clip": clip_name, "file": str(clip_path),
                              "error": str(e), "kind": type(e).__name__})

@@ -118,3 +118,29 @@ def export_command(clip, fmt, out) -> None:
     out = out or Path(f"{c.name}.{fmt}")
     path = (export_bvh if fmt == "bvh" else export_npz)(c, out)
     click.echo(str(path))
+
+
+@motion.command("mirror")
+@click.argument("source", type=click.Path(exists=True, path_type=Path))
+@click.option("--out", "out_dir", required=True, type=click.Path(path_type=Path), help="Clip folder to write.")
+@click.option("--keep", is_flag=True, help="Also copy the original clips, so OUT holds both.")
+def mirror_command(source, out_dir, keep) -> None:
+    """Left-right mirror a clip file or every clip of a folder into OUT as <name>_mirror.
+
+    Mirroring is exact (a reflection of every body, see kinpoly.motion.augment) and doubles the
+    motion a controller or policy trains on. Keep held-out clips' mirrors out of training.
+    """
+    from .augment import mirror_clip
+    from .clip import load_clips
+
+    try:
+        clips = load_clips(source)
+    except ClipError as e:
+        raise click.ClickException(str(e)) from None
+    folder = ClipFolder(out_dir, create=True)
+    for c in clips:
+        if keep:
+            folder.add(c, write_index=False)
+        folder.add(mirror_clip(c), write_index=False)
+    folder.write_index()
+    click.echo(f"mirrored {len(clips)} clip(s) -> {out_dir} ({len(folder)} clips)")
