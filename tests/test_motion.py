@@ -305,3 +305,19 @@ def test_mirror_cli_writes_mirrored_clips(tmp_path):
     assert m.action == "locomotion"
     res = CliRunner().invoke(main, ["motion", "mirror", str(tmp_path / "nope"), "--out", str(tmp_path / "o")])
     assert res.exit_code != 0
+
+
+def test_mirrors_of_held_out_clips_stay_out_of_controller_training(tmp_path):
+    from kinpoly.motion.augment import mirror_clip
+    from kinpoly.simulation.ppo import train_clip_names
+
+    folder = ClipFolder(tmp_path / "m", create=True)
+    for name in ("a", "b"):
+        c = MotionClip(name, np.tile(rest_qpos(), (5, 1)))
+        folder.add(c)
+        folder.add(mirror_clip(c))
+    split = tmp_path / "held.txt"
+    split.write_text("# held out\na\n")
+    assert ClipFolder(tmp_path / "m").entries()[1]["mirror_of"] == "a"
+    assert train_clip_names(str(tmp_path / "m"), str(split)) == ["b", "b_mirror"]
+    assert len(train_clip_names(str(tmp_path / "m"), None)) == 4

@@ -139,6 +139,8 @@ class MotionClip:
         out = {k: meta[k] for k in keys}
         out["seconds"] = round(self.duration, 4)
         out["objects"] = [o["kind"] for o in meta["objects"]]
+        if self.meta.get("mirror_of"):  # a mirrored clip (kinpoly.motion.augment) names its source
+            out["mirror_of"] = self.meta["mirror_of"]
         if file:
             out["file"] = file
         return out
