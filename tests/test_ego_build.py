@@ -208,3 +208,20 @@ def test_mirrored_twins_of_test_clips_stay_out_of_test():
     assert split["test"] == plain["test"]
     assert split["test_mirror"] == sorted(n + "_mirror" for n in plain["test"])
     assert split["train"] == sorted(plain["train"] + [n + "_mirror" for n in plain["train"]])
+
+
+def test_unknown_split_is_a_clear_error(tmp_path, terrain):
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+    from kinpoly.egocentric.take import EgoDataError
+
+    folder = ClipFolder(tmp_path / "motions", create=True)
+    folder.add(terrain["03_02"].slice(0, 20))
+    build_dataset(tmp_path / "motions", tmp_path / "out", EgoConfig(features=False, width=32, height=32),
+                  workers=1, progress=False)
+    with pytest.raises(EgoDataError, match="no split 'test_mirror'.*train, test"):
+        EgoDataset(tmp_path / "out", split="test_mirror")
+    res = CliRunner().invoke(main, ["estimate", "--take", str(tmp_path / "out"), "--split", "val",
+                                    "--out", str(tmp_path / "est")])
+    assert res.exit_code != 0 and "no split 'val'" in res.output

@@ -283,7 +283,8 @@ class EgoDataset:
     original Kin-Poly pickles (``kinpoly_pickles=[...]``, ``meta_yaml=...``).
 
     ``len(ds)``, ``ds[i]`` / ``ds["name"]`` -> :class:`EgoTake`, iteration, ``ds.names``.
-    ``split`` is ``"train"``, ``"test"`` or ``None`` (all takes).
+    ``split`` is ``"train"``, ``"test"``, another list of the manifest's ``split`` (e.g.
+    ``"test_mirror"``) or ``None`` (all takes).
     """
 
     def __init__(self, root: str | os.PathLike | None = None, split: str | None = None, *,
@@ -303,6 +304,9 @@ class EgoDataset:
         self.root = Path(root)
         m = read_manifest(self.root)
         self.split_lists = m.get("split", {})
+        if split and split not in self.split_lists:
+            raise EgoDataError(f"{self.root}: no split {split!r} in its manifest (has: "
+                               f"{', '.join(self.split_lists) or 'none'})")
         keep = set(self.split_lists.get(split, [])) if split else None
         for t in m["takes"]:
             if keep is None or t["name"] in keep:

@@ -102,8 +102,8 @@ def dynamics_command(config_path, data, init, out, overrides, ray_address, no_pr
 @click.command("estimate")
 @click.option("--take", "take_path", type=click.Path(exists=True, path_type=Path), default=None,
               help="One take (.npz) or a take folder (kinpoly ego build / import-video).")
-@click.option("--split", type=click.Choice(["train", "test", "all"]), default="all", show_default=True,
-              help="With a take folder: which split to estimate.")
+@click.option("--split", default="all", show_default=True,
+              help="With a take folder: which split to estimate (train, test, test_mirror, ... or all).")
 @click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A head-camera video (with --head-poses) instead of --take.")
 @click.option("--head-poses", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
