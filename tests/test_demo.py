@@ -29,5 +29,10 @@ def test_demo_writes_metrics_and_run_record(tmp_path):
     est = metrics["estimation"]
     assert {r["take"] for r in est["takes"]} == {"walk_02_01", "step_03_03", "sit_01_06"}
     assert est["frames_per_second"] > 10 and not est["failures"]
+    # regression bounds: the README's demo table (sit 181, step 145, walk 170 mm) plus 15%
+    bounds = {"sit_01_06": 210.0, "step_03_03": 167.0, "walk_02_01": 196.0}
+    for r in est["takes"]:
+        assert r["mpjpe_mm"] < bounds[r["take"]], r
+        assert r["head_err_m"] < 0.3, r
     assert (tmp_path / "estimate" / "bvh" / "sit_01_06.bvh").is_file()
     assert "| take |" in (tmp_path / "metrics.md").read_text()
