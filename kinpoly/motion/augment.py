@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..humanoid.scene import SceneObject
-from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, HINGE_ORDER, NUM_BODIES, BodyShape, mirror_name
+from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, HINGE_ORDER, BodyShape, mirror_name
 from .clip import MotionClip, ObjectTrack
 
 _REFLECT = np.array([1.0, -1.0, 1.0])
@@ -59,16 +59,14 @@ def mirror_qpos(qpos: np.ndarray) -> np.ndarray:
 
 
 def mirror_body(body: BodyShape) -> BodyShape:
-    offsets = body.offsets[_BODY_SRC] * _REFLECT
-    assert offsets.shape == (NUM_BODIES, 3)
-    return replace(body, offsets=offsets)
+    return replace(body, offsets=body.offsets[_BODY_SRC] * _REFLECT)
 
 
 def mirror_clip(clip: MotionClip, name: str | None = None) -> MotionClip:
     """The clip's left-right mirror image, named ``name`` (default ``<name>_mirror``).
 
-    Objects keep their shapes (every object kind is symmetric about its own XZ plane) and
-    have their poses mirrored; action labels and intervals are unchanged.
+    Objects keep their shapes (every object kind is built symmetric about its local XZ plane;
+    the chair, for one, faces its local +X) and have their poses mirrored; action labels and intervals are unchanged.
     """
     objects = []
     for track in clip.objects:
