@@ -23,7 +23,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..humanoid.scene import SceneObject
-from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, HINGE_ORDER, BodyShape, mirror_name
+from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, HINGE_ORDER, BodyShape, hinge_index, mirror_name
 from .clip import MotionClip, ObjectTrack
 
 _REFLECT = np.array([1.0, -1.0, 1.0])
@@ -36,7 +36,7 @@ def _hinge_map() -> tuple[np.ndarray, np.ndarray]:
     for b in BODY_NAMES[1:]:
         m = mirror_name(b)
         for axis in HINGE_ORDER[b]:
-            src.append(3 * (BODY_INDEX[m] - 1) + HINGE_ORDER[m].index(axis))
+            src.append(hinge_index(m, axis) - 7)
             sign.append(1.0 if axis == "y" else -1.0)
     return np.array(src), np.array(sign)
 

@@ -268,13 +268,14 @@ def make_optimizer(model: ActorCritic, cfg: PPOConfig) -> torch.optim.Optimizer:
 
 
 def train_clip_names(motions: str, split: str | None) -> list[str]:
-    from ..motion.clip import ClipFolder
-
     """Clips of ``motions`` to train on: all but the held-out ones of ``split`` and their mirror
     images (``kinpoly motion mirror``), which would leak the held-out motion into training."""
+    from ..motion.clip import ClipFolder
+    from .split import read_split
+
     entries = ClipFolder(motions).entries()
     if split and Path(split).is_file():
-        held = {ln.strip() for ln in Path(split).read_text().splitlines() if ln.strip() and not ln.startswith("#")}
+        held = set(read_split(split))
         entries = [e for e in entries if e["name"] not in held and e.get("mirror_of") not in held]
     return [e["name"] for e in entries]
 
