@@ -39,8 +39,8 @@ ROOT = Path(__file__).resolve().parents[1]
 PROPOSALS = {"policy": "kinematic policy", "truth": "ground truth", "open-loop": "policy's motion, open loop"}
 
 
-def run(controller: str, policy: str | None, takes: list, proposals: str) -> dict:
-    est = Estimator(checkpoint=policy, controller=controller)
+def run(controller: str, policy: str | None, takes: list, proposals: str, feedforward: str = "off") -> dict:
+    est = Estimator(checkpoint=policy, controller=controller, feedforward=feedforward)
     frames, falls, clean, reasons, t0 = 0, 0, 0, Counter(), time.perf_counter()
     for take in takes:
         tt = take_tensors(take, use_features=est.policy.cfg.feature_dim > 0)
@@ -53,7 +53,7 @@ def run(controller: str, policy: str | None, takes: list, proposals: str) -> dic
         falls += len(ep.falls)
         clean += not ep.falls
         reasons.update(r for _, r in ep.falls)
-    return {"controller": controller or "training-free", "proposals": PROPOSALS[proposals],
+    return {"controller": controller or "training-free", "proposals": PROPOSALS[proposals], "feedforward": feedforward,
             "takes": len(takes), "frames": frames, "falls_per_100_frames": 100.0 * falls / max(frames, 1),
             "no_fall_rate": clean / max(len(takes), 1), "reasons": dict(reasons),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -67,6 +67,8 @@ def main(argv=None) -> int:
     ap.add_argument("--controller", action="append", required=True, help="UHC checkpoint ('' = training-free); repeatable")
     ap.add_argument("--proposals", choices=("both", "all", *PROPOSALS), default="both",
                     help="both: policy and truth; all: also open-loop")
+    ap.add_argument("--feedforward", choices=("off", "full", "static"), default="off",
+                    help="the controller's inverse-dynamics feed-forward in the loop")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/loop_diagnosis"))
     args = ap.parse_args(argv)
     takes = [t for t in EgoDataset(args.data, split=args.split) if t.qpos is not None and t.num_frames >= 3]
@@ -74,11 +76,12 @@ def main(argv=None) -> int:
     for c in args.controller:
         kinds = {"both": ("policy", "truth"), "all": tuple(PROPOSALS)}.get(args.proposals, (args.proposals,))
         for kind in kinds:
-            rows.append(run(c, args.policy, takes, kind))
+            rows.append(run(c, args.policy, takes, kind, args.feedforward))
             print(json.dumps(rows[-1]), flush=True)
     cmd = "python benchmarks/loop_diagnosis.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Where the regulated loop falls ({len(takes)} {args.split} takes)", "", f"`{cmd}`", "",
-             f"Kinematic policy: {args.policy or 'the shipped one'}; every take from its true first pose.", "",
+             f"Kinematic policy: {args.policy or 'the shipped one'}; every take from its true first pose; "
+             f"feed-forward {args.feedforward}.", "",
              "| controller | proposals | falls / 100 frames | takes without a fall | reasons |", "|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['controller']} | {r['proposals']} | {r['falls_per_100_frames']:.2f} | "

@@ -274,15 +274,17 @@ def test_scene_objects_are_simulated_and_recorded():
     np.testing.assert_allclose(box_poses[:, :3], np.tile(box.pos, (len(box_poses), 1)), atol=5e-3)
 
 
-def test_online_reference_written_ahead_matches_prepared(walk):
+@pytest.mark.parametrize("mode", ["full", "static", "none"])
+def test_online_reference_written_ahead_matches_prepared(walk, mode):
     """Writing a clip one committed + one look-ahead frame at a time, as the dynamics-regulated
-    loop does, gives the prepared reference's arrays wherever both are defined."""
+    loop does, gives the prepared reference's arrays wherever both are defined (in every
+    feed-forward mode)."""
     from kinpoly.simulation.reference import OnlineReference
 
     clip = walk.slice(0, 40)
-    full = prepare_reference(clip)
+    full = prepare_reference(clip, mode)
     placeholder = dataclasses.replace(clip, qpos=np.repeat(clip.qpos[:1], clip.num_frames, 0))
-    online = OnlineReference.create(placeholder)
+    online = OnlineReference.create(placeholder, mode)
     for t in range(1, clip.num_frames):
         online.write(t, full.qpos[t:t + 2])
         # what the controller reads at step t - 1 is final once frame t + 1 is written
@@ -294,6 +296,22 @@ def test_online_reference_written_ahead_matches_prepared(walk):
     np.testing.assert_allclose(online.body_pos, full.body_pos, atol=1e-12)
     with pytest.raises(ReferenceError, match="NaN"):
         online.write(3, np.full((1, 76), np.nan))
+
+
+def test_static_feedforward_holds_each_pose_against_gravity(walk):
+    """The static feed-forward of a frame is the full one of that pose held still, whatever the
+    frames around it; on a moving clip it differs from the full one; no feed-forward is zero."""
+    clip = walk.slice(0, 30)
+    static = prepare_reference(clip, "static")
+    for t in (3, 17):
+        still = dataclasses.replace(clip, qpos=np.repeat(clip.qpos[t:t + 1], 5, 0))
+        np.testing.assert_allclose(static.ff_ctrl[t], prepare_reference(still, "full").ff_ctrl[2], atol=1e-6)
+    assert np.abs(static.ff_ctrl - prepare_reference(clip, "full").ff_ctrl).max() > 1e-3
+    assert np.abs(static.ff_ctrl).max() > 1e-3  # the weight is carried somewhere
+    none = prepare_reference(clip, "none")
+    assert not none.ff_ctrl.any() and not none.root_wrench.any()
+    with pytest.raises(ValueError, match="feed-forward mode"):
+        prepare_reference(clip, "half")
 
 
 _KILL_SCRIPT = """

@@ -178,7 +178,7 @@ def build_xml(shape: BodyShape | None = None, objects: tuple[SceneObject, ...] |
     return ET.tostring(mj, encoding="unicode")
 
 
-@functools.lru_cache(maxsize=32)
+@functools.lru_cache(maxsize=512)  # one humanoid (and scene) per body shape of a dataset
 def _compile(xml: str) -> mujoco.MjModel:
     return mujoco.MjModel.from_xml_string(xml)
 

@@ -111,7 +111,7 @@ class Estimator:
     """
 
     def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
-                 physics: bool = True, threads: int = 1, feedforward: bool = False):
+                 physics: bool = True, threads: int = 1, feedforward: bool | str = False):
         from .dynamics import load_controller
         from .regulated import RegulatedLoop, loop_env_config
 

@@ -112,13 +112,19 @@ def lift_above_floor(q: torch.Tensor, body) -> torch.Tensor:
     return out
 
 
-def loop_env_config(env_cfg, feedforward: bool = False):
-    """A copy of a controller's EnvConfig for the loop (feed-forward off by default; see the
-    module docstring)."""
+def loop_env_config(env_cfg, feedforward: bool | str = False):
+    """A copy of a controller's EnvConfig for the loop. ``feedforward``: False / ``"off"``
+    (the default; see the module docstring), True / ``"full"`` (the motion's inverse dynamics)
+    or ``"static"`` (the torques that hold each proposal still against gravity:
+    ``ControllerConfig.static_feedforward``)."""
     import copy
 
+    modes = {False: "off", True: "full", "off": "off", "full": "full", "static": "static"}
+    if feedforward not in modes:
+        raise ValueError(f"feed-forward {feedforward!r}: expected off, full or static")
     cfg = copy.deepcopy(env_cfg)
-    cfg.controller.feedforward = feedforward
+    cfg.controller.feedforward = modes[feedforward] != "off"
+    cfg.controller.static_feedforward = modes[feedforward] == "static"
     return cfg
 
 
@@ -209,7 +215,6 @@ class RegulatedLoop:
         the true next poses instead of the policy's, so the falls left are the controller's
         (the policy still runs, so the speed is the same)."""
         from ..simulation.env import compose_action
-        from ..simulation.reference import OnlineReference
 
         T = take.num_frames - start if length is None else min(length, take.num_frames - start)
         if T < 2:
@@ -218,12 +223,8 @@ class RegulatedLoop:
             raise ValueError(f"{take.name}: ground-truth proposals need the take's ground truth")
         t_start = time.perf_counter()
         q = self.first_pose(take, start, from_truth)
-        objs = [ObjectTrack(o.object, o.poses[start:start + T]) for o in objects]
-        placeholder = MotionClip(name=take.name, qpos=np.repeat(q.double().numpy(), T, 0), fps=take.fps,
-                                 body=take.body, objects=objs)
-        ref = OnlineReference.create(placeholder)
+        ref, objs = self.load_window(take, objects, start, T, q)
         sim = self.sim
-        sim.load(ref)
         h = self.policy.initial_hidden(1)
         gt = take.qpos[start:start + T].double().numpy() if (record and take.qpos is not None) else None
 
@@ -285,6 +286,19 @@ class RegulatedLoop:
                 ep.rewards = np.asarray(rewards)
                 ep.reward_terms = {k: float(np.mean([x[k] for x in terms_all])) for k in terms_all[0]}
         return ep
+
+    def load_window(self, take: TakeTensors, objects: list[ObjectTrack], start: int, T: int, q: torch.Tensor):
+        """Load frames ``start .. start + T - 1`` of the take's scene into the simulator with an
+        :class:`~kinpoly.simulation.reference.OnlineReference` of ``T`` frames (all ``q``
+        until the proposals are written); returns it and the window's object tracks."""
+        from ..simulation.reference import OnlineReference, feedforward_mode
+
+        objs = [ObjectTrack(o.object, o.poses[start:start + T]) for o in objects]
+        placeholder = MotionClip(name=take.name, qpos=np.repeat(q.double().numpy(), T, 0), fps=take.fps,
+                                 body=take.body, objects=objs)
+        ref = OnlineReference.create(placeholder, feedforward_mode(self.env_cfg.controller))
+        self.sim.load(ref)
+        return ref, objs
 
     def restart(self, take: TakeTensors, frame: int, t: int, q: np.ndarray) -> None:
         """Put the humanoid on pose ``q`` at window frame ``t`` (take frame ``frame``), its root

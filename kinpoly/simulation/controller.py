@@ -26,6 +26,10 @@ from .reference import Reference
 class ControllerConfig:
     lead: int = 2  # PD target = reference frame t + lead (measured: 2 beats 0, 1 and 3)
     feedforward: bool = True  # add the inverse-dynamics hinge torque
+    # the feed-forward holds the reference pose still against gravity (inverse dynamics at zero
+    # velocity and acceleration, the weight on the feet in contact) instead of the motion's full
+    # inverse dynamics: no finite differences, so it stays sane on noisy frame-by-frame targets
+    static_feedforward: bool = False
     root_id_gain: float = 0.0  # fraction of the inverse-dynamics root wrench applied
     root_kp: float = 6000.0  # N/m, root position error -> force
     root_kd: float = 600.0  # N s/m

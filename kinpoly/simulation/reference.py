@@ -134,8 +134,11 @@ def foot_contacts(clip: MotionClip, body_pos: np.ndarray) -> np.ndarray:
     return body_pos[:, idx, 2] < rest + CONTACT_HEIGHT
 
 
-def prepare_reference(clip: MotionClip) -> Reference:
-    """Validate ``clip`` and precompute what tracking it needs."""
+def prepare_reference(clip: MotionClip, feedforward: str = "full") -> Reference:
+    """Validate ``clip`` and precompute what tracking it needs. ``feedforward`` (see
+    :func:`feedforward_mode`): ``"full"`` inverse dynamics of the motion, ``"static"`` the
+    torques that hold each pose still against gravity, ``"none"`` (``ff_ctrl`` and
+    ``root_wrench`` zero, for a controller that reads neither)."""
     check_clip(clip)
     qpos = clip.qpos.copy()
     qpos[:, 3:7] /= np.linalg.norm(qpos[:, 3:7], axis=1, keepdims=True)
@@ -153,10 +156,40 @@ def prepare_reference(clip: MotionClip) -> Reference:
     # Inverse dynamics at the midpoint of each control interval [t, t+1]: the velocity over it
     # and the acceleration at its start.
     states = clip.body_states()
-    tau = inverse_dynamics(model, qpos, qvel, qacc, foot_contacts(clip, states.positions))
+    tau, ff_ctrl = _inverse_dynamics_ff(feedforward, model, clip, qpos, qvel, qacc, states.positions)
     return Reference(clip=clip, qpos=qpos, qvel=qvel, qacc=qacc, body_pos=states.positions.copy(),
-                     root_rot=states.rotations[:, 0].copy(), ff_ctrl=_feedforward(tau, qvel),
+                     root_rot=states.rotations[:, 0].copy(), ff_ctrl=ff_ctrl,
                      root_wrench=tau[:, :6].copy(), discontinuities=jumps)
+
+
+FEEDFORWARD_MODES = ("full", "static", "none")
+
+
+def feedforward_mode(controller_cfg) -> str:
+    """The inverse dynamics a :class:`~kinpoly.simulation.controller.ControllerConfig` reads:
+    ``"none"`` (no feed-forward, no share of the root wrench), ``"static"``
+    (``static_feedforward``) or ``"full"``."""
+    if not (controller_cfg.feedforward or controller_cfg.root_id_gain):
+        return "none"
+    return "static" if controller_cfg.static_feedforward else "full"
+
+
+def _inverse_dynamics_ff(mode: str, model, clip, qpos, qvel, qacc, body_pos,
+                         data=None) -> tuple[np.ndarray, np.ndarray]:
+    """(tau (T, 75), ff_ctrl (T, 69)) of frames ``qpos`` for a feed-forward ``mode``. Static:
+    the inverse dynamics at zero velocity and acceleration (gravity, the weight moved onto the
+    feet in contact), and no velocity target; it reads no finite differences."""
+    if mode not in FEEDFORWARD_MODES:
+        raise ValueError(f"feed-forward mode {mode!r}: expected one of {FEEDFORWARD_MODES}")
+    if mode == "none":
+        return np.zeros_like(qvel), np.zeros((len(qvel), QVEL_DIM - 6))
+    contact = foot_contacts(clip, body_pos)
+    if mode == "static":
+        zero = np.zeros_like(qvel)
+        tau = inverse_dynamics(model, qpos, zero, zero, contact, data)
+        return tau, _feedforward(tau, zero)
+    tau = inverse_dynamics(model, qpos, qvel, qacc, contact, data)
+    return tau, _feedforward(tau, qvel)
 
 
 def _feedforward(tau: np.ndarray, qvel: np.ndarray) -> np.ndarray:
@@ -180,11 +213,14 @@ class OnlineReference(Reference):
     """
 
     @classmethod
-    def create(cls, clip: MotionClip) -> "OnlineReference":
-        ref = prepare_reference(clip)
+    def create(cls, clip: MotionClip, feedforward: str = "full") -> "OnlineReference":
+        """``feedforward`` as :func:`prepare_reference` (``"none"`` skips the inverse
+        dynamics, most of the cost of :meth:`write`)."""
+        ref = prepare_reference(clip, feedforward)
         out = cls(**{f: getattr(ref, f) for f in ref.__dataclass_fields__})
         out._model = humanoid_model(clip.body)
         out._data = mujoco.MjData(out._model)
+        out._feedforward = feedforward
         return out
 
     def write(self, t: int, frames: np.ndarray) -> None:
@@ -217,9 +253,8 @@ class OnlineReference(Reference):
             self.qvel[a] = self.qvel[a - 1]
         b = max(a, 1)
         self.qacc[b:end] = (self.qvel[b:end] - self.qvel[b - 1:end - 1]) * fps
-        contact = foot_contacts(self.clip, self.body_pos[a:end])
-        tau = inverse_dynamics(self._model, self.qpos[a:end], self.qvel[a:end], self.qacc[a:end],
-                               contact, self._data)
-        self.ff_ctrl[a:end] = _feedforward(tau, self.qvel[a:end])
+        tau, self.ff_ctrl[a:end] = _inverse_dynamics_ff(self._feedforward, self._model, self.clip,
+                                                        self.qpos[a:end], self.qvel[a:end], self.qacc[a:end],
+                                                        self.body_pos[a:end], self._data)
         self.root_wrench[a:end] = tau[:, :6]
 
