@@ -56,7 +56,8 @@ class PPOConfig:
     # failure rate), the failure rate a running average over its training episodes
     # (0: sample by length only).
     hard_clip_weight: float = 0.0
-    # Iterations (from 0) that fit only the value function, the policy frozen: a policy that
+    # Iterations (from the run's first: 0, or the ``init`` controller's) that fit only the value
+    # function, the policy frozen: a policy that
     # starts trained (``kinpoly uhc distill``) is otherwise pulled off course by the advantages
     # of a critic that has not yet learned its returns.
     critic_warmup: int = 0
@@ -71,14 +72,87 @@ class UHCConfig:
     target_success: float = 0.95
 
 
-# --- rollout ----------------------------------------------------------------------------------
+# --- rollout ---------------------------------------------------------------------------------
+class EnvList:
+    """Environments of one worker as a batch: ``step`` takes one action per environment and
+    returns per-environment ``(obs, reward, terminated, truncated, info)``; ``info`` carries the
+    episode's ``steps`` and ``clip`` (index into the worker's clips) for the trainer's
+    bookkeeping. This is the controller's :class:`HumanoidTrackingEnv` one after another;
+    other batches (the dynamics-regulated loop's, :mod:`kinpoly.policy.loop_controller`) step
+    their environments together."""
+
+    def __init__(self, envs: list):
+        self.envs = envs
+
+    def __len__(self) -> int:
+        return len(self.envs)
+
+    def set_clip_weights(self, weights: np.ndarray | None) -> None:
+        for env in self.envs:
+            env.set_clip_weights(weights)
+
+    def reset(self, i: int, seed: int) -> np.ndarray:
+        return self.envs[i].reset(seed=seed)[0]
+
+    def step(self, actions: np.ndarray) -> list[tuple]:
+        out = []
+        for env, a in zip(self.envs, actions):
+            o, r, term, trunc, info = env.step(a)
+            out.append((o, r, term, trunc, {**info, "steps": env._steps, "clip": env.ref_index}))
+        return out
+
+
+def collect_segment(model: ActorCritic, envs, rng: np.random.Generator, n_steps: int) -> dict:
+    """``n_steps`` steps of every environment of ``envs`` (an :class:`EnvList`-like batch,
+    each reset first with a seed drawn from ``rng``) under ``model``'s Gaussian policy: the
+    (T, N) arrays PPO needs, the finished episodes ``(completed, steps, reason, clip)``, the
+    mean residual force and the time spent stepping the environments."""
+    n = len(envs)
+    obs = np.stack([envs.reset(i, int(rng.integers(2**31))) for i in range(n)])
+    std = float(np.exp(model.log_std[0].item()))
+    buf = {k: np.zeros((n_steps, n) + s, np.float32) for k, s in
+           [("obs", (OBS_DIM,)), ("actions", (ACT_DIM,)), ("logp", ()), ("rewards", ()),
+            ("values", ()), ("terminated", ()), ("truncated", ()), ("next_values", ())]}
+    episodes, wrench, t0, sim_time = [], [], time.perf_counter(), 0.0
+    for t in range(n_steps):
+        with torch.no_grad():
+            mean, value = model(torch.from_numpy(obs))
+        mean = mean.numpy()
+        noise = rng.standard_normal(mean.shape).astype(np.float32)
+        action = mean + std * noise
+        logp = (-0.5 * noise ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(-1)
+        buf["obs"][t], buf["actions"][t], buf["logp"][t], buf["values"][t] = obs, action, logp, value.numpy()
+        s0 = time.perf_counter()
+        results = envs.step(action)
+        sim_time += time.perf_counter() - s0
+        for i, (o, r, term, trunc, info) in enumerate(results):
+            buf["rewards"][t, i], buf["terminated"][t, i], buf["truncated"][t, i] = r, term, trunc
+            wrench.append(info["wrench"])
+            if term or trunc:
+                episodes.append((bool(trunc and not term), info["steps"], info["reason"], info["clip"]))
+                if trunc:  # bootstrap from the state the episode was cut at
+                    with torch.no_grad():
+                        buf["next_values"][t, i] = model(torch.from_numpy(o[None]))[1].item()
+                o = envs.reset(i, int(rng.integers(2**31)))
+            obs[i] = o
+    with torch.no_grad():
+        last_value = model(torch.from_numpy(obs))[1].numpy()
+    buf["truncated"][-1] = 1.0  # the segment ends: bootstrap every env from its last state
+    buf["next_values"][-1] = np.where(buf["terminated"][-1] > 0, 0.0, last_value)
+    buf["episodes"] = episodes
+    buf["wrench"] = float(np.mean(wrench))
+    buf["time"] = time.perf_counter() - t0
+    buf["sim_time"] = sim_time
+    return buf
+
+
 class RolloutWorker:
     """Steps ``n_envs`` environments with its own policy copy; returns whole segments."""
 
     def __init__(self, motions: str, names: list[str] | None, env_cfg: EnvConfig, n_envs: int,
                  hidden: list[int], log_std: float, worker_id: int):
         torch.set_num_threads(1)
-        self.envs = [HumanoidTrackingEnv(motions, env_cfg, names) for _ in range(n_envs)]
+        self.envs = EnvList([HumanoidTrackingEnv(motions, env_cfg, names) for _ in range(n_envs)])
         self.model = ActorCritic(hidden, log_std)
         self.model.eval()
         self.worker_id = worker_id
@@ -86,47 +160,9 @@ class RolloutWorker:
     def collect(self, state_dict: dict, seed: int, iteration: int, n_steps: int,
                 clip_weights: np.ndarray | None = None) -> dict:
         self.model.load_state_dict(state_dict)
-        for env in self.envs:
-            env.set_clip_weights(clip_weights)
-        n = len(self.envs)
+        self.envs.set_clip_weights(clip_weights)
         rng = np.random.default_rng([seed, iteration, self.worker_id])
-        obs = np.stack([e.reset(seed=int(rng.integers(2**31)))[0] for e in self.envs])
-        std = float(np.exp(self.model.log_std[0].item()))
-        buf = {k: np.zeros((n_steps, n) + s, np.float32) for k, s in
-               [("obs", (OBS_DIM,)), ("actions", (ACT_DIM,)), ("logp", ()), ("rewards", ()),
-                ("values", ()), ("terminated", ()), ("truncated", ()), ("next_values", ())]}
-        episodes, completed, wrench, t0 = [], 0, [], time.perf_counter()
-        sim_time = 0.0
-        for t in range(n_steps):
-            with torch.no_grad():
-                mean, value = self.model(torch.from_numpy(obs))
-            mean = mean.numpy()
-            noise = rng.standard_normal(mean.shape).astype(np.float32)
-            action = mean + std * noise
-            logp = (-0.5 * noise ** 2 - np.log(std) - 0.5 * np.log(2 * np.pi)).sum(-1)
-            buf["obs"][t], buf["actions"][t], buf["logp"][t], buf["values"][t] = obs, action, logp, value.numpy()
-            for i, env in enumerate(self.envs):
-                s0 = time.perf_counter()
-                o, r, term, trunc, info = env.step(action[i])
-                sim_time += time.perf_counter() - s0
-                buf["rewards"][t, i], buf["terminated"][t, i], buf["truncated"][t, i] = r, term, trunc
-                wrench.append(info["wrench"])
-                if term or trunc:
-                    episodes.append((bool(trunc and not term), env._steps, info["reason"], env.ref_index))
-                    if trunc:  # bootstrap from the state the episode was cut at
-                        with torch.no_grad():
-                            buf["next_values"][t, i] = self.model(torch.from_numpy(o[None]))[1].item()
-                    o = env.reset(seed=int(rng.integers(2**31)))[0]
-                obs[i] = o
-        with torch.no_grad():
-            last_value = self.model(torch.from_numpy(obs))[1].numpy()
-        buf["truncated"][-1] = 1.0  # the segment ends: bootstrap every env from its last state
-        buf["next_values"][-1] = np.where(buf["terminated"][-1] > 0, 0.0, last_value)
-        buf["episodes"] = episodes
-        buf["wrench"] = float(np.mean(wrench))
-        buf["time"] = time.perf_counter() - t0
-        buf["sim_time"] = sim_time
-        return buf
+        return collect_segment(self.model, self.envs, rng, n_steps)
 
 
 def _worker_main(conn, worker_cls, args) -> None:
@@ -320,9 +356,10 @@ def _write_curves(path: Path, curves: list[dict], fields=CURVE_KEYS) -> None:
     atomic_write_text(path, out.getvalue())
 
 
-def start_run(cfg: UHCConfig, motions: str, out_dir) -> tuple:
-    """Common start of a training run: (out folder, its RunDir, training clip names, number
-    of rollout workers); seeds everything and sets the learner's threads."""
+def start_run(cfg: UHCConfig, motions: str, out_dir, names: list[str] | None = None) -> tuple:
+    """Common start of a training run: (out folder, its RunDir, training clip names (``names``,
+    or those of ``motions`` outside the split), number of rollout workers); seeds everything
+    and sets the learner's threads."""
     from ..config import RunDir, seed_everything
 
     out = Path(out_dir)
@@ -330,13 +367,20 @@ def start_run(cfg: UHCConfig, motions: str, out_dir) -> tuple:
     seed_everything(cfg.seed)
     cores = os.cpu_count() or 1
     torch.set_num_threads(cfg.ppo.torch_threads or cores)
-    return out, run, train_clip_names(motions, cfg.split), cfg.ppo.num_workers or cores
+    names = train_clip_names(motions, cfg.split) if names is None else names
+    return out, run, names, cfg.ppo.num_workers or cores
 
 
 def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_address: str | None = None,
           inline: bool = False, resume: bool = True, max_iterations: int | None = None,
-          progress: bool = True, time_limit_s: float | None = None, init: str | None = None) -> list[dict]:
+          progress: bool = True, time_limit_s: float | None = None, init: str | None = None,
+          rollouts: tuple | None = None) -> list[dict]:
     """Train (or resume) in ``out_dir``; returns the curves (one dict per iteration).
+
+    ``rollouts``: ``(worker class, training clip names, worker_args(worker_id))`` for workers
+    other than the controller's :class:`RolloutWorker` on ``motions`` (their ``collect`` takes
+    the clips' sampling weights and returns :func:`collect_segment`'s dict), e.g. the
+    dynamics-regulated loop's (:mod:`kinpoly.policy.loop_controller`).
 
     ``init``: a shipped controller (``kinpoly uhc export``'s ``policy.pt``) to continue from
     when ``out_dir`` has no checkpoint yet: its weights (actor, critic, normaliser), its
@@ -346,7 +390,8 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
 
     from ..config import to_dict
 
-    out, run, names, n_workers = start_run(cfg, motions, out_dir)
+    worker_cls, names, make_args = rollouts or (RolloutWorker, None, None)
+    out, run, names, n_workers = start_run(cfg, motions, out_dir, names)
     p = cfg.ppo
     model = ActorCritic(p.hidden, p.log_std)
     opt = make_optimizer(model, p)
@@ -361,18 +406,21 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
             group["lr"] = lr  # the config's learning rates win (same as saved unless changed)
         start, curves = blob["iteration"], blob["curves"]
         failure = blob.get("extra", {}).get("clip_failure", {})
+        first = blob.get("extra", {}).get("first_iteration", 0)
     else:
         failure = {}
         if init:
             start, curves = _continue_from_export(model, init)
+        first = start  # the critic warm-up counts from here
     # running failure rate per training clip (by name, so a resumed run with another clip set
     # keeps what it knows); drives hard-clip sampling
     fail = np.array([failure.get(n, 0.0) for n in names])
     cfg_dict = to_dict(cfg)
-    worker_args = [(motions, names, cfg.env, p.envs_per_worker, p.hidden, p.log_std, w)
-                   for w in range(n_workers)]
-    pool = (InlinePool(worker_args) if inline else RayPool(worker_args, ray_address) if ray_address
-            else LocalPool(worker_args))
+    if make_args is None:
+        make_args = lambda w: (motions, names, cfg.env, p.envs_per_worker, p.hidden, p.log_std, w)  # noqa: E731
+    worker_args = [make_args(w) for w in range(n_workers)]
+    pool = (InlinePool(worker_args, worker_cls) if inline else RayPool(worker_args, ray_address, worker_cls)
+            if ray_address else LocalPool(worker_args, worker_cls))
     best = max((c["success_rate"] for c in curves), default=-1.0)
     wall0 = curves[-1]["wall_s"] if curves else 0.0
     samples = curves[-1]["samples"] if curves else 0
@@ -397,7 +445,7 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
             model.norm.update(batch["obs"])  # normaliser changes only between rollouts
             gen = torch.Generator().manual_seed(cfg.seed * 100003 + it)
             model.train()
-            stats = ppo_update(model, opt, batch, p, gen, train_policy=it >= p.critic_warmup)
+            stats = ppo_update(model, opt, batch, p, gen, train_policy=it >= first + p.critic_warmup)
             model.eval()
             eps = [e for s in segs for e in s["episodes"]]
             for ok, _, _, idx in eps:
@@ -413,7 +461,7 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
                    "samples_per_s": n / t_roll, "sim_fraction": float(np.mean([s["sim_time"] / s["time"] for s in segs])),
                    **stats}
             curves.append(row)
-            extra = {"clip_failure": {name: float(f) for name, f in zip(names, fail)}}
+            extra = {"clip_failure": {name: float(f) for name, f in zip(names, fail)}, "first_iteration": first}
             _save_checkpoint(ckpt, model, opt, it + 1, curves, cfg_dict, extra)
             if row["success_rate"] > best:
                 best = row["success_rate"]
