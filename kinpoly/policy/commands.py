@@ -13,7 +13,7 @@ from ..config import ConfigError, RunDir, load_config
 
 @click.group()
 def train() -> None:
-    """Train the kinematic policy: supervised, then dynamics-regulated."""
+    """Train the kinematic policy (supervised, then dynamics-regulated), or the controller in the loop."""
 
 
 @train.command("kinematic")
@@ -59,6 +59,34 @@ def kinematic_command(config_path, data, init, out, overrides, no_progress) -> N
     final = {k: float(np.mean([c[k] for c in curves[-20:]])) for k in curves[-1] if k != "iteration"}
     run.write_metrics({"iterations": len(curves), "final_losses": final})
     click.echo(json.dumps(final, indent=1))
+
+
+@train.command("loop-controller")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path),
+              default="configs/uhc_loop.yaml", show_default=True, help="YAML config.")
+@click.option("--out", default="runs/uhc_in_loop", show_default=True, help="Run folder (checkpoints, curves).")
+@click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="A shipped controller (policy.pt) to start from when OUT has no checkpoint.")
+@click.option("-o", "--override", multiple=True, help="key=value config override, e.g. ppo.iterations=10.")
+@click.option("--ray", "ray_address", default=None, help="Run rollout workers on Ray ('local' or an address).")
+@click.option("--iterations", type=int, default=None, help="Stop after this many more iterations.")
+@click.option("--time-limit", type=float, default=None, help="Stop after this many seconds (checkpoint kept).")
+@click.option("--no-progress", is_flag=True)
+def loop_controller_command(config_path, out, init, override, ray_address, iterations, time_limit,
+                            no_progress) -> None:
+    """Train the tracking controller inside the dynamics-regulated loop: PPO on the kinematic
+    policy's proposals from the simulated pose (kinpoly/policy/loop_controller.py); resumes
+    from OUT/last.pt. Export with `kinpoly uhc export --run OUT`."""
+    from .loop_controller import LoopControllerConfig, train_loop_controller
+
+    try:
+        cfg = load_config(LoopControllerConfig, config_path, list(override))
+        curves = train_loop_controller(cfg, out, init=init, ray_address=ray_address, max_iterations=iterations,
+                                       time_limit_s=time_limit, progress=not no_progress)
+    except (ConfigError, FileNotFoundError, ValueError) as e:
+        raise click.ClickException(str(e)) from None
+    if curves:
+        click.echo(json.dumps(curves[-1], indent=1))
 
 
 @train.command("dynamics")
