@@ -99,5 +99,16 @@ def test_loop_controller_training_resumes_exactly(tmp_path):
     assert len(full) == len(resumed) == 2 and full[-1]["episodes"] > 0
     for k in ("reward", "success_rate", "policy_loss", "value_loss"):
         assert resumed[-1][k] == pytest.approx(full[-1][k], rel=1e-5), k
+    # the exported controller loads for the loop like any other (its config names its data too)
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+    from kinpoly.policy.dynamics import load_controller
+
+    res = CliRunner().invoke(main, ["uhc", "export", "--run", str(tmp_path / "a"), "--checkpoint", "last.pt",
+                                    "--out", str(tmp_path / "export")])
+    assert res.exit_code == 0, res.output
+    env_cfg, controller = load_controller(str(tmp_path / "export" / "policy.pt"))
+    assert controller is not None and env_cfg.max_episode_steps == 12 and not env_cfg.controller.feedforward
     with pytest.raises(FileNotFoundError, match="no such kinematic-policy checkpoint"):
         train_loop_controller(dataclasses.replace(cfg(1), kinematic=str(tmp_path / "nope.pt")), tmp_path / "c")

@@ -34,7 +34,11 @@ class Tracked:
 
 def controller_config(config_path=None, checkpoint=None, overrides=()):
     """The controller's settings (``UHCConfig``): the checkpoint's own config when it carries
-    one, else the YAML file (or the defaults), with ``key=value`` overrides applied."""
+    one (only its ``UHCConfig`` keys: a run of a subclass, e.g. one trained in the
+    dynamics-regulated loop, also names its training data), else the YAML file (or the
+    defaults), with ``key=value`` overrides applied."""
+    import dataclasses
+
     from ..config import apply_overrides, from_dict, load_config
     from .ppo import UHCConfig
 
@@ -44,6 +48,8 @@ def controller_config(config_path=None, checkpoint=None, overrides=()):
         blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
         data = blob.get("config") or blob.get("extra", {}).get("config")
         if data is not None:
+            keys = {f.name for f in dataclasses.fields(UHCConfig)}
+            data = {k: v for k, v in data.items() if k in keys}
             return from_dict(UHCConfig, apply_overrides(data, list(overrides)))
     return load_config(UHCConfig, config_path, list(overrides))
 
