@@ -32,7 +32,7 @@ import torch
 
 from ..simulation.env import EnvConfig, compose_action, observe, reward, reward_terms
 from ..simulation.policy import ActorCritic
-from ..simulation.ppo import UHCConfig, collect_segment, train
+from ..simulation.ppo import RolloutWorker, UHCConfig, train
 from .dynamics import load_train_takes
 from .model import Observation, integrate, policy_state
 from .regulated import RegulatedLoop
@@ -149,9 +149,9 @@ class LoopTrackingEnvs:
         return [tuple(r) for r in out]
 
 
-class LoopRolloutWorker:
+class LoopRolloutWorker(RolloutWorker):
     """A rollout worker for :func:`kinpoly.simulation.ppo.train` whose environments are the
-    loop (:class:`LoopTrackingEnvs`); the same ``collect`` as the controller's worker."""
+    loop (:class:`LoopTrackingEnvs`); ``collect`` is the controller worker's."""
 
     def __init__(self, data: str, names: list[str], kinematic: str, env_cfg: EnvConfig, n_envs: int,
                  hidden: list[int], log_std: float, head_fall_distance: float, worker_id: int):
@@ -170,13 +170,6 @@ class LoopRolloutWorker:
         self.model = ActorCritic(hidden, log_std)
         self.model.eval()
         self.worker_id = worker_id
-
-    def collect(self, state_dict: dict, seed: int, iteration: int, n_steps: int,
-                clip_weights: np.ndarray | None = None) -> dict:
-        self.model.load_state_dict(state_dict)
-        self.envs.set_clip_weights(clip_weights)
-        rng = np.random.default_rng([seed, iteration, self.worker_id])
-        return collect_segment(self.model, self.envs, rng, n_steps)
 
 
 def train_loop_controller(cfg: LoopControllerConfig, out_dir: str | os.PathLike, **kwargs) -> list[dict]:
