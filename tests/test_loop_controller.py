@@ -112,3 +112,20 @@ def test_loop_controller_training_resumes_exactly(tmp_path):
     assert controller is not None and env_cfg.max_episode_steps == 12 and not env_cfg.controller.feedforward
     with pytest.raises(FileNotFoundError, match="no such kinematic-policy checkpoint"):
         train_loop_controller(dataclasses.replace(cfg(1), kinematic=str(tmp_path / "nope.pt")), tmp_path / "c")
+
+
+def test_truth_weight_scores_the_truth_not_only_the_proposals():
+    """A policy that proposes "stay where you are" is tracked well (high proposal reward) while
+    the true walk moves on: the ground-truth share of the reward sees it."""
+    takes = [take_tensors(_take(0, 40, "a"))]
+    policy = KinematicPolicy(PolicyConfig(hidden=32, mlp=[32], context_frames=6))  # zero output: stand still
+    cfg = loop_env_config(dataclasses.replace(EnvConfig(), max_episode_steps=30))
+
+    def rewards(w):
+        envs = LoopTrackingEnvs(takes, [[]], policy, cfg, 1, head_fall_distance=np.inf, truth_weight=w)
+        envs.reset(0, 0)
+        return np.array([envs.step(np.zeros((1, ACT_DIM), np.float32))[0][1] for _ in range(20)])
+
+    proposals, truth = rewards(0.0), rewards(1.0)
+    assert proposals[-5:].mean() > 0.6 and truth[-5:].mean() < proposals[-5:].mean() - 0.2
+    np.testing.assert_allclose(rewards(0.5), 0.5 * (proposals + truth), atol=1e-9)

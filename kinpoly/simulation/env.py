@@ -96,9 +96,10 @@ def observe(sim: TrackingSim) -> np.ndarray:
     ]).astype(np.float32)
 
 
-def reward_terms(sim: TrackingSim, wrench_scale: float) -> dict[str, float]:
-    """Named error terms (before weighting) at the simulator's current frame."""
-    ref, t = sim.ref, sim.t
+def reward_terms(sim: TrackingSim, wrench_scale: float, ref: Reference | None = None) -> dict[str, float]:
+    """Named error terms (before weighting) at the simulator's current frame, against the
+    reference it tracks (or another one on the same frame clock, ``ref``)."""
+    ref, t = (sim.ref if ref is None else ref), sim.t
     q, v = sim.qpos, sim.qvel
     bp, rp = sim.body_pos, ref.body_pos[t]
     ee = (bp[END_EFFECTORS] - bp[0]) - (rp[END_EFFECTORS] - rp[0])
