@@ -57,9 +57,9 @@ class PPOConfig:
     # (0: sample by length only).
     hard_clip_weight: float = 0.0
     # Iterations (from the run's first: 0, or the ``init`` controller's) that fit only the value
-    # function, the policy frozen: a policy that
-    # starts trained (``kinpoly uhc distill``) is otherwise pulled off course by the advantages
-    # of a critic that has not yet learned its returns.
+    # function, the policy frozen: a policy that starts trained (``kinpoly uhc distill``,
+    # ``--init``) is otherwise pulled off course by the advantages of a critic that has not yet
+    # learned its returns.
     critic_warmup: int = 0
 
 
