@@ -92,7 +92,7 @@ class LoopTrackingEnvs:
         take, loop = self.takes[k], self.loops[i]
         L = min(self.cfg.max_episode_steps + 1, take.num_frames)
         start = int(rng.integers(0, take.num_frames - L + 1))
-        q0 = take.qpos[start:start + 1].clone()
+        q0 = loop.first_pose(take, start, from_truth=True)
         ref, _ = loop.load_window(take, self.objects[k], start, L, q0)
         with torch.no_grad():
             q1, q2, h, _ = loop.propose(take, start, 0, L, q0, self.policy.initial_hidden(1), None)
@@ -106,16 +106,15 @@ class LoopTrackingEnvs:
         return observe(loop.sim)
 
     def _batch_obs(self, idx: list[int], offset: int) -> Observation:
-        """Observations of environments ``idx`` at window frame ``sim.t + offset`` (clamped)."""
-        rows = []
+        """Observations of environments ``idx`` at window frame ``sim.t + offset`` (clamped):
+        each loop's own (:meth:`RegulatedLoop._obs`), stacked."""
+        obs = []
         for i in idx:
             take = self.takes[self.take_idx[i]]
-            f = min(self.start[i] + self.loops[i].sim.t + offset, take.num_frames - 1)
-            rows.append((take.head_pose[f], take.head_vels[f], take.obj[f], take.action,
-                         None if take.feature is None or not self.policy.cfg.feature_dim else take.feature[f]))
-        cols = list(zip(*rows))
-        return Observation(*(torch.stack(c) for c in cols[:4]),
-                           feature=None if cols[4][0] is None else torch.stack(cols[4]))
+            obs.append(self.loops[i]._obs(take, min(self.start[i] + self.loops[i].sim.t + offset, take.num_frames - 1)))
+        cat = lambda k: torch.cat([getattr(o, k) for o in obs])  # noqa: E731
+        return Observation(cat("head_pose"), cat("head_vels"), cat("obj"), cat("action"),
+                           feature=None if obs[0].feature is None else cat("feature"))
 
     @torch.no_grad()
     def _propose(self, idx: list[int]) -> None:
