@@ -105,6 +105,43 @@ def test_training_free_controller_tracks_walks(shared_data, walk):
     assert s_off["residual_force_n"] == 0.0
 
 
+def test_root_pd_leaves_a_body_on_the_reference_alone(walk):
+    """The root PD targets the frame the body is in: a body exactly on the reference (position
+    and velocity) gets no root wrench, so the contacts, not a push, carry the motion. (Targeting
+    the next frame pushed it one frame ahead in steady motion.)"""
+    from kinpoly.simulation.controller import baseline_action
+
+    ref = prepare_reference(walk)
+    for t in (5, 40, 70):
+        _, w = baseline_action(ref, t, ControllerConfig(), ref.qpos[t], ref.qvel[t])
+        assert np.abs(w).max() < 1e-6, w
+        _, w1 = baseline_action(ref, t, ControllerConfig(root_target_offset=1), ref.qpos[t], ref.qvel[t])
+        assert np.linalg.norm(w1[:2]) > 100.0  # kp x a walking frame's step (about 5 cm)
+    # tracked, the simulated root is nearest the reference's own frame, not the next one
+    tr = track(ref, EnvConfig())
+    q = tr.clip.qpos[:, :3]
+    now = np.linalg.norm(q[1:] - ref.qpos[1:len(q), :3], axis=1).mean()
+    ahead = np.linalg.norm(q[1:-1] - ref.qpos[2:len(q), :3], axis=1).mean()
+    assert now < ahead, (now, ahead)
+
+
+def test_checkpoints_keep_the_controller_settings_they_were_trained_with(tmp_path):
+    """A checkpoint whose saved config predates ``root_target_offset`` tracks as it was
+    trained (the next frame); a newer one keeps what it saved."""
+    from kinpoly.simulation.evaluate import controller_config
+    from kinpoly.simulation.policy import ActorCritic, save_policy
+    from kinpoly.simulation.ppo import UHCConfig
+
+    old = dataclasses.asdict(UHCConfig())
+    del old["env"]["controller"]["root_target_offset"]
+    save_policy(ActorCritic(hidden=[8]), tmp_path / "old.pt", extra={"config": old})
+    assert controller_config(checkpoint=tmp_path / "old.pt").env.controller.root_target_offset == 1
+    save_policy(ActorCritic(hidden=[8]), tmp_path / "new.pt", extra={"config": dataclasses.asdict(UHCConfig())})
+    assert controller_config(checkpoint=tmp_path / "new.pt").env.controller.root_target_offset == 0
+    assert controller_config(checkpoint=tmp_path / "old.pt", overrides=["env.controller.root_target_offset=0"]
+                             ).env.controller.root_target_offset == 0
+
+
 def _tiny_cfg(split=None, hard_clip_weight=0.0, fall_distance=0.5):
     from kinpoly.simulation.ppo import PPOConfig, UHCConfig
 
@@ -274,7 +311,7 @@ def test_scene_objects_are_simulated_and_recorded():
     np.testing.assert_allclose(box_poses[:, :3], np.tile(box.pos, (len(box_poses), 1)), atol=5e-3)
 
 
-@pytest.mark.parametrize("mode", ["full", "static", "none"])
+@pytest.mark.parametrize("mode", ["full", "static", "off"])
 def test_online_reference_written_ahead_matches_prepared(walk, mode):
     """Writing a clip one committed + one look-ahead frame at a time, as the dynamics-regulated
     loop does, gives the prepared reference's arrays wherever both are defined (in every
@@ -308,8 +345,8 @@ def test_static_feedforward_holds_each_pose_against_gravity(walk):
         np.testing.assert_allclose(static.ff_ctrl[t], prepare_reference(still, "full").ff_ctrl[2], atol=1e-6)
     assert np.abs(static.ff_ctrl - prepare_reference(clip, "full").ff_ctrl).max() > 1e-3
     assert np.abs(static.ff_ctrl).max() > 1e-3  # the weight is carried somewhere
-    none = prepare_reference(clip, "none")
-    assert not none.ff_ctrl.any() and not none.root_wrench.any()
+    off = prepare_reference(clip, "off")
+    assert not off.ff_ctrl.any() and not off.root_wrench.any()
     with pytest.raises(ValueError, match="feed-forward mode"):
         prepare_reference(clip, "half")
 

@@ -100,7 +100,7 @@ class LoopTrackingEnvs:
         loop.sim.reset(0)
         if self.truth_weight:
             self.truth[i] = prepare_reference(MotionClip(name=take.name, fps=take.fps, body=take.body,
-                                                         qpos=take.qpos[start:start + L].double().numpy()), "none")
+                                                         qpos=take.qpos[start:start + L].double().numpy()), "off")
         self.take_idx[i], self.start[i], self.length[i], self.steps[i] = k, start, L, 0
         self.hidden[i] = h[0]
         return observe(loop.sim)

@@ -119,12 +119,14 @@ def loop_env_config(env_cfg, feedforward: bool | str = False):
     ``ControllerConfig.static_feedforward``)."""
     import copy
 
-    modes = {False: "off", True: "full", "off": "off", "full": "full", "static": "static"}
-    if feedforward not in modes:
-        raise ValueError(f"feed-forward {feedforward!r}: expected off, full or static")
+    from ..simulation.reference import FEEDFORWARD_MODES
+
+    mode = {False: "off", True: "full"}.get(feedforward, feedforward)
+    if mode not in FEEDFORWARD_MODES:
+        raise ValueError(f"feed-forward {feedforward!r}: expected one of {FEEDFORWARD_MODES}")
     cfg = copy.deepcopy(env_cfg)
-    cfg.controller.feedforward = modes[feedforward] != "off"
-    cfg.controller.static_feedforward = modes[feedforward] == "static"
+    cfg.controller.feedforward = mode != "off"
+    cfg.controller.static_feedforward = mode == "static"
     return cfg
 
 

@@ -35,8 +35,9 @@ class Tracked:
 def controller_config(config_path=None, checkpoint=None, overrides=()):
     """The controller's settings (``UHCConfig``): the checkpoint's own config when it carries
     one (only its ``UHCConfig`` keys: a run of a subclass, e.g. one trained in the
-    dynamics-regulated loop, also names its training data), else the YAML file (or the
-    defaults), with ``key=value`` overrides applied."""
+    dynamics-regulated loop, also names its training data; controller settings it predates
+    take their old values, :data:`~kinpoly.simulation.controller.LEGACY_CONTROLLER`), else the
+    YAML file (or the defaults), with ``key=value`` overrides applied."""
     import dataclasses
 
     from ..config import apply_overrides, from_dict, load_config
@@ -48,8 +49,13 @@ def controller_config(config_path=None, checkpoint=None, overrides=()):
         blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
         data = blob.get("config") or blob.get("extra", {}).get("config")
         if data is not None:
+            from .controller import LEGACY_CONTROLLER
+
             keys = {f.name for f in dataclasses.fields(UHCConfig)}
             data = {k: v for k, v in data.items() if k in keys}
+            ctrl = data.get("env", {}).get("controller")
+            if ctrl is not None:  # what it was trained with, not today's default
+                data["env"]["controller"] = {**LEGACY_CONTROLLER, **ctrl}
             return from_dict(UHCConfig, apply_overrides(data, list(overrides)))
     return load_config(UHCConfig, config_path, list(overrides))
 

@@ -137,7 +137,7 @@ def foot_contacts(clip: MotionClip, body_pos: np.ndarray) -> np.ndarray:
 def prepare_reference(clip: MotionClip, feedforward: str = "full") -> Reference:
     """Validate ``clip`` and precompute what tracking it needs. ``feedforward`` (see
     :func:`feedforward_mode`): ``"full"`` inverse dynamics of the motion, ``"static"`` the
-    torques that hold each pose still against gravity, ``"none"`` (``ff_ctrl`` and
+    torques that hold each pose still against gravity, ``"off"`` (``ff_ctrl`` and
     ``root_wrench`` zero, for a controller that reads neither)."""
     check_clip(clip)
     qpos = clip.qpos.copy()
@@ -162,15 +162,15 @@ def prepare_reference(clip: MotionClip, feedforward: str = "full") -> Reference:
                      root_wrench=tau[:, :6].copy(), discontinuities=jumps)
 
 
-FEEDFORWARD_MODES = ("full", "static", "none")
+FEEDFORWARD_MODES = ("off", "full", "static")
 
 
 def feedforward_mode(controller_cfg) -> str:
     """The inverse dynamics a :class:`~kinpoly.simulation.controller.ControllerConfig` reads:
-    ``"none"`` (no feed-forward, no share of the root wrench), ``"static"``
+    ``"off"`` (no feed-forward, no share of the root wrench), ``"static"``
     (``static_feedforward``) or ``"full"``."""
     if not (controller_cfg.feedforward or controller_cfg.root_id_gain):
-        return "none"
+        return "off"
     return "static" if controller_cfg.static_feedforward else "full"
 
 
@@ -181,7 +181,7 @@ def _inverse_dynamics_ff(mode: str, model, clip, qpos, qvel, qacc, body_pos,
     feet in contact), and no velocity target; it reads no finite differences."""
     if mode not in FEEDFORWARD_MODES:
         raise ValueError(f"feed-forward mode {mode!r}: expected one of {FEEDFORWARD_MODES}")
-    if mode == "none":
+    if mode == "off":
         return np.zeros_like(qvel), np.zeros((len(qvel), QVEL_DIM - 6))
     contact = foot_contacts(clip, body_pos)
     if mode == "static":
@@ -214,7 +214,7 @@ class OnlineReference(Reference):
 
     @classmethod
     def create(cls, clip: MotionClip, feedforward: str = "full") -> "OnlineReference":
-        """``feedforward`` as :func:`prepare_reference` (``"none"`` skips the inverse
+        """``feedforward`` as :func:`prepare_reference` (``"off"`` skips the inverse
         dynamics, most of the cost of :meth:`write`)."""
         ref = prepare_reference(clip, feedforward)
         out = cls(**{f: getattr(ref, f) for f in ref.__dataclass_fields__})
