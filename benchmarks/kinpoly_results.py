@@ -92,6 +92,8 @@ def main() -> None:
     ap.add_argument("--supervised", default="runs/kinematic/checkpoint.pt")
     ap.add_argument("--dynamics", default="runs/dynamics/checkpoint.pt")
     ap.add_argument("--controller", default=str(ROOT / "checkpoints" / "uhc" / "policy.pt"))
+    ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of the controller (UHCConfig), e.g. env.controller.root_target_offset=0")
     ap.add_argument("--out", default="outputs/results")
     ap.add_argument("--rows", default="abcde")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "kinpoly_results"))
@@ -107,7 +109,7 @@ def main() -> None:
         t0 = time.perf_counter()
         if key in specs:
             label, ck, physics = specs[key]
-            est = Estimator(ck, args.controller, physics=physics)
+            est = Estimator(ck, args.controller, physics=physics, controller_overrides=args.controller_override)
             report = estimate_takes(takes, est, out / key, videos=0, progress=True)
             summary, fps = report["evaluation"], report["frames_per_second"]
             failures = report["failures"]

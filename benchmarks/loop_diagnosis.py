@@ -39,8 +39,9 @@ ROOT = Path(__file__).resolve().parents[1]
 PROPOSALS = {"policy": "kinematic policy", "truth": "ground truth", "open-loop": "policy's motion, open loop"}
 
 
-def run(controller: str, policy: str | None, takes: list, proposals: str, feedforward: str = "off") -> dict:
-    est = Estimator(checkpoint=policy, controller=controller, feedforward=feedforward)
+def run(controller: str, policy: str | None, takes: list, proposals: str, feedforward: str = "off",
+        overrides=()) -> dict:
+    est = Estimator(checkpoint=policy, controller=controller, feedforward=feedforward, controller_overrides=overrides)
     frames, falls, clean, reasons, t0 = 0, 0, 0, Counter(), time.perf_counter()
     for take in takes:
         tt = take_tensors(take, use_features=est.policy.cfg.feature_dim > 0)
@@ -53,7 +54,8 @@ def run(controller: str, policy: str | None, takes: list, proposals: str, feedfo
         falls += len(ep.falls)
         clean += not ep.falls
         reasons.update(r for _, r in ep.falls)
-    return {"controller": controller or "training-free", "proposals": PROPOSALS[proposals], "feedforward": feedforward,
+    return {"controller": controller or "training-free", "controller_overrides": list(overrides),
+            "proposals": PROPOSALS[proposals], "feedforward": feedforward,
             "takes": len(takes), "frames": frames, "falls_per_100_frames": 100.0 * falls / max(frames, 1),
             "no_fall_rate": clean / max(len(takes), 1), "reasons": dict(reasons),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -69,6 +71,8 @@ def main(argv=None) -> int:
                     help="both: policy and truth; all: also open-loop")
     ap.add_argument("--feedforward", choices=("off", "full", "static"), default="off",
                     help="the controller's inverse-dynamics feed-forward in the loop")
+    ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
+                    help="a setting of every controller (UHCConfig), e.g. env.controller.root_target_offset=0")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/loop_diagnosis"))
     args = ap.parse_args(argv)
     takes = [t for t in EgoDataset(args.data, split=args.split) if t.qpos is not None and t.num_frames >= 3]
@@ -76,7 +80,7 @@ def main(argv=None) -> int:
     for c in args.controller:
         kinds = {"both": ("policy", "truth"), "all": tuple(PROPOSALS)}.get(args.proposals, (args.proposals,))
         for kind in kinds:
-            rows.append(run(c, args.policy, takes, kind, args.feedforward))
+            rows.append(run(c, args.policy, takes, kind, args.feedforward, args.controller_override))
             print(json.dumps(rows[-1]), flush=True)
     cmd = "python benchmarks/loop_diagnosis.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Where the regulated loop falls ({len(takes)} {args.split} takes)", "", f"`{cmd}`", "",

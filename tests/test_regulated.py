@@ -157,6 +157,15 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
     res = CliRunner().invoke(main, ["estimate", "--take", str(data), "--out", str(out), "--checkpoint",
                                     str(tmp_path / "nope.pt")])
     assert res.exit_code != 0 and "no such kinematic-policy checkpoint" in res.output
+    # controller settings can be changed for an estimate, and a bad one is a clear message
+    common = ["estimate", "--take", str(data), "--checkpoint", str(ck), "--training-free", "--videos", "0",
+              "--no-progress"]
+    res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "o1"), "-o", "env.controller.root_target_offset=1"])
+    assert res.exit_code == 0, res.output
+    with np.load(out / "clips" / "walk.npz") as a, np.load(tmp_path / "o1" / "clips" / "walk.npz") as b:
+        assert np.abs(a["qpos"] - b["qpos"]).max() > 1e-3
+    res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "o2"), "-o", "env.controller.no_such_key=1"])
+    assert res.exit_code != 0 and "no_such_key" in res.output and "Traceback" not in res.output
 
 
 def test_dynamics_training_resumes_exactly(tmp_path):

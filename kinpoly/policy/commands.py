@@ -147,11 +147,13 @@ def dynamics_command(config_path, data, init, out, overrides, ray_address, no_pr
 @click.option("--controller", type=click.Path(path_type=Path), default=None,
               help="Tracking-controller checkpoint (default: checkpoints/uhc/policy.pt).")
 @click.option("--training-free", is_flag=True, help="Use the training-free tracking controller.")
+@click.option("-o", "--controller-override", "controller_overrides", multiple=True, metavar="KEY=VALUE",
+              help="Change a setting of the controller (UHCConfig), e.g. env.controller.root_target_offset=0.")
 @click.option("--no-physics", is_flag=True, help="The kinematic policy alone (no simulation).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, scale, action, gt_file, out, checkpoint, controller,
-                     training_free, no_physics, videos, no_progress) -> None:
+                     training_free, controller_overrides, no_physics, videos, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -162,8 +164,9 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
     if video is not None and head_poses is None:
         raise click.UsageError("--video needs --head-poses")
     try:
-        estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics)
-    except (FileNotFoundError, ValueError) as e:
+        estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
+                              controller_overrides=controller_overrides)
+    except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
     try:
         if video is not None:

@@ -82,17 +82,18 @@ def load_train_takes(data: str, use_features: bool = True) -> tuple[list[TakeTen
     return takes, objects
 
 
-def load_controller(path: str | None):
+def load_controller(path: str | None, overrides=()):
     """(EnvConfig, controller callable or None) of a UHC checkpoint, or the training-free
-    controller's defaults when ``path`` is empty."""
+    controller's defaults when ``path`` is empty; ``overrides``: ``key=value`` settings of its
+    ``UHCConfig`` (e.g. ``env.controller.root_target_offset=0``)."""
     from ..simulation.evaluate import PolicyController, controller_config
     from ..simulation.policy import load_policy as load_uhc
 
     if path:
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such controller checkpoint")
-        return controller_config(checkpoint=path).env, PolicyController(load_uhc(path)[0])
-    return controller_config().env, None
+        return controller_config(checkpoint=path, overrides=overrides).env, PolicyController(load_uhc(path)[0])
+    return controller_config(overrides=overrides).env, None
 
 
 class DynamicsWorker:

@@ -106,12 +106,13 @@ class Estimator:
     """Kinematic policy (+ tracking controller) ready to run on takes.
 
     ``checkpoint``: kinematic policy (default: the shipped one); ``controller``: UHC checkpoint
-    (default: the shipped one; "" = the training-free controller); ``physics=False``: the
-    kinematic policy alone.
+    (default: the shipped one; "" = the training-free controller), ``controller_overrides``
+    ``key=value`` changes to its settings; ``physics=False``: the kinematic policy alone.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
-                 physics: bool = True, threads: int = 1, feedforward: bool | str = False):
+                 physics: bool = True, threads: int = 1, feedforward: bool | str = False,
+                 controller_overrides=()):
         from .dynamics import load_controller
         from .regulated import RegulatedLoop, loop_env_config
 
@@ -123,7 +124,7 @@ class Estimator:
         self.controller_path = str(SHIPPED_CONTROLLER if controller is None else controller)
         self.loop = None
         if physics:
-            env_cfg, ctrl = load_controller(self.controller_path)
+            env_cfg, ctrl = load_controller(self.controller_path, controller_overrides)
             self.loop = RegulatedLoop(self.policy, self.context, loop_env_config(env_cfg, feedforward), ctrl)
 
     def estimate(self, take) -> Estimate:
