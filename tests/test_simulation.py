@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -140,6 +141,10 @@ def test_checkpoints_keep_the_controller_settings_they_were_trained_with(tmp_pat
     assert controller_config(checkpoint=tmp_path / "new.pt").env.controller.root_target_offset == 0
     assert controller_config(checkpoint=tmp_path / "old.pt", overrides=["env.controller.root_target_offset=0"]
                              ).env.controller.root_target_offset == 0
+    # the shipped ones: trained before the setting (next frame) and with it (current frame)
+    root = Path(__file__).resolve().parents[1] / "checkpoints"
+    assert controller_config(checkpoint=root / "uhc" / "policy.pt").env.controller.root_target_offset == 1
+    assert controller_config(checkpoint=root / "uhc_mocap_global" / "policy.pt").env.controller.root_target_offset == 0
 
 
 def _tiny_cfg(split=None, hard_clip_weight=0.0, fall_distance=0.5):
@@ -261,8 +266,6 @@ def test_ray_backend(tmp_path, tiny_motions):
 
 
 def test_controller_config_in_yaml():
-    from pathlib import Path
-
     from kinpoly.config import load_config
     from kinpoly.simulation.ppo import UHCConfig
 
