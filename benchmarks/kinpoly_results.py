@@ -95,9 +95,12 @@ def main() -> None:
     ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of the controller (UHCConfig), e.g. env.controller.root_target_offset=0")
     ap.add_argument("--out", default="outputs/results")
-    ap.add_argument("--rows", default="abcde")
+    ap.add_argument("--rows", default="abcde", help="which rows, e.g. 'ac' or 'a,c'")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "kinpoly_results"))
     args = ap.parse_args()
+    args.rows = args.rows.replace(",", "")
+    if set(args.rows) - set("abcde"):
+        ap.error(f"--rows {args.rows!r}: rows are a, b, c, d and e")
     out = Path(args.out)
     ds = EgoDataset(args.data, split="test")
     takes = [(n, lambda n=n: ds[n]) for n in ds.names]

@@ -7,6 +7,9 @@ restarts on the true pose after a fall): once on the kinematic policy's proposal
 left with true proposals are the controller's; the rest are the policy's. ``--proposals
 open-loop`` adds a third run: the policy's own motion without physics (from the true first
 pose) as fixed references, i.e. how trackable the policy's motion is without the feedback.
+``--proposals parts`` runs the loop on proposals that are partly true (the true root, legs,
+hips and knees, knees, or upper body; the rest the policy's), to see which part of the
+proposals makes the body fall.
 
     .venv/bin/python benchmarks/loop_diagnosis.py --controller checkpoints/uhc/policy.pt \\
         --controller runs/uhc_noff/best.pt --out benchmarks/results/loop_diagnosis
@@ -25,9 +28,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from kinpoly.egocentric.take import EgoDataset
+from kinpoly.humanoid.skeleton import BODY_INDEX, QPOS_DIM
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.estimate import Estimator, estimate_kinematic
@@ -36,7 +41,32 @@ from kinpoly.policy.regulated import take_objects
 ROOT = Path(__file__).resolve().parents[1]
 
 
-PROPOSALS = {"policy": "kinematic policy", "truth": "ground truth", "open-loop": "policy's motion, open loop"}
+PROPOSALS = {"policy": "kinematic policy", "truth": "ground truth", "open-loop": "policy's motion, open loop",
+             "true-root": "true root, policy's joints", "true-legs": "true legs, policy's root and upper body",
+             "true-hips-knees": "true hips and knees, the rest the policy's",
+             "true-knees": "true knees, the rest the policy's",
+             "true-upper": "true upper body, policy's root and legs"}
+PARTS = ("true-root", "true-legs", "true-hips-knees", "true-knees", "true-upper")
+_LEG_BODIES = {"true-legs": ("Hip", "Knee", "Ankle", "Toe"), "true-hips-knees": ("Hip", "Knee"), "true-knees": ("Knee",)}
+
+
+def truth_mask(proposals: str):
+    """``RegulatedLoop.run``'s ``truth_proposals`` for a kind of proposals."""
+    if proposals in ("policy", "open-loop"):
+        return False
+    if proposals == "truth":
+        return True
+    mask = np.zeros(QPOS_DIM, dtype=bool)
+    if proposals == "true-root":
+        mask[:7] = True
+        return mask
+    for b in _LEG_BODIES.get(proposals, _LEG_BODIES["true-legs"]):
+        for side in "LR":
+            i = 7 + 3 * (BODY_INDEX[f"{side}_{b}"] - 1)
+            mask[i:i + 3] = True
+    if proposals == "true-upper":
+        mask[7:] = ~mask[7:]
+    return mask
 
 
 def run(controller: str, policy: str | None, takes: list, proposals: str, feedforward: str = "off",
@@ -49,7 +79,7 @@ def run(controller: str, policy: str | None, takes: list, proposals: str, feedfo
             tt = dataclasses.replace(tt, qpos=torch.as_tensor(
                 estimate_kinematic(est.policy, est.context, tt, start_from_truth=True).qpos, dtype=torch.float32))
         ep = est.loop.run(tt, take_objects(take.meta, take.object_world), from_truth=True,
-                          truth_proposals=proposals != "policy")
+                          truth_proposals=truth_mask(proposals))
         frames += take.num_frames
         falls += len(ep.falls)
         clean += not ep.falls
@@ -67,8 +97,8 @@ def main(argv=None) -> int:
     ap.add_argument("--split", default="test")
     ap.add_argument("--policy", default=None, help="kinematic policy (default: the shipped one)")
     ap.add_argument("--controller", action="append", required=True, help="UHC checkpoint ('' = training-free); repeatable")
-    ap.add_argument("--proposals", choices=("both", "all", *PROPOSALS), default="both",
-                    help="both: policy and truth; all: also open-loop")
+    ap.add_argument("--proposals", choices=("both", "all", "parts", *PROPOSALS), default="both",
+                    help="both: policy and truth; all: also open-loop; parts: partly true proposals")
     ap.add_argument("--feedforward", choices=("off", "full", "static"), default="off",
                     help="the controller's inverse-dynamics feed-forward in the loop")
     ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
@@ -78,7 +108,8 @@ def main(argv=None) -> int:
     takes = [t for t in EgoDataset(args.data, split=args.split) if t.qpos is not None and t.num_frames >= 3]
     rows = []
     for c in args.controller:
-        kinds = {"both": ("policy", "truth"), "all": tuple(PROPOSALS)}.get(args.proposals, (args.proposals,))
+        kinds = {"both": ("policy", "truth"), "all": ("policy", "truth", "open-loop"),
+                 "parts": PARTS}.get(args.proposals, (args.proposals,))
         for kind in kinds:
             rows.append(run(c, args.policy, takes, kind, args.feedforward, args.controller_override))
             print(json.dumps(rows[-1]), flush=True)

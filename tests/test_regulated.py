@@ -61,6 +61,26 @@ def test_loop_with_true_proposals_is_plain_tracking():
         assert ep.rewards[n - 2] == 0.0  # the transition into a fall earns nothing
 
 
+def test_partly_true_proposals_take_only_the_masked_values_from_the_truth():
+    """A mask over the pose (a diagnosis: the true root under the policy's joints) puts the
+    truth's values into the controller's targets and leaves the policy's elsewhere; a mask of
+    the wrong size is a clear error."""
+    take = take_tensors(_take(30))
+    policy, context = _policy()
+    loop = RegulatedLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf)
+    mask = np.zeros(76, dtype=bool)
+    mask[:7] = True
+    ep = loop.run(take, from_truth=True, record=True, truth_proposals=mask)
+    truth = take.qpos.double().numpy()
+    np.testing.assert_allclose(ep.kin_qpos[1:, :7], truth[1:, :7], atol=1e-6)
+    assert np.abs(ep.kin_qpos[2:, 7:] - truth[2:, 7:]).max() > 1e-3  # the policy's joints
+    full = loop.run(take, from_truth=True, record=True, truth_proposals=np.ones(76, dtype=bool))
+    np.testing.assert_allclose(full.kin_qpos, loop.run(take, from_truth=True, record=True,
+                                                       truth_proposals=True).kin_qpos)
+    with pytest.raises(ValueError, match="mask of 76"):
+        loop.run(take, from_truth=True, truth_proposals=np.ones(75, dtype=bool))
+
+
 def test_a_sagging_estimate_is_caught_by_the_head_and_restarted():
     """An untrained policy (zero output: "keep the simulated pose") lets the body sag under
     gravity, its proposals following it down; the observed camera shows it: a "lost_head" fall

@@ -210,19 +210,27 @@ class RegulatedLoop:
     def run(self, take: TakeTensors, objects: list[ObjectTrack] = (), *, start: int = 0,
             length: int | None = None, from_truth: bool = False, noise_std: float = 0.0,
             rng: np.random.Generator | None = None, record: bool = False,
-            truth_proposals: bool = False) -> Episode:
+            truth_proposals: bool | np.ndarray = False) -> Episode:
         """Run frames ``start .. start + length - 1`` of ``take`` (all by default).
 
         ``truth_proposals`` (a diagnosis, needs the ground truth): the controller's targets are
         the true next poses instead of the policy's, so the falls left are the controller's
-        (the policy still runs, so the speed is the same)."""
+        (the policy still runs, so the speed is the same); a boolean mask over the pose's
+        values (76) takes only those from the truth, the rest from the policy (e.g. the true
+        legs under the policy's upper body)."""
         from ..simulation.env import compose_action
 
         T = take.num_frames - start if length is None else min(length, take.num_frames - start)
         if T < 2:
             raise ValueError(f"{take.name}: needs at least 2 frames, has {T}")
-        if truth_proposals and take.qpos is None:
-            raise ValueError(f"{take.name}: ground-truth proposals need the take's ground truth")
+        truth_mask = None
+        if truth_proposals is not False:
+            if take.qpos is None:
+                raise ValueError(f"{take.name}: ground-truth proposals need the take's ground truth")
+            truth_mask = torch.ones(take.qpos.shape[1], dtype=torch.bool) if truth_proposals is True \
+                else torch.as_tensor(np.asarray(truth_proposals, dtype=bool))
+            if truth_mask.shape != (take.qpos.shape[1],):
+                raise ValueError(f"truth_proposals: a mask of {take.qpos.shape[1]} values, got {tuple(truth_mask.shape)}")
         t_start = time.perf_counter()
         q = self.first_pose(take, start, from_truth)
         ref, objs = self.load_window(take, objects, start, T, q)
@@ -235,10 +243,11 @@ class RegulatedLoop:
             if noise_std > 0:
                 eps = noise_std * torch.as_tensor(rng.standard_normal((1, 82)), dtype=torch.float32)
             q1, q2, h_new, row = self.propose(take, start, t, T, q_cur, h_cur, eps)
-            if truth_proposals:
+            if truth_mask is not None:
                 last = take.num_frames - 1
-                q1 = take.qpos[min(start + t + 1, last)][None]
-                q2 = take.qpos[min(start + t + 2, last)][None] if t + 2 < T else q1
+                t1 = take.qpos[min(start + t + 1, last)][None]
+                t2 = take.qpos[min(start + t + 2, last)][None] if t + 2 < T else t1
+                q1, q2 = torch.where(truth_mask, t1, q1), torch.where(truth_mask, t2, q2)
             return q1, q2, h_new, row
 
         q1, q2, h_next, row = commit(0, q, h)
