@@ -95,6 +95,7 @@ def main() -> None:
     ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of the controller (UHCConfig), e.g. env.controller.root_target_offset=0")
     ap.add_argument("--out", default="outputs/results")
+    ap.add_argument("--leg-refiner", default=None, help="leg-refiner checkpoint for the physics rows (a, c)")
     ap.add_argument("--rows", default="abcde", help="which rows, e.g. 'ac' or 'a,c'")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "kinpoly_results"))
     args = ap.parse_args()
@@ -112,7 +113,8 @@ def main() -> None:
         t0 = time.perf_counter()
         if key in specs:
             label, ck, physics = specs[key]
-            est = Estimator(ck, args.controller, physics=physics, controller_overrides=args.controller_override)
+            est = Estimator(ck, args.controller, physics=physics, controller_overrides=args.controller_override,
+                            leg_refiner=args.leg_refiner if physics else None)
             report = estimate_takes(takes, est, out / key, videos=0, progress=True)
             summary, fps = report["evaluation"], report["frames_per_second"]
             failures = report["failures"]

@@ -127,6 +127,34 @@ def dynamics_command(config_path, data, init, out, overrides, ray_address, no_pr
     click.echo(json.dumps(curves[-1], indent=1))
 
 
+@train.command("leg-refiner")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML config (see configs/leg_refiner.yaml).")
+@click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (overrides config).")
+@click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set rounds=3.")
+@click.option("--no-progress", is_flag=True)
+def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
+    """Train the leg refiner (DAgger in the regulated loop on the training takes; the kinematic
+    policy and the controller stay fixed); writes OUT/refiner.pt."""
+    from .leg_refiner import RefinerConfig, train_refiner
+
+    try:
+        cfg = load_config(RefinerConfig, config_path, list(overrides))
+    except ConfigError as e:
+        raise click.ClickException(str(e)) from None
+    cfg.out = str(out or cfg.out)
+    for path in (cfg.policy, cfg.controller):
+        if path and not Path(path).is_file():
+            raise click.ClickException(f"{path}: no such checkpoint")
+    run = RunDir(cfg.out, cfg, cfg.seed)
+    try:
+        rows = train_refiner(cfg, progress=not no_progress)
+    except ValueError as e:
+        raise click.ClickException(str(e)) from None
+    run.write_metrics({"rounds": rows})
+    click.echo(json.dumps(rows[-1], indent=1))
+
+
 @click.command("estimate")
 @click.option("--take", "take_path", type=click.Path(exists=True, path_type=Path), default=None,
               help="One take (.npz) or a take folder (kinpoly ego build / import-video).")
@@ -149,11 +177,13 @@ def dynamics_command(config_path, data, init, out, overrides, ray_address, no_pr
 @click.option("--training-free", is_flag=True, help="Use the training-free tracking controller.")
 @click.option("-o", "--controller-override", "controller_overrides", multiple=True, metavar="KEY=VALUE",
               help="Change a setting of the controller (UHCConfig), e.g. env.controller.root_target_offset=0.")
+@click.option("--leg-refiner", type=click.Path(path_type=Path), default=None,
+              help="Leg-refiner checkpoint (kinpoly train leg-refiner): corrects the proposals' hips and knees.")
 @click.option("--no-physics", is_flag=True, help="The kinematic policy alone (no simulation).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, scale, action, gt_file, out, checkpoint, controller,
-                     training_free, controller_overrides, no_physics, videos, no_progress) -> None:
+                     training_free, controller_overrides, leg_refiner, no_physics, videos, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -165,7 +195,7 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
         raise click.UsageError("--video needs --head-poses")
     try:
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
-                              controller_overrides=controller_overrides)
+                              controller_overrides=controller_overrides, leg_refiner=leg_refiner)
     except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
     try:
@@ -189,7 +219,8 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
                  "head_poses": head_poses and str(head_poses), "scale": scale, "action": action,
                  "gt": gt_file and str(gt_file), "checkpoint": str(estimator.checkpoint),
                  "controller": estimator.controller_path if estimator.physics else None,
-                 "physics": estimator.physics}, seed=0)  # config.yaml + run.json; metrics.json below
+                 "leg_refiner": estimator.leg_refiner, "physics": estimator.physics},
+           seed=0)  # config.yaml + run.json; metrics.json below
     report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress)
     click.echo((out / "metrics.md").read_text())
     if not report["takes"]:

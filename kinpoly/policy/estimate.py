@@ -107,12 +107,14 @@ class Estimator:
 
     ``checkpoint``: kinematic policy (default: the shipped one); ``controller``: UHC checkpoint
     (default: the shipped one; "" = the training-free controller), ``controller_overrides``
-    ``key=value`` changes to its settings; ``physics=False``: the kinematic policy alone.
+    ``key=value`` changes to its settings; ``physics=False``: the kinematic policy alone;
+    ``leg_refiner``: a :mod:`~kinpoly.policy.leg_refiner` checkpoint that corrects the
+    proposals' hips and knees before the controller tracks them (None: off).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
                  physics: bool = True, threads: int = 1, feedforward: bool | str = False,
-                 controller_overrides=()):
+                 controller_overrides=(), leg_refiner: str | Path | None = None):
         from .dynamics import load_controller
         from .regulated import RegulatedLoop, loop_env_config
 
@@ -126,6 +128,12 @@ class Estimator:
         if physics:
             env_cfg, ctrl = load_controller(self.controller_path, controller_overrides)
             self.loop = RegulatedLoop(self.policy, self.context, loop_env_config(env_cfg, feedforward), ctrl)
+            if leg_refiner:
+                from .leg_refiner import load_refiner
+
+                refiner = load_refiner(leg_refiner)
+                self.loop.target_filter = lambda targets, sim, take, frame: refiner.correct(targets, sim.qpos, sim.qvel)
+        self.leg_refiner = str(leg_refiner) if leg_refiner else None
 
     def estimate(self, take) -> Estimate:
         """Estimate one :class:`~kinpoly.egocentric.take.EgoTake`."""

@@ -158,6 +158,10 @@ class RegulatedLoop:
         from ..simulation.sim import TrackingSim
 
         self.policy, self.context, self.env_cfg, self.controller = policy, context, env_cfg, controller
+        # optional edit of the controller's targets before it tracks them (e.g. the leg refiner,
+        # kinpoly.policy.leg_refiner): (targets (2, 76): the proposal and its look-ahead, sim,
+        # take, take frame of the proposal) -> targets; None: the policy's proposals as they are
+        self.target_filter = None
         self.head_fall_distance = head_fall_distance
         self.reward_cfg = reward_cfg or RewardConfig()
         self.fk = TorchFK()
@@ -283,8 +287,11 @@ class RegulatedLoop:
                 break
             q_sim = torch.as_tensor(sim.qpos, dtype=torch.float32)[None]
             q1, q2, h_next, row = commit(t + 1, q_sim, h_next)
-            ref.write(t + 2, torch.cat([q1, q2]).double().numpy())
-            kin.append(q1.double().numpy()[0])
+            targets = torch.cat([q1, q2]).double().numpy()
+            if self.target_filter is not None:
+                targets = self.target_filter(targets, sim, take, start + t + 2)
+            ref.write(t + 2, targets)
+            kin.append(targets[0])
         ep = Episode(name=take.name, sim_qpos=np.asarray(sim_q), kin_qpos=np.asarray(kin),
                      object_poses=np.asarray(objects_out).reshape(T, len(objs), 7), falls=falls,
                      wrench=np.asarray(wrench).reshape(-1, 6), seconds=time.perf_counter() - t_start)
