@@ -2,7 +2,7 @@
 knee flexion and toe swing against the truth, on the test walks and runs.
 
 Per take (the loop from the true first pose, true restarts, as ``loop_diagnosis.py``): the
-standard deviation of each knee's flexion angle (its third hinge) and the toe swing height
+standard deviation of each knee's flexion angle (its y hinge) and the toe swing height
 (90th minus 10th percentile of each toe's height), for the ground truth, the proposals and
 the simulation; and the ratios to the truth.
 
@@ -23,13 +23,13 @@ import numpy as np
 
 from kinpoly.egocentric.take import EgoDataset
 from kinpoly.humanoid.kinematics import forward_kinematics
-from kinpoly.humanoid.skeleton import BODY_INDEX
+from kinpoly.humanoid.skeleton import BODY_INDEX, hinge_index
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.estimate import Estimator
 from kinpoly.policy.regulated import take_objects
 
-KNEE_FLEXION = [7 + 3 * (BODY_INDEX[f"{s}_Knee"] - 1) + 2 for s in "LR"]
+KNEE_FLEXION = [hinge_index(f"{s}_Knee", "y") for s in "LR"]
 TOES = [BODY_INDEX[f"{s}_Toe"] for s in "LR"]
 
 

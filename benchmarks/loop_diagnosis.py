@@ -32,7 +32,7 @@ import numpy as np
 import torch
 
 from kinpoly.egocentric.take import EgoDataset
-from kinpoly.humanoid.skeleton import BODY_INDEX, QPOS_DIM
+from kinpoly.humanoid.skeleton import QPOS_DIM, body_hinges
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.estimate import Estimator, estimate_kinematic
@@ -62,8 +62,7 @@ def truth_mask(proposals: str):
         return mask
     for b in _LEG_BODIES.get(proposals, _LEG_BODIES["true-legs"]):
         for side in "LR":
-            i = 7 + 3 * (BODY_INDEX[f"{side}_{b}"] - 1)
-            mask[i:i + 3] = True
+            mask[body_hinges(f"{side}_{b}")] = True
     if proposals == "true-upper":
         mask[7:] = ~mask[7:]
     return mask

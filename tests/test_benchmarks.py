@@ -12,11 +12,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import leg_motion  # noqa: E402
 import loop_diagnosis  # noqa: E402
 from kinpoly.demo import sample_clips  # noqa: E402
-from kinpoly.humanoid.skeleton import BODY_INDEX  # noqa: E402
+from kinpoly.humanoid.skeleton import body_hinges  # noqa: E402
 
 
 def _hinges(*bodies):
-    return {7 + 3 * (BODY_INDEX[f"{s}_{b}"] - 1) + k for b in bodies for s in "LR" for k in range(3)}
+    return {i for b in bodies for s in "LR" for i in body_hinges(f"{s}_{b}")}
 
 
 def test_partly_true_proposals_select_the_named_parts():

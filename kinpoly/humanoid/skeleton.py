@@ -66,6 +66,11 @@ def hinge_index(body: str, axis: str) -> int:
     return 7 + 3 * (BODY_INDEX[body] - 1) + HINGE_ORDER[body].index(axis)
 
 
+def body_hinges(body: str) -> list[int]:
+    """qpos indices of ``body``'s three hinges, in qpos order."""
+    return [hinge_index(body, a) for a in HINGE_ORDER[body]]
+
+
 def joint_names() -> list[str]:
     """Names of the 69 hinges in qpos order, e.g. ``L_Hip_z``."""
     return [f"{b}_{a}" for b in BODY_NAMES[1:] for a in HINGE_ORDER[b]]

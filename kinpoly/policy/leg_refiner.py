@@ -31,10 +31,10 @@ import torch
 from torch import nn
 
 from .. import rotations as rot
-from ..humanoid.skeleton import BODY_INDEX
+from ..humanoid.skeleton import body_hinges
 
-HIPS_KNEES = [7 + 3 * (BODY_INDEX[f"{s}_{b}"] - 1) + k for s in "LR" for b in ("Hip", "Knee") for k in range(3)]
-LEG_HINGES = [7 + 3 * (BODY_INDEX[f"{s}_{b}"] - 1) + k for s in "LR" for b in ("Hip", "Knee", "Ankle") for k in range(3)]
+HIPS_KNEES = [i for s in "LR" for b in ("Hip", "Knee") for i in body_hinges(f"{s}_{b}")]
+LEG_HINGES = [i for s in "LR" for b in ("Hip", "Knee", "Ankle") for i in body_hinges(f"{s}_{b}")]
 FEATURE_DIM = 16 + 4 * len(LEG_HINGES)
 
 
@@ -42,13 +42,11 @@ def refiner_features(targets: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) ->
     """The refiner's input: the simulated state ``qpos`` (76) / ``qvel`` (75) and the
     controller's ``targets`` (2, 76): the proposal and its look-ahead."""
     R = rot.quat_to_matrix(qpos[3:7])
-    yaw = np.arctan2(R[1, 0], R[0, 0])
-    c, s = np.cos(yaw), np.sin(yaw)
-    Ry = np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])  # world -> heading frame
+    Ry = rot.yaw_matrix(rot.heading_angle(R)).T  # world -> heading frame
     legs_v = [i - 1 for i in LEG_HINGES]  # a hinge's velocity sits one before its angle
     return np.concatenate([
         [qpos[2], targets[0, 2] - qpos[2]], (Ry @ (targets[0, :3] - qpos[:3]))[:2],
-        (Ry @ R)[:, :2].ravel(), Ry @ qvel[:3], Ry @ qvel[3:6],
+        rot.remove_heading(R)[:, :2].ravel(), Ry @ qvel[:3], Ry @ qvel[3:6],
         qpos[LEG_HINGES], 0.1 * qvel[legs_v], targets[0, LEG_HINGES], targets[1, LEG_HINGES] - targets[0, LEG_HINGES],
     ]).astype(np.float32)
 
@@ -74,9 +72,13 @@ class LegRefiner(nn.Module):
         return self.net((x - self.mean) / self.std)
 
     @torch.no_grad()
-    def correct(self, targets: np.ndarray, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
-        """``targets`` (2, 76) with the hips and knees corrected (a copy)."""
-        d = self(torch.as_tensor(refiner_features(targets, qpos, qvel))[None])[0].double().numpy()
+    def correct(self, targets: np.ndarray, qpos: np.ndarray, qvel: np.ndarray,
+                features: np.ndarray | None = None) -> np.ndarray:
+        """``targets`` (2, 76) with the hips and knees corrected (a copy); ``features``: their
+        :func:`refiner_features`, when already computed."""
+        if features is None:
+            features = refiner_features(targets, qpos, qvel)
+        d = self(torch.as_tensor(features)[None])[0].double().numpy()
         out = np.array(targets, dtype=np.float64, copy=True)
         out[:, HIPS_KNEES] += d
         return out
@@ -144,7 +146,7 @@ def _collect(args) -> tuple[np.ndarray, np.ndarray, int, int, int]:
     def record(targets, sim, take, frame):
         X.append(refiner_features(targets, sim.qpos, sim.qvel))
         Y.append(take.qpos[frame, HIPS_KNEES].double().numpy() - targets[0, HIPS_KNEES])
-        return targets if model is None else model.correct(targets, sim.qpos, sim.qvel)
+        return targets if model is None else model.correct(targets, sim.qpos, sim.qvel, X[-1])
 
     est.loop.target_filter = record
     ds = EgoDataset(cfg.data, split="train")
