@@ -38,8 +38,8 @@ def test_label_reproduces_the_teachers_pd_targets_and_wrench(walk):
     a_t = np.random.default_rng(0).uniform(-0.5, 0.5, 75).astype(np.float32)
     ff = sim.ref.ff_ctrl[sim.t][None]
     label = teacher_label(a_t[None], ff, np.zeros_like(ff), teacher, student)[0]
-    ctrl_t, wrench_t = compose_action(sim, a_t, teacher)
-    ctrl_s, wrench_s = compose_action(sim, label, student)
+    ctrl_t, wrench_t, _ = compose_action(sim, a_t, teacher)
+    ctrl_s, wrench_s, _ = compose_action(sim, label, student)
     free = np.abs(label[:69]) < 1.0  # the label is clipped to the action bound elsewhere
     assert free.mean() > 0.5
     np.testing.assert_allclose(ctrl_s[free], ctrl_t[free], atol=1e-5)
@@ -63,7 +63,7 @@ def test_distilled_student_imitates_and_ppo_fine_tunes_it(tmp_path, walk):
     teacher_path = str(tmp_path / "teacher" / "last.pt")
     student_cfg = _cfg(False)
     rows = distill(student_cfg, teacher_path, motions, tmp_path / "student",
-                   DistillConfig(rounds=3, steps_per_env=16, epochs=30, minibatch=16), inline=True, progress=False)
+                   DistillConfig(rounds=3, steps_per_env=32, epochs=30, minibatch=16), inline=True, progress=False)
     assert [r["followed"] for r in rows] == ["teacher", "student", "student"]
     assert (tmp_path / "student" / "distill.csv").read_text().count("\n") == 4
     # the student's mean action is closer to the teacher's labels than the zero action

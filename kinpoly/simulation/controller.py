@@ -6,7 +6,8 @@ At control step t (interval [t, t+1]) the hinge targets are the reference angles
 and the reference velocity, expressed through the PD servo). The root receives a residual
 wrench: a PD on the root's position/orientation error to the reference's current frame
 (stiffness/damping below) plus ``root_id_gain`` times the root wrench of the inverse dynamics, clipped to the
-residual bound by the simulator. That is what residual force control compensates: the part of
+residual bound by the simulator (evaluated every physics substep, :class:`RootPD`; see
+``ControllerConfig.root_pd_rate``). That is what residual force control compensates: the part of
 the motion the contacts cannot produce. It needs no checkpoint, gives the baseline, and the
 learned policy is a residual on top of it (:mod:`kinpoly.simulation.policy`), so PPO starts
 from its success rate.
@@ -42,27 +43,78 @@ class ControllerConfig:
     # (measured on held-out mocap: a run 8 cm ahead, the root closest to frame t+1 on 19 of 26
     # clips); checkpoints trained before it keep 1 (see ``LEGACY_CONTROLLER``)
     root_target_offset: int = 0
+    # where the root PD is evaluated. "substep": every physics substep (450 Hz), on the state of
+    # that substep. "control" (before this field existed): once per 30 Hz control step, the
+    # wrench held for its 15 substeps; the pelvis, hung between stiff hip and spine servos, has
+    # a small effective inertia, so held for 1/30 s the orientation PD overshoots every step:
+    # the root torque alternated +-100 N m from one step to the next (a limit cycle at the
+    # clip) and a humanoid holding one pose still shuffled its feet (skate 3.2 mm/frame
+    # against 0.05; mean residual wrench 30-70 against 1-7 N / N m). A simulation defect, not a
+    # controller design choice, so checkpoints trained with it run with the fix too (measured in
+    # the README: the same or better on every metric but one clip of one checkpoint)
+    root_pd_rate: str = "substep"
 
 
 # settings of checkpoints whose saved config predates a field (kinpoly.simulation.evaluate reads it)
 LEGACY_CONTROLLER = {"root_target_offset": 1}
+ROOT_PD_RATES = ("substep", "control")
+
+
+class RootPD:
+    """The root PD of one control step: the target root pose (7: position, quaternion wxyz),
+    the reference root velocity (6: linear in the world, angular in the pelvis frame) and the
+    gains; :meth:`wrench` at any state. The simulator calls it every substep, so it writes into
+    preallocated arrays (a few microseconds against 70 for a physics step)."""
+
+    def __init__(self, target: np.ndarray, velocity: np.ndarray, kp: float, kd: float, kr: float, kdr: float):
+        self.target = np.array(target[:7], dtype=np.float64)
+        self.velocity = np.array(velocity[:6], dtype=np.float64)
+        self.kp, self.kd, self.kr, self.kdr = float(kp), float(kd), float(kr), float(kdr)
+        damping = np.array([kd, kd, kd, kdr, kdr, kdr], dtype=np.float64)
+        self._neg_damping = -damping
+        self._const = damping * self.velocity  # the state-independent part
+        self._const[:3] += self.kp * self.target[:3]
+        self._rot_err = np.empty(3)
+        self._pos = np.empty(3)
+        self._quat = self.target[3:7]
+
+    def wrench(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
+        """kp (p* - p) + kd (v* - v) and kr rot_err + kdr (w* - w) at root state ``qpos[:7]``,
+        ``qvel[:6]``."""
+        out = np.empty(6)
+        self.write(qpos[:3], qpos[3:7], qvel[:6], out[:3], out[3:])
+        return out
+
+    def write(self, pos: np.ndarray, quat: np.ndarray, vel: np.ndarray, force: np.ndarray, torque: np.ndarray) -> None:
+        """:meth:`wrench` from views of the state into views of the output (no allocation)."""
+        np.multiply(self._neg_damping[:3], vel[:3], out=force)
+        np.multiply(self._neg_damping[3:], vel[3:], out=torque)
+        np.multiply(pos, self.kp, out=self._pos)
+        np.subtract(force, self._pos, out=force)
+        np.add(force, self._const[:3], out=force)
+        mujoco.mju_subQuat(self._rot_err, self._quat, quat)  # in the pelvis frame, like qvel[3:6]
+        np.multiply(self._rot_err, self.kr, out=self._rot_err)
+        np.add(torque, self._rot_err, out=torque)
+        np.add(torque, self._const[3:], out=torque)
 
 
 def baseline_action(ref: Reference, t: int, cfg: ControllerConfig, qpos: np.ndarray,
-                    qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(ctrl (69), root wrench (6, before clipping)) at reference frame ``t`` for the humanoid
-    state (``qpos`` 76, ``qvel`` 75)."""
+                    qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray, RootPD | None]:
+    """(ctrl (69), root wrench (6, before clipping), root PD) at reference frame ``t`` for the
+    humanoid state (``qpos`` 76, ``qvel`` 75). With ``root_pd_rate`` "substep" the root PD is
+    returned for the simulator to add every substep; with "control" it is already in the
+    wrench (evaluated at this state) and None is returned."""
+    if cfg.root_pd_rate not in ROOT_PD_RATES:
+        raise ValueError(f"root_pd_rate {cfg.root_pd_rate!r}: expected one of {ROOT_PD_RATES}")
     tt = min(t + cfg.lead, ref.num_frames - 1)
     ctrl = ref.qpos[tt, 7:].copy()
     if cfg.feedforward:
         ctrl += ref.ff_ctrl[t]
     wrench = ref.root_wrench[t] * cfg.root_id_gain
+    pd = None
     if cfg.root_kp or cfg.root_kr:
-        target = ref.qpos[min(t + cfg.root_target_offset, ref.num_frames - 1)]
-        rot_err = np.empty(3)
-        mujoco.mju_subQuat(rot_err, target[3:7], qpos[3:7])  # in the pelvis frame, like qvel[3:6]
-        wrench = wrench + np.concatenate([
-            cfg.root_kp * (target[:3] - qpos[:3]) + cfg.root_kd * (ref.qvel[t, :3] - qvel[:3]),
-            cfg.root_kr * rot_err + cfg.root_kdr * (ref.qvel[t, 3:6] - qvel[3:6])])
-    return ctrl, wrench
-
+        pd = RootPD(ref.qpos[min(t + cfg.root_target_offset, ref.num_frames - 1)], ref.qvel[t],
+                    cfg.root_kp, cfg.root_kd, cfg.root_kr, cfg.root_kdr)
+        if cfg.root_pd_rate == "control":
+            wrench, pd = wrench + pd.wrench(qpos, qvel), None
+    return ctrl, wrench, pd

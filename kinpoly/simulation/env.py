@@ -118,15 +118,16 @@ def reward(terms: dict[str, float], cfg: RewardConfig) -> float:
             + cfg.w_residual * np.exp(-cfg.k_residual * terms["residual"]))
 
 
-def compose_action(sim: TrackingSim, action: np.ndarray | None, cfg: EnvConfig) -> tuple[np.ndarray, np.ndarray]:
-    """PD targets and root wrench: the training-free controller plus the scaled policy action
-    (clipped to [-1, 1]; None: the training-free controller alone)."""
-    ctrl, wrench = baseline_action(sim.ref, sim.t, cfg.controller, sim.qpos, sim.qvel)
+def compose_action(sim: TrackingSim, action: np.ndarray | None, cfg: EnvConfig):
+    """PD targets, root wrench and root PD (``TrackingSim.step``'s arguments): the
+    training-free controller plus the scaled policy action (clipped to [-1, 1]; None: the
+    training-free controller alone)."""
+    ctrl, wrench, root_pd = baseline_action(sim.ref, sim.t, cfg.controller, sim.qpos, sim.qvel)
     if action is not None:
         a = np.clip(np.asarray(action, dtype=np.float64), -1.0, 1.0)
         ctrl += cfg.action_scale * a[:69]
         wrench = wrench + cfg.residual_scale * a[69:]
-    return ctrl, wrench
+    return ctrl, wrench, root_pd
 
 
 @functools.lru_cache(maxsize=8)

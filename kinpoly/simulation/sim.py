@@ -109,19 +109,36 @@ class TrackingSim:
     def _update_bodies(self) -> None:
         self.body_pos = self.data.xpos[1:NUM_BODIES + 1].copy()
 
-    def step(self, ctrl: np.ndarray, wrench: np.ndarray | None = None) -> str | None:
+    def step(self, ctrl: np.ndarray, wrench: np.ndarray | None = None, root_pd=None) -> str | None:
         """Hold PD targets ``ctrl`` (69) and the root ``wrench`` (6, before clipping) for one
-        control step. Returns the termination reason, or None."""
+        control step; ``root_pd`` (a :class:`~kinpoly.simulation.controller.RootPD`, optional)
+        adds its wrench at every substep's state, the sum clipped there. ``last_wrench`` is the
+        applied wrench (its mean over the substeps). Returns the termination reason, or None."""
         m, d, cfg = self.model, self.data, self.cfg
         d.ctrl[:] = ctrl
-        if cfg.residual_force and wrench is not None:
-            w = np.clip(wrench, -cfg.residual_clip, cfg.residual_clip)
-        else:
-            w = np.zeros(6)
-        d.qfrc_applied[:6] = w
-        self.last_wrench = w
         warn0 = d.warning[_BAD_QACC].number
-        mujoco.mj_step(m, d, nstep=cfg.substeps)
+        if not cfg.residual_force:
+            d.qfrc_applied[:6] = 0.0
+            self.last_wrench = np.zeros(6)
+            mujoco.mj_step(m, d, nstep=cfg.substeps)
+        elif root_pd is None:
+            w = np.zeros(6) if wrench is None else np.clip(wrench, -cfg.residual_clip, cfg.residual_clip)
+            d.qfrc_applied[:6] = w
+            self.last_wrench = w
+            mujoco.mj_step(m, d, nstep=cfg.substeps)
+        else:
+            base = np.zeros(6) if wrench is None else np.asarray(wrench, dtype=np.float64)
+            total, lim = np.zeros(6), cfg.residual_clip
+            # views into MjData, written in place every substep (the loop's cost is a few us)
+            pos, quat, vel, w = d.qpos[:3], d.qpos[3:7], d.qvel[:6], d.qfrc_applied[:6]
+            force, torque = w[:3], w[3:]
+            for _ in range(cfg.substeps):
+                root_pd.write(pos, quat, vel, force, torque)
+                np.add(w, base, out=w)
+                np.clip(w, -lim, lim, out=w)
+                np.add(total, w, out=total)
+                mujoco.mj_step(m, d)
+            self.last_wrench = total / cfg.substeps
         self.t += 1
         if (d.warning[_BAD_QACC].number != warn0 or not np.isfinite(d.qpos).all()
                 or not np.isfinite(d.qvel).all() or np.abs(d.qacc).max() > cfg.max_qacc):
