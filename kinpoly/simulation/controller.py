@@ -48,8 +48,8 @@ class ControllerConfig:
     # wrench held for its 15 substeps; the pelvis, hung between stiff hip and spine servos, has
     # a small effective inertia, so held for 1/30 s the orientation PD overshoots every step:
     # the root torque alternated +-100 N m from one step to the next (a limit cycle at the
-    # clip) and a humanoid holding one pose still shuffled its feet (skate 3.2 mm/frame
-    # against 0.05; mean residual wrench 30-70 against 1-7 N / N m). A simulation defect, not a
+    # clip) and a humanoid holding one pose still shuffled its feet (skate 3.3 mm/frame against
+    # 0.02; mean residual wrench 33 against 0.9 N / N m; tests/test_simulation.py). A simulation defect, not a
     # controller design choice, so checkpoints trained with it run with the fix too (measured in
     # the README: the same or better on every metric but one clip of one checkpoint)
     root_pd_rate: str = "substep"
