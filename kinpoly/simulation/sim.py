@@ -117,19 +117,11 @@ class TrackingSim:
         m, d, cfg = self.model, self.data, self.cfg
         d.ctrl[:] = ctrl
         warn0 = d.warning[_BAD_QACC].number
-        if not cfg.residual_force:
-            d.qfrc_applied[:6] = 0.0
-            self.last_wrench = np.zeros(6)
-            mujoco.mj_step(m, d, nstep=cfg.substeps)
-        elif root_pd is None:
-            w = np.zeros(6) if wrench is None else np.clip(wrench, -cfg.residual_clip, cfg.residual_clip)
-            d.qfrc_applied[:6] = w
-            self.last_wrench = w
-            mujoco.mj_step(m, d, nstep=cfg.substeps)
-        else:
+        if cfg.residual_force and root_pd is not None:
             base = np.zeros(6) if wrench is None else np.asarray(wrench, dtype=np.float64)
             total, lim = np.zeros(6), cfg.residual_clip
-            # views into MjData, written in place every substep (the loop's cost is a few us)
+            # views into MjData, written in place every substep (measured: 10-25% of the
+            # environment's speed, with the extra foot contacts of a body that no longer shakes)
             pos, quat, vel, w = d.qpos[:3], d.qpos[3:7], d.qvel[:6], d.qfrc_applied[:6]
             force, torque = w[:3], w[3:]
             for _ in range(cfg.substeps):
@@ -139,6 +131,12 @@ class TrackingSim:
                 np.add(total, w, out=total)
                 mujoco.mj_step(m, d)
             self.last_wrench = total / cfg.substeps
+        else:  # the wrench held for the control step (none without the residual force)
+            w = np.zeros(6) if (wrench is None or not cfg.residual_force) \
+                else np.clip(wrench, -cfg.residual_clip, cfg.residual_clip)
+            d.qfrc_applied[:6] = w
+            self.last_wrench = w
+            mujoco.mj_step(m, d, nstep=cfg.substeps)
         self.t += 1
         if (d.warning[_BAD_QACC].number != warn0 or not np.isfinite(d.qpos).all()
                 or not np.isfinite(d.qvel).all() or np.abs(d.qacc).max() > cfg.max_qacc):
