@@ -152,6 +152,60 @@ def test_a_body_holding_a_pose_keeps_its_feet_still(walk, rate):
         assert clip_skate(tr.clip) > 1.5 and flips > 0.8
 
 
+def test_the_root_servo_applies_the_root_pd(walk):
+    """The root servo (MuJoCo actuators, so that no Python runs between substeps) applies the
+    root PD plus the wrench on top: the force exactly, the torque up to its frame (the servo's
+    torques act in the target's frame, a rotation of a few degrees from the pelvis's)."""
+    import mujoco
+
+    from kinpoly.simulation.controller import baseline_action
+
+    ref = prepare_reference(walk)
+    sim = TrackingSim(SimConfig(residual_clip=1e6))  # no clipping: compare the raw wrench
+    sim.load(ref)
+    rng = np.random.default_rng(0)
+    for t in (10, 50):
+        sim.reset(t)
+        d = sim.data
+        d.qpos[:3] += rng.normal(0.0, 0.01, 3)
+        turn = np.r_[np.cos(0.02), np.sin(0.02) * rng.normal(size=3) / np.sqrt(3)]
+        mujoco.mju_mulQuat(d.qpos[3:7], d.qpos[3:7].copy(), turn / np.linalg.norm(turn))
+        d.qvel[:6] += rng.normal(0.0, 0.2, 6)
+        _, _, pd = baseline_action(ref, t, ControllerConfig(), d.qpos, d.qvel)
+        extra = rng.normal(0.0, 20.0, 6)
+        want = pd.wrench(d.qpos, d.qvel) + extra
+        sim._drive_root_servo(pd, extra)
+        mujoco.mj_forward(sim.model, d)
+        got = d.qfrc_actuator[:6]
+        assert np.allclose(got[:3], want[:3], rtol=1e-9, atol=1e-6), (got, want)
+        assert np.abs(got[3:] - want[3:]).max() < 0.05 * np.abs(want[3:]).max() + 0.5, (got, want)
+        assert np.abs(want[3:]).max() > 10.0  # a real torque was compared
+    # clipped to the residual bound per component, and off when the root gets no PD
+    sim = TrackingSim(SimConfig(residual_clip=30.0))
+    sim.load(ref)
+    sim.reset(10)
+    _, w, pd = baseline_action(ref, 10, ControllerConfig(root_target_offset=3), sim.qpos, sim.qvel)
+    sim.step(ref.qpos[10, 7:], w, pd)
+    assert np.abs(sim.last_wrench).max() == pytest.approx(30.0)
+    sim.step(ref.qpos[11, 7:], np.zeros(6), None)
+    assert np.array_equal(sim.data.qfrc_actuator[:6], np.zeros(6))
+    off = TrackingSim(SimConfig(residual_force=False))
+    off.load(ref)
+    off.reset(10)
+    off.step(ref.qpos[10, 7:], w, pd)
+    assert np.array_equal(off.data.qfrc_actuator[:6], np.zeros(6)) and not off.last_wrench.any()
+
+
+def test_tracking_models_add_the_root_servo_after_the_humanoid(walk):
+    from kinpoly.humanoid.skeleton import BODY_NAMES, NUM_HINGES
+    from kinpoly.simulation.model import ROOT_SERVO, humanoid_model, scene_model
+
+    plain, scene = humanoid_model(walk.body), scene_model(walk.body)
+    assert plain.nu == NUM_HINGES and scene.nu == NUM_HINGES + len(ROOT_SERVO)
+    assert [scene.body(i).name for i in range(1, len(BODY_NAMES) + 1)] == list(BODY_NAMES)
+    assert scene.nq == plain.nq and scene.nv == plain.nv and scene.nmocap == 2
+
+
 def test_root_pd_rate_is_validated(walk):
     from kinpoly.simulation.controller import baseline_action
 
@@ -447,3 +501,33 @@ def _tiny_cfg_n(iterations):
     cfg = _tiny_cfg()
     cfg.ppo.iterations = iterations
     return cfg
+
+
+def test_bench_times_the_bare_physics_of_the_steps_the_environment_took(tiny_motions, monkeypatch):
+    """The benchmark's bare rate replays the recorded states and inputs of the environment's
+    own steps: replayed, each reaches the state the environment reached."""
+    from kinpoly.simulation import bench
+
+    env = HumanoidTrackingEnv(tiny_motions, _tiny_cfg().env)
+    stepped, replayed = [], []
+    env_step, replay_step = env.step, bench._replay_step
+
+    def step(a):
+        out = env_step(a)
+        stepped.append(env.sim.data.qpos[:7].copy())
+        return out
+
+    def replay(m, d, before, inputs):
+        seconds = replay_step(m, d, before, inputs)
+        replayed.append(d.qpos[:7].copy())
+        return seconds
+
+    monkeypatch.setattr(env, "step", step)
+    monkeypatch.setattr(bench, "_replay_step", replay)
+    env_rate, bare_rate = bench._env_and_bare_rates(env, 0.2, chunk=5)
+    assert env_rate > 0 and bare_rate > 0 and len(replayed) == len(stepped) >= 5
+    assert np.array_equal(np.array(replayed), np.array(stepped))
+    monkeypatch.undo()
+    result = bench.run_bench(tiny_motions, seconds=0.2, ppo_iterations=1, cfg=_tiny_cfg())
+    for key in ("env_to_bare_ratio", "ppo_rollout_to_bare_ratio"):
+        assert 0.0 < result[key] < 2.0, result

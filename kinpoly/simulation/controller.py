@@ -6,8 +6,8 @@ At control step t (interval [t, t+1]) the hinge targets are the reference angles
 and the reference velocity, expressed through the PD servo). The root receives a residual
 wrench: a PD on the root's position/orientation error to the reference's current frame
 (stiffness/damping below) plus ``root_id_gain`` times the root wrench of the inverse dynamics, clipped to the
-residual bound by the simulator (evaluated every physics substep, :class:`RootPD`; see
-``ControllerConfig.root_pd_rate``). That is what residual force control compensates: the part of
+residual bound by the simulator (run every physics substep by its root servo, :class:`RootPD`;
+see ``ControllerConfig.root_pd_rate``). That is what residual force control compensates: the part of
 the motion the contacts cannot produce. It needs no checkpoint, gives the baseline, and the
 learned policy is a residual on top of it (:mod:`kinpoly.simulation.policy`), so PPO starts
 from its success rate.
@@ -67,39 +67,23 @@ ROOT_PD_RATES = ("substep", "control")
 class RootPD:
     """The root PD of one control step: the target root pose (7: position, quaternion wxyz),
     the reference root velocity (6: linear in the world, angular in the pelvis frame) and the
-    gains; :meth:`wrench` at any state. The simulator calls :meth:`write` every substep, into
-    views of its state (about 7 us a call against 70-90 for a physics step)."""
+    gains. With ``root_pd_rate`` "substep" the simulator's root servo (MuJoCo actuators,
+    :mod:`kinpoly.simulation.model`) runs it every physics substep; :meth:`wrench` evaluates it
+    at one state (the "control" rate, and tests)."""
 
     def __init__(self, target: np.ndarray, velocity: np.ndarray, kp: float, kd: float, kr: float, kdr: float):
         self.target = np.array(target[:7], dtype=np.float64)
         self.velocity = np.array(velocity[:6], dtype=np.float64)
         self.kp, self.kd, self.kr, self.kdr = float(kp), float(kd), float(kr), float(kdr)
-        damping = np.array([kd, kd, kd, kdr, kdr, kdr], dtype=np.float64)
-        self._neg_damping = -damping
-        self._const = damping * self.velocity  # the state-independent part
-        self._const[:3] += self.kp * self.target[:3]
-        self._rot_err = np.empty(3)
-        self._pos = np.empty(3)
-        self._quat = self.target[3:7]
 
     def wrench(self, qpos: np.ndarray, qvel: np.ndarray) -> np.ndarray:
         """kp (p* - p) + kd (v* - v) and kr rot_err + kdr (w* - w) at root state ``qpos[:7]``,
-        ``qvel[:6]``."""
+        ``qvel[:6]`` (the torque and ``rot_err`` in the pelvis frame, like ``qvel[3:6]``)."""
         out = np.empty(6)
-        self.write(qpos[:3], qpos[3:7], qvel[:6], out[:3], out[3:])
+        out[:3] = self.kp * (self.target[:3] - qpos[:3]) + self.kd * (self.velocity[:3] - qvel[:3])
+        mujoco.mju_subQuat(out[3:], self.target[3:7], np.asarray(qpos[3:7], dtype=np.float64))
+        out[3:] = self.kr * out[3:] + self.kdr * (self.velocity[3:] - qvel[3:6])
         return out
-
-    def write(self, pos: np.ndarray, quat: np.ndarray, vel: np.ndarray, force: np.ndarray, torque: np.ndarray) -> None:
-        """:meth:`wrench` from views of the state into views of the output (no allocation)."""
-        np.multiply(self._neg_damping[:3], vel[:3], out=force)
-        np.multiply(self._neg_damping[3:], vel[3:], out=torque)
-        np.multiply(pos, self.kp, out=self._pos)
-        np.subtract(force, self._pos, out=force)
-        np.add(force, self._const[:3], out=force)
-        mujoco.mju_subQuat(self._rot_err, self._quat, quat)  # in the pelvis frame, like qvel[3:6]
-        np.multiply(self._rot_err, self.kr, out=self._rot_err)
-        np.add(torque, self._rot_err, out=torque)
-        np.add(torque, self._const[3:], out=torque)
 
 
 def baseline_action(ref: Reference, t: int, cfg: ControllerConfig, qpos: np.ndarray,

@@ -32,6 +32,7 @@ import torch
 from ..motion.clip import atomic_write_bytes, atomic_write_text
 from .env import ACT_DIM, OBS_DIM, EnvConfig, HumanoidTrackingEnv
 from .policy import ActorCritic
+from .sim import TrackingSim
 
 
 @dataclass
@@ -153,6 +154,7 @@ class RolloutWorker:
                  hidden: list[int], log_std: float, worker_id: int):
         torch.set_num_threads(1)
         self.envs = EnvList([HumanoidTrackingEnv(motions, env_cfg, names) for _ in range(n_envs)])
+        TrackingSim.compile_scenes(self.envs.envs[0].refs)
         self.model = ActorCritic(hidden, log_std)
         self.model.eval()
         self.worker_id = worker_id

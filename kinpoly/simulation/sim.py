@@ -9,9 +9,11 @@ what stable PD (Tan et al. 2011) achieves in the original code: stiff gains stay
 shifting the target: ``ctrl = q* + (tau + kd qdot*) / kp``. No Python runs inside the 15
 physics substeps of one control step (``mj_step(m, d, nstep=15)``).
 
-**Residual force.** An optional 6-d wrench on the root (``qfrc_applied[:6]``: world-frame force,
-torque in the pelvis frame, as MuJoCo's free joint), clipped to ``residual_clip``; its
-magnitude is reported as a separate cost and can be switched off.
+**Residual force.** An optional 6-d wrench on the root (world-frame force, torque in the pelvis
+frame, as MuJoCo's free joint), each component clipped to ``residual_clip``; its magnitude is
+reported as a separate cost and can be switched off. The controller's root PD is run by the
+root servo of :mod:`kinpoly.simulation.model` (MuJoCo actuators, so every substep stays in C);
+a wrench without a PD is held in ``qfrc_applied``.
 
 **Termination.** After each control step the mean distance of the 24 joint positions to the
 reference's exceeds ``fall_distance`` (0.5 m): ``"fell"``. Numerical blow-up (NaN/inf state,
@@ -22,16 +24,20 @@ stays safe. Reaching a teleport of the reference ends it as ``"reference_discont
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 import mujoco
 import numpy as np
 
-from ..humanoid.skeleton import NUM_BODIES, QPOS_DIM, QVEL_DIM
-from .model import scene_model
+from ..humanoid.skeleton import NUM_BODIES, NUM_HINGES, QPOS_DIM, QVEL_DIM
+from .model import ROOT_SERVO, ROOT_SERVO_GROUP, ROOT_TARGETS, scene_model
 from .reference import Reference
 
 _BAD_QACC = int(mujoco.mjtWarning.mjWARN_BADQACC)
+_SERVO = slice(NUM_HINGES, NUM_HINGES + len(ROOT_SERVO))  # the root servo's actuators / ctrl
+_SERVO_POS, _SERVO_ROT = slice(NUM_HINGES, NUM_HINGES + 3), slice(NUM_HINGES + 3, NUM_HINGES + 6)
+_SERVO_OFF = 1 << ROOT_SERVO_GROUP  # opt.disableactuator bit of its group
 
 
 @dataclass
@@ -62,21 +68,32 @@ class TrackingSim:
         self.body_pos = np.zeros((NUM_BODIES, 3))
 
     # --- episode control ------------------------------------------------------------------
+    @staticmethod
+    def compile_scenes(refs) -> None:
+        """Compile the scene of every reference now (about 25 ms each, once per process), so
+        that a rollout never waits for one."""
+        for ref in refs:
+            scene_model(ref.clip.body, [t.object for t in ref.clip.objects])
+
     def load(self, ref: Reference) -> None:
         self.ref = ref
         tracks = ref.clip.objects
-        self.model = scene_model(ref.clip.body, [t.object for t in tracks])
+        shared = scene_model(ref.clip.body, [t.object for t in tracks])
         # free objects (a pushable box): their qpos address and reference track
-        self._free = [(k, self.model.jnt_qposadr[self.model.joint(f"{t.object.name}_free").id], t)
+        self._free = [(k, shared.jnt_qposadr[shared.joint(f"{t.object.name}_free").id], t)
                       for k, t in enumerate(tracks) if t.object.is_free]
         # static objects never move: their poses once, free ones overwritten per call
         self._static_poses = np.array([np.r_[t.object.pos, t.object.quat] for t in tracks]).reshape(-1, 7)
-        key = id(self.model)
+        key = id(shared)
         if key not in self._datas:
             if len(self._datas) > 64:
                 self._datas.clear()
-            self._datas[key] = mujoco.MjData(self.model)
-        self.data = self._datas[key]
+            model = copy.copy(shared)  # ours: the root servo's gains are written into it
+            model.actuator_forcerange[_SERVO] = [-self.cfg.residual_clip, self.cfg.residual_clip]
+            targets = [int(model.body_mocapid[model.body(n).id]) for n in ROOT_TARGETS]
+            self._datas[key] = (shared, model, mujoco.MjData(model), targets)  # shared: kept alive for its id
+        _, self.model, self.data, self._targets = self._datas[key]
+        self._servo_gains = None
 
     def reset(self, frame: int = 0) -> None:
         """Put the humanoid in the reference state of ``frame`` (reference state init)."""
@@ -84,7 +101,7 @@ class TrackingSim:
         mujoco.mj_resetData(self.model, d)
         d.qpos[:QPOS_DIM] = ref.qpos[frame]
         d.qvel[:QVEL_DIM] = ref.qvel[frame]
-        d.ctrl[:] = ref.qpos[frame, 7:]
+        d.ctrl[:NUM_HINGES] = ref.qpos[frame, 7:]
         for _, adr, track in self._free:
             d.qpos[adr:adr + 7] = track.poses[frame]
         mujoco.mj_forward(self.model, d)
@@ -99,7 +116,7 @@ class TrackingSim:
         d = self.data
         d.qpos[:QPOS_DIM] = qpos
         d.qvel[:QVEL_DIM] = 0.0 if qvel is None else qvel
-        d.ctrl[:] = np.asarray(qpos)[7:]
+        d.ctrl[:NUM_HINGES] = np.asarray(qpos)[7:]
         mujoco.mj_forward(self.model, d)
         if frame is not None:
             self.t = int(frame)
@@ -111,27 +128,19 @@ class TrackingSim:
 
     def step(self, ctrl: np.ndarray, wrench: np.ndarray | None = None, root_pd=None) -> str | None:
         """Hold PD targets ``ctrl`` (69) and the root ``wrench`` (6, before clipping) for one
-        control step; ``root_pd`` (a :class:`~kinpoly.simulation.controller.RootPD`, optional)
-        adds its wrench at every substep's state, the sum clipped there. ``last_wrench`` is the
-        applied wrench (its mean over the substeps). Returns the termination reason, or None."""
+        control step. With ``root_pd`` (a :class:`~kinpoly.simulation.controller.RootPD`) the
+        root servo runs that PD inside every physics substep, ``wrench`` added and the sum
+        clipped there; without, ``wrench`` is held. ``last_wrench`` is the applied wrench (of
+        the last substep). Returns the termination reason, or None."""
         m, d, cfg = self.model, self.data, self.cfg
-        d.ctrl[:] = ctrl
+        d.ctrl[:NUM_HINGES] = ctrl
         warn0 = d.warning[_BAD_QACC].number
         if cfg.residual_force and root_pd is not None:
-            base = np.zeros(6) if wrench is None else np.asarray(wrench, dtype=np.float64)
-            total, lim = np.zeros(6), cfg.residual_clip
-            # views into MjData, written in place every substep (measured: 10-25% of the
-            # environment's speed, with the extra foot contacts of a body that no longer shakes)
-            pos, quat, vel, w = d.qpos[:3], d.qpos[3:7], d.qvel[:6], d.qfrc_applied[:6]
-            force, torque = w[:3], w[3:]
-            for _ in range(cfg.substeps):
-                root_pd.write(pos, quat, vel, force, torque)
-                np.add(w, base, out=w)
-                np.clip(w, -lim, lim, out=w)
-                np.add(total, w, out=total)
-                mujoco.mj_step(m, d)
-            self.last_wrench = total / cfg.substeps
+            self._drive_root_servo(root_pd, wrench)
+            mujoco.mj_step(m, d, nstep=cfg.substeps)
+            self.last_wrench = d.qfrc_actuator[:6].copy()  # the hinge servos act on hinges only
         else:  # the wrench held for the control step (none without the residual force)
+            m.opt.disableactuator |= _SERVO_OFF
             w = np.zeros(6) if (wrench is None or not cfg.residual_force) \
                 else np.clip(wrench, -cfg.residual_clip, cfg.residual_clip)
             d.qfrc_applied[:6] = w
@@ -154,6 +163,35 @@ class TrackingSim:
         if self.mean_body_distance() > cfg.fall_distance:
             return "fell"
         return None
+
+    def _drive_root_servo(self, pd, wrench: np.ndarray | None) -> None:
+        """Point the root servo (:mod:`kinpoly.simulation.model`) at ``pd``'s target with its
+        gains; ``wrench`` (world force, torque in the pelvis frame) rides on top, the torque
+        rotated into the target's frame, where the servo's torques act."""
+        m, d = self.model, self.data
+        gains = (pd.kp, pd.kd, pd.kr, pd.kdr)
+        if gains != self._servo_gains:
+            bias = m.actuator_biasprm
+            bias[_SERVO_POS, 1], bias[_SERVO_POS, 2] = -pd.kp, -pd.kd
+            bias[_SERVO_ROT, 1], bias[_SERVO_ROT, 2] = -pd.kr, -pd.kdr
+            self._servo_gains = gains
+        m.opt.disableactuator &= ~_SERVO_OFF
+        pos, rot = self._targets
+        d.mocap_pos[pos] = d.mocap_pos[rot] = pd.target[:3]
+        d.mocap_quat[pos] = (1.0, 0.0, 0.0, 0.0)
+        d.mocap_quat[rot] = pd.target[3:7]
+        ctrl = d.ctrl[_SERVO]
+        np.multiply(pd.velocity[:3], pd.kd, out=ctrl[:3])
+        np.multiply(pd.velocity[3:], pd.kdr, out=ctrl[3:])  # reference frame t: the target's
+        if wrench is not None:
+            ctrl[:3] += wrench[:3]
+            to_target = np.empty(4)
+            mujoco.mju_negQuat(to_target, pd.target[3:7])
+            mujoco.mju_mulQuat(to_target, to_target, d.qpos[3:7])
+            torque = np.empty(3)
+            mujoco.mju_rotVecQuat(torque, np.asarray(wrench[3:6], dtype=np.float64), to_target)
+            ctrl[3:] += torque
+        d.qfrc_applied[:6] = 0.0
 
     # --- state ----------------------------------------------------------------------------
     def mean_body_distance(self) -> float:
@@ -181,4 +219,4 @@ class TrackingSim:
 
     def hinge_torques(self) -> np.ndarray:
         """(69) servo torques of the last physics step (N m)."""
-        return self.data.actuator_force.copy()
+        return self.data.actuator_force[:NUM_HINGES].copy()
