@@ -27,8 +27,8 @@ import torch
 from ..humanoid.skeleton import NUM_HINGES, QPOS_DIM
 from .env import HumanoidTrackingEnv, observe
 from .model import ROOT_SERVO_GROUP
-from .sim import TrackingSim
 from .policy import ActorCritic
+from .sim import TrackingSim
 
 
 def _hold_pose_rate(env: HumanoidTrackingEnv, seconds: float) -> float:
@@ -51,10 +51,10 @@ _STATE, _INPUTS = mujoco.mjtState.mjSTATE_INTEGRATION, mujoco.mjtState.mjSTATE_U
 def _env_and_bare_rates(env: HumanoidTrackingEnv, seconds: float, model: ActorCritic | None = None,
                         chunk: int = 30) -> tuple[float, float]:
     """(environment control steps/s, with ``model``'s inference or the training-free controller
-    alone, the bare physics of the same control steps/s): every step's MuJoCo state and inputs are recorded and, every
-    ``chunk`` steps, replayed with ``mj_step(nstep=15)`` alone, so both rates are of the very
-    same states and contacts, measured alternately (this machine's speed drifts by 20% within
-    seconds)."""
+    alone; the bare physics of the same control steps/s). Every step's MuJoCo state and inputs
+    are recorded and, every ``chunk`` steps, replayed with ``mj_step(nstep=15)`` alone, so both
+    rates are of the very same states and contacts, measured alternately (this machine's speed
+    drifts by 20% within seconds)."""
     env.reset(seed=1)
     zero = np.zeros(env.action_space.shape, np.float32)
     datas: dict[int, mujoco.MjData] = {}
