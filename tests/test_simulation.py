@@ -531,3 +531,4 @@ def test_bench_times_the_bare_physics_of_the_steps_the_environment_took(tiny_mot
     result = bench.run_bench(tiny_motions, seconds=0.2, ppo_iterations=1, cfg=_tiny_cfg())
     for key in ("env_to_bare_ratio", "ppo_rollout_to_bare_ratio"):
         assert 0.0 < result[key] < 2.0, result
+    assert 0.0 < result["ppo_rollout_physics_share"] < 1.0, result  # timed inside the workers

@@ -10,7 +10,9 @@
   only, and including the learner's update);
 - ratios of each to the bare stepping rate (per process) in the same run: the environment's
   measured alternately with the replay of its own steps, the PPO workers' against the mean of
-  the bare rate before and after them.
+  the bare rate before and after them (those states are the training-free controller's, not
+  the noisy policy's) and, exactly, ``ppo_rollout_physics_share``: the share of the workers'
+  rollout time spent in ``mj_step`` (timed inside each worker, on the states it visited).
 The machine's load average is recorded: other processes on the cores lower every number.
 """
 
@@ -28,6 +30,7 @@ from ..humanoid.skeleton import NUM_HINGES, QPOS_DIM
 from .env import HumanoidTrackingEnv, observe
 from .model import ROOT_SERVO_GROUP
 from .policy import ActorCritic
+from .ppo import RolloutWorker
 from .sim import TrackingSim
 
 
@@ -88,6 +91,29 @@ def _replay_step(m: mujoco.MjModel, d: mujoco.MjData, before: np.ndarray, inputs
     return time.perf_counter() - t0
 
 
+class PhysicsTimedWorker(RolloutWorker):
+    """A PPO rollout worker that also returns the seconds its segment spent in ``mj_step``
+    (``physics_time``): the bare stepping of the very states the rollout visited."""
+
+    def __init__(self, *args):
+        super().__init__(*args)
+        self.physics_time = 0.0
+        step = mujoco.mj_step
+
+        def timed_step(m, d, nstep=1):  # this worker's process only
+            t0 = time.perf_counter()
+            step(m, d, nstep=nstep)
+            self.physics_time += time.perf_counter() - t0
+
+        mujoco.mj_step = timed_step
+
+    def collect(self, *args) -> dict:
+        self.physics_time = 0.0
+        seg = super().collect(*args)
+        seg["physics_time"] = self.physics_time
+        return seg
+
+
 def run_bench(motions: str, seconds: float = 10.0, ppo_iterations: int = 2,
               names: list[str] | None = None, cfg=None) -> dict:
     """All the numbers of the module docstring, with the settings of ``cfg`` (a UHCConfig)."""
@@ -104,10 +130,10 @@ def run_bench(motions: str, seconds: float = 10.0, ppo_iterations: int = 2,
     hold = _hold_pose_rate(env, seconds / 2)
     cores = os.cpu_count() or 1
     pool = LocalPool([(motions, names, cfg.env, p.envs_per_worker, p.hidden, p.log_std, w)
-                      for w in range(cores)])
+                      for w in range(cores)], PhysicsTimedWorker)
     torch.set_num_threads(cores)
     opt = make_optimizer(model, p)
-    roll, total, samples = 0.0, 0.0, 0
+    roll, total, samples, worker_time, physics_time = 0.0, 0.0, 0, 0.0, 0.0
     try:
         for it in range(-1, ppo_iterations):  # -1: the workers' start-up and compiles, not timed
             t0 = time.perf_counter()
@@ -124,6 +150,8 @@ def run_bench(motions: str, seconds: float = 10.0, ppo_iterations: int = 2,
             roll += t1 - t0
             total += time.perf_counter() - t0
             samples += obs.shape[0]
+            worker_time += sum(s["time"] for s in segs)
+            physics_time += sum(s["physics_time"] for s in segs)
     finally:
         pool.close()
     torch.set_num_threads(1)
@@ -145,6 +173,7 @@ def run_bench(motions: str, seconds: float = 10.0, ppo_iterations: int = 2,
         "ppo_samples_per_s_with_update": round(samples / total, 1),
         "bare_control_steps_per_s_after_ppo": round(bare_after, 1),
         "ppo_rollout_to_bare_ratio": round(ppo_roll / (cores * 0.5 * (bare_ctrl + bare_after)), 3),
+        "ppo_rollout_physics_share": round(physics_time / worker_time, 3),
         "seconds_per_measure": seconds,
         "ppo_samples_per_iteration": samples // max(ppo_iterations, 1),
     }

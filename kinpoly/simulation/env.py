@@ -29,6 +29,7 @@ Weights and gains are in :class:`RewardConfig`.
 from __future__ import annotations
 
 import functools
+import math
 from dataclasses import dataclass, field
 
 import gymnasium as gym
@@ -72,9 +73,11 @@ class EnvConfig:
 
 
 def _yaw_inv(rot: np.ndarray) -> np.ndarray:
-    """World -> heading frame rotation (3, 3) of a root orientation."""
-    yaw = np.arctan2(rot[1, 0], rot[0, 0])
-    c, s = np.cos(yaw), np.sin(yaw)
+    """World -> heading frame rotation (3, 3) of a root orientation (yaw = atan2 of the
+    forward axis' horizontal part; heading +X where it points straight up or down)."""
+    c, s = float(rot[0, 0]), float(rot[1, 0])
+    n = math.hypot(c, s)
+    c, s = (c / n, s / n) if n > 1e-12 else (1.0, 0.0)
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
@@ -102,14 +105,18 @@ def reward_terms(sim: TrackingSim, wrench_scale: float, ref: Reference | None = 
     ref, t = (sim.ref if ref is None else ref), sim.t
     q, v = sim.qpos, sim.qvel
     bp, rp = sim.body_pos, ref.body_pos[t]
-    ee = (bp[END_EFFECTORS] - bp[0]) - (rp[END_EFFECTORS] - rp[0])
+    ee = ((bp[END_EFFECTORS] - bp[0]) - (rp[END_EFFECTORS] - rp[0])).ravel()
     return {
-        "pose": float(np.sum((q[7:] - ref.qpos[t, 7:]) ** 2)),
-        "vel": float(np.sum((v - ref.qvel[min(t, ref.num_frames - 2)]) ** 2)),
-        "ee": float(np.sum(ee ** 2)),
-        "root": float(np.sum((bp[0] - rp[0]) ** 2)),
-        "residual": float(np.sum((sim.last_wrench / wrench_scale) ** 2)),
+        "pose": _squared_norm(q[7:] - ref.qpos[t, 7:]),
+        "vel": _squared_norm(v - ref.qvel[min(t, ref.num_frames - 2)]),
+        "ee": _squared_norm(ee),
+        "root": _squared_norm(bp[0] - rp[0]),
+        "residual": _squared_norm(sim.last_wrench) / wrench_scale ** 2,
     }
+
+
+def _squared_norm(x: np.ndarray) -> float:
+    return float(x @ x)  # a third of np.sum(x ** 2)'s time on these small vectors
 
 
 def reward(terms: dict[str, float], cfg: RewardConfig) -> float:

@@ -195,7 +195,8 @@ class TrackingSim:
 
     # --- state ----------------------------------------------------------------------------
     def mean_body_distance(self) -> float:
-        return float(np.mean(np.linalg.norm(self.body_pos - self.ref.body_pos[self.t], axis=1)))
+        d = self.body_pos - self.ref.body_pos[self.t]
+        return float(np.sqrt(np.einsum("ij,ij->i", d, d)).mean())
 
     @property
     def qpos(self) -> np.ndarray:
