@@ -177,8 +177,8 @@ class TrackingSim:
             self._servo_gains = gains
         m.opt.disableactuator &= ~_SERVO_OFF
         pos, rot = self._targets
+        # the position target keeps the identity orientation MjData starts (and resets) with
         d.mocap_pos[pos] = d.mocap_pos[rot] = pd.target[:3]
-        d.mocap_quat[pos] = (1.0, 0.0, 0.0, 0.0)
         d.mocap_quat[rot] = pd.target[3:7]
         ctrl = d.ctrl[_SERVO]
         np.multiply(pd.velocity[:3], pd.kd, out=ctrl[:3])
