@@ -85,3 +85,35 @@ def test_perch_where_the_legs_passed_gets_a_rail():
     # the rail stays clear of the standing legs (under the pelvis, behind them)
     rail = res.tracks[0]
     assert rail.poses[0, 0] < stand[0] - 0.05
+
+
+def test_labelled_clips_are_placed_in_their_scene_for_tracking(tmp_path, playground):
+    """`kinpoly ego scenes`: a labelled climb gets the objects `ego build` would place (no
+    distractors), an unlabelled clip is copied without objects, and the folder tracks in them."""
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+    from kinpoly.egocentric.scenes import clip_in_scene
+    from kinpoly.motion.clip import ClipFolder
+    from kinpoly.simulation.evaluate import track
+    from kinpoly.simulation.env import EnvConfig
+    from kinpoly.simulation.reference import prepare_reference
+
+    clip = dataclasses.replace(playground["01_07"], action="sit")
+    placed, rep = clip_in_scene(clip)
+    kinds = [t.object.kind for t in placed.objects]
+    assert "rail" in kinds and "table" not in kinds and rep["objects"] == kinds
+    assert np.array_equal(placed.qpos, clip.qpos)  # the motion is not moved
+    bare, rep = clip_in_scene(dataclasses.replace(clip, action=None, name="unlabelled"))
+    assert bare.objects == [] and rep["note"] == "no action label"
+
+    src = ClipFolder(tmp_path / "motions", create=True)
+    src.add(clip.slice(940, 1000, name="perch"))
+    src.add(dataclasses.replace(clip.slice(0, 40, name="other"), action=None))
+    res = CliRunner().invoke(main, ["ego", "scenes", "--motions", str(tmp_path / "motions"), "--out", str(tmp_path / "scenes")])
+    assert res.exit_code == 0, res.output
+    out = ClipFolder(tmp_path / "scenes")
+    assert sorted(out) == ["other", "perch"]
+    assert out.load("other").objects == [] and out.load("perch").objects
+    tr = track(prepare_reference(out.load("perch")), EnvConfig())
+    assert len(tr.clip.objects) == len(out.load("perch").objects)

@@ -318,6 +318,19 @@ def test_clip_weights_steer_sampling(walk):
     assert {env.reset(seed=s)[1]["clip"] for s in range(40)} == {"walk", "short"}
 
 
+def test_clip_lengths_are_clamped_in_the_sampling_weight(walk):
+    long = MotionClip(name="long", qpos=np.concatenate([walk.qpos] * 4), fps=walk.fps, body=walk.body)
+    clips = [long, walk.slice(0, 41, name="short")]
+    env = HumanoidTrackingEnv(clips)
+    assert env._clip_p[0] / env._clip_p[1] == pytest.approx((long.num_frames - 1) / 40)
+    cfg = EnvConfig(clip_weight_min_frames=80, clip_weight_max_frames=160)
+    env = HumanoidTrackingEnv(clips, cfg)
+    assert long.num_frames - 1 > 160
+    assert env._clip_p.tolist() == pytest.approx([160 / 240, 80 / 240])
+    env.set_clip_weights(np.array([1.0, 3.0]))  # the hard-clip weight multiplies the clamped length
+    assert env._clip_p.tolist() == pytest.approx([160 / 400, 240 / 400])
+
+
 def test_hard_clip_sampling_learns_failures_and_resumes_exactly(tmp_path, tiny_motions):
     """With a fall distance so tight that episodes fail, the per-clip failure rates are learned,
     saved in the checkpoint, and a resumed run reproduces the uninterrupted one."""

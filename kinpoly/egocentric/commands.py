@@ -67,6 +67,33 @@ def build_command(motions, out, config_path, overrides, seed, save_video, worker
         sys.exit(1)
 
 
+@ego.command("scenes")
+@click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Clip folder (kinpoly motion import).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Clip folder to write.")
+def scenes_command(motions, out):
+    """Copy a clip folder, each clip with an action label placed in the scene its action
+    interacts with (the objects of `ego build`, without distractors), so that the tracking
+    controller trains and is evaluated on climbs, sits and steps with something to stand on
+    (`kinpoly uhc train|eval --motions OUT`). Clips without a label are copied as they are."""
+    from ..motion.clip import ClipFolder, atomic_write_text
+    from .scenes import clip_in_scene
+
+    src = ClipFolder(motions)
+    dst = ClipFolder(out, create=True)
+    reports = []
+    for name in src:
+        clip, rep = clip_in_scene(src.load(name))
+        dst.add(clip, write_index=False)
+        if clip.action is not None:
+            reports.append(rep)
+            click.echo(f"{name} ({clip.action}): {', '.join(rep['objects']) or 'no objects: ' + rep['note']}")
+    dst.write_index()
+    atomic_write_text(Path(out) / "scenes.json", json.dumps(reports, indent=1, default=float))
+    click.echo(f"{len(dst)} clip(s) -> {out}; {sum(bool(r['objects']) for r in reports)} of "
+               f"{len(reports)} labelled clip(s) in a scene (scenes.json)")
+
+
 @ego.command("info")
 @click.argument("folder", type=click.Path(exists=True, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")

@@ -845,3 +845,23 @@ def synthesize_scene(clip: MotionClip, cfg: SceneConfig | None = None,
         raise ScenePlacementError(f"{clip.name}: the reference body penetrates the placed objects by "
                                   f"{(worst + 0.005) * 100:.1f} cm at frame {f} (limit 1 cm)")
     return SceneResult(action, tracks, intervals, detected, worst, notes, missing)
+
+
+def clip_in_scene(clip: MotionClip, cfg: SceneConfig | None = None) -> tuple[MotionClip, dict]:
+    """``clip`` with the objects its labelled action interacts with (seats, steps, climbing-frame
+    bars, a pushed box, an obstacle to duck under), for tracking it in physics: a controller
+    that follows a climb in an empty room must hold the body up in the air with its residual
+    force alone. A clip without an action label comes back as it is; one whose scene cannot be
+    placed without objects; the report says which and why. No distractor objects are added."""
+    from dataclasses import replace
+
+    if clip.action is None:
+        return clip, {"clip": clip.name, "objects": [t.object.kind for t in clip.objects], "note": "no action label"}
+    cfg = replace(cfg or SceneConfig(), distractor=False)
+    try:
+        scene = synthesize_scene(clip, cfg)
+    except ScenePlacementError as e:
+        return replace(clip, objects=[]), {"clip": clip.name, "objects": [], "note": str(e)}
+    note = "; ".join(scene.notes) or ("" if scene.tracks else f"{scene.action}: nothing to place")
+    return (replace(clip, objects=scene.tracks),
+            {"clip": clip.name, **scene.report(), "objects": [t.object.kind for t in scene.tracks], "note": note})
