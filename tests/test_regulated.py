@@ -34,7 +34,8 @@ def _policy() -> tuple[KinematicPolicy, ContextEncoder]:
 
 def test_loop_with_true_proposals_is_plain_tracking():
     """With the true poses as proposals, the loop (online reference written two frames ahead)
-    simulates exactly what tracking the prepared clip does, and records every transition."""
+    simulates exactly what tracking the prepared clip does (its feed-forward from raw finite
+    differences, as an online reference has to), and records every transition."""
     import dataclasses
 
     from kinpoly.simulation.evaluate import track
@@ -44,7 +45,7 @@ def test_loop_with_true_proposals_is_plain_tracking():
     clip = sample_clips()[0].slice(0, 60)
     # the take's float32 poses, and no scene objects (the take has none)
     clip = dataclasses.replace(clip, qpos=take.qpos.double().numpy(), objects=[])
-    tracked = track(prepare_reference(clip), EnvConfig())
+    tracked = track(prepare_reference(clip, smoothing=0.0), EnvConfig())  # online: raw differences
     policy, context = _policy()
     loop = RegulatedLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf)
     ep = loop.run(take, from_truth=True, record=True, truth_proposals=True)

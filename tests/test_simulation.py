@@ -430,7 +430,7 @@ def test_online_reference_written_ahead_matches_prepared(walk, mode):
     from kinpoly.simulation.reference import OnlineReference
 
     clip = walk.slice(0, 40)
-    full = prepare_reference(clip, mode)
+    full = prepare_reference(clip, mode, smoothing=0.0)  # an online reference cannot smooth
     placeholder = dataclasses.replace(clip, qpos=np.repeat(clip.qpos[:1], clip.num_frames, 0))
     online = OnlineReference.create(placeholder, mode)
     for t in range(1, clip.num_frames):
@@ -460,6 +460,33 @@ def test_static_feedforward_holds_each_pose_against_gravity(walk):
     assert not off.ff_ctrl.any() and not off.root_wrench.any()
     with pytest.raises(ValueError, match="feed-forward mode"):
         prepare_reference(clip, "half")
+
+
+def test_feedforward_smoothing_damps_frame_to_frame_noise(walk):
+    """Mocap noise that flips a hinge a few degrees each frame makes the raw feed-forward's target
+    jump by tens of degrees (kd / kp times the finite-difference velocity); the smoothed one
+    (the default) jumps far less, and ``smoothing=0`` is the raw finite differences. The
+    reference's own velocities, which the root PD and the observation read, are not smoothed."""
+    from kinpoly.humanoid.skeleton import hinge_index
+    from kinpoly.simulation.reference import FEEDFORWARD_SMOOTHING, _inverse_dynamics_ff
+    from kinpoly.simulation.model import humanoid_model
+
+    clip = walk.slice(0, 40)
+    q = clip.qpos.copy()
+    j = hinge_index("R_Ankle", "z")
+    q[:, j] += np.radians(5.0) * (-1.0) ** np.arange(len(q))  # +-5 degrees, alternating
+    noisy = dataclasses.replace(clip, qpos=q)
+    raw, smooth = prepare_reference(noisy, smoothing=0.0), prepare_reference(noisy)
+    assert FEEDFORWARD_SMOOTHING > 0
+    jump = lambda r: np.degrees(np.abs(np.diff(r.ff_ctrl[:, j - 7]))).max()
+    assert jump(raw) > 30.0 and jump(smooth) < jump(raw) / 3
+    np.testing.assert_array_equal(smooth.qvel, raw.qvel)  # the reference itself is unchanged
+    np.testing.assert_array_equal(smooth.qacc, raw.qacc)
+    states = noisy.body_states()
+    tau, ff = _inverse_dynamics_ff("full", humanoid_model(noisy.body), noisy, raw.qpos, raw.qvel, raw.qacc,
+                                   states.positions)
+    np.testing.assert_allclose(raw.ff_ctrl, ff, atol=1e-12)
+    np.testing.assert_allclose(raw.root_wrench, tau[:, :6], atol=1e-9)
 
 
 _KILL_SCRIPT = """
