@@ -47,8 +47,9 @@ class Reference:
     ``qvel[t]`` is the forward difference over [t, t+1] (MuJoCo's convention: root angular
     velocity in body axes), ``qacc[t]`` the backward difference of ``qvel`` (zero at t=0).
     ``ff_ctrl[t]`` (69) is the PD target offset that adds the inverse-dynamics hinge torque
-    needed to move from frame t to t+1 (see :func:`inverse_dynamics`), ``root_wrench[t]`` (6)
-    the root force/torque the same inverse dynamics asks for (the residual force).
+    needed to move from frame t to t+1 (see :func:`inverse_dynamics`; read from the velocities
+    smoothed by :data:`FEEDFORWARD_SMOOTHING`), ``root_wrench[t]`` (6) the root force/torque the
+    same inverse dynamics asks for (the residual force).
     """
 
     clip: MotionClip
