@@ -157,40 +157,41 @@ def prepare_reference(clip: MotionClip, feedforward: str = "full",
     qpos[:, 3:7] /= np.linalg.norm(qpos[:, 3:7], axis=1, keepdims=True)
     qpos[:, 7:] = np.unwrap(qpos[:, 7:], axis=0)
     qvel = clip.qvel()
-    qacc = np.zeros_like(qvel)
-    qacc[1:] = np.diff(qvel, axis=0) * CONTROL_FPS
     speed = np.linalg.norm(np.diff(qpos[:, :3], axis=0), axis=1) * CONTROL_FPS
     jumps = np.flatnonzero(speed > MAX_ROOT_SPEED)
-    # Velocities across a teleport are meaningless: zero them so the feed-forward stays sane.
+    # Velocities across a teleport are meaningless: hold them so the feed-forward stays sane.
     for t in jumps:
         qvel[t] = qvel[t - 1] if t > 0 else 0.0
-        qacc[max(t, 0):t + 2] = 0.0
+    qacc = _accelerations(qvel, jumps)
     model = humanoid_model(clip.body)
     # Inverse dynamics at the midpoint of each control interval [t, t+1]: the velocity over it
     # and the acceleration at its start.
     states = clip.body_states()
-    ff_vel, ff_acc = _smoothed(qvel, qacc, jumps, smoothing)
+    ff_vel, ff_acc = qvel, qacc  # only the full feed-forward reads velocities
+    if feedforward == "full" and smoothing > 0 and len(qvel) > 1:
+        ff_vel = _smoothed(qvel, smoothing)
+        ff_acc = _accelerations(ff_vel, jumps)
     tau, ff_ctrl = _inverse_dynamics_ff(feedforward, model, clip, qpos, ff_vel, ff_acc, states.positions)
     return Reference(clip=clip, qpos=qpos, qvel=qvel, qacc=qacc, body_pos=states.positions.copy(),
                      root_rot=states.rotations[:, 0].copy(), ff_ctrl=ff_ctrl,
                      root_wrench=tau[:, :6].copy(), discontinuities=jumps)
 
 
-def _smoothed(qvel: np.ndarray, qacc: np.ndarray, jumps: np.ndarray,
-              sigma: float) -> tuple[np.ndarray, np.ndarray]:
-    """(velocities, accelerations) for the feed-forward: ``qvel`` (T, 75) smoothed over frames by
-    a zero-phase Gaussian of ``sigma`` frames and their backward differences (zero across the
-    teleports ``jumps``, as in ``qacc``); ``qvel``, ``qacc`` themselves when ``sigma`` is 0."""
-    if sigma <= 0 or len(qvel) < 2:
-        return qvel, qacc
+def _accelerations(qvel: np.ndarray, jumps: np.ndarray) -> np.ndarray:
+    """Backward differences of ``qvel`` (T, 75; zero at frame 0), zero around the teleports
+    ``jumps`` (frames t and t + 1)."""
+    qacc = np.zeros_like(qvel)
+    qacc[1:] = np.diff(qvel, axis=0) * CONTROL_FPS
+    for t in jumps:
+        qacc[t:t + 2] = 0.0
+    return qacc
+
+
+def _smoothed(qvel: np.ndarray, sigma: float) -> np.ndarray:
+    """``qvel`` (T, 75) smoothed over frames by a zero-phase Gaussian of ``sigma`` frames."""
     from scipy.ndimage import gaussian_filter1d
 
-    vel = gaussian_filter1d(qvel, sigma, axis=0, mode="nearest")
-    acc = np.zeros_like(vel)
-    acc[1:] = np.diff(vel, axis=0) * CONTROL_FPS
-    for t in jumps:
-        acc[max(t, 0):t + 2] = 0.0
-    return vel, acc
+    return gaussian_filter1d(qvel, sigma, axis=0, mode="nearest")
 
 
 FEEDFORWARD_MODES = ("off", "full", "static")
