@@ -5,7 +5,10 @@ range = torque limit; see :mod:`kinpoly.humanoid.mjcf`): ``ctrl`` is the target 
 servo applies ``clip(kp (ctrl - q) - kd qdot, +-limit)``. With the ``implicitfast`` integrator
 the ``-kd qdot`` term is integrated implicitly (its derivative enters the mass matrix), which is
 what stable PD (Tan et al. 2011) achieves in the original code: stiff gains stay stable at the
-1/450 s step. A velocity target ``qdot*`` or a feed-forward torque ``tau`` are expressed by
+1/450 s step; each hinge's armature is at least the timestep times its kd
+(:func:`~kinpoly.humanoid.mjcf.hinge_armature`), so that a servo at its torque limit, where
+MuJoCo no longer integrates its damping implicitly, does not flip between +-limit every
+substep. A velocity target ``qdot*`` or a feed-forward torque ``tau`` are expressed by
 shifting the target: ``ctrl = q* + (tau + kd qdot*) / kp``. No Python runs inside the 15
 physics substeps of one control step (``mj_step(m, d, nstep=15)``).
 
