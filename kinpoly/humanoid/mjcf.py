@@ -113,8 +113,9 @@ def hinge_armature(opts: ModelOptions) -> np.ndarray:
     torque flips between +limit and -limit (chatter): with the SPEC gains that is every hinge
     that moves a light part (ankles ``h kd / I`` = 5.6-7.7 with a foot's 0.02-0.03 kg m^2,
     knee and hip twist, the arm's twists, toes). Measured on held-out mocap with the shipped
-    controller: ankle torques flipped on up to half of all substeps of a dash (0.45-1.9 flips
-    per substep over the 69 hinges on four clips; none with this armature). An armature of at
+    controller: ankle torques flipped on up to half of all substeps of a dash (0.26-1.9 flips
+    per substep over the 69 hinges on a kick, a walk, a run, a dash and a spin; none with this
+    armature). An armature of at
     least ``h kd`` keeps ``h kd / I`` below 1 for any body shape and pose; it barely changes how
     the hinges respond, which the overdamped servos set (time constant kd / kp = 0.1 s), and
     adds 1-9% to the inertia of the heavy hinges (hips, spine)."""
