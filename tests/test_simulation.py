@@ -558,11 +558,16 @@ def test_ppo_killed_mid_iteration_resumes_with_the_same_curves(tmp_path, tiny_mo
     resumed = train(_tiny_cfg_n(iterations), tiny_motions, out, inline=True, progress=False)
     full = train(_tiny_cfg_n(iterations), tiny_motions, tmp_path / "full", inline=True, progress=False)
     assert len(resumed) == len(full) == iterations
-    # Rollouts are bit-exact; the learner's losses can differ in the 7th digit between processes
-    # (BLAS results depend on buffer alignment), measured up to 4e-7 on losses of ~0.02 when
-    # the test runs beside others under pytest-xdist.
-    for k in ("samples", "success_rate", "reward", "policy_loss", "value_loss"):
+    # Rollouts are exact (the same samples, successes and rewards); the learner's losses can
+    # differ from the 6th digit between processes (BLAS results depend on buffer alignment) and
+    # the difference grows over iterations: measured up to 4e-7 on losses of ~0.02, and 2.8e-6
+    # (1.7e-4 relative) at the 8th iteration when the test ran beside others under pytest-xdist
+    # (2026-12-03, in 2 of 5 runs). A resume that restored anything wrongly (weights, optimiser,
+    # generators, the clip sampler's failure rates) changes the rollouts, checked tightly.
+    for k in ("samples", "success_rate", "reward"):
         assert [r[k] for r in resumed] == pytest.approx([r[k] for r in full], rel=1e-5, abs=2e-6), k
+    for k in ("policy_loss", "value_loss"):
+        assert [r[k] for r in resumed] == pytest.approx([r[k] for r in full], rel=1e-3, abs=2e-5), k
 
 
 def _tiny_cfg_n(iterations):
