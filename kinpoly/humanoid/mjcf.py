@@ -115,10 +115,9 @@ def hinge_armature(opts: ModelOptions) -> np.ndarray:
     knee and hip twist, the arm's twists, toes). Measured on held-out mocap with the shipped
     controller: ankle torques flipped on up to half of all substeps of a dash (0.26-1.9 flips
     per substep over the 69 hinges on a kick, a walk, a run, a dash and a spin; none with this
-    armature). An armature of at
-    least ``h kd`` keeps ``h kd / I`` below 1 for any body shape and pose; it barely changes how
-    the hinges respond, which the overdamped servos set (time constant kd / kp = 0.1 s), and
-    adds 1-9% to the inertia of the heavy hinges (hips, spine)."""
+    armature). An armature of at least ``h kd`` keeps ``h kd / I`` below 1 for any body shape
+    and pose; it barely changes how the hinges respond, which the overdamped servos set (time
+    constant kd / kp = 0.1 s), and adds 1-9% to the inertia of the heavy hinges (hips, spine)."""
     _, kd, _ = gain_arrays()
     return np.maximum(opts.armature, opts.servo_armature_steps * opts.timestep * kd)
 
