@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from ..rotations import quat_slerp
 from .reference import Reference
 
 
@@ -41,8 +42,9 @@ class ControllerConfig:
     # a body that is on the reference towards the next frame, a constant push of kp x one
     # frame's displacement, so in steady motion the body ran one frame ahead of the reference
     # (measured on held-out mocap: a run 8 cm ahead, the root closest to frame t+1 on 19 of 26
-    # clips); checkpoints trained before it keep 1 (see ``LEGACY_CONTROLLER``)
-    root_target_offset: int = 0
+    # clips); checkpoints trained before it keep 1 (see ``LEGACY_CONTROLLER``). Fractional
+    # offsets interpolate between frames (position linearly, orientation by slerp)
+    root_target_offset: float = 0
     # where the root PD is evaluated. "substep": every physics substep (450 Hz), on the state of
     # that substep. "control" (before this field existed): once per 30 Hz control step, the
     # wrench held for its 15 substeps; the pelvis, hung between stiff hip and spine servos, has
@@ -86,6 +88,17 @@ class RootPD:
         return out
 
 
+def root_target(ref: Reference, t: float) -> np.ndarray:
+    """The reference root pose (7) at a possibly fractional frame ``t``, clamped to the clip."""
+    t = min(max(float(t), 0.0), ref.num_frames - 1.0)
+    i = int(np.floor(t))
+    f = t - i
+    if f == 0.0:
+        return ref.qpos[i, :7]
+    q0, q1 = ref.qpos[i, :7], ref.qpos[i + 1, :7]
+    return np.concatenate([q0[:3] + f * (q1[:3] - q0[:3]), quat_slerp(q0[3:7], q1[3:7], f)])
+
+
 def baseline_action(ref: Reference, t: int, cfg: ControllerConfig, qpos: np.ndarray,
                     qvel: np.ndarray) -> tuple[np.ndarray, np.ndarray, RootPD | None]:
     """(ctrl (69), root wrench (6, before clipping), root PD) at reference frame ``t`` for the
@@ -99,7 +112,7 @@ def baseline_action(ref: Reference, t: int, cfg: ControllerConfig, qpos: np.ndar
     wrench = ref.root_wrench[t] * cfg.root_id_gain
     pd = None
     if cfg.root_kp or cfg.root_kr:
-        pd = RootPD(ref.qpos[min(t + cfg.root_target_offset, ref.num_frames - 1)], ref.qvel[t],
+        pd = RootPD(root_target(ref, t + cfg.root_target_offset), ref.qvel[t],
                     cfg.root_kp, cfg.root_kd, cfg.root_kr, cfg.root_kdr)
         if cfg.root_pd_rate == "control":
             wrench, pd = wrench + pd.wrench(qpos, qvel), None
