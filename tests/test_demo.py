@@ -29,9 +29,10 @@ def test_demo_writes_metrics_and_run_record(tmp_path):
     est = metrics["estimation"]
     assert {r["take"] for r in est["takes"]} == {"walk_02_01", "step_03_03", "sit_01_06"}
     assert est["frames_per_second"] > 10 and not est["failures"]
-    # regression bounds: the README's demo table (sit 216, step 143, walk 171 mm) plus 15%. The
-    # sit take falls and restarts, so its figure moves most with any change of the physics
-    # (181 -> 189 -> 216 mm while the 28 test takes stayed at 145 mm; README "Tracking controller")
+    # regression bounds: the README's demo table when they were set (sit 216, step 143, walk
+    # 171 mm) plus 15%. The sit take falls and restarts, so its figure moves most with any change
+    # of the physics (181 -> 189 -> 216 mm while the 28 test takes stayed at 145 mm;
+    # docs/estimation.md, "The demo's takes over time")
     bounds = {"sit_01_06": 248.0, "step_03_03": 164.0, "walk_02_01": 196.0}
     for r in est["takes"]:
         assert r["mpjpe_mm"] < bounds[r["take"]], r

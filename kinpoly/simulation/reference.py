@@ -29,9 +29,9 @@ CONTROL_FPS = 30.0
 # mocap carry frame-to-frame noise that the PD servos' velocity term (kd / kp = 0.1 s) and the
 # inverse dynamics amplify: on a Bandai kick the support ankle's twist swings 20-40 degrees a
 # frame, its target jumped by up to 120 degrees and the ankle torque flipped between +-200 N m
-# every control step. Measured with the shipped controller, not retrained (README, "Tracking
-# controller"): 1 frame lowers the MPJPE on held-out and training clips by about 2 mm; 2 frames
-# is worse than none. The reference's own qvel/qacc (root PD, observations) stay unsmoothed.
+# every control step. Measured with the shipped controller, not retrained
+# (`docs/controller.md`): 1 frame lowers the MPJPE on held-out and training clips by about
+# 2 mm; 2 frames is worse than none. The reference's own qvel/qacc (root PD, observations) stay unsmoothed.
 FEEDFORWARD_SMOOTHING = 1.0
 MAX_ROOT_SPEED = 12.0  # m/s: faster than any human moves; a root jump above it is a teleport
 
