@@ -12,6 +12,8 @@ import sys
 
 import click
 
+from .errors import InputError
+
 # (command name, module, attribute): imported lazily so `kinpoly --help` stays fast and a
 # stage whose optional dependencies are missing does not break the others.
 _COMMANDS = [
@@ -27,6 +29,14 @@ _COMMANDS = [
 
 
 class _LazyGroup(click.Group):
+    def invoke(self, ctx):
+        # bad input (kinpoly.errors.InputError: a clip, a file, a setting) and a missing file
+        # end the command with their message, not a traceback
+        try:
+            return super().invoke(ctx)
+        except (InputError, FileNotFoundError) as e:
+            raise click.ClickException(str(e)) from None
+
     def list_commands(self, ctx):
         return [name for name, _, _ in _COMMANDS]
 

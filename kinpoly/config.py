@@ -25,10 +25,17 @@ from typing import Any, TypeVar
 import numpy as np
 import yaml
 
+from .errors import InputError
+
 T = TypeVar("T")
 
+# The checkout the package runs from (installed editable by setup.sh): the shipped checkpoints
+# and the default configs live here, so the commands find them from any working directory.
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+CHECKPOINTS = PROJECT_ROOT / "checkpoints"
 
-class ConfigError(ValueError):
+
+class ConfigError(InputError):
     """A configuration file or override is invalid; the message names the key."""
 
 
@@ -131,10 +138,13 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> T:
-    """Defaults of ``cls``, updated by the YAML file at ``path`` and by ``overrides``."""
+    """Defaults of ``cls``, updated by the YAML file at ``path`` and by ``overrides``. A
+    relative ``path`` that is not in the working directory is looked up in the project."""
     data: dict = {}
     if path is not None:
         p = Path(path)
+        if not p.is_file() and not p.is_absolute() and (PROJECT_ROOT / p).is_file():
+            p = PROJECT_ROOT / p  # a default such as configs/uhc.yaml, run from elsewhere
         if not p.is_file():
             raise ConfigError(f"{p}: no such config file")
         try:

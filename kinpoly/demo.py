@@ -21,13 +21,13 @@ from pathlib import Path
 
 import click
 
-from .config import RunDir
+from .config import CHECKPOINTS, RunDir
 from .motion.clip import ClipFolder, MotionClip, atomic_write_text
 
 SAMPLE_CLIPS = Path(__file__).resolve().parent / "assets" / "clips"
 SAMPLE_TAKES = Path(__file__).resolve().parent / "assets" / "takes"
-SHIPPED_UHC = Path(__file__).resolve().parents[1] / "checkpoints" / "uhc" / "policy.pt"
-SHIPPED_KINEMATIC = Path(__file__).resolve().parents[1] / "checkpoints" / "kinematic" / "policy.pt"
+SHIPPED_UHC = CHECKPOINTS / "uhc" / "policy.pt"
+SHIPPED_KINEMATIC = CHECKPOINTS / "kinematic" / "policy.pt"
 
 
 def sample_clips() -> list[MotionClip]:

@@ -110,9 +110,9 @@ def test_training_and_an_estimate_with_the_refiner(tmp_path):
 
 
 def test_the_shipped_refiner_loads_and_makes_small_corrections():
-    from kinpoly.policy.estimate import ROOT
+    from kinpoly.config import CHECKPOINTS
 
-    model = load_refiner(ROOT / "checkpoints" / "leg_refiner" / "refiner.pt")
+    model = load_refiner(CHECKPOINTS / "leg_refiner" / "refiner.pt")
     targets, q, v = _state()
     d = model.correct(targets, q, v)[:, HIPS_KNEES] - targets[:, HIPS_KNEES]
     # rad: in the loop the truth's hips and knees differ from the proposals by 0.24-0.33 rad rms

@@ -21,6 +21,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import CHECKPOINTS
+
 FLOW_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
 
 
@@ -123,7 +125,7 @@ class LoadedEncoder:
         return np.concatenate(feats).astype(np.float32), v
 
 
-DEFAULT_ENCODER = Path(__file__).resolve().parents[2] / "checkpoints" / "flow_encoder" / "flow_encoder.pt"
+DEFAULT_ENCODER = CHECKPOINTS / "flow_encoder" / "flow_encoder.pt"
 
 
 def load_encoder(path: str | os.PathLike | None = None) -> LoadedEncoder:

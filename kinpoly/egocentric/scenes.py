@@ -57,6 +57,7 @@ import mujoco
 import numpy as np
 
 from .. import rotations as rot
+from ..errors import InputError
 from ..humanoid.mjcf import build_model
 from ..humanoid.scene import SEAT_KINDS, SceneObject
 from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, NUM_BODIES, QPOS_DIM
@@ -65,7 +66,7 @@ from ..motion.clip import MotionClip, ObjectTrack
 MAX_PENETRATION_M = 0.01  # the reference body may touch an object at most this deep
 
 
-class ScenePlacementError(ValueError):
+class ScenePlacementError(InputError):
     """The objects a clip's action needs cannot be placed consistently with its motion."""
 
 

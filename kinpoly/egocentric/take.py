@@ -21,13 +21,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..motion.clip import ACTIONS, atomic_write_npz, atomic_write_text
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
 
 
-class EgoDataError(ValueError):
+class EgoDataError(InputError):
     """An egocentric take, folder or input file is invalid; the message names the file."""
 
 

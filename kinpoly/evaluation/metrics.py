@@ -18,6 +18,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from ..errors import InputError
 from ..humanoid.kinematics import head_pose
 from ..humanoid.mjcf import build_model
 from ..humanoid.scene import SEAT_KINDS, SceneObject
@@ -42,7 +43,7 @@ POSE_KEYS = ("mpjpe_mm", "mpjpe_global_mm", "root_rot_err", "root_trans_err_m", 
 PHYSICAL_KEYS = ("skate_mm", "penetration_mm")
 
 
-class MetricError(ValueError):
+class MetricError(InputError):
     """A clip (or a pair of clips) cannot be scored; the message names the clip and the cause."""
 
 

@@ -28,13 +28,14 @@ from ..humanoid.kinematics import BodyStates, forward_kinematics, head_pose
 from ..humanoid.scene import SceneObject
 from ..humanoid.skeleton import QPOS_DIM, BodyShape
 from .. import rotations as rot
+from ..errors import InputError
 
 ACTIONS = ("sit", "push", "avoid", "step", "locomotion")
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
 
 
-class ClipError(ValueError):
+class ClipError(InputError):
     """A clip is invalid or cannot be read. The message names the clip or file."""
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 
-class MotionFormatError(ValueError):
+
+class MotionFormatError(InputError):
     """A mocap file could not be read. The message names the file and the problem."""
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..config import CHECKPOINTS
 from ..motion.clip import ClipFolder, MotionClip, atomic_write_npz, atomic_write_text
 from .data import TakeTensors, take_tensors
 from .model import ContextEncoder, KinematicPolicy, PolicyConfig
@@ -34,9 +35,8 @@ from .supervised import rollout
 from .torch_kinematics import TorchFK
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parents[2]
-SHIPPED_POLICY = ROOT / "checkpoints" / "kinematic" / "policy.pt"
-SHIPPED_CONTROLLER = ROOT / "checkpoints" / "uhc" / "policy.pt"
+SHIPPED_POLICY = CHECKPOINTS / "kinematic" / "policy.pt"
+SHIPPED_CONTROLLER = CHECKPOINTS / "uhc" / "policy.pt"
 
 
 def policy_from_blob(ck: dict) -> tuple[KinematicPolicy, ContextEncoder]:

@@ -78,6 +78,7 @@ def distill(teacher, config_path, motions, out, override, rounds, steps) -> None
               help="Render reference vs simulation of the worst clip next to the JSON.")
 def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video) -> None:
     """Track every clip from its first frame and write per-clip and overall metrics."""
+    from ..errors import InputError
     from ..motion.clip import atomic_write_text, load_clips
     from .evaluate import PolicyController, controller_config, evaluate, worst_clip
     from .reference import prepare_reference
@@ -95,10 +96,21 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
         missing = [n for n in names if n not in folder]
         if missing:
             raise click.ClickException(f"{len(missing)} clip(s) of the split are not in {motions}: {missing[:5]}")
-        clips = [folder.load(n) for n in names]
+        load = folder.load
     else:
-        clips = load_clips(motions)
-    refs = [prepare_reference(c) for c in clips]
+        clips = {c.name: c for c in load_clips(motions)}
+        load, names = clips.__getitem__, list(clips)
+    # a clip that cannot be tracked (NaN, wrong frame rate, unreadable) is recorded and skipped
+    refs, rejected = [], {}
+    for name in names:
+        try:
+            refs.append(prepare_reference(load(name)))
+        except InputError as e:
+            rejected[name] = str(e)
+    for name, why in rejected.items():
+        click.echo(f"rejected {why}" if why.startswith(name) else f"rejected {name}: {why}", err=True)
+    if not refs:
+        raise click.ClickException(f"none of the {len(names)} clip(s) can be tracked")
     policy = None
     if checkpoint:
         from .policy import load_policy
@@ -109,6 +121,7 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
     result["checkpoint"] = checkpoint
     result["residual_force"] = env_cfg.sim.residual_force
     result["split"] = split
+    result["rejected"] = rejected
     out = Path(json_out)
     if video and result["per_clip"]:
         name = worst_clip(result["per_clip"])

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import mujoco
 import numpy as np
 
+from ..errors import InputError
 from ..humanoid.skeleton import BODY_INDEX, QPOS_DIM, QVEL_DIM, gain_arrays
 from ..motion.clip import MotionClip
 from .model import humanoid_model
@@ -36,7 +37,7 @@ FEEDFORWARD_SMOOTHING = 1.0
 MAX_ROOT_SPEED = 12.0  # m/s: faster than any human moves; a root jump above it is a teleport
 
 
-class ReferenceError(ValueError):
+class ReferenceError(InputError):
     """A reference clip cannot be tracked; the message names the clip and the cause."""
 
 
