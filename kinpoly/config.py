@@ -29,10 +29,22 @@ from .errors import InputError
 
 T = TypeVar("T")
 
-# The checkout the package runs from (installed editable by setup.sh): the shipped checkpoints
-# and the default configs live here, so the commands find them from any working directory.
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-CHECKPOINTS = PROJECT_ROOT / "checkpoints"
+# The shipped checkpoints and the default configs are package data (kinpoly/checkpoints,
+# kinpoly/configs; the checkout links them at its top level as checkpoints/ and configs/), so
+# every install, editable or from a wheel, has them and the commands find them from any
+# working directory.
+PACKAGE_DIR = Path(__file__).resolve().parent
+CHECKPOINTS = PACKAGE_DIR / "checkpoints"
+
+
+def resolve_path(path: str | os.PathLike) -> Path:
+    """``path`` itself where it exists or is absolute; else a relative default such as
+    ``configs/uhc.yaml`` looked up in the package; else ``path`` unchanged (for the caller's
+    "no such file" error)."""
+    p = Path(path)
+    if p.exists() or p.is_absolute() or not (PACKAGE_DIR / p).exists():
+        return p
+    return PACKAGE_DIR / p
 
 
 class ConfigError(InputError):
@@ -142,9 +154,7 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
     relative ``path`` that is not in the working directory is looked up in the project."""
     data: dict = {}
     if path is not None:
-        p = Path(path)
-        if not p.is_file() and not p.is_absolute() and (PROJECT_ROOT / p).is_file():
-            p = PROJECT_ROOT / p  # a default such as configs/uhc.yaml, run from elsewhere
+        p = resolve_path(path)
         if not p.is_file():
             raise ConfigError(f"{p}: no such config file")
         try:

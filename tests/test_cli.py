@@ -45,14 +45,37 @@ def test_uhc_eval_records_the_clips_it_cannot_track(tmp_path):
 
 
 def test_default_configs_are_found_from_any_directory(tmp_path, monkeypatch):
-    from kinpoly.config import PROJECT_ROOT
+    from kinpoly.config import PACKAGE_DIR
     from kinpoly.simulation.ppo import UHCConfig
+    from kinpoly.simulation.split import read_split
 
-    here = load_config(UHCConfig, PROJECT_ROOT / "configs" / "uhc.yaml")
+    here = load_config(UHCConfig, PACKAGE_DIR / "configs" / "uhc.yaml")
     monkeypatch.chdir(tmp_path)
     assert load_config(UHCConfig, "configs/uhc.yaml") == here
+    assert len(read_split("configs/splits/uhc_test.txt")) == 30
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "uhc.yaml").write_text("seed: 7\n")  # the working directory's wins
     assert load_config(UHCConfig, "configs/uhc.yaml").seed == 7
     with pytest.raises(ConfigError, match="no such config file"):
         load_config(UHCConfig, "configs/nope.yaml")
+
+
+def test_the_wheel_carries_what_the_commands_need(tmp_path):
+    """A plain `pip install` (no checkout) gets the shipped checkpoints, default configs, split
+    and sample takes, so `kinpoly demo` and `kinpoly estimate` work from any directory."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from kinpoly.config import PACKAGE_DIR
+
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "-w", str(tmp_path),
+                    str(PACKAGE_DIR.parent)], check=True, capture_output=True)
+    (wheel,) = tmp_path.glob("kinpoly-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for need in ("kinpoly/checkpoints/kinematic/policy.pt", "kinpoly/checkpoints/uhc/policy.pt",
+                 "kinpoly/checkpoints/uhc_mocap_global/policy.pt",
+                 "kinpoly/checkpoints/flow_encoder/flow_encoder.pt", "kinpoly/configs/uhc.yaml",
+                 "kinpoly/configs/kinematic.yaml", "kinpoly/configs/splits/uhc_test.txt",
+                 "kinpoly/assets/takes/manifest.json"):
+        assert need in names, need

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..config import resolve_path
 from ..motion.clip import ClipFolder
 
 
@@ -30,4 +31,6 @@ def make_split(motions: str, fraction: float = 0.15, seed: int = 0) -> list[str]
 
 
 def read_split(path: str) -> list[str]:
-    return [ln.strip() for ln in Path(path).read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    """Clip names listed in a split file (``configs/splits/...`` also from any directory)."""
+    text = resolve_path(path).read_text()
+    return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]
