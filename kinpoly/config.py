@@ -151,7 +151,8 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
 
 def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: list[str] | None = None) -> T:
     """Defaults of ``cls``, updated by the YAML file at ``path`` and by ``overrides``. A
-    relative ``path`` that is not in the working directory is looked up in the project."""
+    relative ``path`` that is not in the working directory is looked up in the package
+    (:func:`resolve_path`)."""
     data: dict = {}
     if path is not None:
         p = resolve_path(path)

@@ -69,8 +69,8 @@ def distill(teacher, config_path, motions, out, override, rounds, steps) -> None
               help="Policy (.pt); without it the training-free controller runs.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default="configs/uhc.yaml",
               show_default=True, help="Used when the checkpoint carries no config.")
-@click.option("--split", type=click.Path(exists=True, dir_okay=False), default=None,
-              help="Only the clips listed in this file (e.g. configs/splits/uhc_test.txt).")
+@click.option("--split", type=click.Path(dir_okay=False), default=None,
+              help="Only the clips listed in this file (e.g. configs/splits/uhc_test.txt, found from any directory).")
 @click.option("--no-residual", is_flag=True, help="Switch the residual root force off.")
 @click.option("-o", "--override", multiple=True, help="key=value config override.")
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Metrics JSON to write.")
