@@ -53,7 +53,7 @@ class ControllerConfig:
     # clip) and a humanoid holding one pose still shuffled its feet (skate 3.3 mm/frame against
     # 0.02; mean residual wrench 33 against 0.9 N / N m; tests/test_simulation.py). A simulation defect, not a
     # controller design choice, so checkpoints trained with it run with the fix too (measured in
-    # the README: the same or better on every metric but one clip of one checkpoint)
+    # docs/controller.md: the same or better on every metric but one clip of one checkpoint)
     root_pd_rate: str = "substep"
 
     def __post_init__(self) -> None:
