@@ -146,8 +146,8 @@ def demo(out: Path, controller: str, no_video: bool) -> None:
     report = "# kinpoly demo\n\n" + est_md + "\n" + ctrl_md
     metrics = {"controller": ctrl["controller"], "estimation": est_metrics, "clips": ctrl["clips"]}
     if controller == "learned" and SHIPPED_MOCAP_UHC.is_file():
-        # the estimator's controller runs without the inverse-dynamics feed-forward it cannot
-        # have in the loop; the shipped mocap tracker is the one the controller results are about
+        # the controller results are about the shipped mocap tracker; the estimator keeps
+        # checkpoints/uhc, which does better in the dynamics-regulated loop
         md, metrics["mocap_tracker"] = _controller_section(
             SHIPPED_MOCAP_UHC, "The shipped mocap tracker (the controller results' checkpoint) on the same clips")
         report += "\n" + md
