@@ -176,7 +176,7 @@ def to_dict(cfg: Any) -> dict:
 
 def git_commit(cwd: str | os.PathLike | None = None) -> str:
     """Current commit hash (+ "-dirty" with uncommitted changes), or "unknown"."""
-    cwd = cwd or Path(__file__).resolve().parent
+    cwd = cwd or PACKAGE_DIR
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
                               timeout=5).stdout.strip()

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import click
 
-from .config import CHECKPOINTS, RunDir
+from .config import CHECKPOINTS, PACKAGE_DIR, RunDir
 from .motion.clip import ClipFolder, MotionClip, atomic_write_text
 
-SAMPLE_CLIPS = Path(__file__).resolve().parent / "assets" / "clips"
-SAMPLE_TAKES = Path(__file__).resolve().parent / "assets" / "takes"
+SAMPLE_CLIPS = PACKAGE_DIR / "assets" / "clips"
+SAMPLE_TAKES = PACKAGE_DIR / "assets" / "takes"
 SHIPPED_UHC = CHECKPOINTS / "uhc" / "policy.pt"
 SHIPPED_KINEMATIC = CHECKPOINTS / "kinematic" / "policy.pt"
 SHIPPED_MOCAP_UHC = CHECKPOINTS / "uhc_mocap_global" / "policy.pt"  # the best tracker of mocap
