@@ -12,7 +12,7 @@ import sys
 
 import click
 
-from .errors import InputError
+from .errors import Group
 
 # (command name, module, attribute): imported lazily so `kinpoly --help` stays fast and a
 # stage whose optional dependencies are missing does not break the others.
@@ -28,15 +28,7 @@ _COMMANDS = [
 ]
 
 
-class _LazyGroup(click.Group):
-    def invoke(self, ctx):
-        # bad input (kinpoly.errors.InputError: a clip, a file, a setting) and a missing file
-        # end the command with their message, not a traceback
-        try:
-            return super().invoke(ctx)
-        except (InputError, FileNotFoundError) as e:
-            raise click.ClickException(str(e)) from None
-
+class _LazyGroup(Group):  # Group: bad input ends any command with its message, not a traceback
     def list_commands(self, ctx):
         return [name for name, _, _ in _COMMANDS]
 
@@ -45,9 +37,9 @@ class _LazyGroup(click.Group):
             if cmd_name == name:
                 try:
                     return getattr(importlib.import_module(module), attr)
-                except (ImportError, AttributeError) as e:  # a stage not yet available
-                    return click.Command(name, help=f"(unavailable: {e})",
-                                         callback=lambda: sys.exit(f"kinpoly {name}: unavailable ({e})"))
+                except (ImportError, AttributeError) as e:  # a stage whose dependencies are missing
+                    why = f"kinpoly {name}: unavailable ({e})"
+                    return click.Command(name, help=f"(unavailable: {e})", callback=lambda: sys.exit(why))
         return None
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import click
 
 from .config import CHECKPOINTS, PACKAGE_DIR, RunDir
+from .errors import Command
 from .motion.clip import ClipFolder, MotionClip, atomic_write_text
 
 SAMPLE_CLIPS = PACKAGE_DIR / "assets" / "clips"
@@ -126,7 +127,7 @@ def _controller_section(checkpoint: Path | None, title: str) -> tuple[str, dict]
     return md, {"controller": name, "clips": rows}
 
 
-@click.command("demo")
+@click.command("demo", cls=Command)
 @click.option("--out", type=click.Path(path_type=Path), default=Path("outputs/demo"), show_default=True,
               help="Folder for the videos, metrics and run record.")
 @click.option("--controller", type=click.Choice(["learned", "training-free"]), default="learned",

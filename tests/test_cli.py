@@ -24,6 +24,28 @@ def test_bad_setting_is_a_one_line_error(tmp_path):
     assert not (tmp_path / "m.json").exists()
 
 
+@pytest.mark.parametrize("module, group, args, message", [
+    ("kinpoly.motion.commands", "motion", ["mirror", "{tmp}/bad.npz", "--out", "{tmp}/m"], "not a kinpoly clip"),
+    ("kinpoly.egocentric.commands", "ego", ["build", "--motions", "{tmp}", "--out", "{tmp}/ego", "--set", "bogus=1"],
+     "unknown key(s) bogus"),
+    ("kinpoly.policy.commands", "train", ["kinematic", "--set", "bogus=1"], "unknown key(s) bogus"),
+    ("kinpoly.policy.commands", "train", ["loop-controller", "--out", "{tmp}/run", "-o", "data={tmp}/none"],
+     "{tmp}/none"),
+    ("kinpoly.visualization.commands", "render", ["{tmp}/none.npz"], "none.npz"),
+])
+def test_each_stage_reports_bad_input_in_one_line(tmp_path, module, group, args, message):
+    """Every stage's own command (also invoked without the `kinpoly` group around it) ends
+    with ``Error: ...`` and status 1 on bad input."""
+    import importlib
+
+    cmd = getattr(importlib.import_module(module), group)
+    (tmp_path / "bad.npz").write_text("not a clip")
+    res = CliRunner().invoke(cmd, [a.format(tmp=tmp_path) for a in args])
+    assert res.exit_code == 1, res.output
+    assert isinstance(res.exception, SystemExit), res.exception
+    assert res.output.startswith("Error: ") and message.format(tmp=tmp_path) in res.output, res.output
+
+
 def test_uhc_eval_records_the_clips_it_cannot_track(tmp_path):
     walk = ClipFolder(SAMPLE_CLIPS).load("walk_02_01").slice(0, 12, name="walk")
     folder = ClipFolder(tmp_path / "clips", create=True)

@@ -13,7 +13,6 @@ from kinpoly.simulation.controller import ControllerConfig
 from kinpoly.simulation.distill import DistillConfig, DistillWorker, discounted_returns, distill, teacher_label
 from kinpoly.simulation.env import EnvConfig, HumanoidTrackingEnv, compose_action
 from kinpoly.simulation.ppo import PPOConfig, UHCConfig, train
-from kinpoly.simulation.sim import SimConfig
 
 
 @pytest.fixture(scope="module")

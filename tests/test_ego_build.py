@@ -104,6 +104,7 @@ def test_build_deterministic_resumable_with_failures(tmp_path, terrain):
     assert "tiny" in a["failures"][0]["error"] and "too short" in a["failures"][0]["error"]
     assert (tmp_path / "a" / "videos" / "03_01.mp4").is_file()
     b = build_dataset(tmp_path / "motions", tmp_path / "b", cfg, workers=1, progress=False)
+    assert b["takes"] == 2
     for name in ("03_01", "03_02"):
         ta, tb = EgoTake.load(tmp_path / "a" / "takes" / f"{name}.npz"), EgoTake.load(tmp_path / "b" / "takes" / f"{name}.npz")
         for k in ("head_pose", "head_vels", "object_poses", "image_features", "gt_head_pose", "qpos"):

@@ -12,7 +12,7 @@ from kinpoly import rotations as rot
 from kinpoly.humanoid.kinematics import forward_kinematics, head_pose
 from kinpoly.humanoid.mjcf import ModelOptions, build_model, build_xml, rest_qpos
 from kinpoly.humanoid.scene import OBJECT_KINDS, SceneObject
-from kinpoly.humanoid.skeleton import (BODY_INDEX, BODY_NAMES, BODY_TO_SMPL, PARENTS, SMPL_NAMES,
+from kinpoly.humanoid.skeleton import (BODY_NAMES, BODY_TO_SMPL, PARENTS, SMPL_NAMES,
                                        SMPL_TO_BODY, BodyShape, gain_arrays, joint_names)
 
 

@@ -21,7 +21,7 @@ from kinpoly.evaluation import metrics as M
 from kinpoly.evaluation.commands import eval_command
 from kinpoly.humanoid.mjcf import rest_qpos
 from kinpoly.humanoid.scene import SceneObject
-from kinpoly.humanoid.skeleton import hinge_index, BODY_INDEX, BodyShape
+from kinpoly.humanoid.skeleton import hinge_index, BodyShape
 from kinpoly.motion.clip import ClipFolder, MotionClip, ObjectTrack
 
 SHAPE = BodyShape()  # 1.75 m: geom radii are at scale 1

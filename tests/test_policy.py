@@ -13,7 +13,7 @@ from kinpoly.humanoid.kinematics import forward_kinematics
 from kinpoly.humanoid.skeleton import BodyShape
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.estimate import estimate_kinematic, load_policy
-from kinpoly.policy.model import STATE_DIM, KinematicPolicy, Observation, PolicyConfig, integrate, policy_state
+from kinpoly.policy.model import STATE_DIM, Observation, PolicyConfig, integrate, policy_state
 from kinpoly.policy.supervised import SupervisedConfig, SupervisedTrainer
 from kinpoly.policy.torch_kinematics import TorchFK, matrix_to_quat, quat_to_matrix
 

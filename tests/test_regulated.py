@@ -15,7 +15,6 @@ from kinpoly.egocentric.take import EgoTake, write_manifest
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.model import ContextEncoder, KinematicPolicy, PolicyConfig
 from kinpoly.policy.regulated import RegulatedLoop
-from kinpoly.simulation.controller import ControllerConfig
 from kinpoly.simulation.env import EnvConfig
 
 

@@ -9,21 +9,20 @@ from pathlib import Path
 
 import click
 
+from ..errors import Group
+
 
 def _config(path, overrides, seed=None):
-    from ..config import ConfigError, load_config
+    from ..config import load_config
     from .build import EgoConfig
 
     ov = list(overrides)
     if seed is not None:
         ov.append(f"seed={seed}")
-    try:
-        return load_config(EgoConfig, path, ov)
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    return load_config(EgoConfig, path, ov)
 
 
-@click.group()
+@click.group(cls=Group)
 def ego() -> None:
     """Egocentric data: scenes, head-camera video, features, real-video import."""
 

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..errors import Command
 from ..humanoid.skeleton import BODY_NAMES
 from ..motion.clip import ACTIONS, ClipError, ClipFolder, MotionClip, atomic_write_text
 from .metrics import PHYSICAL_KEYS, POSE_KEYS, joint_errors, score_clip, score_physical
@@ -200,7 +201,7 @@ def evaluate_folders(pred_dir: str | Path | None, gt_dir: str | Path) -> dict:
     return summarise(clips, failures)
 
 
-@click.command("eval")
+@click.command("eval", cls=Command)
 @click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False),
               help="Folder of predicted clips (omit to score the ground truth's physics alone).")
 @click.option("--gt", "gt_dir", type=click.Path(exists=True, file_okay=False), required=True,

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import click
 
+from ..errors import Group
 from ..humanoid.skeleton import BodyShape
 from .clip import ClipError, ClipFolder, MotionClip
 
 
-@click.group()
+@click.group(cls=Group)
 def motion() -> None:
     """Import mocap into humanoid clips, inspect clip folders, export clips."""
 
@@ -71,10 +72,7 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, workers, no
 @click.option("--clips", "list_clips", is_flag=True, help="Also list every clip.")
 def info_command(folder, as_json, list_clips) -> None:
     """Summarise a clip folder: clips, frames, seconds, retargeting error, actions."""
-    try:
-        f = ClipFolder(folder)
-    except ClipError as e:
-        raise click.ClickException(str(e)) from None
+    f = ClipFolder(folder)
     summary = f.summary()
     if list_clips:
         summary["clip_list"] = f.entries()
@@ -133,10 +131,7 @@ def mirror_command(source, out_dir, keep) -> None:
     from .augment import mirror_clip
     from .clip import load_clips
 
-    try:
-        clips = load_clips(source)
-    except ClipError as e:
-        raise click.ClickException(str(e)) from None
+    clips = load_clips(source)
     folder = ClipFolder(out_dir, create=True)
     for c in clips:
         if keep:

@@ -17,7 +17,7 @@ from scipy.ndimage import uniform_filter1d
 from scipy.spatial import cKDTree
 
 from .. import rotations as rot
-from ..egocentric.take import EgoTake
+from ..egocentric.take import EgoDataError, EgoTake
 from ..humanoid.skeleton import BodyShape
 from ..motion.clip import MotionClip
 
@@ -56,7 +56,7 @@ class HeadOnlyBaseline:
             feats.append(head_descriptor(t.head_pose, t.head_vels, self.half_window))
             poses.append(_relative_pose(t.qpos, head))
         if not feats:
-            raise ValueError("the baseline needs takes with ground-truth poses")
+            raise EgoDataError("the baseline needs takes with ground-truth poses")
         x = np.concatenate(feats)
         self.scale = x.std(0) + 1e-6
         self.tree = cKDTree(x / self.scale)

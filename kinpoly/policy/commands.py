@@ -8,10 +8,11 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..config import ConfigError, RunDir, load_config
+from ..config import RunDir, load_config
+from ..errors import Command, Group
 
 
-@click.group()
+@click.group(cls=Group)
 def train() -> None:
     """Train the kinematic policy (supervised, then dynamics-regulated), or the controller in the loop."""
 
@@ -28,29 +29,20 @@ def train() -> None:
 def kinematic_command(config_path, data, init, out, overrides, no_progress) -> None:
     """Supervised training on the egocentric takes' train split; resumes from OUT/checkpoint.pt,
     or starts from --init's weights (a further stage with other settings)."""
-    from ..egocentric.take import EgoDataError, EgoDataset
+    from ..egocentric.take import EgoDataset
     from ..visualization.plots import plot_curves
     from .data import take_tensors
     from .supervised import SupervisedConfig, SupervisedTrainer
 
-    try:
-        cfg = load_config(SupervisedConfig, config_path, list(overrides))
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(SupervisedConfig, config_path, list(overrides))
     cfg.data, cfg.out = str(data or cfg.data), str(out or cfg.out)
     cfg.init = str(init or cfg.init)
-    try:
-        ds = EgoDataset(cfg.data, split="train")
-    except EgoDataError as e:
-        raise click.ClickException(str(e)) from None
+    ds = EgoDataset(cfg.data, split="train")
     takes = [take_tensors(t, cfg.use_image_features) for t in ds]
     if not takes:
         raise click.ClickException(f"{cfg.data}: no training takes")
     run = RunDir(cfg.out, cfg, cfg.seed)
-    try:
-        trainer = SupervisedTrainer(cfg, takes, cfg.out)
-    except (FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    trainer = SupervisedTrainer(cfg, takes, cfg.out)
     curves = trainer.train(progress=not no_progress)
     it = np.array([c["iteration"] for c in curves])
     plot_curves({k: (it, np.array([c[k] for c in curves])) for k in ("total", "root_pos", "pose", "end_effector")},
@@ -79,12 +71,9 @@ def loop_controller_command(config_path, out, init, override, ray_address, itera
     from OUT/last.pt. Export with `kinpoly uhc export --run OUT`."""
     from .loop_controller import LoopControllerConfig, train_loop_controller
 
-    try:
-        cfg = load_config(LoopControllerConfig, config_path, list(override))
-        curves = train_loop_controller(cfg, out, init=init, ray_address=ray_address, max_iterations=iterations,
-                                       time_limit_s=time_limit, progress=not no_progress)
-    except (ConfigError, FileNotFoundError, ValueError) as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(LoopControllerConfig, config_path, list(override))
+    curves = train_loop_controller(cfg, out, init=init, ray_address=ray_address, max_iterations=iterations,
+                                   time_limit_s=time_limit, progress=not no_progress)
     if curves:
         click.echo(json.dumps(curves[-1], indent=1))
 
@@ -105,10 +94,7 @@ def dynamics_command(config_path, data, init, out, overrides, ray_address, no_pr
     from ..visualization.plots import plot_curves
     from .dynamics import DynamicsConfig, DynamicsTrainer
 
-    try:
-        cfg = load_config(DynamicsConfig, config_path, list(overrides))
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(DynamicsConfig, config_path, list(overrides))
     cfg.data, cfg.out = str(data or cfg.data), str(out or cfg.out)
     cfg.init = str(init or cfg.init)
     run = RunDir(cfg.out, cfg, cfg.seed)
@@ -138,24 +124,18 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
     policy and the controller stay fixed); writes OUT/refiner.pt."""
     from .leg_refiner import RefinerConfig, train_refiner
 
-    try:
-        cfg = load_config(RefinerConfig, config_path, list(overrides))
-    except ConfigError as e:
-        raise click.ClickException(str(e)) from None
+    cfg = load_config(RefinerConfig, config_path, list(overrides))
     cfg.out = str(out or cfg.out)
     for path in (cfg.policy, cfg.controller):
         if path and not Path(path).is_file():
             raise click.ClickException(f"{path}: no such checkpoint")
     run = RunDir(cfg.out, cfg, cfg.seed)
-    try:
-        rows = train_refiner(cfg, progress=not no_progress)
-    except ValueError as e:
-        raise click.ClickException(str(e)) from None
+    rows = train_refiner(cfg, progress=not no_progress)
     run.write_metrics({"rounds": rows})
     click.echo(json.dumps(rows[-1], indent=1))
 
 
-@click.command("estimate")
+@click.command("estimate", cls=Command)
 @click.option("--take", "take_path", type=click.Path(exists=True, path_type=Path), default=None,
               help="One take (.npz) or a take folder (kinpoly ego build / import-video).")
 @click.option("--split", default="all", show_default=True,

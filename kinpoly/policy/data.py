@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ..egocentric.take import EgoTake
+from ..egocentric.take import EgoDataError, EgoTake
 from ..humanoid.skeleton import BodyShape
 
 
@@ -60,7 +60,7 @@ def sample_windows(takes: list[TakeTensors], batch: int, length: int, rng: np.ra
     (B, L, ...) plus per-window ``offsets`` (B, 24, 3), ``eye`` (B, 3), ``action`` (B, 5)."""
     usable = [t for t in takes if t.num_frames >= length and t.qpos is not None]
     if not usable:
-        raise ValueError(f"no take has ground truth and at least {length} frames")
+        raise EgoDataError(f"no take has ground truth and at least {length} frames")
     weights = np.array([t.num_frames - length + 1 for t in usable], dtype=float)
     idx = rng.choice(len(usable), size=batch, p=weights / weights.sum())
     out: dict[str, list] = {k: [] for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos",

@@ -28,6 +28,8 @@ import numpy as np
 import torch
 
 from ..config import CHECKPOINTS
+from ..egocentric.take import EgoDataError
+from ..errors import InputError
 from ..motion.clip import ClipFolder, MotionClip, atomic_write_npz, atomic_write_text
 from .data import TakeTensors, take_tensors
 from .model import ContextEncoder, KinematicPolicy, PolicyConfig
@@ -57,7 +59,7 @@ def load_policy(path: str | Path) -> tuple[KinematicPolicy, ContextEncoder]:
         ck = torch.load(path, map_location="cpu", weights_only=False)
         return policy_from_blob(ck)
     except (KeyError, RuntimeError, TypeError, EOFError) as e:
-        raise ValueError(f"{path}: not a kinematic-policy checkpoint ({type(e).__name__}: {e})") from None
+        raise InputError(f"{path}: not a kinematic-policy checkpoint ({type(e).__name__}: {e})") from None
 
 
 @torch.no_grad()
@@ -141,10 +143,10 @@ class Estimator:
 
         tt = take_tensors(take, use_features=self.policy.cfg.feature_dim > 0)
         if self.policy.cfg.feature_dim and tt.feature is None:
-            raise ValueError(f"{take.name}: the policy reads image features but the take has none "
+            raise EgoDataError(f"{take.name}: the policy reads image features but the take has none "
                              f"(run `kinpoly ego features` on it)")
         if tt.feature is not None and tt.feature.shape[1] != self.policy.cfg.feature_dim:
-            raise ValueError(f"{take.name}: image features are {tt.feature.shape[1]}-d, the policy "
+            raise EgoDataError(f"{take.name}: image features are {tt.feature.shape[1]}-d, the policy "
                              f"expects {self.policy.cfg.feature_dim}")
         objects = take_objects(take.meta, take.object_world)
         gt = ground_truth_clip(take, objects)

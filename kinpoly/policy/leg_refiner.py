@@ -31,6 +31,8 @@ import torch
 from torch import nn
 
 from .. import rotations as rot
+from ..egocentric.take import EgoDataError
+from ..errors import InputError
 from ..humanoid.skeleton import body_hinges
 
 HIPS_KNEES = [i for s in "LR" for b in ("Hip", "Knee") for i in body_hinges(f"{s}_{b}")]
@@ -102,7 +104,7 @@ def load_refiner(path: str | os.PathLike) -> LegRefiner:
         raise FileNotFoundError(f"{path}: no such leg-refiner checkpoint")
     blob = torch.load(path, map_location="cpu", weights_only=False)
     if not isinstance(blob, dict) or blob.get("format") != "kinpoly-leg-refiner-1":
-        raise ValueError(f"{path}: not a leg-refiner checkpoint (kinpoly train leg-refiner writes one)")
+        raise InputError(f"{path}: not a leg-refiner checkpoint (kinpoly train leg-refiner writes one)")
     model = LegRefiner(blob["hidden"])
     model.load_state_dict(blob["state"])
     model.eval()
@@ -199,7 +201,7 @@ def train_refiner(cfg: RefinerConfig, progress: bool = True) -> list[dict]:
 
     names = list(EgoDataset(cfg.data, split="train").names)
     if not names:
-        raise ValueError(f"{cfg.data}: no training takes")
+        raise EgoDataError(f"{cfg.data}: no training takes")
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     workers = cfg.workers or os.cpu_count() or 1

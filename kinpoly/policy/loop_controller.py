@@ -35,6 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ..egocentric.take import EgoDataError
 from ..simulation.env import EnvConfig, compose_action, observe, reward, reward_terms
 from ..simulation.policy import ActorCritic
 from ..motion.clip import MotionClip
@@ -64,7 +65,7 @@ class LoopTrackingEnvs:
                  truth_weight: float = 0.0):
         fps = {float(t.fps) for t in takes}
         if len(fps) != 1:
-            raise ValueError(f"the loop's takes must share one frame rate, got {sorted(fps)}")
+            raise EgoDataError(f"the loop's takes must share one frame rate, got {sorted(fps)}")
         self.dt = 1.0 / fps.pop()
         self.takes, self.objects, self.policy, self.cfg = takes, objects, policy, env_cfg
         self.hfd, self.truth_weight = head_fall_distance, truth_weight
@@ -182,7 +183,7 @@ class LoopRolloutWorker(RolloutWorker):
         by_name = {t.name: (t, o) for t, o in zip(takes, objects)}
         missing = [n for n in names if n not in by_name]
         if missing:
-            raise ValueError(f"{data}: training takes without ground truth: {missing[:5]}")
+            raise EgoDataError(f"{data}: training takes without ground truth: {missing[:5]}")
         self.envs = LoopTrackingEnvs([by_name[n][0] for n in names], [by_name[n][1] for n in names], policy,
                                      env_cfg, n_envs, head_fall_distance, truth_weight)
         self.model = ActorCritic(hidden, log_std)
@@ -199,7 +200,7 @@ def train_loop_controller(cfg: LoopControllerConfig, out_dir: str | os.PathLike,
         raise FileNotFoundError(f"{cfg.kinematic}: no such kinematic-policy checkpoint")
     names = [t.name for t in load_train_takes(cfg.data, use_features=False)[0]]
     if not names:
-        raise ValueError(f"{cfg.data}: no training takes with ground truth")
+        raise EgoDataError(f"{cfg.data}: no training takes with ground truth")
     p = cfg.ppo
     args = lambda w: (cfg.data, names, cfg.kinematic, cfg.env, p.envs_per_worker, p.hidden, p.log_std,  # noqa: E731
                       cfg.head_fall_distance, cfg.truth_weight, w)

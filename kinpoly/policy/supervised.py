@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..errors import InputError
 from ..humanoid.skeleton import BODY_INDEX
 from ..motion.clip import atomic_write_bytes
 from .data import TakeTensors, sample_windows
@@ -215,7 +216,7 @@ class SupervisedTrainer:
         differ = [k for k in ("feature_dim", "hidden", "mlp", "context_frames", "joint_step", "height_step")
                   if getattr(theirs, k) != getattr(ours, k)]
         if differ:
-            raise ValueError(f"{path}: its policy differs from the config in "
+            raise InputError(f"{path}: its policy differs from the config in "
                              + ", ".join(f"{k} ({getattr(theirs, k)} vs {getattr(ours, k)})" for k in differ))
         self.policy.load_state_dict(policy.state_dict())
         self.context.load_state_dict(context.state_dict())

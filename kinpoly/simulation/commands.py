@@ -8,8 +8,10 @@ from pathlib import Path
 import click
 import numpy as np
 
+from ..errors import Group
 
-@click.group()
+
+@click.group(cls=Group)
 def uhc() -> None:
     """Universal humanoid controller: physics-based tracking of reference motions."""
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import click
 
+from ..errors import Command
 from ..motion.clip import ClipError, ClipFolder, MotionClip
 
 
@@ -36,7 +37,7 @@ def _time_slice(clip: MotionClip, start: float | None, end: float | None) -> Mot
     return clip.slice(i0, i1)
 
 
-@click.command("render")
+@click.command("render", cls=Command)
 @click.argument("clip")
 @click.argument("clip2", required=False)
 @click.option("-o", "--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
@@ -61,10 +62,7 @@ def render(clip: str, clip2: str | None, out: Path | None, head_camera: bool, wi
     With CLIP2 (e.g. reference and simulated motion) both are shown side by side with the same
     camera motion; the shorter one holds its last frame.
     """
-    try:
-        clips = [_time_slice(resolve_clip(s), start, end) for s in (clip, clip2) if s]
-    except ClipError as e:
-        raise click.ClickException(str(e)) from None
+    clips = [_time_slice(resolve_clip(s), start, end) for s in (clip, clip2) if s]
     try:
         from .render import RenderingUnavailable, render_clips
     except ImportError as e:
