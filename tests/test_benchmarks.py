@@ -9,6 +9,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
+import com_support  # noqa: E402
 import leg_motion  # noqa: E402
 import loop_diagnosis  # noqa: E402
 from kinpoly.demo import sample_clips  # noqa: E402
@@ -39,3 +40,26 @@ def test_leg_stats_see_a_stiff_legged_copy_of_a_walk():
     frozen = leg_motion.leg_stats(stiff, clip.body)
     assert walk["knee_flexion_std"] > 0.1 and frozen["knee_flexion_std"] < 1e-9
     assert frozen["toe_swing_m"] < walk["toe_swing_m"]
+
+
+def test_centre_of_mass_to_a_foot():
+    """In the (left-right symmetric) rest pose the centre of mass lies on the mid-plane, half
+    the ankles' spacing from either foot's axis, wherever the body stands; the right leg
+    raised sideways takes it away from the left foot."""
+    from kinpoly.humanoid.kinematics import forward_kinematics
+    from kinpoly.humanoid.mjcf import rest_qpos
+    from kinpoly.humanoid.skeleton import BODY_INDEX, BodyShape, hinge_index
+    from kinpoly.motion.clip import MotionClip
+
+    body = BodyShape()
+    q = np.tile(rest_qpos(body), (2, 1))
+    q[1, :2] += [1.0, -0.5]  # the same pose elsewhere
+    clip = MotionClip(name="rest", qpos=q, fps=30.0, body=body)
+    ankles = forward_kinematics(q[:1], body).positions[0, [BODY_INDEX["L_Ankle"], BODY_INDEX["R_Ankle"]]]
+    half = abs(ankles[0, 1] - ankles[1, 1]) / 2
+    for foot in "LR":
+        for row in com_support.com_to_foot(clip, foot, range(2)):
+            assert abs(row["com_to_foot_m"] - half) < 0.003, (foot, row)
+    q[1, hinge_index("R_Hip", "x")] = -1.0  # the right leg 57 degrees out to the side
+    raised = com_support.com_to_foot(MotionClip(name="kick", qpos=q, fps=30.0, body=body), "L", range(2))
+    assert raised[1]["com_to_foot_m"] > half + 0.02
