@@ -17,8 +17,6 @@ class InputError(ValueError):
     unknown setting. A ``ValueError``, so callers that catch those keep working."""
 
 
-
-
 class _ReportsInputErrors:
     def invoke(self, ctx):
         try:
