@@ -234,6 +234,50 @@ def test_cli_import_info_export(shared_data, tmp_path):
     assert res.exit_code != 0
 
 
+def _z_up_copy(src, dst):
+    """The BVH ``src`` (Y up, root channels Xpos Ypos Zpos + three rotations) expressed in a
+    Z-up world: only the root's position and rotation change (offsets are in parent frames)."""
+    from scipy.spatial.transform import Rotation
+
+    lines = src.read_text().splitlines()
+    root = next(i for i, line in enumerate(lines) if line.strip().startswith("CHANNELS"))
+    chans = lines[root].split()[2:]
+    assert chans[:3] == ["Xposition", "Yposition", "Zposition"]
+    order = "".join(c[0] for c in chans[3:6])
+    y_to_z = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])
+    first = next(i for i, line in enumerate(lines) if line.startswith("Frame Time")) + 1
+    out = lines[:first]
+    for line in lines[first:]:
+        v = np.array(line.split(), dtype=float)
+        v[:3] = y_to_z @ v[:3]
+        G = y_to_z @ Rotation.from_euler(order, v[3:6], degrees=True).as_matrix()
+        v[3:6] = Rotation.from_matrix(G).as_euler(order, degrees=True)
+        out.append(" ".join(f"{x:.6f}" for x in v))
+    dst.write_text("\n".join(out) + "\n")
+
+
+def test_import_a_z_up_bvh(tmp_path):
+    """A BVH exported Z up imports as the same clip with --up-axis z; without it, lying down."""
+    from kinpoly.demo import SAMPLE_CLIPS
+
+    walk = ClipFolder(SAMPLE_CLIPS).load("walk_02_01").slice(0, 30, name="walk")
+    (tmp_path / "y").mkdir()
+    (tmp_path / "z").mkdir()
+    y_up = export_bvh(walk, tmp_path / "y" / "walk.bvh")
+    _z_up_copy(y_up, tmp_path / "z" / "walk.bvh")
+    runner = CliRunner()
+    for args, folder in ((["y/walk.bvh"], "clips_y"), (["z/walk.bvh", "--up-axis", "z"], "clips_z"),
+                         (["z/walk.bvh"], "clips_lying")):
+        res = runner.invoke(main, ["motion", "import", str(tmp_path / args[0]), *args[1:], "--out",
+                                   str(tmp_path / folder), "--no-progress", "-j", "1"])
+        assert res.exit_code == 0, res.output
+    a, b = (ClipFolder(tmp_path / f).load("walk") for f in ("clips_y", "clips_z"))
+    assert np.allclose(a.body_states().positions, b.body_states().positions, atol=1e-4)
+    lying = ClipFolder(tmp_path / "clips_lying").load("walk").body_states().positions
+    head_over_pelvis = lying[:, BODY_INDEX["Head"], 2] - lying[:, 0, 2]
+    assert np.median(head_over_pelvis) < 0.2  # what the option is for
+
+
 def test_cli_help_lists_commands():
     res = CliRunner().invoke(main, ["--help"])
     assert res.exit_code == 0

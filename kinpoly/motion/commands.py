@@ -30,9 +30,11 @@ def motion() -> None:
               help="Your own SMPL model file (.npz/.pkl): AMASS clips get the body of their betas; "
                    "with --betas, other sources are retargeted onto that body.")
 @click.option("--betas", type=str, default=None, help="Comma-separated SMPL betas for --smpl-model.")
+@click.option("--up-axis", type=click.Choice(["y", "z"]), default=None,
+              help="World up axis of BVH / AMC files (default: Y, their convention; z for a Z-up export).")
 @click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def import_command(inputs, out_dir, body, height, smpl_model, betas, workers, no_progress) -> None:
+def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, workers, no_progress) -> None:
     """Import mocap files or folders (BVH, ASF/AMC, DeepMimic, AMASS npz, Kin-Poly pickles).
 
     Bad files are skipped and listed at the end; the exit code is non-zero only if nothing
@@ -53,7 +55,7 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, workers, no
             raise click.ClickException(str(e)) from None
     t0 = time.perf_counter()
     report = import_many(files, out_dir, body=shape, workers=workers, progress=not no_progress,
-                         smpl_model=smpl_model)
+                         smpl_model=smpl_model, up_axis=up_axis)
     dt = time.perf_counter() - t0
     seconds = sum(c["seconds"] for c in report.imported)
     click.echo(f"imported {len(report.imported)} clip(s), {seconds:.1f} s of motion, from "

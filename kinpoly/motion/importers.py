@@ -88,8 +88,12 @@ def _license_for(path: Path) -> str:
 
 
 def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
-                smpl_model: str | os.PathLike | None = None) -> list[MotionClip]:
+                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None) -> list[MotionClip]:
     """Read one motion file into clips (30 Hz, grounded, labelled when labels.csv says so).
+
+    ``up_axis`` ("y" or "z"): the world up axis of a BVH or AMC file, if not the formats' usual
+    Y (a BVH exported Z up). It is not guessed: a rig's zero-rotation pose need not stand (the
+    Bandai BVH's points its head along X) and a clip's motion need not be upright (a crawl).
 
     Raises MotionFormatError / ClipError with a message naming the file.
     """
@@ -125,7 +129,8 @@ def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
                 raise MotionFormatError(f"{path}: neither a Kin-Poly pickle ({first}) nor an "
                                         f"EgoEgo/SMPL pickle (root_orient, body_pose, trans)") from None
     elif suffix in (".bvh", ".amc", ".txt", ".json"):
-        clips = [retarget(src, body) for src in read_source_motion(path, license=lic)]
+        options = {"up_axis": up_axis} if up_axis and suffix in (".bvh", ".amc") else {}
+        clips = [retarget(src, body) for src in read_source_motion(path, license=lic, **options)]
     else:
         raise MotionFormatError(f"{path}: unsupported file type {suffix!r} (supported: {', '.join(MOTION_SUFFIXES)})")
     label = read_labels(path.parent).get(path.name)
@@ -145,9 +150,9 @@ class ImportReport:
 
 
 def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
-    path, body, smpl_model = args
+    path, body, smpl_model, up_axis = args
     try:
-        return str(path), import_file(path, body, smpl_model), None
+        return str(path), import_file(path, body, smpl_model, up_axis), None
     except (MotionFormatError, ClipError, ValueError) as e:
         return str(path), None, str(e)
     except Exception as e:  # never let one bad file stop a batch; keep the type for the report
@@ -156,7 +161,7 @@ def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
 
 def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fit",
                 workers: int | None = None, progress: bool = True,
-                smpl_model: str | os.PathLike | None = None) -> ImportReport:
+                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None) -> ImportReport:
     """Import ``files`` into the clip folder ``out_dir`` in parallel, collecting failures."""
     from tqdm import tqdm
 
@@ -165,7 +170,7 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
     folder = ClipFolder(out_dir, create=True)
     report = ImportReport()
     workers = workers or min(len(files), os.cpu_count() or 1)
-    jobs = [(f, body, smpl_model) for f in files]
+    jobs = [(f, body, smpl_model, up_axis) for f in files]
     if workers > 1 and len(files) > 1:
         pool = ProcessPoolExecutor(max_workers=workers)
         results = pool.map(_import_one, jobs, chunksize=1)
