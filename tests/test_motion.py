@@ -261,9 +261,8 @@ def test_import_a_z_up_bvh(tmp_path):
     from kinpoly.demo import SAMPLE_CLIPS
 
     walk = ClipFolder(SAMPLE_CLIPS).load("walk_02_01").slice(0, 30, name="walk")
-    (tmp_path / "y").mkdir()
+    y_up = export_bvh(walk, tmp_path / "y" / "walk.bvh")  # makes the folder
     (tmp_path / "z").mkdir()
-    y_up = export_bvh(walk, tmp_path / "y" / "walk.bvh")
     _z_up_copy(y_up, tmp_path / "z" / "walk.bvh")
     runner = CliRunner()
     for args, folder in ((["y/walk.bvh"], "clips_y"), (["z/walk.bvh", "--up-axis", "z"], "clips_z"),

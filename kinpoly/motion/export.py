@@ -46,10 +46,8 @@ def export_bvh(clip: MotionClip, path: str | os.PathLike) -> Path:
             BODY_INDEX["L_Hand"]: np.array([0.0, 0.08, 0.0]) * s,
             BODY_INDEX["R_Hand"]: np.array([0.0, -0.08, 0.0]) * s}
     channels = [["Xposition", "Yposition", "Zposition"] + _ROT_CHANNELS] + [_ROT_CHANNELS] * (len(BODY_NAMES) - 1)
-    buf_path = path.with_name(f".{path.name}.tmp")
-    write_bvh(buf_path, list(BODY_NAMES), list(PARENTS), offsets, channels, motion, 1.0 / clip.fps,
+    write_bvh(path, list(BODY_NAMES), list(PARENTS), offsets, channels, motion, 1.0 / clip.fps,
               end_sites={j: A @ e * cm for j, e in ends.items()})
-    os.replace(buf_path, path)
     return path
 
 

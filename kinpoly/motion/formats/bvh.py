@@ -300,7 +300,7 @@ def _forward_kinematics(skel: BvhSkeleton, data: np.ndarray) -> tuple[np.ndarray
 def write_bvh(path: str | Path, joint_names: Sequence[str], parents: Sequence[int], offsets: np.ndarray,
               channels: Sequence[Sequence[str]], motion: np.ndarray, frame_time: float, *,
               end_sites: dict[int, np.ndarray] | None = None, precision: int = 10) -> None:
-    """Write a BVH file.
+    """Write a BVH file (atomically, making its folder).
 
     Args:
         joint_names, parents: the skeleton (parents[j] = -1 for a root). Any order; joints are
@@ -356,4 +356,6 @@ def write_bvh(path: str | Path, joint_names: Sequence[str], parents: Sequence[in
     cols = np.concatenate([np.arange(starts[j], starts[j + 1]) for j in order]).astype(int)
     lines += ["MOTION", f"Frames: {motion.shape[0]}", f"Frame Time: {fmt(frame_time)}"]
     lines += [" ".join(fmt(v) for v in row) for row in motion[:, cols]]
-    Path(path).write_text("\n".join(lines) + "\n", encoding="utf-8")
+    from ..clip import atomic_write_text
+
+    atomic_write_text(path, "\n".join(lines) + "\n")  # parents made; never half a file
