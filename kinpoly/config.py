@@ -47,6 +47,26 @@ def resolve_path(path: str | os.PathLike) -> Path:
     return PACKAGE_DIR / p
 
 
+def read_checkpoint(path: str | os.PathLike, what: str, weights_only: bool = False) -> dict:
+    """The dict a torch checkpoint file holds. A missing file raises ``FileNotFoundError``, one
+    that is not a checkpoint (unreadable, truncated, another format, not a dict) an
+    :class:`InputError`; both name the file and ``what`` it should be."""
+    import pickle
+
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such {what}")
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=weights_only)
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, AttributeError, ImportError) as e:
+        raise InputError(f"{path}: not a {what} ({type(e).__name__}: {e})") from None
+    if not isinstance(blob, dict):
+        raise InputError(f"{path}: not a {what} (it holds a {type(blob).__name__})")
+    return blob
+
+
 class ConfigError(InputError):
     """A configuration file or override is invalid; the message names the key."""
 

@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 from kinpoly.cli import main
 from kinpoly.config import ConfigError, load_config
-from kinpoly.demo import SAMPLE_CLIPS
+from kinpoly.demo import SAMPLE_CLIPS, SAMPLE_TAKES
 from kinpoly.motion.clip import ClipFolder, MotionClip
 
 
@@ -32,6 +32,11 @@ def test_bad_setting_is_a_one_line_error(tmp_path):
     ("kinpoly.policy.commands", "train", ["loop-controller", "--out", "{tmp}/run", "-o", "data={tmp}/none"],
      "{tmp}/none"),
     ("kinpoly.visualization.commands", "render", ["{tmp}/none.npz"], "none.npz"),
+    ("kinpoly.simulation.commands", "uhc", ["eval", "--motions", str(SAMPLE_CLIPS), "--json", "{tmp}/m.json",
+                                            "--checkpoint", "{tmp}/bad.npz"], "bad.npz: not a controller checkpoint"),
+    ("kinpoly.policy.commands", "estimate_command", ["--take", str(SAMPLE_TAKES), "--out", "{tmp}/est",
+                                                     "--checkpoint", "{tmp}/bad.npz"],
+     "bad.npz: not a kinematic-policy checkpoint"),
 ])
 def test_each_stage_reports_bad_input_in_one_line(tmp_path, module, group, args, message):
     """Every stage's own command (also invoked without the `kinpoly` group around it) ends

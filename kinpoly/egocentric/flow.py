@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import CHECKPOINTS
+from ..config import CHECKPOINTS, read_checkpoint
 
 FLOW_PRESETS = {"ultrafast": 0, "fast": 1, "medium": 2}
 
@@ -129,12 +129,11 @@ DEFAULT_ENCODER = CHECKPOINTS / "flow_encoder" / "flow_encoder.pt"
 
 
 def load_encoder(path: str | os.PathLike | None = None) -> LoadedEncoder:
-    torch = _torch()
     path = Path(path or DEFAULT_ENCODER)
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no flow encoder checkpoint (train one with "
                                 f"`kinpoly ego train-flow`)")
-    ck = torch.load(path, map_location="cpu", weights_only=True)
+    ck = read_checkpoint(path, "flow-encoder checkpoint", weights_only=True)
     cfg = ck["config"]
     model = make_encoder(int(cfg["size"]), int(cfg["feature_dim"]), int(cfg["width"]))
     model.load_state_dict({k: v.float() for k, v in ck["state_dict"].items()})

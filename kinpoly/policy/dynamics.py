@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import read_checkpoint
 from ..motion.clip import atomic_write_bytes
 from .data import TakeTensors
 from .model import _mlp, integrate
@@ -162,7 +163,7 @@ class DynamicsTrainer:
         if not init.is_file():
             raise FileNotFoundError(f"{init}: no supervised kinematic-policy checkpoint to start from "
                                     f"(train one with `kinpoly train kinematic`)")
-        blob = torch.load(init, weights_only=False)
+        blob = read_checkpoint(init, "supervised kinematic-policy checkpoint")
         self.blob = blob
         self.policy, self.context = policy_from_blob(blob)
         self.policy.train()

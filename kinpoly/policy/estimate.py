@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from ..config import CHECKPOINTS
+from ..config import CHECKPOINTS, read_checkpoint
 from ..egocentric.take import EgoDataError
 from ..errors import InputError
 from ..motion.clip import ClipFolder, MotionClip, atomic_write_npz, atomic_write_text
@@ -52,11 +52,8 @@ def policy_from_blob(ck: dict) -> tuple[KinematicPolicy, ContextEncoder]:
 
 
 def load_policy(path: str | Path) -> tuple[KinematicPolicy, ContextEncoder]:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such kinematic-policy checkpoint")
+    ck = read_checkpoint(path, "kinematic-policy checkpoint")
     try:
-        ck = torch.load(path, map_location="cpu", weights_only=False)
         return policy_from_blob(ck)
     except (KeyError, RuntimeError, TypeError, EOFError) as e:
         raise InputError(f"{path}: not a kinematic-policy checkpoint ({type(e).__name__}: {e})") from None

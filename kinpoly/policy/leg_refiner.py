@@ -99,11 +99,10 @@ def save_refiner(model: LegRefiner, path: str | os.PathLike, meta: dict | None =
 
 
 def load_refiner(path: str | os.PathLike) -> LegRefiner:
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such leg-refiner checkpoint")
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if not isinstance(blob, dict) or blob.get("format") != "kinpoly-leg-refiner-1":
+    from ..config import read_checkpoint
+
+    blob = read_checkpoint(path, "leg-refiner checkpoint")
+    if blob.get("format") != "kinpoly-leg-refiner-1":
         raise InputError(f"{path}: not a leg-refiner checkpoint (kinpoly train leg-refiner writes one)")
     model = LegRefiner(blob["hidden"])
     model.load_state_dict(blob["state"])

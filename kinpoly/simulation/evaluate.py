@@ -40,13 +40,11 @@ def controller_config(config_path=None, checkpoint=None, overrides=()):
     YAML file (or the defaults), with ``key=value`` overrides applied."""
     import dataclasses
 
-    from ..config import apply_overrides, from_dict, load_config
+    from ..config import apply_overrides, from_dict, load_config, read_checkpoint
     from .ppo import UHCConfig
 
     if checkpoint:
-        import torch
-
-        blob = torch.load(checkpoint, map_location="cpu", weights_only=False)
+        blob = read_checkpoint(checkpoint, "controller checkpoint")
         data = blob.get("config") or blob.get("extra", {}).get("config")
         if data is not None:
             from .controller import LEGACY_CONTROLLER

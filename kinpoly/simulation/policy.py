@@ -92,10 +92,16 @@ def save_policy(model: ActorCritic, path, extra: dict | None = None) -> None:
 
 
 def load_policy(path) -> tuple[ActorCritic, dict]:
-    blob = torch.load(path, map_location="cpu", weights_only=False)
-    if "policy" in blob:  # a full training checkpoint
-        blob = {"state_dict": blob["policy"], "hidden": blob["hidden"], "extra": blob.get("extra", {})}
-    model = ActorCritic(hidden=blob["hidden"])
-    model.load_state_dict(blob["state_dict"])
+    from ..config import read_checkpoint
+    from ..errors import InputError
+
+    blob = read_checkpoint(path, "controller checkpoint")
+    try:
+        if "policy" in blob:  # a full training checkpoint
+            blob = {"state_dict": blob["policy"], "hidden": blob["hidden"], "extra": blob.get("extra", {})}
+        model = ActorCritic(hidden=blob["hidden"])
+        model.load_state_dict(blob["state_dict"])
+    except (KeyError, RuntimeError) as e:
+        raise InputError(f"{path}: not a controller checkpoint ({type(e).__name__}: {e})") from None
     model.eval()
     return model, blob.get("extra", {})
