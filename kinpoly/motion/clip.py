@@ -287,6 +287,22 @@ class ClipFolder:
         }
 
 
+def resolve_clip(spec: str | os.PathLike) -> MotionClip:
+    """One clip given as a ``.npz`` path (suffix optional) or as ``FOLDER/name`` in a clip
+    folder, as the commands take it."""
+    path = Path(spec)
+    if path.is_file():
+        return MotionClip.load(path)
+    if path.suffix != ".npz" and path.with_name(path.name + ".npz").is_file():
+        return MotionClip.load(path.with_name(path.name + ".npz"))
+    if path.parent.is_dir() and path.suffix != ".npz":
+        folder = ClipFolder(path.parent)
+        if path.name in folder:
+            return folder.load(path.name)
+        raise ClipError(f"{spec}: no clip file, and no clip named {path.name!r} in {path.parent}")
+    raise ClipError(f"{spec}: no such clip file (give a clip .npz or FOLDER/name)")
+
+
 def load_clips(path: str | os.PathLike) -> list[MotionClip]:
     """Load one clip file or every clip of a folder."""
     path = Path(path)

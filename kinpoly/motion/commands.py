@@ -11,7 +11,7 @@ import click
 
 from ..errors import Group
 from ..humanoid.skeleton import BodyShape
-from .clip import ClipError, ClipFolder, MotionClip
+from .clip import ClipFolder, resolve_clip
 
 
 @click.group(cls=Group)
@@ -89,21 +89,6 @@ def info_command(folder, as_json, list_clips) -> None:
         for e in f.entries():
             click.echo(f"  {e['name']:40s} {e['frames']:6d} fr  {e.get('action') or '-':10s} "
                        f"{e.get('retarget_error_mm')} mm")
-
-
-def resolve_clip(spec: str) -> MotionClip:
-    """A clip from a ``.npz`` path or ``FOLDER/name`` (a clip in a clip folder)."""
-    p = Path(spec)
-    try:
-        if p.is_file():
-            return MotionClip.load(p)
-        if p.parent.is_dir() and (p.parent / "index.json").exists():
-            return ClipFolder(p.parent).load(p.name)
-        if p.with_suffix(".npz").is_file():
-            return MotionClip.load(p.with_suffix(".npz"))
-    except ClipError as e:
-        raise click.ClickException(str(e)) from None
-    raise click.ClickException(f"{spec}: no such clip (give a clip .npz or FOLDER/name)")
 
 
 @motion.command("export")

@@ -7,22 +7,7 @@ from pathlib import Path
 import click
 
 from ..errors import Command
-from ..motion.clip import ClipError, ClipFolder, MotionClip
-
-
-def resolve_clip(spec: str) -> MotionClip:
-    """Load a clip given as a ``.npz`` path (suffix optional) or as ``DIR/name`` in a clip folder."""
-    path = Path(spec)
-    if path.is_file():
-        return MotionClip.load(path)
-    if path.suffix != ".npz" and path.with_name(path.name + ".npz").is_file():
-        return MotionClip.load(path.with_name(path.name + ".npz"))
-    if path.parent.is_dir() and path.suffix != ".npz":
-        folder = ClipFolder(path.parent)
-        if path.name in folder:
-            return folder.load(path.name)
-        raise ClipError(f"{spec}: no clip file, and no clip named {path.name!r} in {path.parent}")
-    raise ClipError(f"{spec}: no such clip file")
+from ..motion.clip import ClipError, MotionClip, resolve_clip
 
 
 def _time_slice(clip: MotionClip, start: float | None, end: float | None) -> MotionClip:
