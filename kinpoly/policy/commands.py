@@ -217,6 +217,6 @@ def export_command(checkpoint, out, float32) -> None:
 
     try:
         path = export_policy(checkpoint, out, half=not float32)
-    except (KeyError, ValueError, RuntimeError) as e:
+    except (KeyError, TypeError, RuntimeError) as e:  # a readable file of another kind (unreadable: InputError)
         raise click.ClickException(f"{checkpoint}: not a kinematic-policy checkpoint ({e})") from None
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")

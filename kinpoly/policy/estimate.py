@@ -311,7 +311,7 @@ def export_policy(src: str | Path, dst: str | Path, half: bool = True, extra: di
 
     from ..motion.clip import atomic_write_bytes
 
-    ck = torch.load(src, map_location="cpu", weights_only=False)
+    ck = read_checkpoint(src, "kinematic-policy training checkpoint")
     policy_from_blob(ck)  # refuse anything that is not a kinematic-policy checkpoint
     cast = (lambda t: t.half() if t.is_floating_point() else t) if half else (lambda t: t)
     blob = {"policy": {k: cast(v) for k, v in ck["policy"].items()},

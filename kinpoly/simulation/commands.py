@@ -174,21 +174,21 @@ def export(run_dir, checkpoint, out) -> None:
     """Ship a run: policy weights (+ its config), training curve PNG/CSV, resolved config."""
     import shutil
 
-    import torch
     import yaml
 
+    from ..config import read_checkpoint
     from ..motion.clip import atomic_write_text
     from ..visualization.plots import plot_curves
     from .policy import ActorCritic, save_policy
 
     run, dst = Path(run_dir), Path(out)
     dst.mkdir(parents=True, exist_ok=True)
-    blob = torch.load(run / checkpoint, map_location="cpu", weights_only=False)
+    blob = read_checkpoint(run / checkpoint, "controller training checkpoint")
     model = ActorCritic(blob["hidden"], blob["config"]["ppo"]["log_std"])
     model.load_state_dict(blob["policy"])
     save_policy(model, dst / "policy.pt", extra={"config": blob["config"], "iteration": blob["iteration"],
                                                   "train_success_rate": blob["curves"][-1]["success_rate"]})
-    last = torch.load(run / "last.pt", map_location="cpu", weights_only=False)
+    last = read_checkpoint(run / "last.pt", "controller training checkpoint")
     curves = last["curves"]
     x = np.array([c["samples"] for c in curves], dtype=float)
     def smooth(key, k=20):
