@@ -32,6 +32,7 @@ from typing import Sequence
 import numpy as np
 from scipy.spatial.transform import Rotation
 
+from kinpoly.motion.clip import atomic_write_text
 from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors, read_text
 
 UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254, "ft": 0.3048}
@@ -356,6 +357,4 @@ def write_bvh(path: str | Path, joint_names: Sequence[str], parents: Sequence[in
     cols = np.concatenate([np.arange(starts[j], starts[j + 1]) for j in order]).astype(int)
     lines += ["MOTION", f"Frames: {motion.shape[0]}", f"Frame Time: {fmt(frame_time)}"]
     lines += [" ".join(fmt(v) for v in row) for row in motion[:, cols]]
-    from ..clip import atomic_write_text
-
     atomic_write_text(path, "\n".join(lines) + "\n")  # parents made; never half a file
