@@ -33,6 +33,7 @@ import numpy as np  # noqa: E402
 from kinpoly import rotations as rot  # noqa: E402
 from kinpoly.egocentric.trajectory import read_trajectory, to_head_poses, umeyama  # noqa: E402
 from kinpoly.egocentric.video import import_video  # noqa: E402
+from kinpoly.motion.clip import atomic_write_text  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "egoego_ares"
 
@@ -105,7 +106,7 @@ def main() -> None:
     text = json.dumps(out, indent=1)
     print(text)
     if a.json:
-        a.json.write_text(text)
+        atomic_write_text(a.json, text)
 
 
 if __name__ == "__main__":

@@ -155,6 +155,7 @@ def main() -> None:
 
     from kinpoly.egocentric.flow import load_encoder
     from kinpoly.egocentric.take import EgoDataset
+    from kinpoly.motion.clip import atomic_write_text
 
     torch.set_num_threads(1)
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
@@ -191,9 +192,9 @@ def main() -> None:
     text = json.dumps(result, indent=1)
     print(json.dumps(summary["all"], indent=1))
     if a.json:
-        a.json.write_text(text)
+        atomic_write_text(a.json, text)
     if a.md:
-        a.md.write_text(markdown(result))
+        atomic_write_text(a.md, markdown(result))
 
 
 if __name__ == "__main__":

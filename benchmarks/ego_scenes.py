@@ -15,6 +15,7 @@ from collections import Counter
 from pathlib import Path
 
 from kinpoly.egocentric.take import read_manifest
+from kinpoly.motion.clip import atomic_write_text
 
 
 def summarise(folder: Path) -> dict:
@@ -51,7 +52,7 @@ def main() -> None:
     text = json.dumps(out, indent=1)
     print(text)
     if a.json:
-        a.json.write_text(text)
+        atomic_write_text(a.json, text)
 
 
 if __name__ == "__main__":

@@ -24,6 +24,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 def main() -> None:
     from kinpoly.egocentric.build import EgoConfig, build_dataset
     from kinpoly.egocentric.flow import DEFAULT_ENCODER
+    from kinpoly.motion.clip import atomic_write_text
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--motions", type=Path, default=Path("data/motions"))
@@ -49,7 +50,7 @@ def main() -> None:
     text = json.dumps(out, indent=1)
     print(text)
     if a.json:
-        a.json.write_text(text)
+        atomic_write_text(a.json, text)
 
 
 if __name__ == "__main__":

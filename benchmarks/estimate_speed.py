@@ -21,6 +21,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import torch  # noqa: E402
 
 from kinpoly.egocentric.video import import_video  # noqa: E402
+from kinpoly.motion.clip import atomic_write_text  # noqa: E402
 from kinpoly.policy.estimate import Estimator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,7 +47,7 @@ def main() -> None:
            "end_to_end_fps": T / (t_import + t_est), "falls": len(result.falls),
            "threads": torch.get_num_threads()}
     print(json.dumps(out, indent=1))
-    Path(args.json).write_text(json.dumps(out, indent=1))
+    atomic_write_text(args.json, json.dumps(out, indent=1))
 
 
 if __name__ == "__main__":
