@@ -51,6 +51,19 @@ def test_each_stage_reports_bad_input_in_one_line(tmp_path, module, group, args,
     assert res.output.startswith("Error: ") and message.format(tmp=tmp_path) in res.output, res.output
 
 
+def test_train_export_refuses_another_kind_of_checkpoint(tmp_path):
+    """A readable torch file that is not a kinematic-policy checkpoint: one error line, no file."""
+    import torch
+
+    from kinpoly.policy.commands import train
+
+    torch.save({"state_dict": {}, "hidden": [8]}, tmp_path / "controller.pt")
+    res = CliRunner().invoke(train, ["export", str(tmp_path / "controller.pt"), str(tmp_path / "out.pt")])
+    assert res.exit_code == 1 and isinstance(res.exception, SystemExit), res.output
+    assert res.output.startswith("Error: ") and "controller.pt: not a kinematic-policy checkpoint" in res.output
+    assert not (tmp_path / "out.pt").exists()
+
+
 def test_uhc_eval_records_the_clips_it_cannot_track(tmp_path):
     walk = ClipFolder(SAMPLE_CLIPS).load("walk_02_01").slice(0, 12, name="walk")
     folder = ClipFolder(tmp_path / "clips", create=True)

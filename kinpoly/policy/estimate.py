@@ -51,12 +51,16 @@ def policy_from_blob(ck: dict) -> tuple[KinematicPolicy, ContextEncoder]:
     return policy.eval(), context.eval()
 
 
-def load_policy(path: str | Path) -> tuple[KinematicPolicy, ContextEncoder]:
-    ck = read_checkpoint(path, "kinematic-policy checkpoint")
+def _checked_policy(ck: dict, path: str | Path) -> tuple[KinematicPolicy, ContextEncoder]:
+    """:func:`policy_from_blob`, with a checkpoint of another kind an :class:`InputError`."""
     try:
         return policy_from_blob(ck)
     except (KeyError, RuntimeError, TypeError, EOFError) as e:
         raise InputError(f"{path}: not a kinematic-policy checkpoint ({type(e).__name__}: {e})") from None
+
+
+def load_policy(path: str | Path) -> tuple[KinematicPolicy, ContextEncoder]:
+    return _checked_policy(read_checkpoint(path, "kinematic-policy checkpoint"), path)
 
 
 @torch.no_grad()
@@ -312,7 +316,7 @@ def export_policy(src: str | Path, dst: str | Path, half: bool = True, extra: di
     from ..motion.clip import atomic_write_bytes
 
     ck = read_checkpoint(src, "kinematic-policy training checkpoint")
-    policy_from_blob(ck)  # refuse anything that is not a kinematic-policy checkpoint
+    _checked_policy(ck, src)  # refuse anything that is not a kinematic-policy checkpoint
     cast = (lambda t: t.half() if t.is_floating_point() else t) if half else (lambda t: t)
     blob = {"policy": {k: cast(v) for k, v in ck["policy"].items()},
             "context": {k: cast(v) for k, v in ck["context"].items()},
