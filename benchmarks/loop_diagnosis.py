@@ -51,10 +51,11 @@ _LEG_BODIES = {"true-legs": ("Hip", "Knee", "Ankle", "Toe"), "true-hips-knees": 
 
 
 def truth_mask(proposals: str):
-    """``RegulatedLoop.run``'s ``truth_proposals`` for a kind of proposals."""
-    if proposals in ("policy", "open-loop"):
+    """``RegulatedLoop.run``'s ``truth_proposals`` for a kind of proposals. The open-loop run
+    replaces the take's truth by the policy's open-loop motion, so its targets are "true"."""
+    if proposals == "policy":
         return False
-    if proposals == "truth":
+    if proposals in ("truth", "open-loop"):
         return True
     mask = np.zeros(QPOS_DIM, dtype=bool)
     if proposals == "true-root":

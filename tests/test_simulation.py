@@ -536,6 +536,27 @@ def test_feedforward_smoothing_damps_frame_to_frame_noise(walk):
     np.testing.assert_allclose(raw.root_wrench, tau[:, :6], atol=1e-9)
 
 
+def test_inverse_dynamics_ignores_feet_below_the_floor(walk):
+    """The ground reaction of inverse dynamics is the explicit wrench on the feet in contact, so
+    the same motion sunk 3 cm into the floor, with the same feet in contact, needs the same
+    generalised forces (with MuJoCo's soft contacts in ``mj_inverse`` the sunk feet added the
+    floor's penalty force, kN), and on the frames with a foot in contact the feet carry the
+    whole weight: no root force is left."""
+    from kinpoly.simulation.model import humanoid_model
+    from kinpoly.simulation.reference import foot_contacts, inverse_dynamics
+
+    ref = prepare_reference(walk.slice(0, 30))
+    model = humanoid_model(walk.body)
+    contact = foot_contacts(ref.clip, ref.body_pos)
+    sunk = ref.qpos.copy()
+    sunk[:, 2] -= 0.03
+    on = inverse_dynamics(model, ref.qpos, ref.qvel, ref.qacc, contact)
+    under = inverse_dynamics(model, sunk, ref.qvel, ref.qacc, contact)
+    np.testing.assert_allclose(under, on, atol=1e-6)
+    assert contact.any(1).sum() >= 5
+    assert np.linalg.norm(on[contact.any(1), :3], axis=1).max() < 1.0
+
+
 _KILL_SCRIPT = """
 import sys
 from kinpoly.simulation.env import EnvConfig

@@ -97,9 +97,9 @@ def inverse_dynamics(model: mujoco.MjModel, qpos: np.ndarray, qvel: np.ndarray,
     """(T, 75) generalised forces that realise ``qacc`` at each state, with the ground
     reaction moved from the root onto the feet.
 
-    ``mj_inverse`` alone attributes the weight of the body to the root (reference feet hover a
-    few mm above the floor, so its soft contacts push nothing): the returned hinge torques
-    would not hold the body up. Here the root part of the inverse-dynamics force is explained,
+    ``mj_inverse`` alone attributes the weight of the body to the root (``model`` has MuJoCo's
+    contacts off, :func:`~kinpoly.simulation.model.humanoid_model`, so that feet below the
+    floor add no penalty force): the returned hinge torques would not hold the body up. Here the root part of the inverse-dynamics force is explained,
     in the least-squares sense, by a 6-d wrench at each foot body in contact (``contact``
     (T, 4) booleans over ``FOOT_BODIES``; moments weighted by ``MOMENT_WEIGHT``, upward
     forces only): hinge torques get ``- J^T f`` and only what the feet cannot explain stays on
