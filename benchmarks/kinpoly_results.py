@@ -2,7 +2,9 @@
 
 Rows: (a) dynamics-regulated kinematic policy in physics, (b) supervised kinematic policy alone
 (no physics), (c) supervised policy tracked by the controller (no dynamics-regulated training),
-(d) head-trajectory-only nearest-neighbour baseline, (e) ground truth scored by the same code.
+(d) head-trajectory-only nearest-neighbour baseline, (e) ground truth scored by the same code,
+(f, not among the default rows) the dynamics-regulated policy's own motion without physics, then
+tracked by the mocap tracker with its feed-forward (``kinpoly estimate --no-feedback``).
 Every row is scored by ``kinpoly.evaluation`` (the same code as ``kinpoly eval``).
 
     .venv/bin/python benchmarks/kinpoly_results.py --data data/ego \\
@@ -92,29 +94,35 @@ def main() -> None:
     ap.add_argument("--supervised", default="runs/kinematic/checkpoint.pt")
     ap.add_argument("--dynamics", default="runs/dynamics/checkpoint.pt")
     ap.add_argument("--controller", default=str(ROOT / "checkpoints" / "uhc" / "policy.pt"))
+    ap.add_argument("--tracker", default=None,
+                    help="row (f)'s controller (default: checkpoints/uhc_mocap_global, full feed-forward)")
     ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of the controller (UHCConfig), e.g. env.controller.root_target_offset=0")
     ap.add_argument("--out", default="outputs/results")
     ap.add_argument("--leg-refiner", default=None, help="leg-refiner checkpoint for the physics rows (a, c)")
-    ap.add_argument("--rows", default="abcde", help="which rows, e.g. 'ac' or 'a,c'")
+    ap.add_argument("--rows", default="abcde", help="which rows, e.g. 'ac' or 'a,c' (and f)")
     ap.add_argument("--results", default=str(ROOT / "benchmarks" / "results" / "kinpoly_results"))
     args = ap.parse_args()
     args.rows = args.rows.replace(",", "")
-    if set(args.rows) - set("abcde"):
-        ap.error(f"--rows {args.rows!r}: rows are a, b, c, d and e")
+    if set(args.rows) - set("abcdef"):
+        ap.error(f"--rows {args.rows!r}: rows are a, b, c, d, e and f")
     out = Path(args.out)
     ds = EgoDataset(args.data, split="test")
     takes = [(n, lambda n=n: ds[n]) for n in ds.names]
     rows: dict[str, dict] = {}
     specs = {"a": ("(a) dynamics-regulated (physics)", args.dynamics, True),
              "b": ("(b) supervised, no physics", args.supervised, False),
-             "c": ("(c) supervised + controller", args.supervised, True)}
+             "c": ("(c) supervised + controller", args.supervised, True),
+             "f": ("(f) dynamics-regulated policy's own motion, then tracked (no feedback)", args.dynamics, True)}
     for key in args.rows:
         t0 = time.perf_counter()
         if key in specs:
             label, ck, physics = specs[key]
-            est = Estimator(ck, args.controller, physics=physics, controller_overrides=args.controller_override,
-                            leg_refiner=args.leg_refiner if physics else None)
+            if key == "f":
+                est = Estimator(ck, args.tracker, feedback=False, controller_overrides=args.controller_override)
+            else:
+                est = Estimator(ck, args.controller, physics=physics, controller_overrides=args.controller_override,
+                                leg_refiner=args.leg_refiner if physics else None)
             report = estimate_takes(takes, est, out / key, videos=0, progress=True)
             summary, fps = report["evaluation"], report["frames_per_second"]
             failures = report["failures"]

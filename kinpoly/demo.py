@@ -27,9 +27,7 @@ from .motion.clip import ClipFolder, MotionClip, atomic_write_text
 
 SAMPLE_CLIPS = PACKAGE_DIR / "assets" / "clips"
 SAMPLE_TAKES = PACKAGE_DIR / "assets" / "takes"
-SHIPPED_UHC = CHECKPOINTS / "uhc" / "policy.pt"
 SHIPPED_KINEMATIC = CHECKPOINTS / "kinematic" / "policy.pt"
-SHIPPED_MOCAP_UHC = CHECKPOINTS / "uhc_mocap_global" / "policy.pt"  # the best tracker of mocap
 
 
 def sample_clips() -> list[MotionClip]:
@@ -137,6 +135,7 @@ def _controller_section(checkpoint: Path | None, title: str) -> tuple[str, dict]
 def demo(out: Path, controller: str, no_video: bool) -> None:
     """Estimate body motion from the bundled egocentric takes (physics on) and track the bundled
     clips with the controllers: metrics tables + videos."""
+    from .policy.estimate import SHIPPED_CONTROLLER as SHIPPED_UHC, SHIPPED_MOCAP_CONTROLLER as SHIPPED_MOCAP_UHC
     from .simulation.evaluate import controller_config
 
     t0 = time.perf_counter()

@@ -81,6 +81,26 @@ def test_partly_true_proposals_take_only_the_masked_values_from_the_truth():
         loop.run(take, from_truth=True, truth_proposals=np.ones(75, dtype=bool))
 
 
+def test_a_fixed_motion_is_tracked_without_running_the_policy():
+    """``motion``: the loop tracks given frames (no feedback): on the truth it simulates exactly
+    what the true proposals do, the policy never runs, and a fixed motion has no proposals to
+    record."""
+    take = take_tensors(_take(30))
+    policy, context = _policy()
+    loop = RegulatedLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf)
+    truth = loop.run(take, from_truth=True, truth_proposals=True)
+
+    def no_policy(*a, **k):
+        raise AssertionError("the policy ran")
+
+    policy.step = no_policy
+    fixed = loop.run(take, motion=take.qpos)
+    np.testing.assert_allclose(fixed.sim_qpos, truth.sim_qpos, atol=1e-9)
+    np.testing.assert_allclose(fixed.kin_qpos, truth.kin_qpos, atol=1e-6)
+    with pytest.raises(ValueError, match="no record"):
+        loop.run(take, motion=take.qpos, record=True)
+
+
 def test_a_sagging_estimate_is_caught_by_the_head_and_restarted():
     """An untrained policy (zero output: "keep the simulated pose") lets the body sag under
     gravity, its proposals following it down; the observed camera shows it: a "lost_head" fall
@@ -186,6 +206,17 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
         assert np.abs(a["qpos"] - b["qpos"]).max() > 1e-3
     res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "o2"), "-o", "env.controller.no_such_key=1"])
     assert res.exit_code != 0 and "no_such_key" in res.output and "Traceback" not in res.output
+    # without feedback the controller tracks the policy's own motion (the policy alone, lifted
+    # out of the floor at the start), with the full feed-forward by default
+    res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "nf"), "--no-feedback"])
+    assert res.exit_code == 0, res.output
+    cfg = (tmp_path / "nf" / "config.yaml").read_text()
+    assert "feedback: false" in cfg and "feedforward: full" in cfg
+    res = CliRunner().invoke(main, [*common[:-3], "--videos", "0", "--no-progress", "--out", str(tmp_path / "np"),
+                                    "--no-physics"])
+    assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "nf" / "proposals" / "walk.npz") as a, np.load(tmp_path / "np" / "clips" / "walk.npz") as b:
+        np.testing.assert_allclose(a["qpos"][1:], b["qpos"][1:], atol=1e-5)
 
 
 def test_dynamics_training_resumes_exactly(tmp_path):

@@ -160,10 +160,17 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
 @click.option("--leg-refiner", type=click.Path(path_type=Path), default=None,
               help="Leg-refiner checkpoint (kinpoly train leg-refiner): corrects the proposals' hips and knees.")
 @click.option("--no-physics", is_flag=True, help="The kinematic policy alone (no simulation).")
+@click.option("--no-feedback", is_flag=True,
+              help="Not the dynamics-regulated loop: the kinematic policy runs on its own poses, then the "
+                   "controller tracks that motion (default controller: checkpoints/uhc_mocap_global, with "
+                   "the full feed-forward).")
+@click.option("--feedforward", type=click.Choice(["off", "static", "full"]), default=None,
+              help="The controller's inverse-dynamics feed-forward (default: off in the loop, full with --no-feedback).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, scale, action, gt_file, out, checkpoint, controller,
-                     training_free, controller_overrides, leg_refiner, no_physics, videos, no_progress) -> None:
+                     training_free, controller_overrides, leg_refiner, no_physics, no_feedback, feedforward, videos,
+                     no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -175,7 +182,8 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
         raise click.UsageError("--video needs --head-poses")
     try:
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
-                              controller_overrides=controller_overrides, leg_refiner=leg_refiner)
+                              controller_overrides=controller_overrides, leg_refiner=leg_refiner,
+                              feedback=not no_feedback, feedforward=feedforward)
     except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
     try:
@@ -199,7 +207,8 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
                  "head_poses": head_poses and str(head_poses), "scale": scale, "action": action,
                  "gt": gt_file and str(gt_file), "checkpoint": str(estimator.checkpoint),
                  "controller": estimator.controller_path if estimator.physics else None,
-                 "leg_refiner": estimator.leg_refiner, "physics": estimator.physics},
+                 "leg_refiner": estimator.leg_refiner, "physics": estimator.physics,
+                 "feedback": estimator.feedback, "feedforward": estimator.feedforward if estimator.physics else None},
            seed=0)  # config.yaml + run.json; metrics.json below
     report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress)
     click.echo((out / "metrics.md").read_text())

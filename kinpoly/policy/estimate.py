@@ -38,7 +38,8 @@ from .torch_kinematics import TorchFK
 
 log = logging.getLogger(__name__)
 SHIPPED_POLICY = CHECKPOINTS / "kinematic" / "policy.pt"
-SHIPPED_CONTROLLER = CHECKPOINTS / "uhc" / "policy.pt"
+SHIPPED_CONTROLLER = CHECKPOINTS / "uhc" / "policy.pt"  # the estimator's controller (trained in its loop)
+SHIPPED_MOCAP_CONTROLLER = CHECKPOINTS / "uhc_mocap_global" / "policy.pt"  # the best tracker of mocap
 
 
 def policy_from_blob(ck: dict) -> tuple[KinematicPolicy, ContextEncoder]:
@@ -113,11 +114,18 @@ class Estimator:
     ``key=value`` changes to its settings; ``physics=False``: the kinematic policy alone;
     ``leg_refiner``: a :mod:`~kinpoly.policy.leg_refiner` checkpoint that corrects the
     proposals' hips and knees before the controller tracks them (None: off).
+    ``feedback=False``: the kinematic policy runs on its own poses, without physics, and the
+    controller then tracks that motion (``RegulatedLoop.run(motion=...)``): not the
+    dynamics-regulated method, whose policy reads the simulated pose, but a frame-to-frame
+    consistent reference, so the controller's inverse-dynamics ``feedforward`` can be on.
+    Defaults by mode: with feedback ``checkpoints/uhc`` and no feed-forward, without it the
+    mocap tracker ``checkpoints/uhc_mocap_global`` and the full feed-forward (``feedforward``:
+    "off", "static" or "full"; measured in README, "Egocentric pose estimation").
     """
 
     def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
-                 physics: bool = True, threads: int = 1, feedforward: bool | str = False,
-                 controller_overrides=(), leg_refiner: str | Path | None = None):
+                 physics: bool = True, threads: int = 1, feedforward: bool | str | None = None,
+                 controller_overrides=(), leg_refiner: str | Path | None = None, feedback: bool = True):
         from .dynamics import load_controller
         from .regulated import RegulatedLoop, loop_env_config
 
@@ -126,11 +134,16 @@ class Estimator:
         self.checkpoint = Path(checkpoint or SHIPPED_POLICY)
         self.policy, self.context = load_policy(self.checkpoint)
         self.physics = physics
-        self.controller_path = str(SHIPPED_CONTROLLER if controller is None else controller)
+        self.feedback = feedback
+        if not feedback and leg_refiner:
+            raise ValueError("the leg refiner corrects proposals from the simulated state: it needs feedback")
+        default = SHIPPED_CONTROLLER if feedback else SHIPPED_MOCAP_CONTROLLER
+        self.controller_path = str(default if controller is None else controller)
+        self.feedforward = {False: "off", True: "full", None: "off" if feedback else "full"}.get(feedforward, feedforward)
         self.loop = None
         if physics:
             env_cfg, ctrl = load_controller(self.controller_path, controller_overrides)
-            self.loop = RegulatedLoop(self.policy, self.context, loop_env_config(env_cfg, feedforward), ctrl)
+            self.loop = RegulatedLoop(self.policy, self.context, loop_env_config(env_cfg, self.feedforward), ctrl)
             if leg_refiner:
                 from .leg_refiner import load_refiner
 
@@ -154,7 +167,9 @@ class Estimator:
         meta = {"checkpoint": str(self.checkpoint), "take": take.name}
         t0 = time.perf_counter()
         if self.physics:
-            ep = self.loop.run(tt, objects)
+            motion = None if self.feedback else \
+                torch.as_tensor(estimate_kinematic(self.policy, self.context, tt).qpos, dtype=torch.float32)
+            ep = self.loop.run(tt, objects, motion=motion)
             clip = episode_clip(ep, tt, objects, meta)
             proposals = episode_clip(ep, tt, objects, meta, kinematic=True)
             falls = ep.falls

@@ -214,8 +214,14 @@ class RegulatedLoop:
     def run(self, take: TakeTensors, objects: list[ObjectTrack] = (), *, start: int = 0,
             length: int | None = None, from_truth: bool = False, noise_std: float = 0.0,
             rng: np.random.Generator | None = None, record: bool = False,
-            truth_proposals: bool | np.ndarray = False) -> Episode:
+            truth_proposals: bool | np.ndarray = False, motion: torch.Tensor | None = None) -> Episode:
         """Run frames ``start .. start + length - 1`` of ``take`` (all by default).
+
+        ``motion`` (take frames x 76, e.g. the kinematic policy's own motion, run without
+        physics): track it instead of proposing from the simulated state. No feedback: the
+        controller's targets are its frames, the body starts and restarts on it (lifted out of
+        the floor), the policy does not run, and the reference is consistent from frame to
+        frame, as the inverse-dynamics feed-forward needs.
 
         ``truth_proposals`` (a diagnosis, needs the ground truth): the controller's targets are
         the true next poses instead of the policy's, so the falls left are the controller's
@@ -235,14 +241,21 @@ class RegulatedLoop:
                 else torch.as_tensor(np.asarray(truth_proposals, dtype=bool))
             if truth_mask.shape != (take.qpos.shape[1],):
                 raise ValueError(f"truth_proposals: a mask of {take.qpos.shape[1]} values, got {tuple(truth_mask.shape)}")
+        if motion is not None and (record or truth_mask is not None):
+            raise ValueError("a fixed motion is tracked without proposals: no record, no truth_proposals")
         t_start = time.perf_counter()
-        q = self.first_pose(take, start, from_truth)
+        q = self.first_pose(take, start, from_truth) if motion is None else \
+            lift_above_floor(motion[start:start + 1].float(), take.body)
         ref, objs = self.load_window(take, objects, start, T, q)
         sim = self.sim
         h = self.policy.initial_hidden(1)
         gt = take.qpos[start:start + T].double().numpy() if (record and take.qpos is not None) else None
 
         def commit(t: int, q_cur: torch.Tensor, h_cur: torch.Tensor):
+            if motion is not None:
+                last = take.num_frames - 1
+                q1 = motion[min(start + t + 1, last)][None].float()
+                return q1, (motion[min(start + t + 2, last)][None].float() if t + 2 < T else q1), h_cur, None
             eps = None
             if noise_std > 0:
                 eps = noise_std * torch.as_tensor(rng.standard_normal((1, 82)), dtype=torch.float32)
@@ -271,7 +284,9 @@ class RegulatedLoop:
             elif self.head_distance(take, start + t + 1) > self.head_fall_distance:
                 falls.append((t + 1, "lost_head"))
                 reason = "lost_head"
-                if gt is not None or (from_truth and take.qpos is not None):
+                if motion is not None:
+                    q_new = lift_above_floor(motion[start + t + 1:start + t + 2].float(), take.body)
+                elif gt is not None or (from_truth and take.qpos is not None):
                     q_new = take.qpos[start + t + 1:start + t + 2]
                 else:
                     q_new = self.first_pose(take, start + t + 1)
