@@ -96,6 +96,8 @@ def main() -> None:
     ap.add_argument("--controller", default=str(ROOT / "checkpoints" / "uhc" / "policy.pt"))
     ap.add_argument("--tracker", default=None,
                     help="row (f)'s controller (default: checkpoints/uhc_mocap_global, full feed-forward)")
+    ap.add_argument("--smooth", type=float, default=None,
+                    help="row (f)'s smoothing of the policy's motion, Gaussian sigma in frames (default: the estimator's)")
     ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of the controller (UHCConfig), e.g. env.controller.root_target_offset=0")
     ap.add_argument("--out", default="outputs/results")
@@ -119,7 +121,8 @@ def main() -> None:
         if key in specs:
             label, ck, physics = specs[key]
             if key == "f":
-                est = Estimator(ck, args.tracker, feedback=False, controller_overrides=args.controller_override)
+                est = Estimator(ck, args.tracker, feedback=False, controller_overrides=args.controller_override,
+                                smoothing=args.smooth)
             else:
                 est = Estimator(ck, args.controller, physics=physics, controller_overrides=args.controller_override,
                                 leg_refiner=args.leg_refiner if physics else None)

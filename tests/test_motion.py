@@ -59,6 +59,28 @@ def imported(shared_data, tmp_path_factory):
     return files, report, ClipFolder(out), time.perf_counter() - t0
 
 
+def test_smoothing_removes_jitter_and_keeps_slow_motion():
+    """``MotionClip.smoothed``: a still pose stays exactly still, frame-to-frame jitter on a
+    hinge shrinks by the Gaussian's gain at the Nyquist rate, a slow ramp passes (away from the
+    ends), the root quaternion's sign flips do not average the rotation away, and a negative
+    sigma is an error."""
+    T = 60
+    q = np.tile(rest_qpos(BodyShape()), (T, 1))
+    still = MotionClip(name="still", qpos=q.copy(), fps=30.0)
+    np.testing.assert_allclose(still.smoothed(1.5).qpos, q, atol=1e-12)
+    assert still.smoothed(0) is still
+    j = hinge_index("L_Knee", "x")
+    q[:, j] = 0.01 * np.arange(T) + 0.05 * (-1.0) ** np.arange(T)  # ramp + jitter
+    yaw = rot.matrix_to_quat(rot.rotvec_to_matrix(np.array([0.0, 0.0, 0.3])))
+    q[:, 3:7] = yaw * np.where(np.arange(T) % 2, -1.0, 1.0)[:, None]  # the same rotation, signs alternating
+    clip = MotionClip(name="noisy", qpos=q, fps=30.0).smoothed(1.5)
+    inner = slice(10, T - 10)
+    np.testing.assert_allclose(clip.qpos[inner, j], 0.01 * np.arange(T)[inner], atol=0.002)
+    np.testing.assert_allclose(np.abs(clip.qpos[:, 3:7] @ yaw), 1.0, atol=1e-9)
+    with pytest.raises(ValueError, match="sigma"):
+        clip.smoothed(-1.0)
+
+
 def test_every_mocap_file_imports_within_error_budget(imported):
     files, report, folder, _ = imported
     assert not report.failed, report.failed

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from kinpoly.demo import sample_clips
 from kinpoly.egocentric.features import head_velocities
 from kinpoly.egocentric.take import EgoTake, write_manifest
+from kinpoly.motion.clip import MotionClip
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.model import ContextEncoder, KinematicPolicy, PolicyConfig
 from kinpoly.policy.regulated import RegulatedLoop
@@ -206,17 +207,19 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
         assert np.abs(a["qpos"] - b["qpos"]).max() > 1e-3
     res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "o2"), "-o", "env.controller.no_such_key=1"])
     assert res.exit_code != 0 and "no_such_key" in res.output and "Traceback" not in res.output
-    # without feedback the controller tracks the policy's own motion (the policy alone, lifted
-    # out of the floor at the start), with the full feed-forward by default
-    res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "nf"), "--no-feedback"])
+    # without feedback the controller tracks the policy's own motion (the policy alone, smoothed,
+    # lifted out of the floor at the start), with the full feed-forward by default
+    res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "nf"), "--no-feedback", "--smooth", "2"])
     assert res.exit_code == 0, res.output
     cfg = (tmp_path / "nf" / "config.yaml").read_text()
-    assert "feedback: false" in cfg and "feedforward: full" in cfg
-    res = CliRunner().invoke(main, [*common[:-3], "--videos", "0", "--no-progress", "--out", str(tmp_path / "np"),
-                                    "--no-physics"])
+    assert "feedback: false" in cfg and "feedforward: full" in cfg and "smoothing: 2.0" in cfg
+    res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "np"), "--no-physics"])
     assert res.exit_code == 0, res.output
-    with np.load(tmp_path / "nf" / "proposals" / "walk.npz") as a, np.load(tmp_path / "np" / "clips" / "walk.npz") as b:
-        np.testing.assert_allclose(a["qpos"][1:], b["qpos"][1:], atol=1e-5)
+    alone = MotionClip.load(tmp_path / "np" / "clips" / "walk.npz")
+    tracked = MotionClip.load(tmp_path / "nf" / "proposals" / "walk.npz")
+    np.testing.assert_allclose(tracked.qpos[1:], alone.smoothed(2.0).qpos[1:], atol=1e-5)
+    res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "bad"), "--smooth", "2"])
+    assert res.exit_code != 0 and "feedback=False" in res.output and "Traceback" not in res.output
 
 
 def test_dynamics_training_resumes_exactly(tmp_path):

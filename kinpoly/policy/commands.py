@@ -164,13 +164,17 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
               help="Not the dynamics-regulated loop: the kinematic policy runs on its own poses, then the "
                    "controller tracks that motion (default controller: checkpoints/uhc_mocap_global, with "
                    "the full feed-forward).")
+@click.option("--smooth", "smoothing", type=float, default=None,
+              help="With --no-feedback: Gaussian sigma (frames) of the smoothing of the policy's motion "
+                   "before it is tracked (default 1.5; 0: none).")
 @click.option("--feedforward", type=click.Choice(["off", "static", "full"]), default=None,
-              help="The controller's inverse-dynamics feed-forward (default: off in the loop, full with --no-feedback).")
+              help="The controller's inverse-dynamics feed-forward "
+                   "(default: off in the loop, full with --no-feedback).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, scale, action, gt_file, out, checkpoint, controller,
-                     training_free, controller_overrides, leg_refiner, no_physics, no_feedback, feedforward, videos,
-                     no_progress) -> None:
+                     training_free, controller_overrides, leg_refiner, no_physics, no_feedback, smoothing,
+                     feedforward, videos, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -183,7 +187,7 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
     try:
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
                               controller_overrides=controller_overrides, leg_refiner=leg_refiner,
-                              feedback=not no_feedback, feedforward=feedforward)
+                              feedback=not no_feedback, feedforward=feedforward, smoothing=smoothing)
     except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
     try:
@@ -208,7 +212,8 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
                  "gt": gt_file and str(gt_file), "checkpoint": str(estimator.checkpoint),
                  "controller": estimator.controller_path if estimator.physics else None,
                  "leg_refiner": estimator.leg_refiner, "physics": estimator.physics,
-                 "feedback": estimator.feedback, "feedforward": estimator.feedforward if estimator.physics else None},
+                 "feedback": estimator.feedback, "feedforward": estimator.feedforward if estimator.physics else None,
+                 "smoothing": estimator.smoothing},
            seed=0)  # config.yaml + run.json; metrics.json below
     report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress)
     click.echo((out / "metrics.md").read_text())
