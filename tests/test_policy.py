@@ -94,6 +94,26 @@ def test_foot_height_loss_sees_lifted_feet_not_sliding():
     torch.testing.assert_close(weighted["total"] - out["total"], 3.0 * out["foot_height"])
 
 
+def test_acceleration_loss_sees_jitter_not_steady_motion():
+    """The acceleration loss is zero for the truth moved at a constant velocity (a glide has no
+    acceleration) and counts a root that jitters 1 cm every other frame: each body's second
+    difference is 2 cm, i.e. 0.02 * 900 = 18 m/s^2, squared 324; it enters the total only with
+    its weight."""
+    from kinpoly.policy.supervised import LossWeights, losses, sample_windows
+
+    batch = sample_windows(_takes(), 2, 12, np.random.default_rng(0))
+    gt, fk = batch["qpos"], TorchFK()
+    glide = gt.clone()
+    glide[..., 0] += torch.linspace(0, 0.5, gt.shape[1])
+    assert losses(glide, gt, batch, fk, 1 / 30, LossWeights())["acceleration"] < 1e-6
+    jitter = gt.clone()
+    jitter[:, 1::2, 0] += 0.01
+    out = losses(jitter, gt, batch, fk, 1 / 30, LossWeights())
+    torch.testing.assert_close(out["acceleration"], torch.tensor(324.0), rtol=1e-3, atol=0)
+    weighted = losses(jitter, gt, batch, fk, 1 / 30, LossWeights(acceleration=1e-3))
+    torch.testing.assert_close(weighted["total"] - out["total"], 1e-3 * out["acceleration"])
+
+
 def _small_config(iterations):
     return SupervisedConfig(iterations=iterations, batch=4, window=12, lr=1e-3, checkpoint_every=2, threads=1,
                             policy=PolicyConfig(hidden=64, mlp=[64], context_frames=6))

@@ -59,6 +59,11 @@ class LossWeights:
     # makes the proposals' legs right; the loop's falls measured the same with and without it
     # (checkpoints/kinematic/README.md). 0 = the SPEC's losses.
     foot_height: float = 0.0
+    # Beyond the SPEC: world-frame acceleration of every body against the truth's ((m/s^2)^2,
+    # second differences over the unrolled window). The policy's frame-to-frame jitter is what a
+    # tracking controller chases (its feet skate) and what makes its inverse-dynamics
+    # feed-forward unusable on the proposals. 0 = the SPEC's losses.
+    acceleration: float = 0.0
 
 
 @dataclass
@@ -139,6 +144,11 @@ def losses(pred: torch.Tensor, gt: torch.Tensor, batch: dict, fk: TorchFK, dt: f
     v_p, v_g = (p_pos[:, 1:, FEET] - p_pos[:, :-1, FEET]) / dt, (g_pos[:, 1:, FEET] - g_pos[:, :-1, FEET]) / dt
     out["foot_velocity"] = ((v_p - v_g) ** 2).sum(-1).mean()
     out["foot_height"] = ((p_pos[..., FEET, 2] - g_pos[..., FEET, 2]) ** 2).mean()
+    if pred.shape[1] > 2:
+        acc = lambda x: (x[:, 2:] - 2 * x[:, 1:-1] + x[:, :-2]) / dt ** 2  # noqa: E731
+        out["acceleration"] = ((acc(p_pos) - acc(g_pos)) ** 2).sum(-1).mean()
+    else:
+        out["acceleration"] = torch.zeros(())
     has_obj = batch["obj_world"][..., 7]  # (B, L)
     if has_obj.any():
         obj_pos = batch["obj_world"][..., :3].unsqueeze(-2)
