@@ -213,6 +213,7 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
     assert res.exit_code == 0, res.output
     cfg = (tmp_path / "nf" / "config.yaml").read_text()
     assert "feedback: false" in cfg and "feedforward: full" in cfg and "smoothing: 2.0" in cfg
+    assert "(no feedback)" in (tmp_path / "nf" / "metrics.md").read_text()
     res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "np"), "--no-physics"])
     assert res.exit_code == 0, res.output
     alone = MotionClip.load(tmp_path / "np" / "clips" / "walk.npz")

@@ -1,6 +1,7 @@
 """Pose estimation from egocentric takes: the kinematic policy in the dynamics-regulated loop
-(:mod:`.regulated`; physics on) or alone (``physics=False``: the policy's own poses, no
-simulation), and the files ``kinpoly estimate`` writes.
+(:mod:`.regulated`; physics on), alone (``physics=False``: the policy's own poses, no
+simulation) or its own motion tracked in physics afterwards (``feedback=False``), and the files
+``kinpoly estimate`` writes.
 
 Output folder of :func:`write_estimates`::
 
@@ -317,11 +318,12 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
     frames = sum(f for f, _ in timing)
     report = {"takes": done, "failures": failures, "warnings": warnings, "frames": frames,
               "frames_per_second": frames / max(sum(s for _, s in timing), 1e-9) if timing else None,
-              "physics": estimator.physics, "checkpoint": str(estimator.checkpoint),
+              "physics": estimator.physics, "feedback": estimator.feedback, "checkpoint": str(estimator.checkpoint),
               "controller": estimator.controller_path if estimator.physics else None}
+    mode = ("kinematic policy only" if not estimator.physics else "dynamics-regulated, physics on"
+            if estimator.feedback else "the policy's own motion, then tracked in physics (no feedback)")
     md = [f"# kinpoly estimate\n\n{done} take(s), {frames} frames, "
-          f"{report['frames_per_second'] or 0:.1f} frames/s on one core "
-          f"({'dynamics-regulated, physics on' if estimator.physics else 'kinematic policy only'}).\n"]
+          f"{report['frames_per_second'] or 0:.1f} frames/s on one core ({mode}).\n"]
     if (out / "ground_truth").is_dir() and (out / "clips").is_dir():
         summary = evaluate_folders(out / "clips", out / "ground_truth")
         report["evaluation"] = summary
