@@ -21,13 +21,12 @@ from pathlib import Path
 
 import click
 
-from .config import CHECKPOINTS, PACKAGE_DIR, RunDir
+from .config import PACKAGE_DIR, RunDir
 from .errors import Command
 from .motion.clip import ClipFolder, MotionClip, atomic_write_text
 
 SAMPLE_CLIPS = PACKAGE_DIR / "assets" / "clips"
 SAMPLE_TAKES = PACKAGE_DIR / "assets" / "takes"
-SHIPPED_KINEMATIC = CHECKPOINTS / "kinematic" / "policy.pt"
 
 
 def sample_clips() -> list[MotionClip]:
@@ -54,13 +53,13 @@ def _estimation_section(out: Path, controller_path: str, no_video: bool) -> tupl
     import shutil
 
     from .egocentric.take import EgoDataset
-    from .policy.estimate import Estimator, estimate_takes
+    from .policy.estimate import SHIPPED_POLICY, Estimator, estimate_takes
 
-    if not SHIPPED_KINEMATIC.is_file():
+    if not SHIPPED_POLICY.is_file():
         return ("## Egocentric estimation\n\nSkipped: no kinematic-policy checkpoint at "
-                f"`{SHIPPED_KINEMATIC}`.\n", {})
+                f"`{SHIPPED_POLICY}`.\n", {})
     ds = EgoDataset(SAMPLE_TAKES)
-    est = Estimator(SHIPPED_KINEMATIC, controller_path)
+    est = Estimator(SHIPPED_POLICY, controller_path)
     report = estimate_takes([(n, lambda n=n: ds[n]) for n in ds.names], est, out / "estimate",
                             videos=0 if no_video else len(ds), progress=False)
     rows = []
@@ -135,21 +134,21 @@ def _controller_section(checkpoint: Path | None, title: str) -> tuple[str, dict]
 def demo(out: Path, controller: str, no_video: bool) -> None:
     """Estimate body motion from the bundled egocentric takes (physics on) and track the bundled
     clips with the controllers: metrics tables + videos."""
-    from .policy.estimate import SHIPPED_CONTROLLER as SHIPPED_UHC, SHIPPED_MOCAP_CONTROLLER as SHIPPED_MOCAP_UHC
+    from .policy.estimate import SHIPPED_CONTROLLER, SHIPPED_MOCAP_CONTROLLER
     from .simulation.evaluate import controller_config
 
     t0 = time.perf_counter()
-    checkpoint = SHIPPED_UHC if controller == "learned" and SHIPPED_UHC.is_file() else None
+    checkpoint = SHIPPED_CONTROLLER if controller == "learned" and SHIPPED_CONTROLLER.is_file() else None
     run = RunDir(out, controller_config(checkpoint=checkpoint), seed=0)
     est_md, est_metrics = _estimation_section(out, str(checkpoint or ""), no_video)
     ctrl_md, ctrl = _controller_section(checkpoint, "The estimator's controller alone: the true motion tracked in physics")
     report = "# kinpoly demo\n\n" + est_md + "\n" + ctrl_md
     metrics = {"controller": ctrl["controller"], "estimation": est_metrics, "clips": ctrl["clips"]}
-    if controller == "learned" and SHIPPED_MOCAP_UHC.is_file():
+    if controller == "learned" and SHIPPED_MOCAP_CONTROLLER.is_file():
         # the controller results are about the shipped mocap tracker; the estimator keeps
         # checkpoints/uhc, which does better in the dynamics-regulated loop
         md, metrics["mocap_tracker"] = _controller_section(
-            SHIPPED_MOCAP_UHC, "The shipped mocap tracker (the controller results' checkpoint) on the same clips")
+            SHIPPED_MOCAP_CONTROLLER, "The shipped mocap tracker (the controller results' checkpoint) on the same clips")
         report += "\n" + md
     metrics["seconds"] = round(time.perf_counter() - t0, 2)
     atomic_write_text(out / "metrics.md", report)

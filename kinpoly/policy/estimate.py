@@ -137,18 +137,21 @@ class Estimator:
         from .dynamics import load_controller
         from .regulated import RegulatedLoop, loop_env_config
 
+        if not feedback and leg_refiner:
+            raise ValueError("the leg refiner corrects proposals from the simulated state: it needs feedback")
+        if feedback and smoothing:
+            raise ValueError("smoothing (--smooth) applies to the policy's own motion: "
+                             "it needs feedback=False (--no-feedback)")
         if threads:
             torch.set_num_threads(threads)
         self.checkpoint = Path(checkpoint or SHIPPED_POLICY)
         self.policy, self.context = load_policy(self.checkpoint)
         self.physics = physics
         self.feedback = feedback
-        if not feedback and leg_refiner:
-            raise ValueError("the leg refiner corrects proposals from the simulated state: it needs feedback")
-        if feedback and smoothing:
-            raise ValueError("smoothing (--smooth) applies to the policy's own motion: "
-                             "it needs feedback=False (--no-feedback)")
-        self.smoothing = (NO_FEEDBACK_SMOOTHING if smoothing is None else float(smoothing)) if not feedback else 0.0
+        if feedback:
+            self.smoothing = 0.0
+        else:
+            self.smoothing = NO_FEEDBACK_SMOOTHING if smoothing is None else float(smoothing)
         default = SHIPPED_CONTROLLER if feedback else SHIPPED_MOCAP_CONTROLLER
         self.controller_path = str(default if controller is None else controller)
         if feedforward is None:

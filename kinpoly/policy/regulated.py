@@ -244,8 +244,11 @@ class RegulatedLoop:
         if motion is not None and (record or truth_mask is not None):
             raise ValueError("a fixed motion is tracked without proposals: no record, no truth_proposals")
         t_start = time.perf_counter()
-        q = self.first_pose(take, start, from_truth) if motion is None else \
-            lift_above_floor(motion[start:start + 1].float(), take.body)
+
+        def on_motion(frame: int) -> torch.Tensor:  # a start or restart pose on the given motion
+            return lift_above_floor(motion[frame:frame + 1].float(), take.body)
+
+        q = self.first_pose(take, start, from_truth) if motion is None else on_motion(start)
         ref, objs = self.load_window(take, objects, start, T, q)
         sim = self.sim
         h = self.policy.initial_hidden(1)
@@ -285,7 +288,7 @@ class RegulatedLoop:
                 falls.append((t + 1, "lost_head"))
                 reason = "lost_head"
                 if motion is not None:
-                    q_new = lift_above_floor(motion[start + t + 1:start + t + 2].float(), take.body)
+                    q_new = on_motion(start + t + 1)
                 elif gt is not None or (from_truth and take.qpos is not None):
                     q_new = take.qpos[start + t + 1:start + t + 2]
                 else:
