@@ -129,3 +129,25 @@ def test_truth_weight_scores_the_truth_not_only_the_proposals():
     proposals, truth = rewards(0.0), rewards(1.0)
     assert proposals[-5:].mean() > 0.6 and truth[-5:].mean() < proposals[-5:].mean() - 0.2
     np.testing.assert_allclose(rewards(0.5), 0.5 * (proposals + truth), atol=1e-9)
+
+
+def test_envs_without_feedback_simulate_what_the_estimate_runs():
+    """With ``own_motion`` (the estimator's no-feedback mode) each environment tracks its take's
+    given motion exactly as RegulatedLoop.run(motion=...) does on the same window, and the
+    kinematic policy's proposals play no part."""
+    takes = [take_tensors(_take(0, 40, "a")), take_tensors(_take(2, 40, "b"))]
+    rng = np.random.default_rng(0)
+    motions = {t.name: t.qpos.double().numpy() + rng.normal(0.0, 0.01, t.qpos.shape) * (np.arange(76) >= 7)
+               for t in takes}
+    cfg = loop_env_config(dataclasses.replace(EnvConfig(), max_episode_steps=20), "full")
+    envs = LoopTrackingEnvs(takes, [[], []], _policy(), cfg, 3, head_fall_distance=np.inf,
+                            own_motion=lambda take: motions[take.name])
+    results = _run_envs(envs, [1, 2, 3])
+    assert len({(int(envs.take_idx[i]), int(envs.start[i])) for i in range(3)}) > 1
+    loop = RegulatedLoop(_policy(), None, cfg, None, head_fall_distance=np.inf)
+    for i, (poses, reason, steps) in enumerate(results):
+        take = takes[envs.take_idx[i]]
+        ep = loop.run(take, start=int(envs.start[i]), length=int(envs.length[i]),
+                      motion=torch.as_tensor(motions[take.name], dtype=torch.float32))
+        assert reason is None and steps == envs.length[i] - 1
+        np.testing.assert_allclose(poses, ep.sim_qpos[:len(poses)], atol=1e-6)

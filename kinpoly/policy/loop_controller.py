@@ -23,6 +23,11 @@ every episode is the loop on a random window of a training take:
 
     kinpoly train loop-controller --config configs/uhc_loop.yaml --init checkpoints/uhc_loop/policy.pt
 
+``feedback=false`` trains for the estimator's other mode (``kinpoly estimate --no-feedback``)
+instead: the reference of an episode is the kinematic policy's own motion over the take,
+smoothed over ``smoothing`` frames, and the body starts on it, as the estimate does; the reward
+still blends in the ground truth, whose legs step where the policy's slide.
+
 The result is an ordinary controller checkpoint (``kinpoly uhc export``) for
 ``kinpoly estimate --controller``.
 """
@@ -43,7 +48,7 @@ from ..simulation.ppo import RolloutWorker, UHCConfig, train
 from ..simulation.reference import prepare_reference
 from .dynamics import load_train_takes
 from .model import Observation, integrate, policy_state
-from .regulated import RegulatedLoop
+from .regulated import RegulatedLoop, lift_above_floor
 
 
 @dataclass
@@ -54,6 +59,11 @@ class LoopControllerConfig(UHCConfig):
     kinematic: str = "checkpoints/kinematic/policy.pt"  # the (fixed) kinematic policy
     head_fall_distance: float = 0.4  # m, as the loop's lost_head
     truth_weight: float = 0.5  # share of the reward that tracks the ground truth instead of the proposals
+    # False: the estimator's no-feedback mode (`kinpoly estimate --no-feedback`): the reference
+    # is the kinematic policy's own motion, smoothed over ``smoothing`` frames, not proposals
+    # from the simulated pose; the body starts on that motion, as the estimate does.
+    feedback: bool = True
+    smoothing: float = 1.5
 
 
 class LoopTrackingEnvs:
@@ -62,13 +72,15 @@ class LoopTrackingEnvs:
     proposals of all of them come from one batched call of the shared kinematic policy."""
 
     def __init__(self, takes, objects, policy, env_cfg: EnvConfig, n: int, head_fall_distance: float,
-                 truth_weight: float = 0.0):
+                 truth_weight: float = 0.0, own_motion=None):
         fps = {float(t.fps) for t in takes}
         if len(fps) != 1:
             raise EgoDataError(f"the loop's takes must share one frame rate, got {sorted(fps)}")
         self.dt = 1.0 / fps.pop()
         self.takes, self.objects, self.policy, self.cfg = takes, objects, policy, env_cfg
         self.hfd, self.truth_weight = head_fall_distance, truth_weight
+        # no feedback: take index -> the policy's own (smoothed) motion, made on first use
+        self.own_motion, self._motions = own_motion, {}
         self.truth: list = [None] * n  # per environment: the window's ground truth as a Reference
         self.loops = [RegulatedLoop(policy, None, env_cfg) for _ in range(n)]
         self.fk = self.loops[0].fk
@@ -93,11 +105,19 @@ class LoopTrackingEnvs:
         take, loop = self.takes[k], self.loops[i]
         L = min(self.cfg.max_episode_steps + 1, take.num_frames)
         start = int(rng.integers(0, take.num_frames - L + 1))
-        q0 = loop.first_pose(take, start, from_truth=True)
-        ref, _ = loop.load_window(take, self.objects[k], start, L, q0)
-        with torch.no_grad():
-            q1, q2, h, _ = loop.propose(take, start, 0, L, q0, self.policy.initial_hidden(1), None)
-        ref.write(1, torch.cat([q1, q2]).double().numpy())
+        if self.own_motion is not None:  # the policy's own motion, as `kinpoly estimate --no-feedback`
+            if k not in self._motions:
+                self._motions[k] = torch.as_tensor(self.own_motion(take), dtype=torch.float32)
+            motion = self._motions[k]
+            ref, _ = loop.load_window(take, self.objects[k], start, L, lift_above_floor(motion[start:start + 1], take.body))
+            ref.write(1, motion[start + 1:start + min(3, L)].double().numpy())
+            h = self.policy.initial_hidden(1)
+        else:
+            q0 = loop.first_pose(take, start, from_truth=True)
+            ref, _ = loop.load_window(take, self.objects[k], start, L, q0)
+            with torch.no_grad():
+                q1, q2, h, _ = loop.propose(take, start, 0, L, q0, self.policy.initial_hidden(1), None)
+            ref.write(1, torch.cat([q1, q2]).double().numpy())
         loop.sim.reset(0)
         if self.truth_weight:
             self.truth[i] = prepare_reference(MotionClip(name=take.name, fps=take.fps, body=take.body,
@@ -137,6 +157,15 @@ class LoopTrackingEnvs:
             frames = [q1[j], q2[j]] if t + 2 < self.length[i] else [q1[j]]
             self.loops[i].sim.ref.write(t + 1, torch.stack(frames).double().numpy())
 
+    def _write_own_motion(self, idx: list[int]) -> None:
+        """Without feedback: the next two frames of each environment's take motion, written
+        as :meth:`RegulatedLoop.run` writes them (so the feed-forward sees the same frames)."""
+        for i in idx:
+            t, start, length = self.loops[i].sim.t, self.start[i], self.length[i]
+            motion = self._motions[self.take_idx[i]]
+            n = 2 if t + 2 < length else 1
+            self.loops[i].sim.ref.write(t + 1, motion[start + t + 1:start + t + 1 + n].double().numpy())
+
     def step(self, actions: np.ndarray) -> list[tuple]:
         out, going = [], []
         for i, (loop, a) in enumerate(zip(self.loops, actions)):
@@ -160,8 +189,10 @@ class LoopTrackingEnvs:
             out.append([None, r, term, trunc, {"reason": reason, "wrench": float(np.linalg.norm(sim.last_wrench)),
                                                "steps": int(self.steps[i]), "clip": int(self.take_idx[i]),
                                                "completed": bool(trunc)}])
-        if going:
+        if going and self.own_motion is None:
             self._propose(going)
+        elif going:
+            self._write_own_motion(going)
         for i, row in enumerate(out):
             row[0] = observe(self.loops[i].sim)
         return [tuple(r) for r in out]
@@ -173,19 +204,21 @@ class LoopRolloutWorker(RolloutWorker):
 
     def __init__(self, data: str, names: list[str], kinematic: str, env_cfg: EnvConfig, n_envs: int,
                  hidden: list[int], log_std: float, head_fall_distance: float, truth_weight: float,
-                 worker_id: int):
-        from .estimate import load_policy
+                 worker_id: int, feedback: bool = True, smoothing: float = 0.0):
+        from .estimate import estimate_kinematic, load_policy
 
         torch.set_num_threads(1)
-        policy, _ = load_policy(kinematic)
+        policy, context = load_policy(kinematic)
         policy.eval()
+        own_motion = None if feedback else \
+            (lambda take: estimate_kinematic(policy, context, take).smoothed(smoothing).qpos)
         takes, objects = load_train_takes(data, policy.cfg.feature_dim > 0)
         by_name = {t.name: (t, o) for t, o in zip(takes, objects)}
         missing = [n for n in names if n not in by_name]
         if missing:
             raise EgoDataError(f"{data}: training takes without ground truth: {missing[:5]}")
         self.envs = LoopTrackingEnvs([by_name[n][0] for n in names], [by_name[n][1] for n in names], policy,
-                                     env_cfg, n_envs, head_fall_distance, truth_weight)
+                                     env_cfg, n_envs, head_fall_distance, truth_weight, own_motion)
         self.model = ActorCritic(hidden, log_std)
         self.model.eval()
         self.worker_id = worker_id
@@ -203,5 +236,5 @@ def train_loop_controller(cfg: LoopControllerConfig, out_dir: str | os.PathLike,
         raise EgoDataError(f"{cfg.data}: no training takes with ground truth")
     p = cfg.ppo
     args = lambda w: (cfg.data, names, cfg.kinematic, cfg.env, p.envs_per_worker, p.hidden, p.log_std,  # noqa: E731
-                      cfg.head_fall_distance, cfg.truth_weight, w)
+                      cfg.head_fall_distance, cfg.truth_weight, w, cfg.feedback, cfg.smoothing)
     return train(cfg, cfg.data, out_dir, rollouts=(LoopRolloutWorker, names, args), **kwargs)
