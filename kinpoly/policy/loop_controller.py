@@ -47,6 +47,7 @@ from ..motion.clip import MotionClip
 from ..simulation.ppo import RolloutWorker, UHCConfig, train
 from ..simulation.reference import prepare_reference
 from .dynamics import load_train_takes
+from .estimate import NO_FEEDBACK_SMOOTHING
 from .model import Observation, integrate, policy_state
 from .regulated import RegulatedLoop, lift_above_floor
 
@@ -63,13 +64,15 @@ class LoopControllerConfig(UHCConfig):
     # is the kinematic policy's own motion, smoothed over ``smoothing`` frames, not proposals
     # from the simulated pose; the body starts on that motion, as the estimate does.
     feedback: bool = True
-    smoothing: float = 1.5
+    smoothing: float = NO_FEEDBACK_SMOOTHING
 
 
 class LoopTrackingEnvs:
     """``n`` copies of the loop stepped together (the :class:`~kinpoly.simulation.ppo.EnvList`
     interface): per environment a :class:`RegulatedLoop` with its own simulator; the
-    proposals of all of them come from one batched call of the shared kinematic policy."""
+    proposals of all of them come from one batched call of the shared kinematic policy.
+    ``own_motion`` (take -> (T, 76) poses): no feedback, each environment tracks that motion
+    of its take instead of proposals, as ``RegulatedLoop.run(motion=...)`` does."""
 
     def __init__(self, takes, objects, policy, env_cfg: EnvConfig, n: int, head_fall_distance: float,
                  truth_weight: float = 0.0, own_motion=None):
@@ -109,7 +112,8 @@ class LoopTrackingEnvs:
             if k not in self._motions:
                 self._motions[k] = torch.as_tensor(self.own_motion(take), dtype=torch.float32)
             motion = self._motions[k]
-            ref, _ = loop.load_window(take, self.objects[k], start, L, lift_above_floor(motion[start:start + 1], take.body))
+            q0 = lift_above_floor(motion[start:start + 1], take.body)
+            ref, _ = loop.load_window(take, self.objects[k], start, L, q0)
             ref.write(1, motion[start + 1:start + min(3, L)].double().numpy())
             h = self.policy.initial_hidden(1)
         else:
@@ -204,7 +208,7 @@ class LoopRolloutWorker(RolloutWorker):
 
     def __init__(self, data: str, names: list[str], kinematic: str, env_cfg: EnvConfig, n_envs: int,
                  hidden: list[int], log_std: float, head_fall_distance: float, truth_weight: float,
-                 worker_id: int, feedback: bool = True, smoothing: float = 0.0):
+                 worker_id: int, feedback: bool = True, smoothing: float = NO_FEEDBACK_SMOOTHING):
         from .estimate import estimate_kinematic, load_policy
 
         torch.set_num_threads(1)
