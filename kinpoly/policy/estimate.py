@@ -98,6 +98,12 @@ class Estimate:
     def frames_per_second(self) -> float:
         return self.clip.num_frames / max(self.seconds, 1e-9)
 
+def policy_motion(policy: KinematicPolicy, context: ContextEncoder, take: TakeTensors,
+                  smoothing: float = 0.0) -> torch.Tensor:
+    """(T, 76) float32: the policy's own motion over the take (:func:`estimate_kinematic`),
+    smoothed over ``smoothing`` frames: what the no-feedback mode tracks."""
+    return torch.as_tensor(estimate_kinematic(policy, context, take).smoothed(smoothing).qpos, dtype=torch.float32)
+
 
 def ground_truth_clip(take, objects=None) -> MotionClip | None:
     """The take's ground-truth body (and scene objects) as a clip named as the take."""
@@ -184,8 +190,7 @@ class Estimator:
         meta = {"checkpoint": str(self.checkpoint), "take": take.name}
         t0 = time.perf_counter()
         if self.physics:
-            motion = None if self.feedback else torch.as_tensor(
-                estimate_kinematic(self.policy, self.context, tt).smoothed(self.smoothing).qpos, dtype=torch.float32)
+            motion = None if self.feedback else policy_motion(self.policy, self.context, tt, self.smoothing)
             ep = self.loop.run(tt, objects, motion=motion)
             clip = episode_clip(ep, tt, objects, meta)
             proposals = episode_clip(ep, tt, objects, meta, kinematic=True)

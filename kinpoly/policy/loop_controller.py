@@ -34,6 +34,7 @@ The result is an ordinary controller checkpoint (``kinpoly uhc export``) for
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 
@@ -49,7 +50,7 @@ from ..simulation.reference import prepare_reference
 from .dynamics import load_train_takes
 from .estimate import NO_FEEDBACK_SMOOTHING
 from .model import Observation, integrate, policy_state
-from .regulated import RegulatedLoop, lift_above_floor
+from .regulated import RegulatedLoop, motion_targets, pose_on_motion
 
 
 @dataclass
@@ -112,9 +113,8 @@ class LoopTrackingEnvs:
             if k not in self._motions:
                 self._motions[k] = torch.as_tensor(self.own_motion(take), dtype=torch.float32)
             motion = self._motions[k]
-            q0 = lift_above_floor(motion[start:start + 1], take.body)
-            ref, _ = loop.load_window(take, self.objects[k], start, L, q0)
-            ref.write(1, motion[start + 1:start + min(3, L)].double().numpy())
+            ref, _ = loop.load_window(take, self.objects[k], start, L, pose_on_motion(motion, start, take.body))
+            ref.write(1, torch.cat(motion_targets(motion, start, 0, L)).double().numpy())
             h = self.policy.initial_hidden(1)
         else:
             q0 = loop.first_pose(take, start, from_truth=True)
@@ -165,10 +165,9 @@ class LoopTrackingEnvs:
         """Without feedback: the next two frames of each environment's take motion, written
         as :meth:`RegulatedLoop.run` writes them (so the feed-forward sees the same frames)."""
         for i in idx:
-            t, start, length = self.loops[i].sim.t, self.start[i], self.length[i]
-            motion = self._motions[self.take_idx[i]]
-            n = 2 if t + 2 < length else 1
-            self.loops[i].sim.ref.write(t + 1, motion[start + t + 1:start + t + 1 + n].double().numpy())
+            t = self.loops[i].sim.t
+            targets = motion_targets(self._motions[self.take_idx[i]], self.start[i], t, self.length[i])
+            self.loops[i].sim.ref.write(t + 1, torch.cat(targets).double().numpy())
 
     def step(self, actions: np.ndarray) -> list[tuple]:
         out, going = [], []
@@ -209,13 +208,12 @@ class LoopRolloutWorker(RolloutWorker):
     def __init__(self, data: str, names: list[str], kinematic: str, env_cfg: EnvConfig, n_envs: int,
                  hidden: list[int], log_std: float, head_fall_distance: float, truth_weight: float,
                  worker_id: int, feedback: bool = True, smoothing: float = NO_FEEDBACK_SMOOTHING):
-        from .estimate import estimate_kinematic, load_policy
+        from .estimate import load_policy, policy_motion
 
         torch.set_num_threads(1)
         policy, context = load_policy(kinematic)
         policy.eval()
-        own_motion = None if feedback else \
-            (lambda take: estimate_kinematic(policy, context, take).smoothed(smoothing).qpos)
+        own_motion = None if feedback else functools.partial(policy_motion, policy, context, smoothing=smoothing)
         takes, objects = load_train_takes(data, policy.cfg.feature_dim > 0)
         by_name = {t.name: (t, o) for t, o in zip(takes, objects)}
         missing = [n for n in names if n not in by_name]

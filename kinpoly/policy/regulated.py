@@ -112,6 +112,19 @@ def lift_above_floor(q: torch.Tensor, body) -> torch.Tensor:
     return out
 
 
+def pose_on_motion(motion: torch.Tensor, frame: int, body) -> torch.Tensor:
+    """The (1, 76) start or restart pose at ``frame`` of a tracked motion, lifted out of the floor."""
+    return lift_above_floor(motion[frame:frame + 1].float(), body)
+
+
+def motion_targets(motion: torch.Tensor, start: int, t: int, T: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The targets written after window frame ``t`` when a given motion is tracked (a window of
+    ``T`` frames from take frame ``start``): its frames ``t + 1`` and ``t + 2`` (the first
+    twice at the window's end), each (1, 76)."""
+    q1 = motion[start + t + 1][None].float()
+    return q1, (motion[start + t + 2][None].float() if t + 2 < T else q1)
+
+
 def loop_env_config(env_cfg, feedforward: bool | str = False):
     """A copy of a controller's EnvConfig for the loop. ``feedforward``: False / ``"off"``
     (the default; see the module docstring), True / ``"full"`` (the motion's inverse dynamics)
@@ -244,11 +257,7 @@ class RegulatedLoop:
         if motion is not None and (record or truth_mask is not None):
             raise ValueError("a fixed motion is tracked without proposals: no record, no truth_proposals")
         t_start = time.perf_counter()
-
-        def on_motion(frame: int) -> torch.Tensor:  # a start or restart pose on the given motion
-            return lift_above_floor(motion[frame:frame + 1].float(), take.body)
-
-        q = self.first_pose(take, start, from_truth) if motion is None else on_motion(start)
+        q = self.first_pose(take, start, from_truth) if motion is None else pose_on_motion(motion, start, take.body)
         ref, objs = self.load_window(take, objects, start, T, q)
         sim = self.sim
         h = self.policy.initial_hidden(1)
@@ -256,9 +265,7 @@ class RegulatedLoop:
 
         def commit(t: int, q_cur: torch.Tensor, h_cur: torch.Tensor):
             if motion is not None:
-                last = take.num_frames - 1
-                q1 = motion[min(start + t + 1, last)][None].float()
-                return q1, (motion[min(start + t + 2, last)][None].float() if t + 2 < T else q1), h_cur, None
+                return *motion_targets(motion, start, t, T), h_cur, None
             eps = None
             if noise_std > 0:
                 eps = noise_std * torch.as_tensor(rng.standard_normal((1, 82)), dtype=torch.float32)
@@ -288,7 +295,7 @@ class RegulatedLoop:
                 falls.append((t + 1, "lost_head"))
                 reason = "lost_head"
                 if motion is not None:
-                    q_new = on_motion(start + t + 1)
+                    q_new = pose_on_motion(motion, start + t + 1, take.body)
                 elif gt is not None or (from_truth and take.qpos is not None):
                     q_new = take.qpos[start + t + 1:start + t + 2]
                 else:
