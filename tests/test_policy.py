@@ -114,6 +114,40 @@ def test_acceleration_loss_sees_jitter_not_steady_motion():
     torch.testing.assert_close(weighted["total"] - out["total"], 1e-3 * out["acceleration"])
 
 
+def test_leg_swing_loss_sees_shrunken_swings_not_phase():
+    """The leg-swing loss is (near) zero for legs swinging as far as the truth's in another
+    phase and counts legs whose swing is halved; other hinges do not count; it enters the total
+    only with its weight; on two-frame pairs (the dynamics stage) it is zero."""
+    from kinpoly.policy.supervised import LEG_HINGES, LossWeights, losses
+
+    T = 40
+    t = torch.arange(T, dtype=torch.float32)[:, None] / 30
+    pose = _takes()[0].qpos[:1]
+    batch = {"offsets": _takes()[0].offsets[None], "obj_world": torch.zeros(1, T, 8)}
+    fk = TorchFK()
+
+    def legs(amplitude, delay=0.0):  # (1, T, 76): the pose, legs swinging at 1.5 Hz
+        q = pose.repeat(T, 1)
+        q[:, LEG_HINGES] += amplitude * torch.sin(2 * np.pi * 1.5 * (t - delay))
+        return q[None]
+
+    gt = legs(0.4)
+    late = losses(legs(0.4, delay=1 / 3), gt, batch, fk, 1 / 30, LossWeights())
+    assert late["leg_swing"] < 1e-3 and late["pose"] > 0.1  # the phase costs pose, not swing
+    shrunk = legs(0.2)
+    out = losses(shrunk, gt, batch, fk, 1 / 30, LossWeights())
+    half = float((0.2 * torch.sin(2 * np.pi * 1.5 * t)).std())  # each of the 24 hinges swings this much less
+    torch.testing.assert_close(out["leg_swing"], torch.tensor(24 * half ** 2), rtol=1e-3, atol=0)
+    weighted = losses(shrunk, gt, batch, fk, 1 / 30, LossWeights(leg_swing=5.0))
+    torch.testing.assert_close(weighted["total"] - out["total"], 5.0 * out["leg_swing"])
+    others = gt.clone()
+    rest = [i for i in range(7, 76) if i not in LEG_HINGES]
+    others[..., rest] += 0.3 * torch.sin(2 * np.pi * t)
+    assert losses(others, gt, batch, fk, 1 / 30, LossWeights())["leg_swing"] < 1e-8
+    pairs = {**batch, "obj_world": batch["obj_world"][:, :2]}
+    assert losses(shrunk[:, :2], gt[:, :2], pairs, fk, 1 / 30, LossWeights(leg_swing=5.0))["leg_swing"] == 0
+
+
 def _small_config(iterations):
     return SupervisedConfig(iterations=iterations, batch=4, window=12, lr=1e-3, checkpoint_every=2, threads=1,
                             policy=PolicyConfig(hidden=64, mlp=[64], context_frames=6))
