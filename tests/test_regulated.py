@@ -223,6 +223,25 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
     assert res.exit_code != 0 and "feedback=False" in res.output and "Traceback" not in res.output
 
 
+def test_a_motion_filter_edits_what_the_no_feedback_estimate_tracks(tmp_path):
+    """``Estimator.motion_filter`` (benchmarks/no_feedback_legs.py) gets the policy's smoothed
+    motion and the take, and what it returns is what the controller tracks."""
+    from kinpoly.policy.estimate import Estimator
+
+    take = _take()
+    est = Estimator(_checkpoint(tmp_path / "sup"), "", feedback=False)
+    seen = []
+
+    def truth(motion, t):
+        seen.append((tuple(motion.shape), t.name))
+        return torch.as_tensor(t.qpos, dtype=motion.dtype)
+
+    est.motion_filter = truth
+    e = est.estimate(take)
+    assert seen == [((take.num_frames, 76), "walk")]
+    np.testing.assert_allclose(e.proposals.qpos[1:], take.qpos[1:], atol=1e-5)
+
+
 def test_dynamics_training_resumes_exactly(tmp_path):
     from kinpoly.policy.dynamics import DynamicsConfig, DynamicsTrainer
 

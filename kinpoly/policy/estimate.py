@@ -173,6 +173,10 @@ class Estimator:
                 refiner = load_refiner(leg_refiner)
                 self.loop.target_filter = lambda targets, sim, take, frame: refiner.correct(targets, sim.qpos, sim.qvel)
         self.leg_refiner = str(leg_refiner) if leg_refiner else None
+        # no-feedback mode: an edit of the policy's motion before it is tracked, called as
+        # ``motion_filter(motion, take)`` -> motion ((T, 76) tensors; None: tracked as it is).
+        # For experiments (benchmarks/no_feedback_legs.py), like ``loop.target_filter``.
+        self.motion_filter = None
 
     def estimate(self, take) -> Estimate:
         """Estimate one :class:`~kinpoly.egocentric.take.EgoTake`."""
@@ -191,6 +195,8 @@ class Estimator:
         t0 = time.perf_counter()
         if self.physics:
             motion = None if self.feedback else policy_motion(self.policy, self.context, tt, self.smoothing)
+            if motion is not None and self.motion_filter is not None:
+                motion = self.motion_filter(motion, take)
             ep = self.loop.run(tt, objects, motion=motion)
             clip = episode_clip(ep, tt, objects, meta)
             proposals = episode_clip(ep, tt, objects, meta, kinematic=True)
