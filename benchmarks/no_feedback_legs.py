@@ -46,9 +46,9 @@ from kinpoly.egocentric.take import EgoDataset
 from kinpoly.humanoid.skeleton import hinge_index
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.estimate import Estimator, estimate_takes
+from kinpoly.policy.supervised import LEG_HINGES as LEGS  # hips, knees, ankles, toes: 24 hinges
 
 KNEES = [hinge_index(f"{s}_Knee", "y") for s in "LR"]
-LEGS = [hinge_index(f"{s}_{j}", a) for s in "LR" for j in ("Hip", "Knee", "Ankle", "Toe") for a in "xyz"]
 KEYS = ("mpjpe_mm", "mpjpe_global_mm", "head_trans_err_m", "accel_error", "success_rate", "interaction",
         "penetration_mm", "skate_mm")
 
