@@ -100,6 +100,8 @@ def test_a_fixed_motion_is_tracked_without_running_the_policy():
     np.testing.assert_allclose(fixed.kin_qpos, truth.kin_qpos, atol=1e-6)
     with pytest.raises(ValueError, match="no record"):
         loop.run(take, motion=take.qpos, record=True)
+    with pytest.raises(ValueError, match="one 76-value pose per frame"):
+        loop.run(take, motion=take.qpos[:-1])
 
 
 def test_a_sagging_estimate_is_caught_by_the_head_and_restarted():

@@ -98,6 +98,7 @@ class Estimate:
     def frames_per_second(self) -> float:
         return self.clip.num_frames / max(self.seconds, 1e-9)
 
+
 def policy_motion(policy: KinematicPolicy, context: ContextEncoder, take: TakeTensors,
                   smoothing: float = 0.0) -> torch.Tensor:
     """(T, 76) float32: the policy's own motion over the take (:func:`estimate_kinematic`),

@@ -256,6 +256,9 @@ class RegulatedLoop:
                 raise ValueError(f"truth_proposals: a mask of {take.qpos.shape[1]} values, got {tuple(truth_mask.shape)}")
         if motion is not None and (record or truth_mask is not None):
             raise ValueError("a fixed motion is tracked without proposals: no record, no truth_proposals")
+        if motion is not None and tuple(motion.shape) != (take.num_frames, 76):
+            raise ValueError(f"{take.name}: a motion to track has one 76-value pose per frame of the take "
+                             f"({take.num_frames}, 76), got {tuple(motion.shape)}")
         t_start = time.perf_counter()
         q = self.first_pose(take, start, from_truth) if motion is None else pose_on_motion(motion, start, take.body)
         ref, objs = self.load_window(take, objects, start, T, q)
