@@ -39,14 +39,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from scipy.ndimage import uniform_filter1d
-
 from kinpoly import rotations as rot
 from kinpoly.egocentric.take import EgoDataset
 from kinpoly.humanoid.skeleton import hinge_index
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.estimate import Estimator, estimate_takes
-from kinpoly.policy.supervised import LEG_HINGES as LEGS  # hips, knees, ankles, toes: 24 hinges
+from kinpoly.motion.augment import LEG_HINGES as LEGS, delayed, swing_scaled  # legs: hips, knees, ankles, toes (24)
 
 KNEES = [hinge_index(f"{s}_Knee", "y") for s in "LR"]
 KEYS = ("mpjpe_mm", "mpjpe_global_mm", "head_trans_err_m", "accel_error", "success_rate", "interaction",
@@ -89,20 +87,6 @@ class LegRegressor:
         return self.net(torch.tensor((x - self.mean) / self.std, dtype=torch.float32))
 
 
-def delayed(x: np.ndarray, shift: int) -> np.ndarray:
-    """``x`` delayed by ``shift`` frames (the first frame held)."""
-    return np.concatenate([np.repeat(x[:1], shift, axis=0), x[:-shift]]) if shift else x
-
-
-def swing_scaled(legs: np.ndarray, scale: float, window: int) -> np.ndarray:
-    """``legs`` (T, J) with their swing about a centred moving average over ``window`` frames
-    (edges held) scaled by ``scale``."""
-    if scale == 1.0:
-        return legs
-    mean = uniform_filter1d(legs, size=window, axis=0, mode="nearest")
-    return mean + scale * (legs - mean)
-
-
 def knee_agreement(pred: np.ndarray, truth: np.ndarray) -> dict:
     """Knee flexion of the tracked motion against the truth's, both knees averaged: swing
     (standard deviation) ratio and correlation; None where the truth's knees barely move
@@ -122,13 +106,15 @@ def summarise(folder: Path) -> str:
              "Written by `python benchmarks/no_feedback_legs.py --summarise " + str(folder) + "`; each row's "
              "command is in its JSON file. Knee swing and correlation: the tracked motion's knee flexion "
              "against the truth's, on the takes whose knees swing.", "",
-             "| policy | legs | root | delay (frames) | swing x | takes without a fall | falls | MPJPE (mm) "
-             "| global MPJPE (mm) | skate (mm/frame) | knee swing / truth | knee correlation |", "|" + "---|" * 12]
+             "| policy | tracker | legs | root | delay (frames) | swing x | takes without a fall | falls | MPJPE (mm) "
+             "| global MPJPE (mm) | skate (mm/frame) | knee swing / truth | knee correlation |", "|" + "---|" * 13]
     for r in runs:
         o, k = r["overall"], r["knees"]
         policy = r.get("policy", "shipped")
         policy = policy if policy == "shipped" else Path(policy).parent.name or policy
-        lines.append(f"| {policy} | {r['legs']} | {r['root']} | {r['shift']} | {r['scale']:g} | "
+        tracker = r.get("tracker", "shipped")  # runs recorded before the option: the shipped mocap tracker
+        tracker = tracker if tracker == "shipped" else Path(tracker).parent.name or tracker
+        lines.append(f"| {policy} | {tracker} | {r['legs']} | {r['root']} | {r['shift']} | {r['scale']:g} | "
                      f"{r['takes_without_falls']} of {r['takes']} | {r['falls']} | {f(o['mpjpe_mm'], '.1f')} | "
                      f"{f(o['mpjpe_global_mm'], '.1f')} | "
                      f"{f(o['skate_mm'], '.2f')} | {f(k['swing_ratio'], '.2f')} | {f(k['correlation'], '.2f')} |")
@@ -213,7 +199,7 @@ def main(argv=None) -> int:
              if c.get("interaction_success") is not None]
     overall = {k: summary.get(k) for k in KEYS} | {"interaction": float(np.mean(inter)) if inter else None}
     cmd = "python benchmarks/no_feedback_legs.py " + shlex.join(sys.argv[1:] if argv is None else argv)
-    result = {"command": cmd, "policy": args.policy or "shipped", "legs": args.legs, "root": args.root,
+    result = {"command": cmd, "policy": args.policy or "shipped", "tracker": args.tracker or "shipped", "legs": args.legs, "root": args.root,
               "window": [lo, hi], "shift": args.shift,
               "scale": args.scale, "scale_window": args.scale_window, "takes": len(falls),
               "takes_without_falls": sum(v == 0 for v in falls.values()),

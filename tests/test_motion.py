@@ -386,3 +386,28 @@ def test_mirrors_of_held_out_clips_stay_out_of_controller_training(tmp_path):
     assert ClipFolder(tmp_path / "m").entries()[1]["mirror_of"] == "a"
     assert train_clip_names(str(tmp_path / "m"), str(split)) == ["b", "b_mirror"]
     assert len(train_clip_names(str(tmp_path / "m"), None)) == 4
+
+
+def test_degraded_legs_delay_and_shrink_only_the_legs():
+    from kinpoly.motion.augment import LEG_HINGES, degraded_legs, delayed, swing_scaled
+
+    rng = np.random.default_rng(0)
+    T = 120
+    q = np.tile(rest_qpos(), (T, 1))
+    q[:, :3] = rng.normal(size=(T, 3))
+    t = np.arange(T)
+    q[:, 7:] = 0.3 * np.sin(2 * np.pi * t[:, None] / 31 + np.arange(69))  # every hinge swings, period 31 frames
+    out = degraded_legs(q, 0.5, 4)
+    legs = np.zeros(76, bool)
+    legs[LEG_HINGES] = True
+    assert len(LEG_HINGES) == 24 and np.array_equal(out[:, ~legs], q[:, ~legs])
+    # late by 4 frames, its first frame held
+    np.testing.assert_allclose(degraded_legs(q, 1.0, 4)[4:, LEG_HINGES], q[:-4, LEG_HINGES])
+    np.testing.assert_allclose(degraded_legs(q, 1.0, 4)[:4, LEG_HINGES], np.repeat(q[:1, LEG_HINGES], 4, 0))
+    # the 31-frame moving average of a sine of that period is 0: away from the ends the swing halves
+    mid = slice(40, 80)
+    np.testing.assert_allclose(out[mid, LEG_HINGES], 0.5 * q[36:76, LEG_HINGES], atol=1e-9)
+    assert delayed(q, 0) is q and swing_scaled(q, 1.0, 31) is q
+    assert np.array_equal(delayed(q[:3], 10), np.repeat(q[:1], 3, 0))  # longer than the clip: all the first frame
+    with pytest.raises(ValueError, match=">= 0"):
+        delayed(q, -1)

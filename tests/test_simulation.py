@@ -54,6 +54,37 @@ def test_deterministic_reset(walk):
         assert np.array_equal(sa[0], sb[0]) and sa[1] == sb[1]
 
 
+def test_degraded_reference_legs_are_shown_but_the_true_clip_is_scored(walk):
+    from kinpoly.motion.augment import LEG_HINGES
+    from kinpoly.simulation.env import ReferenceLegsConfig, reward, reward_terms
+
+    legs = ReferenceLegsConfig(probability=1.0, swing_scale=[0.5, 0.5], delay_frames=[3, 3])
+    env = HumanoidTrackingEnv([walk], EnvConfig(reference_legs=legs, max_episode_steps=20))
+    plain = HumanoidTrackingEnv([walk], EnvConfig(max_episode_steps=20))
+    obs, info = env.reset(seed=1, options={"frame": 30})
+    plain.reset(seed=1, options={"frame": 30})
+    assert info["swing_scale"] == 0.5 and info["delay_frames"] == 3
+    shown, true = env.sim.ref, plain.sim.ref
+    # the shown window starts at the episode's frame, its upper body the clip's, its legs late
+    assert shown.num_frames == 22 and env.sim.t == 0
+    np.testing.assert_allclose(shown.qpos[:, :7], true.qpos[30:52, :7], atol=1e-12)
+    other = [i for i in range(7, 76) if i not in LEG_HINGES]
+    np.testing.assert_allclose(shown.qpos[:, other], true.qpos[30:52, other], atol=1e-12)
+    assert np.abs(shown.qpos[:, LEG_HINGES] - true.qpos[30:52, LEG_HINGES]).max() > 0.05
+    a = np.zeros(75)
+    _, r, *_ = env.step(a)
+    plain.step(a)
+    # the body follows the degraded legs, the reward scores it against the true clip
+    assert not np.allclose(env.sim.qpos, plain.sim.qpos)
+    scored = reward(reward_terms(env.sim, env.cfg.residual_scale, env._scored), env.cfg.reward)
+    assert r == pytest.approx(scored) and r != pytest.approx(reward(reward_terms(env.sim, 100.0), env.cfg.reward))
+    np.testing.assert_allclose(env._scored.body_pos, true.body_pos[30:52])
+    # probability 0 (the default) leaves episodes as they were
+    assert "swing_scale" not in HumanoidTrackingEnv([walk]).reset(seed=1)[1]
+    with pytest.raises(ValueError, match="delay_frames"):
+        ReferenceLegsConfig(delay_frames=[3, 1])
+
+
 def test_nan_reference_rejected(walk):
     q = walk.qpos.copy()
     q[5, 10] = np.nan

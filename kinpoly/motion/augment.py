@@ -1,4 +1,6 @@
-"""Motion augmentation: the left-right mirror image of a clip.
+"""Motion augmentation: the left-right mirror image of a clip, and legs whose gait is
+degraded the way an estimate's is (shrunken swing, late), for training a tracker that must
+walk on imperfect references.
 
 The humanoid's world and rest-pose body frames are Z up, X forward, Y left (see
 ``kinpoly.humanoid.skeleton``), so mirroring is the reflection ``M = diag(1, -1, 1)``:
@@ -23,7 +25,7 @@ from dataclasses import replace
 import numpy as np
 
 from ..humanoid.scene import SceneObject
-from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, HINGE_ORDER, BodyShape, hinge_index, mirror_name
+from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, HINGE_ORDER, BodyShape, body_hinges, hinge_index, mirror_name
 from .clip import MotionClip, ObjectTrack
 
 _REFLECT = np.array([1.0, -1.0, 1.0])
@@ -77,3 +79,36 @@ def mirror_clip(clip: MotionClip, name: str | None = None) -> MotionClip:
     meta = {**clip.meta, "mirror_of": clip.name}
     return replace(clip, name=name or f"{clip.name}_mirror", qpos=mirror_qpos(clip.qpos),
                    body=mirror_body(clip.body), objects=objects, meta=meta)
+
+
+# qpos indices of the legs' hinges: hips, knees, ankles and toes of both sides (24)
+LEG_HINGES = [i for s in "LR" for b in ("Hip", "Knee", "Ankle", "Toe") for i in body_hinges(f"{s}_{b}")]
+
+
+def delayed(x: np.ndarray, shift: int) -> np.ndarray:
+    """``x`` (T, ...) delayed by ``shift`` >= 0 frames, its first frame held."""
+    if shift < 0:
+        raise ValueError(f"a delay must be >= 0 frames, got {shift}")
+    shift = min(shift, len(x) - 1) if len(x) else 0
+    return np.concatenate([np.repeat(x[:1], shift, axis=0), x[:len(x) - shift]]) if shift else x
+
+
+def swing_scaled(x: np.ndarray, scale: float, window: int) -> np.ndarray:
+    """``x`` (T, J) with its swing about a centred moving average over ``window`` frames (edges
+    held) scaled by ``scale``: below 1 it shrinks the swing as a regression to the mean does, the
+    slow part of the motion kept."""
+    if scale == 1.0:
+        return x
+    from scipy.ndimage import uniform_filter1d
+
+    mean = uniform_filter1d(x, size=window, axis=0, mode="nearest")
+    return mean + scale * (x - mean)
+
+
+def degraded_legs(qpos: np.ndarray, scale: float, shift: int, window: int = 31) -> np.ndarray:
+    """(T, 76) ``qpos`` whose leg hinges (:data:`LEG_HINGES`) are delayed by ``shift`` frames
+    and have their swing scaled by ``scale`` (:func:`swing_scaled`); root and upper body kept."""
+    out = np.array(qpos, dtype=np.float64, copy=True)
+    legs = delayed(np.unwrap(out[:, LEG_HINGES], axis=0), int(shift))
+    out[:, LEG_HINGES] = swing_scaled(legs, float(scale), int(window))
+    return out

@@ -27,7 +27,8 @@ import numpy as np
 import torch
 
 from ..errors import InputError
-from ..humanoid.skeleton import BODY_INDEX, body_hinges
+from ..humanoid.skeleton import BODY_INDEX
+from ..motion.augment import LEG_HINGES
 from ..motion.clip import atomic_write_bytes
 from .data import TakeTensors, sample_windows
 from .model import ContextEncoder, KinematicPolicy, Observation, PolicyConfig, integrate, policy_state
@@ -36,7 +37,6 @@ from .torch_kinematics import TorchFK, heading, quat_to_matrix, yaw_matrix
 END_EFFECTORS = [BODY_INDEX[b] for b in ("L_Hand", "R_Hand", "L_Toe", "R_Toe", "Head")]
 FEET = [BODY_INDEX[b] for b in ("L_Ankle", "R_Ankle", "L_Toe", "R_Toe")]
 OBJECT_BODIES = [BODY_INDEX[b] for b in ("L_Hand", "R_Hand", "Pelvis")]
-LEG_HINGES = [i for s in "LR" for b in ("Hip", "Knee", "Ankle", "Toe") for i in body_hinges(f"{s}_{b}")]
 
 
 @dataclass

@@ -24,21 +24,28 @@ rotations), velocity 0.1 (k 0.005, squared generalised-velocity error), end-effe
 (k 5, squared position error of hands, toes and head, root-relative), root 0.1 (k 100,
 squared root position error), residual force 0.05 (k 1, squared wrench / residual_scale).
 Weights and gains are in :class:`RewardConfig`.
+
+**Degraded reference legs** (:class:`ReferenceLegsConfig`, off by default): in a share of the
+episodes the controller is shown, and its training-free part (PD targets, feed-forward) follows,
+a copy of the clip whose legs swing less and lag (as an estimate's legs do,
+:func:`kinpoly.motion.augment.degraded_legs`), while the reward still scores the true clip, so
+the controller learns to take full steps under legs that shuffle.
 """
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import gymnasium as gym
 import numpy as np
 
 from ..humanoid.skeleton import BODY_INDEX
+from ..motion.augment import degraded_legs
 from ..motion.clip import ClipFolder, MotionClip
 from .controller import ControllerConfig, baseline_action
-from .reference import Reference, prepare_reference
+from .reference import Reference, feedforward_mode, prepare_reference
 from .sim import SimConfig, TrackingSim
 
 ENV_ID = "kinpoly/HumanoidTracking-v0"
@@ -62,6 +69,28 @@ class RewardConfig:
 
 
 @dataclass
+class ReferenceLegsConfig:
+    """Degraded reference legs for training (see the module docstring). Per episode, with
+    probability ``probability``: a swing factor drawn uniformly from ``swing_scale`` and a
+    delay from ``delay_frames`` (inclusive), the swing taken about a ``window``-frame moving average."""
+
+    probability: float = 0.0
+    swing_scale: list[float] = field(default_factory=lambda: [0.5, 1.0])
+    delay_frames: list[int] = field(default_factory=lambda: [0, 5])
+    window: int = 31
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.probability <= 1.0:
+            raise ValueError(f"reference_legs.probability must be in [0, 1], got {self.probability}")
+        for key, lo_min in (("swing_scale", 0.0), ("delay_frames", 0)):
+            v = getattr(self, key)
+            if len(v) != 2 or not lo_min <= v[0] <= v[1]:
+                raise ValueError(f"reference_legs.{key} must be [low, high] with {lo_min} <= low <= high, got {v}")
+        if self.window < 1:
+            raise ValueError(f"reference_legs.window must be >= 1 frame, got {self.window}")
+
+
+@dataclass
 class EnvConfig:
     sim: SimConfig = field(default_factory=SimConfig)
     controller: ControllerConfig = field(default_factory=ControllerConfig)
@@ -76,6 +105,7 @@ class EnvConfig:
     # of the clips, drew 53% of them) and 2-second acrobatics almost none.
     clip_weight_min_frames: int = 0
     clip_weight_max_frames: int = 0
+    reference_legs: ReferenceLegsConfig = field(default_factory=ReferenceLegsConfig)
 
 
 def _yaw_inv(rot: np.ndarray) -> np.ndarray:
@@ -178,6 +208,7 @@ class HumanoidTrackingEnv(gym.Env):
         self.set_clip_weights(None)
         self._steps = 0
         self.ref_index = 0
+        self._scored: Reference | None = None  # the true clip the reward scores, when the shown one is degraded
 
     def set_clip_weights(self, weights: np.ndarray | None) -> None:
         """Sample clips with probability proportional to their (clamped) length x ``weights``
@@ -201,22 +232,51 @@ class HumanoidTrackingEnv(gym.Env):
         else:
             start = 0
         self.ref_index = idx
+        legs = self.cfg.reference_legs
+        self._scored = None
+        info = {"clip": ref.name, "frame": start}
+        if legs.probability and rng.random() < legs.probability:
+            scale = float(rng.uniform(*legs.swing_scale))
+            shift = int(rng.integers(legs.delay_frames[0], legs.delay_frames[1] + 1))
+            stop = min(ref.num_frames, start + self.cfg.max_episode_steps + 2)
+            self._scored = reference_window(ref, start, stop)
+            ref = degraded_reference(ref, start, stop, scale, shift, legs.window, self.cfg.controller)
+            start = 0
+            info.update(swing_scale=scale, delay_frames=shift)
         self.sim.load(ref)
         self.sim.reset(start)
         self._steps = 0
-        return observe(self.sim), {"clip": ref.name, "frame": start}
+        return observe(self.sim), info
 
     def step(self, action):
         sim, cfg = self.sim, self.cfg
         reason = sim.step(*compose_action(sim, action, cfg))
         self._steps += 1
-        terms = reward_terms(sim, cfg.residual_scale)
+        terms = reward_terms(sim, cfg.residual_scale, self._scored)
         r = float(reward(terms, cfg.reward))
         terminated = reason is not None
         truncated = not terminated and (sim.done or self._steps >= cfg.max_episode_steps)
         info = {"reason": reason, "frame": sim.t, "wrench": float(np.linalg.norm(sim.last_wrench)),
                 "completed": bool(truncated)}
         return observe(sim), (0.0 if reason == "unstable" else r), terminated, truncated, info
+
+
+def reference_window(ref: Reference, start: int, stop: int) -> Reference:
+    """Frames ``start .. stop - 1`` of ``ref`` as a reference of their own (frame 0 = ``start``)."""
+    w = slice(start, stop)
+    return replace(ref, clip=ref.clip.slice(start, stop), qpos=ref.qpos[w], qvel=ref.qvel[w], qacc=ref.qacc[w],
+                   body_pos=ref.body_pos[w], root_rot=ref.root_rot[w], ff_ctrl=ref.ff_ctrl[w],
+                   root_wrench=ref.root_wrench[w],
+                   discontinuities=ref.discontinuities[(ref.discontinuities >= start) & (ref.discontinuities < stop - 1)] - start)
+
+
+def degraded_reference(ref: Reference, start: int, stop: int, scale: float, shift: int, window: int,
+                       controller) -> Reference:
+    """Frames ``start .. stop - 1`` of ``ref``'s clip with degraded legs (:func:`degraded_legs`
+    over the whole clip, so the delay and the moving average see the frames before ``start``),
+    prepared with the feed-forward ``controller`` reads."""
+    clip = replace(ref.clip, qpos=degraded_legs(ref.qpos, scale, shift, window))
+    return prepare_reference(clip.slice(start, stop), feedforward_mode(controller))
 
 
 def register() -> None:
