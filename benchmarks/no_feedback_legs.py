@@ -104,8 +104,9 @@ def summarise(folder: Path) -> str:
     f = lambda v, spec: "-" if v is None else format(v, spec)  # noqa: E731
     lines = ["# What the tracker needs from the legs (row (f)'s setting, test takes)", "",
              "Written by `python benchmarks/no_feedback_legs.py --summarise " + str(folder) + "`; each row's "
-             "command is in its JSON file. Knee swing and correlation: the tracked motion's knee flexion "
-             "against the truth's, on the takes whose knees swing.", "",
+             "command is in its JSON file. Knee swing and correlation: the knee flexion of the motion given to the "
+             "tracker against the truth's, on the takes whose knees swing. Tracker: the controller (shipped: "
+             "checkpoints/uhc_mocap_global).", "",
              "| policy | tracker | legs | root | delay (frames) | swing x | takes without a fall | falls | MPJPE (mm) "
              "| global MPJPE (mm) | skate (mm/frame) | knee swing / truth | knee correlation |", "|" + "---|" * 13]
     for r in runs:

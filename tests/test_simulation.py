@@ -76,9 +76,9 @@ def test_degraded_reference_legs_are_shown_but_the_true_clip_is_scored(walk):
     plain.step(a)
     # the body follows the degraded legs, the reward scores it against the true clip
     assert not np.allclose(env.sim.qpos, plain.sim.qpos)
-    scored = reward(reward_terms(env.sim, env.cfg.residual_scale, env._scored), env.cfg.reward)
+    scored = reward(reward_terms(env.sim, env.cfg.residual_scale, env.true_reference), env.cfg.reward)
     assert r == pytest.approx(scored) and r != pytest.approx(reward(reward_terms(env.sim, 100.0), env.cfg.reward))
-    np.testing.assert_allclose(env._scored.body_pos, true.body_pos[30:52])
+    np.testing.assert_allclose(env.true_reference.body_pos, true.body_pos[30:52])
     # probability 0 (the default) leaves episodes as they were
     assert "swing_scale" not in HumanoidTrackingEnv([walk]).reset(seed=1)[1]
     with pytest.raises(ValueError, match="delay_frames"):

@@ -52,8 +52,11 @@ def train(config_path, motions, out, override, ray_address, no_resume, iteration
               help="key=value override of the student's settings, e.g. env.controller.feedforward=false.")
 @click.option("--rounds", type=int, default=None, help="DAgger rounds (default: DistillConfig's, 30).")
 @click.option("--steps", type=int, default=None, help="Steps per environment and round (default 512).")
-def distill(teacher, config_path, motions, out, override, rounds, steps) -> None:
-    """Distil a controller into one with other settings (DAgger), e.g. without feed-forward."""
+@click.option("--init-from-teacher", is_flag=True,
+              help="Start the student as a copy of the teacher (same network), e.g. to teach it degraded references.")
+def distill(teacher, config_path, motions, out, override, rounds, steps, init_from_teacher) -> None:
+    """Distil a controller into one with other settings (DAgger), e.g. without feed-forward, or
+    with degraded reference legs (env.reference_legs) under a teacher that reads the true clip."""
     from ..config import load_config
     from .distill import DistillConfig, distill as run_distill
     from .ppo import UHCConfig
@@ -61,6 +64,7 @@ def distill(teacher, config_path, motions, out, override, rounds, steps) -> None
     cfg = load_config(UHCConfig, config_path, list(override))
     d = DistillConfig()
     d.rounds, d.steps_per_env = rounds or d.rounds, steps or d.steps_per_env
+    d.init_from_teacher = init_from_teacher
     rows = run_distill(cfg, teacher, motions, out, d)
     click.echo(json.dumps(rows[-1], indent=1))
 
@@ -186,10 +190,18 @@ def export(run_dir, checkpoint, out) -> None:
     blob = read_checkpoint(run / checkpoint, "controller training checkpoint")
     model = ActorCritic(blob["hidden"], blob["config"]["ppo"]["log_std"])
     model.load_state_dict(blob["policy"])
+    # a distilled run not yet fine-tuned by PPO has no PPO curves: its last DAgger round stands in
+    rows = blob["curves"] or blob.get("extra", {}).get("distill") or [{}]
     save_policy(model, dst / "policy.pt", extra={"config": blob["config"], "iteration": blob["iteration"],
-                                                  "train_success_rate": blob["curves"][-1]["success_rate"]})
+                                                  "train_success_rate": rows[-1].get("success_rate")})
+    atomic_write_text(dst / "config.yaml", yaml.safe_dump(blob["config"], sort_keys=False))
     last = read_checkpoint(run / "last.pt", "controller training checkpoint")
     curves = last["curves"]
+    if not curves:
+        if (run / "distill.csv").is_file():
+            shutil.copyfile(run / "distill.csv", dst / "distill_curve.csv")
+        click.echo(f"shipped {run} (distilled, no PPO iterations yet) to {dst}")
+        return
     x = np.array([c["samples"] for c in curves], dtype=float)
     def smooth(key, k=20):
         y = np.array([c[key] for c in curves], dtype=float)
@@ -202,5 +214,4 @@ def export(run_dir, checkpoint, out) -> None:
                 dst / "training_curve.png", title="UHC PPO training", xlabel="samples",
                 ylabel="rate / reward")
     shutil.copyfile(run / "progress.csv", dst / "training_curve.csv")
-    atomic_write_text(dst / "config.yaml", yaml.safe_dump(blob["config"], sort_keys=False))
     click.echo(f"shipped iteration {blob['iteration']} of {run} to {dst}")

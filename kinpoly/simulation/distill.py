@@ -11,10 +11,15 @@ network, new settings) learns to output what the teacher's whole controller does
     PD target = ref[t + lead] + ff_T[t] + s_T clip(a_T)   (teacher)
               = ref[t + lead] + ff_S[t] + s_S a_S          (student)
 
-so the student's hinge label is ``(s_T clip(a_T) + ff_T[t] - ff_S[t]) / s_S`` (clipped to the
-action bound) and its root label the teacher's root wrench in the student's units. Both read
-the same observation (:func:`kinpoly.simulation.env.observe`), so the teacher can label any
-state. DAgger: round 0 follows the teacher, later rounds follow the student (with the policy's
+so the student's hinge label is ``(s_T clip(a_T) + base_T - base_S) / s_S`` (clipped to the
+action bound), ``base`` being each one's training-free PD target (reference plus feed-forward),
+and its root label the teacher's root wrench in the student's units. Both read the same
+observation (:func:`kinpoly.simulation.env.observe`), so the teacher can label any state.
+
+The teacher may also be privileged: where the student's environment shows a degraded reference
+(``env.reference_legs``: legs that swing less and lag, as an estimate's do), the teacher reads
+and follows the true clip, so the student learns to set the true clip's PD targets from the
+degraded one, i.e. to take full steps under shuffling legs. DAgger: round 0 follows the teacher, later rounds follow the student (with the policy's
 exploration noise), every visited state is labelled by the teacher and added to the data set,
 and the student is refit on all of it. The critic is fit to the discounted returns of the
 student's rollouts, so that PPO (``kinpoly uhc train`` resumes the run folder this writes)
@@ -30,7 +35,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .env import ACT_DIM, OBS_DIM, EnvConfig, HumanoidTrackingEnv
+from .controller import baseline_action
+from .env import ACT_DIM, OBS_DIM, EnvConfig, HumanoidTrackingEnv, observe
 from .policy import ActorCritic, load_policy
 
 
@@ -43,14 +49,16 @@ class DistillConfig:
     minibatch: int = 2048
     lr: float = 3.0e-4
     max_samples: int = 400_000  # oldest samples dropped beyond this
+    init_from_teacher: bool = False  # the student starts as a copy of the teacher (same network), its actions rescaled to its units
 
 
-def teacher_label(teacher_action: np.ndarray, ff_teacher: np.ndarray, ff_student: np.ndarray,
+def teacher_label(teacher_action: np.ndarray, base_teacher: np.ndarray, base_student: np.ndarray,
                   teacher_cfg: EnvConfig, student_cfg: EnvConfig) -> np.ndarray:
     """The student action (N, 75) that yields the teacher's PD targets and root wrench; see the
-    module docstring. ``ff_*`` (N, 69) are the feed-forward offsets each controller adds."""
+    module docstring. ``base_*`` (N, 69) are the PD targets each controller's training-free part
+    sets (only their difference matters: the feed-forward offsets where both follow one reference)."""
     a = np.clip(teacher_action, -1.0, 1.0)
-    hinge = (teacher_cfg.action_scale * a[:, :69] + ff_teacher - ff_student) / student_cfg.action_scale
+    hinge = (teacher_cfg.action_scale * a[:, :69] + base_teacher - base_student) / student_cfg.action_scale
     root = a[:, 69:] * teacher_cfg.residual_scale / student_cfg.residual_scale
     return np.clip(np.concatenate([hinge, root], axis=1), -1.0, 1.0).astype(np.float32)
 
@@ -71,9 +79,15 @@ class DistillWorker:
         self.teacher, _ = load_policy(teacher_path)
         self.worker_id = worker_id
 
-    def _ff(self, env: HumanoidTrackingEnv, cfg: EnvConfig) -> np.ndarray:
+    def _teacher_view(self, env: HumanoidTrackingEnv) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(teacher observation, teacher's and student's training-free PD targets) at the
+        environment's state; the teacher reads the true clip where the student is shown a
+        degraded one."""
         sim = env.sim
-        return sim.ref.ff_ctrl[sim.t] if cfg.controller.feedforward else np.zeros(69)
+        true = env.true_reference or sim.ref
+        base_t = baseline_action(true, sim.t, self.teacher_cfg.controller, sim.qpos, sim.qvel)[0]
+        base_s = baseline_action(sim.ref, sim.t, self.cfg.controller, sim.qpos, sim.qvel)[0]
+        return observe(sim, true), base_t, base_s
 
     def collect(self, state_dict: dict, seed: int, iteration: int, n_steps: int, follow_teacher: bool) -> dict:
         self.model.load_state_dict(state_dict)
@@ -85,9 +99,8 @@ class DistillWorker:
                "rewards": np.zeros((n_steps, n), np.float32), "ended": np.zeros((n_steps, n), np.float32)}
         episodes = []
         for t in range(n_steps):
-            ff_t = np.stack([self._ff(e, self.teacher_cfg) for e in self.envs])
-            ff_s = np.stack([self._ff(e, self.cfg) for e in self.envs])
-            labels = teacher_label(self.teacher.act(obs), ff_t, ff_s, self.teacher_cfg, self.cfg)
+            obs_t, base_t, base_s = (np.stack(x) for x in zip(*(self._teacher_view(e) for e in self.envs)))
+            labels = teacher_label(self.teacher.act(obs_t), base_t, base_s, self.teacher_cfg, self.cfg)
             out["obs"][t], out["labels"][t] = obs, labels
             action = labels if follow_teacher else self.model.act(obs)
             action = action + std * rng.standard_normal(action.shape).astype(np.float32)
@@ -133,6 +146,21 @@ def distill(cfg, teacher_path: str | os.PathLike, motions: str, out_dir: str | o
     student = ActorCritic(p.hidden, p.log_std)
     teacher, _ = load_policy(teacher_path)
     student.norm.load_state_dict(teacher.norm.state_dict())  # same observation
+    if dcfg.init_from_teacher:
+        log_std = student.log_std.detach().clone()  # the student's exploration noise is its own setting
+        try:
+            student.load_state_dict(teacher.state_dict())
+        except RuntimeError:
+            raise ValueError(f"init_from_teacher: the student's hidden layers {list(p.hidden)} are not the "
+                             f"teacher's ({teacher_path})") from None
+        student.log_std.data.copy_(log_std)
+        # the same PD offsets and root wrench in the student's action units (a larger action
+        # scale widens what the student can correct before its action saturates)
+        units = torch.tensor([teacher_cfg.action_scale / cfg.env.action_scale] * 69
+                             + [teacher_cfg.residual_scale / cfg.env.residual_scale] * 6)
+        last = student.actor[-1]
+        last.weight.data.mul_(units[:, None])
+        last.bias.data.mul_(units)
     opt = torch.optim.Adam(student.parameters(), lr=dcfg.lr)
     worker_args = [(motions, names, cfg.env, p.envs_per_worker, p.hidden, p.log_std, w, str(teacher_path),
                     teacher_cfg) for w in range(n_workers)]

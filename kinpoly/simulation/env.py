@@ -117,9 +117,10 @@ def _yaw_inv(rot: np.ndarray) -> np.ndarray:
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def observe(sim: TrackingSim) -> np.ndarray:
-    """The 302-d observation of the simulator's current state and next reference frame."""
-    ref, t = sim.ref, sim.t
+def observe(sim: TrackingSim, ref: Reference | None = None) -> np.ndarray:
+    """The 302-d observation of the simulator's current state and next reference frame (of the
+    reference it tracks, or of another one on the same frame clock, ``ref``)."""
+    ref, t = (sim.ref if ref is None else ref), sim.t
     tn = min(t + 1, ref.num_frames - 1)
     q, v = sim.qpos, sim.qvel
     rot = sim.data.xmat[1].reshape(3, 3)
@@ -208,7 +209,8 @@ class HumanoidTrackingEnv(gym.Env):
         self.set_clip_weights(None)
         self._steps = 0
         self.ref_index = 0
-        self._scored: Reference | None = None  # the true clip the reward scores, when the shown one is degraded
+        # the true clip's window the reward scores when the reference shown is degraded (else None)
+        self.true_reference: Reference | None = None
 
     def set_clip_weights(self, weights: np.ndarray | None) -> None:
         """Sample clips with probability proportional to their (clamped) length x ``weights``
@@ -233,18 +235,21 @@ class HumanoidTrackingEnv(gym.Env):
             start = 0
         self.ref_index = idx
         legs = self.cfg.reference_legs
-        self._scored = None
+        self.true_reference = None
         info = {"clip": ref.name, "frame": start}
         if legs.probability and rng.random() < legs.probability:
             scale = float(rng.uniform(*legs.swing_scale))
             shift = int(rng.integers(legs.delay_frames[0], legs.delay_frames[1] + 1))
             stop = min(ref.num_frames, start + self.cfg.max_episode_steps + 2)
-            self._scored = reference_window(ref, start, stop)
+            self.true_reference = reference_window(ref, start, stop)
             ref = degraded_reference(ref, start, stop, scale, shift, legs.window, self.cfg.controller)
             start = 0
             info.update(swing_scale=scale, delay_frames=shift)
         self.sim.load(ref)
         self.sim.reset(start)
+        self.sim.fall_reference = self.true_reference  # a fall is a fall from the true clip
+        if self.true_reference is not None:  # the body starts in the true clip's state, not the degraded one's
+            self.sim.set_state(self.true_reference.qpos[0], self.true_reference.qvel[0])
         self._steps = 0
         return observe(self.sim), info
 
@@ -252,7 +257,7 @@ class HumanoidTrackingEnv(gym.Env):
         sim, cfg = self.sim, self.cfg
         reason = sim.step(*compose_action(sim, action, cfg))
         self._steps += 1
-        terms = reward_terms(sim, cfg.residual_scale, self._scored)
+        terms = reward_terms(sim, cfg.residual_scale, self.true_reference)
         r = float(reward(terms, cfg.reward))
         terminated = reason is not None
         truncated = not terminated and (sim.done or self._steps >= cfg.max_episode_steps)

@@ -19,7 +19,8 @@ root servo of :mod:`kinpoly.simulation.model` (MuJoCo actuators, so every subste
 a wrench without a PD is held in ``qfrc_applied``.
 
 **Termination.** After each control step the mean distance of the 24 joint positions to the
-reference's exceeds ``fall_distance`` (0.5 m): ``"fell"``. Numerical blow-up (NaN/inf state,
+reference's (or, where set, ``fall_reference``'s: the true clip when the reference tracked is a
+degraded copy) exceeds ``fall_distance`` (0.5 m): ``"fell"``. Numerical blow-up (NaN/inf state,
 MuJoCo's bad-acceleration warning, or ``|qacc|`` beyond ``max_qacc``) ends the episode as
 ``"unstable"`` instead of raising; the state is reset to the last good one so that reading it
 stays safe. Reaching a teleport of the reference ends it as ``"reference_discontinuity"``.
@@ -63,6 +64,7 @@ class TrackingSim:
     def __init__(self, cfg: SimConfig | None = None):
         self.cfg = cfg or SimConfig()
         self.ref: Reference | None = None
+        self.fall_reference: Reference | None = None  # the fall is measured against it instead of ref (same clock)
         self.model: mujoco.MjModel | None = None
         self.data: mujoco.MjData | None = None
         self._datas: dict[int, mujoco.MjData] = {}
@@ -79,7 +81,7 @@ class TrackingSim:
             scene_model(ref.clip.body, [t.object for t in ref.clip.objects])
 
     def load(self, ref: Reference) -> None:
-        self.ref = ref
+        self.ref, self.fall_reference = ref, None
         tracks = ref.clip.objects
         shared = scene_model(ref.clip.body, [t.object for t in tracks])
         # free objects (a pushable box): their qpos address and reference track
@@ -198,7 +200,8 @@ class TrackingSim:
 
     # --- state ----------------------------------------------------------------------------
     def mean_body_distance(self) -> float:
-        d = self.body_pos - self.ref.body_pos[self.t]
+        ref = self.ref if self.fall_reference is None else self.fall_reference
+        d = self.body_pos - ref.body_pos[self.t]
         return float(np.sqrt(np.einsum("ij,ij->i", d, d)).mean())
 
     @property
