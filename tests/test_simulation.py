@@ -71,6 +71,9 @@ def test_degraded_reference_legs_are_shown_but_the_true_clip_is_scored(walk):
     other = [i for i in range(7, 76) if i not in LEG_HINGES]
     np.testing.assert_allclose(shown.qpos[:, other], true.qpos[30:52, other], atol=1e-12)
     assert np.abs(shown.qpos[:, LEG_HINGES] - true.qpos[30:52, LEG_HINGES]).max() > 0.05
+    # the body starts in the true state and falls are measured from the true clip
+    np.testing.assert_allclose(env.sim.qpos, true.qpos[30], atol=1e-9)
+    assert env.sim.fall_reference is env.true_reference
     a = np.zeros(75)
     _, r, *_ = env.step(a)
     plain.step(a)

@@ -16,14 +16,17 @@ action bound), ``base`` being each one's training-free PD target (reference plus
 and its root label the teacher's root wrench in the student's units. Both read the same
 observation (:func:`kinpoly.simulation.env.observe`), so the teacher can label any state.
 
-The teacher may also be privileged: where the student's environment shows a degraded reference
-(``env.reference_legs``: legs that swing less and lag, as an estimate's do), the teacher reads
-and follows the true clip, so the student learns to set the true clip's PD targets from the
-degraded one, i.e. to take full steps under shuffling legs. DAgger: round 0 follows the teacher, later rounds follow the student (with the policy's
+DAgger: round 0 follows the teacher, later rounds follow the student (with the policy's
 exploration noise), every visited state is labelled by the teacher and added to the data set,
 and the student is refit on all of it. The critic is fit to the discounted returns of the
 student's rollouts, so that PPO (``kinpoly uhc train`` resumes the run folder this writes)
 does not start from a random value function.
+
+The teacher may also be privileged: where the student's environment shows a degraded reference
+(``env.reference_legs``: legs that swing less and lag, as an estimate's do), the teacher reads
+and follows the true clip, and the student learns to set the true clip's PD targets from the
+degraded one (measured: it did not learn to step under the estimate's legs, and lost some
+clean tracking; ``benchmarks/results/degraded_legs_tracker.json``).
 """
 
 from __future__ import annotations
