@@ -700,3 +700,34 @@ def test_shipped_controller_root_keeps_up_with_the_reference(walk):
         errors[offset] = np.linalg.norm(q - ref.qpos[:len(q), :2], axis=1).mean()
     assert errors[0.4] < 0.8 * errors[0.0], errors
     assert errors[0.4] < 0.02, errors  # 8 mm measured, 15 mm at offset 0
+
+
+def test_split_command_holds_out_a_share_of_every_dataset_and_the_ego_test_sources(tmp_path):
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+    from kinpoly.egocentric.take import write_manifest
+    from kinpoly.humanoid.mjcf import rest_qpos
+    from kinpoly.simulation.split import make_split, read_split
+
+    folder = ClipFolder(tmp_path / "motions", create=True)
+    for ds, n in (("cmu", 10), ("bandai", 10)):
+        for i in range(n):
+            folder.add(MotionClip(name=f"{ds}_{i}", qpos=np.tile(rest_qpos(), (3, 1)), fps=30.0,
+                                  source=f"/data/{ds}/{ds}_{i}.bvh"))
+    held = make_split(str(folder.root), 0.2, 0)
+    assert len(held) == 4 and sum(n.startswith("cmu") for n in held) == 2  # 20% of each dataset
+    train_src, other = [n for n in sorted(folder) if n not in held][:2]
+    takes = [{"name": "take_a", "source_clip": train_src, "file": "takes/take_a.npz"},
+             {"name": "take_b", "source_clip": held[0], "file": "takes/take_b.npz"},
+             {"name": "take_c", "source_clip": other, "file": "takes/take_c.npz"}]
+    write_manifest(tmp_path / "ego", takes, {"train": ["take_c"], "test": ["take_a", "take_b"]}, [])
+    out = tmp_path / "split.txt"
+    res = CliRunner().invoke(main, ["uhc", "split", "--motions", str(folder.root), "--fraction", "0.2",
+                                    "--ego", str(tmp_path / "ego"), "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    names = read_split(str(out))
+    assert sorted(names) == sorted(set(held) | {train_src})  # the test takes' sources, not the training take's
+    assert "kinpoly uhc split" in out.read_text() and "1 other source clips" in out.read_text()
+    res = CliRunner().invoke(main, ["uhc", "split", "--motions", str(folder.root), "--out", str(out)])
+    assert res.exit_code == 0 and sorted(read_split(str(out))) == sorted(make_split(str(folder.root)))

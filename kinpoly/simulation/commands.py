@@ -69,6 +69,39 @@ def distill(teacher, config_path, motions, out, override, rounds, steps, init_fr
     click.echo(json.dumps(rows[-1], indent=1))
 
 
+@uhc.command("split")
+@click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Clip folder (kinpoly motion import output).")
+@click.option("--fraction", type=float, default=0.15, show_default=True, help="Share of every dataset held out.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--ego", "ego_data", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Also hold out the clips this egocentric dataset's test takes were rendered from "
+                   "(for a controller used by kinpoly estimate).")
+@click.option("--out", required=True, help="Split file to write (read by the config's `split`, uhc eval --split).")
+def split_command(motions, fraction, seed, ego_data, out) -> None:
+    """Write the held-out clips of a clip folder (configs/splits/uhc_test.txt is this on the
+    imported ../shared/data; with --ego data/ego, uhc_and_ego_test.txt)."""
+    from ..motion.clip import ClipFolder
+    from .split import ego_test_sources, make_split, write_split
+
+    held = make_split(motions, fraction, seed)
+    comment = (f"Held-out clips: {fraction:g} of each dataset of {motions} (seeded shuffle, seed {seed}; "
+               f"kinpoly.simulation.split.make_split)")
+    if ego_data:
+        sources = ego_test_sources(ego_data)
+        missing = [n for n in sources if n not in ClipFolder(motions)]
+        if missing:
+            click.echo(f"warning: {len(missing)} source clip(s) of {ego_data}'s test takes are not in {motions}: "
+                       f"{missing[:5]}", err=True)
+        added = sorted(set(sources) - set(held))
+        held += added
+        comment += (f",\nplus the {len(added)} other source clips of the test takes of {ego_data} "
+                    f"({len(sources)} in all).")
+    write_split(out, held, comment + f"\nWritten by: kinpoly uhc split --motions {motions} --fraction {fraction:g} "
+                f"--seed {seed}" + (f" --ego {ego_data}" if ego_data else "") + f" --out {out}")
+    click.echo(f"{len(set(held))} held-out clips -> {out}")
+
+
 @uhc.command("eval")
 @click.option("--motions", required=True, type=click.Path(exists=True), help="Clip folder or clip file.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,

@@ -1,5 +1,7 @@
 """Held-out split of a clip folder: a seeded shuffle stratified by dataset (the folder a clip
-was imported from), the same fraction of every dataset held out."""
+was imported from), the same fraction of every dataset held out; optionally also the source
+clips of an egocentric dataset's test takes, which a controller used for estimation must not
+train on (``kinpoly uhc split``)."""
 
 from __future__ import annotations
 
@@ -28,6 +30,26 @@ def make_split(motions: str, fraction: float = 0.15, seed: int = 0) -> list[str]
         k = max(1, int(round(fraction * len(names))))
         held += sorted(rng.permutation(names)[:k].tolist())
     return held
+
+
+def ego_test_sources(dataset: str, split: str = "test") -> list[str]:
+    """Names of the clips the takes of an egocentric dataset's ``split`` (its ``manifest.json``,
+    ``kinpoly ego build``) were rendered from."""
+    from ..egocentric.take import EgoDataError, read_manifest
+
+    m = read_manifest(dataset)
+    if split not in m.get("split", {}):
+        raise EgoDataError(f"{dataset}: no split {split!r} in its manifest")
+    names = set(m["split"][split])
+    return sorted({t.get("source_clip") or t["name"] for t in m["takes"] if t["name"] in names})
+
+
+def write_split(path: str, names: list[str], comment: str) -> None:
+    """A split file: ``comment`` lines (``# ``-prefixed) then one clip name per line."""
+    from ..motion.clip import atomic_write_text
+
+    lines = [f"# {ln}" for ln in comment.splitlines()] + sorted(set(names))
+    atomic_write_text(path, "\n".join(lines) + "\n")
 
 
 def read_split(path: str) -> list[str]:
