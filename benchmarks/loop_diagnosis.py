@@ -70,9 +70,10 @@ def truth_mask(proposals: str):
 
 
 def run(controller: str, policy: str | None, takes: list, proposals: str, feedforward: str = "off",
-        overrides=(), leg_refiner: str | None = None) -> dict:
+        overrides=(), leg_refiner: str | None = None, anchor: bool = False) -> dict:
     est = Estimator(checkpoint=policy, controller=controller, feedforward=feedforward, controller_overrides=overrides,
                     leg_refiner=leg_refiner)
+    est.loop.anchor_on_simulation = anchor
     frames, falls, clean, reasons, t0 = 0, 0, 0, Counter(), time.perf_counter()
     for take in takes:
         tt = take_tensors(take, use_features=est.policy.cfg.feature_dim > 0)
@@ -86,7 +87,7 @@ def run(controller: str, policy: str | None, takes: list, proposals: str, feedfo
         clean += not ep.falls
         reasons.update(r for _, r in ep.falls)
     return {"controller": controller or "training-free", "controller_overrides": list(overrides),
-            "proposals": PROPOSALS[proposals], "feedforward": feedforward, "leg_refiner": leg_refiner,
+            "proposals": PROPOSALS[proposals], "feedforward": feedforward, "leg_refiner": leg_refiner, "anchor": anchor,
             "takes": len(takes), "frames": frames, "falls_per_100_frames": 100.0 * falls / max(frames, 1),
             "no_fall_rate": clean / max(len(takes), 1), "reasons": dict(reasons),
             "seconds": round(time.perf_counter() - t0, 1)}
@@ -105,6 +106,9 @@ def main(argv=None) -> int:
     ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of every controller (UHCConfig), e.g. env.controller.root_target_offset=0")
     ap.add_argument("--leg-refiner", default=None, help="leg-refiner checkpoint (kinpoly train leg-refiner)")
+    ap.add_argument("--anchor", action="store_true",
+                    help="rewrite the reference frame the body is at to the simulated pose before each proposal "
+                         "(RegulatedLoop.anchor_on_simulation)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks/results/loop_diagnosis"))
     args = ap.parse_args(argv)
     takes = [t for t in EgoDataset(args.data, split=args.split) if t.qpos is not None and t.num_frames >= 3]
@@ -113,7 +117,8 @@ def main(argv=None) -> int:
         kinds = {"both": ("policy", "truth"), "all": ("policy", "truth", "open-loop"),
                  "parts": PARTS}.get(args.proposals, (args.proposals,))
         for kind in kinds:
-            rows.append(run(c, args.policy, takes, kind, args.feedforward, args.controller_override, args.leg_refiner))
+            rows.append(run(c, args.policy, takes, kind, args.feedforward, args.controller_override, args.leg_refiner,
+                            args.anchor))
             print(json.dumps(rows[-1]), flush=True)
     cmd = "python benchmarks/loop_diagnosis.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     lines = [f"# Where the regulated loop falls ({len(takes)} {args.split} takes)", "", f"`{cmd}`", "",

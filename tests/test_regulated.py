@@ -104,6 +104,40 @@ def test_a_fixed_motion_is_tracked_without_running_the_policy():
         loop.run(take, motion=take.qpos[:-1])
 
 
+def test_anchoring_on_the_simulation_writes_the_simulated_pose_under_each_proposal():
+    """``anchor_on_simulation``: the reference frame the body is at holds the simulated pose when
+    the next proposals are written (so the feed-forward runs from it); off, the previous proposal."""
+    take = take_tensors(_take(20))
+    policy, context = _policy()
+    loop = RegulatedLoop(policy, context, EnvConfig(), None, head_fall_distance=np.inf)
+    seen = {}
+    write = None
+
+    def spy(t, frames):
+        if len(frames) == 3:
+            seen[t] = (np.array(frames[0]), loop.sim.qpos.copy())
+        write(t, frames)
+
+    plain = loop.run(take, from_truth=True, record=True)
+    loop.anchor_on_simulation = True
+    original_load = loop.load_window
+
+    def load_and_spy(*a, **k):
+        nonlocal write
+        ref, objs = original_load(*a, **k)
+        write = ref.write
+        ref.write = spy
+        return ref, objs
+
+    loop.load_window = load_and_spy
+    anchored = loop.run(take, from_truth=True, record=True)
+    assert len(seen) == take.num_frames - 2  # one write per step after the first
+    for t, (written, sim_q) in seen.items():
+        np.testing.assert_allclose(written, sim_q)
+    np.testing.assert_allclose(anchored.sim_qpos[:2], plain.sim_qpos[:2], atol=1e-9)  # the first step is the same
+    assert np.abs(anchored.sim_qpos - plain.sim_qpos).max() > 1e-6  # then the reference differs
+
+
 def test_a_sagging_estimate_is_caught_by_the_head_and_restarted():
     """An untrained policy (zero output: "keep the simulated pose") lets the body sag under
     gravity, its proposals following it down; the observed camera shows it: a "lost_head" fall

@@ -175,6 +175,10 @@ class RegulatedLoop:
         # kinpoly.policy.leg_refiner): (targets (2, 76): the proposal and its look-ahead, sim,
         # take, take frame of the proposal) -> targets; None: the policy's proposals as they are
         self.target_filter = None
+        # True: the reference frame the body is at is rewritten to the simulated pose before each
+        # proposal is written, so the feed-forward's velocity and acceleration run from where the
+        # body is to the proposal (False: from the previous proposal, another simulated anchor)
+        self.anchor_on_simulation = False
         self.head_fall_distance = head_fall_distance
         self.reward_cfg = reward_cfg or RewardConfig()
         self.fk = TorchFK()
@@ -318,7 +322,10 @@ class RegulatedLoop:
             targets = torch.cat([q1, q2]).double().numpy()
             if self.target_filter is not None:
                 targets = self.target_filter(targets, sim, take, start + t + 2)
-            ref.write(t + 2, targets)
+            if self.anchor_on_simulation:
+                ref.write(t + 1, np.concatenate([sim.qpos[None], targets]))
+            else:
+                ref.write(t + 2, targets)
             kin.append(targets[0])
         ep = Episode(name=take.name, sim_qpos=np.asarray(sim_q), kin_qpos=np.asarray(kin),
                      object_poses=np.asarray(objects_out).reshape(T, len(objs), 7), falls=falls,
