@@ -16,7 +16,8 @@ Legs (``--legs``):
 Root (``--root``): ``policy`` or ``truth`` (position and orientation). ``--scale S``: the
 legs' swing about their centred moving average over ``--scale-window`` frames is scaled by S
 (below 1 shrinks the truth's swing as a regression to the mean does; above 1 amplifies a
-shrunken one).
+shrunken one). ``--first-frames N``: the edits apply to each take's first N frames only (the
+rest is the policy's motion), e.g. to see what the policy's cold start costs.
 
     .venv/bin/python benchmarks/no_feedback_legs.py --legs truth --out /tmp/legs_truth \\
         --results benchmarks/results/no_feedback_legs/truth
@@ -107,15 +108,16 @@ def summarise(folder: Path) -> str:
              "command is in its JSON file. Knee swing and correlation: the knee flexion of the motion given to the "
              "tracker against the truth's, on the takes whose knees swing. Tracker: the controller (shipped: "
              "checkpoints/uhc_mocap_global).", "",
-             "| policy | tracker | legs | root | delay (frames) | swing x | takes without a fall | falls | MPJPE (mm) "
-             "| global MPJPE (mm) | skate (mm/frame) | knee swing / truth | knee correlation |", "|" + "---|" * 13]
+             "| policy | tracker | legs | root | delay (frames) | swing x | frames edited | takes without a fall | falls "
+             "| MPJPE (mm) | global MPJPE (mm) | skate (mm/frame) | knee swing / truth | knee correlation |", "|" + "---|" * 14]
     for r in runs:
         o, k = r["overall"], r["knees"]
         policy = r.get("policy", "shipped")
         policy = policy if policy == "shipped" else Path(policy).parent.name or policy
         tracker = r.get("tracker", "shipped")  # runs recorded before the option: the shipped mocap tracker
         tracker = tracker if tracker == "shipped" else Path(tracker).parent.name or tracker
-        lines.append(f"| {policy} | {tracker} | {r['legs']} | {r['root']} | {r['shift']} | {r['scale']:g} | "
+        edited = f"first {r['first_frames']}" if r.get("first_frames") else "all"
+        lines.append(f"| {policy} | {tracker} | {r['legs']} | {r['root']} | {r['shift']} | {r['scale']:g} | {edited} | "
                      f"{r['takes_without_falls']} of {r['takes']} | {r['falls']} | {f(o['mpjpe_mm'], '.1f')} | "
                      f"{f(o['mpjpe_global_mm'], '.1f')} | "
                      f"{f(o['skate_mm'], '.2f')} | {f(k['swing_ratio'], '.2f')} | {f(k['correlation'], '.2f')} |")
@@ -135,6 +137,7 @@ def main(argv=None) -> int:
     ap.add_argument("--shift", type=int, default=0, help="--legs truth: delay in frames")
     ap.add_argument("--scale", type=float, default=1.0, help="swing amplitude factor of the legs")
     ap.add_argument("--scale-window", type=int, default=31, help="frames of the moving average --scale is about")
+    ap.add_argument("--first-frames", type=int, default=0, help="edit only each take's first N frames (0: all)")
     ap.add_argument("--takes", default="", help="comma-separated take names (default: the whole test split)")
     ap.add_argument("--out", default="outputs/no_feedback_legs")
     ap.add_argument("--results", default="benchmarks/results/no_feedback_legs/run")
@@ -165,6 +168,14 @@ def main(argv=None) -> int:
         regressor = LegRegressor(np.concatenate(xs), np.concatenate(ys))
 
     def edit(motion: torch.Tensor, take) -> torch.Tensor:
+        whole = edit_all(motion, take)
+        if args.first_frames:
+            whole[args.first_frames:] = motion[args.first_frames:]
+        truth = np.asarray(take.qpos[:, KNEES], np.float64)
+        knees[take.name] = knee_agreement(whole[:, KNEES].double().numpy(), truth)
+        return whole
+
+    def edit_all(motion: torch.Tensor, take) -> torch.Tensor:
         motion = motion.clone()
         if args.root == "truth":
             motion[:, :7] = torch.as_tensor(take.qpos[:, :7], dtype=motion.dtype)
@@ -175,8 +186,6 @@ def main(argv=None) -> int:
         else:
             legs = motion[:, LEGS].double().numpy()
         motion[:, LEGS] = torch.as_tensor(swing_scaled(legs, args.scale, args.scale_window), dtype=motion.dtype)
-        truth = np.asarray(take.qpos[:, KNEES], np.float64)
-        knees[take.name] = knee_agreement(motion[:, KNEES].double().numpy(), truth)
         return motion
 
     est = Estimator(args.policy, args.tracker, feedback=False)
@@ -201,7 +210,7 @@ def main(argv=None) -> int:
     overall = {k: summary.get(k) for k in KEYS} | {"interaction": float(np.mean(inter)) if inter else None}
     cmd = "python benchmarks/no_feedback_legs.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     result = {"command": cmd, "policy": args.policy or "shipped", "tracker": args.tracker or "shipped", "legs": args.legs, "root": args.root,
-              "window": [lo, hi], "shift": args.shift,
+              "window": [lo, hi], "shift": args.shift, "first_frames": args.first_frames,
               "scale": args.scale, "scale_window": args.scale_window, "takes": len(falls),
               "takes_without_falls": sum(v == 0 for v in falls.values()),
               "falls": sum(falls.values()), "overall": overall, "falls_per_take": falls,
