@@ -717,8 +717,8 @@ def test_split_command_holds_out_a_share_of_every_dataset_and_the_ego_test_sourc
                                   source=f"/data/{ds}/{ds}_{i}.bvh"))
     held = make_split(str(folder.root), 0.2, 0)
     assert len(held) == 4 and sum(n.startswith("cmu") for n in held) == 2  # 20% of each dataset
-    train_src, other = [n for n in sorted(folder) if n not in held][:2]
-    takes = [{"name": "take_a", "source_clip": train_src, "file": "takes/take_a.npz"},
+    unheld, other = [n for n in sorted(folder) if n not in held][:2]  # clips a controller trains on
+    takes = [{"name": "take_a", "source_clip": unheld, "file": "takes/take_a.npz"},
              {"name": "take_b", "source_clip": held[0], "file": "takes/take_b.npz"},
              {"name": "take_c", "source_clip": other, "file": "takes/take_c.npz"}]
     write_manifest(tmp_path / "ego", takes, {"train": ["take_c"], "test": ["take_a", "take_b"]}, [])
@@ -727,7 +727,7 @@ def test_split_command_holds_out_a_share_of_every_dataset_and_the_ego_test_sourc
                                     "--ego", str(tmp_path / "ego"), "--out", str(out)])
     assert res.exit_code == 0, res.output
     names = read_split(str(out))
-    assert sorted(names) == sorted(set(held) | {train_src})  # the test takes' sources, not the training take's
+    assert sorted(names) == sorted(set(held) | {unheld})  # the test takes' sources, not the training take's
     assert "kinpoly uhc split" in out.read_text() and "1 other source clips" in out.read_text()
     res = CliRunner().invoke(main, ["uhc", "split", "--motions", str(folder.root), "--out", str(out)])
     assert res.exit_code == 0 and sorted(read_split(str(out))) == sorted(make_split(str(folder.root)))
