@@ -19,12 +19,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 
 import numpy as np
 import torch
 
+from kinpoly import rotations as rot
 from kinpoly.config import load_config
 from kinpoly.motion.augment import LEG_HINGES
 from kinpoly.simulation.distill import DistillWorker, teacher_label
@@ -33,14 +33,6 @@ from kinpoly.simulation.ppo import UHCConfig, train_clip_names
 
 OFFSETS = np.arange(-10, 11, 2)
 LEG_LABELS = [i - 7 for i in LEG_HINGES]  # a hinge's label sits at its qpos index - 7
-
-
-def heading_inverse(qpos: np.ndarray) -> np.ndarray:
-    """World -> heading-frame rotation of a root quaternion (w, x, y, z)."""
-    w, x, y, z = qpos[3:7]
-    yaw = math.atan2(2 * (w * z + x * y), 1 - 2 * (y * y + z * z))
-    c, s = math.cos(yaw), math.sin(yaw)
-    return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
 def window_features(sim) -> np.ndarray:
@@ -52,7 +44,8 @@ def window_features(sim) -> np.ndarray:
     idx = np.clip(frames, 0, ref.num_frames - 1)
     tn = min(t + 1, ref.num_frames - 1)
     legs = ref.qpos[idx][:, LEG_HINGES] - ref.qpos[tn, LEG_HINGES]
-    root = (ref.qpos[idx, :3] - sim.qpos[:3]) @ heading_inverse(sim.qpos).T
+    yaw = rot.heading_angle(rot.quat_to_matrix(sim.qpos[3:7]))
+    root = (ref.qpos[idx, :3] - sim.qpos[:3]) @ rot.yaw_matrix(yaw)  # world -> the body's heading frame
     return np.concatenate([legs.ravel(), root.ravel(), inside.astype(np.float64)]).astype(np.float32)
 
 

@@ -210,8 +210,6 @@ class HumanoidTrackingEnv(gym.Env):
         self.set_clip_weights(None)
         self._steps = 0
         self.ref_index = 0
-        # the true clip's window the reward scores when the reference shown is degraded (else None)
-        self.true_reference: Reference | None = None
 
     def set_clip_weights(self, weights: np.ndarray | None) -> None:
         """Sample clips with probability proportional to their (clamped) length x ``weights``
@@ -236,23 +234,29 @@ class HumanoidTrackingEnv(gym.Env):
             start = 0
         self.ref_index = idx
         legs = self.cfg.reference_legs
-        self.true_reference = None
+        true = None
         info = {"clip": ref.name, "frame": start}
         if legs.probability and rng.random() < legs.probability:
             scale = float(rng.uniform(*legs.swing_scale))
             shift = int(rng.integers(legs.delay_frames[0], legs.delay_frames[1] + 1))
             stop = min(ref.num_frames, start + self.cfg.max_episode_steps + 2)
-            self.true_reference = reference_window(ref, start, stop)
+            true = reference_window(ref, start, stop)
             ref = degraded_reference(ref, start, stop, scale, shift, legs.window, self.cfg.controller)
             start = 0
             info.update(swing_scale=scale, delay_frames=shift)
         self.sim.load(ref)
         self.sim.reset(start)
-        self.sim.fall_reference = self.true_reference  # a fall is a fall from the true clip
-        if self.true_reference is not None:  # the body starts in the true clip's state, not the degraded one's
-            self.sim.set_state(self.true_reference.qpos[0], self.true_reference.qvel[0])
+        if true is not None:  # a fall is a fall from the true clip, and the body starts in its state
+            self.sim.fall_reference = true
+            self.sim.set_state(true.qpos[0], true.qvel[0])
         self._steps = 0
         return observe(self.sim), info
+
+    @property
+    def true_reference(self) -> Reference | None:
+        """The true clip's window the reward (and the fall test) scores when the reference shown
+        is degraded; None when the reference shown is the true one."""
+        return self.sim.fall_reference
 
     def step(self, action):
         sim, cfg = self.sim, self.cfg
