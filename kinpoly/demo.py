@@ -63,19 +63,21 @@ def _estimation_section(out: Path, controller_path: str, no_video: bool) -> tupl
     report = estimate_takes([(n, lambda n=n: ds[n]) for n in ds.names], est, out / "estimate",
                             videos=0 if no_video else len(ds), progress=False)
     rows = []
+    residual = report.get("residual", {}).get("takes", {})
     for name, c in report.get("evaluation", {}).get("clips", {}).items():
         rows.append({"take": name, "action": c.get("action") or "-", "frames": c["frames"],
                      "success": c["success"], "interaction": c.get("interaction_success"),
                      "mpjpe_mm": c["mpjpe_mm"], "mpjpe_global_mm": c["mpjpe_global_mm"],
                      "head_err_m": c["head_trans_err_m"], "penetration_mm": c["penetration_mm"],
                      "skate_mm": c["skate_mm"], "gt_penetration_mm": c.get("gt_penetration_mm"),
-                     "gt_skate_mm": c.get("gt_skate_mm")})
+                     "gt_skate_mm": c.get("gt_skate_mm"),
+                     "residual_force_n": residual.get(name, {}).get("force_n")})
     table = _table(rows, [("take", "take", ""), ("action", "action", ""), ("frames", "frames", "d"),
                           ("success", "no fall", ""), ("interaction", "interaction", ""),
                           ("mpjpe_mm", "MPJPE (mm)", ".1f"), ("mpjpe_global_mm", "global MPJPE (mm)", ".1f"),
                           ("head_err_m", "head err (m)", ".3f"), ("penetration_mm", "penetration (mm)", ".2f"),
                           ("skate_mm", "skate (mm/frame)", ".2f"), ("gt_penetration_mm", "GT penetration", ".2f"),
-                          ("gt_skate_mm", "GT skate", ".2f")])
+                          ("gt_skate_mm", "GT skate", ".2f"), ("residual_force_n", "residual force (N)", ".0f")])
     md = ("## Egocentric estimation (kinematic policy + controller in MuJoCo)\n\n"
           f"Input: the bundled takes (head-camera features, head trajectory, objects; `{SAMPLE_TAKES.name}`). "
           f"{report['frames']} frames at {report['frames_per_second']:.0f} frames/s on one core. "

@@ -12,6 +12,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 import com_support  # noqa: E402
 import leg_motion  # noqa: E402
 import loop_diagnosis  # noqa: E402
+import residual_budget  # noqa: E402
 from kinpoly.demo import sample_clips  # noqa: E402
 from kinpoly.humanoid.skeleton import body_hinges  # noqa: E402
 
@@ -64,3 +65,24 @@ def test_centre_of_mass_to_a_foot():
     q[1, hinge_index("R_Hip", "x")] = -1.0  # the right leg 57 degrees out to the side
     raised = com_support.com_to_foot(MotionClip(name="kick", qpos=q, fps=30.0, body=body), "L", range(2))
     assert raised[1]["com_to_foot_m"] > half + 0.02
+
+
+def test_the_feed_forward_leaves_a_standing_bodys_weight_on_its_feet_and_a_floating_ones_on_the_root():
+    """Standing at rest the inverse dynamics puts the body's weight on the feet; the same pose
+    20 cm off the floor has no foot in contact and leaves its whole weight on the root (what a
+    residual force would have to supply)."""
+    from kinpoly.humanoid.mjcf import build_model, rest_qpos
+    from kinpoly.humanoid.skeleton import BodyShape
+    from kinpoly.motion.clip import MotionClip
+    from kinpoly.simulation.model import body_weight_n
+    from kinpoly.simulation.reference import prepare_reference
+
+    body = BodyShape()
+    weight = body_weight_n(body)
+    assert abs(weight - build_model(body).body_mass.sum() * 9.81) < 1e-6 * weight
+    q = np.tile(rest_qpos(body), (10, 1))
+    standing = prepare_reference(MotionClip(name="stand", qpos=q, fps=30.0, body=body))
+    assert residual_budget.feedforward_root_share(standing) < 0.01 * weight
+    q[:, 2] += 0.2
+    floating = prepare_reference(MotionClip(name="float", qpos=q, fps=30.0, body=body))
+    assert abs(residual_budget.feedforward_root_share(floating) - weight) < 0.01 * weight

@@ -226,6 +226,17 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
         assert (out / f).is_file(), f
     with np.load(out / "states" / "walk.npz") as z:
         assert z["body_contact"].shape == (30, 24) and z["body_contact"].any()
+        wrench = z["residual_wrench"]
+    # the residual root force (outside help) per step, and its mean in the report, also against
+    # the body's weight (a standing humanoid of ~50-90 kg)
+    from kinpoly.simulation.model import body_weight_n
+
+    assert wrench.shape == (29, 6)
+    r = report["residual"]["takes"]["walk"]
+    assert r["force_n"] == pytest.approx(np.linalg.norm(wrench[:, :3], axis=1).mean()) and r["force_n"] > 0
+    weight = body_weight_n(MotionClip.load(out / "clips" / "walk.npz").body)
+    assert 400 < weight < 900 and r["share_of_weight"] == pytest.approx(r["force_n"] / weight)
+    assert "Residual root force" in (out / "metrics.md").read_text()
     # `kinpoly eval` scores the written folders directly
     res = CliRunner().invoke(main, ["eval", "--pred", str(out / "clips"), "--gt", str(out / "ground_truth"),
                                     "--json", str(tmp_path / "e.json")])
@@ -252,6 +263,9 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
     assert "(no feedback)" in (tmp_path / "nf" / "metrics.md").read_text()
     res = CliRunner().invoke(main, [*common, "--out", str(tmp_path / "np"), "--no-physics"])
     assert res.exit_code == 0, res.output
+    assert "residual" not in json.loads((tmp_path / "np" / "metrics.json").read_text())
+    with np.load(tmp_path / "np" / "states" / "walk.npz") as z:
+        assert "residual_wrench" not in z
     alone = MotionClip.load(tmp_path / "np" / "clips" / "walk.npz")
     tracked = MotionClip.load(tmp_path / "nf" / "proposals" / "walk.npz")
     np.testing.assert_allclose(tracked.qpos[1:], alone.smoothed(2.0).qpos[1:], atol=1e-5)

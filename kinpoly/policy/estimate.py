@@ -10,10 +10,12 @@ Output folder of :func:`write_estimates`::
     ground_truth/   the takes' ground-truth clips, when they have one
     proposals/      the kinematic policy's proposed poses (physics mode)
     states/<take>.npz  per frame: body_contact (T, 24), object_contact (T, K), object_poses
-                    (T, K, 7), penetration (T,), fall_frames
+                    (T, K, 7), penetration (T,), fall_frames; in physics, residual_wrench
+                    (T-1, 6): the root force (N) and torque (N m) applied per control step
     videos/<take>.mp4  ground truth | estimate | head camera (or the input video)
     metrics.json, metrics.md   `kinpoly eval`'s report of clips/ against ground_truth/, the
-                    speed, and the takes that failed (with the reason)
+                    speed, the residual root force per take (physics; help from outside the
+                    body, also as a share of its weight) and the takes that failed (with the reason)
 
 Every file is written atomically; a take that fails is listed and the others go on.
 """
@@ -93,10 +95,22 @@ class Estimate:
     proposals: MotionClip | None  # kinematic proposals (physics mode)
     falls: list = field(default_factory=list)
     seconds: float = 0.0
+    wrench: np.ndarray | None = None  # (T-1, 6) residual root wrench applied per step (physics mode)
 
     @property
     def frames_per_second(self) -> float:
         return self.clip.num_frames / max(self.seconds, 1e-9)
+
+    def residual(self) -> dict | None:
+        """Mean residual root force (N) and torque (N m) per control step, and the force as a
+        share of the body's weight; None without physics."""
+        if self.wrench is None or not len(self.wrench):
+            return None
+        from ..simulation.model import body_weight_n
+
+        force = float(np.linalg.norm(self.wrench[:, :3], axis=1).mean())
+        return {"force_n": force, "torque_nm": float(np.linalg.norm(self.wrench[:, 3:], axis=1).mean()),
+                "share_of_weight": force / body_weight_n(self.clip.body)}
 
 
 def policy_motion(policy: KinematicPolicy, context: ContextEncoder, take: TakeTensors,
@@ -201,16 +215,16 @@ class Estimator:
             ep = self.loop.run(tt, objects, motion=motion)
             clip = episode_clip(ep, tt, objects, meta)
             proposals = episode_clip(ep, tt, objects, meta, kinematic=True)
-            falls = ep.falls
+            falls, wrench = ep.falls, ep.wrench
         else:
             clip = estimate_kinematic(self.policy, self.context, tt)
             clip.objects, clip.meta = list(objects), {**clip.meta, **meta}
-            proposals, falls = None, []
+            proposals, falls, wrench = None, [], None
         seconds = time.perf_counter() - t0
         clip.action = take.action
         if proposals is not None:
             proposals.action = take.action
-        return Estimate(take.name, clip, gt, proposals, falls, seconds)
+        return Estimate(take.name, clip, gt, proposals, falls, seconds, wrench)
 
 
 def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: str | Path | None = None,
@@ -231,10 +245,12 @@ def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: s
     (out / "bvh").mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=out / "bvh") as tmp:
         bvh = export_bvh(est.clip, Path(tmp) / f"{est.name}.bvh")
-        atomic_write_npz(out / "states" / f"{est.name}.npz", {
-            "body_contact": scan.body_contact, "object_contact": scan.object_contact,
-            "object_poses": objects, "penetration": scan.penetration,
-            "fall_frames": np.array([f for f, _ in est.falls], dtype=np.int64)})
+        states = {"body_contact": scan.body_contact, "object_contact": scan.object_contact,
+                  "object_poses": objects, "penetration": scan.penetration,
+                  "fall_frames": np.array([f for f, _ in est.falls], dtype=np.int64)}
+        if est.wrench is not None:
+            states["residual_wrench"] = est.wrench
+        atomic_write_npz(out / "states" / f"{est.name}.npz", states)
         if est.ground_truth is not None:
             ClipFolder(out / "ground_truth", create=True).add(est.ground_truth)
         if est.proposals is not None:
@@ -310,7 +326,7 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    failures, warnings, timing, done = [], [], [], 0
+    failures, warnings, timing, residual, done = [], [], [], {}, 0
     items = list(takes)
     for item in tqdm(items, desc="estimate", disable=not progress):
         name = item[0] if isinstance(item, tuple) else item.name
@@ -328,6 +344,8 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
             continue
         done += 1
         timing.append((est.clip.num_frames, est.seconds))
+        if est.residual() is not None:
+            residual[est.name] = est.residual()
         log.info("%s: %d frames at %.1f frames/s, %d fall(s)", est.name, est.clip.num_frames,
                  est.frames_per_second, len(est.falls))
     frames = sum(f for f, _ in timing)
@@ -335,10 +353,18 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
               "frames_per_second": frames / max(sum(s for _, s in timing), 1e-9) if timing else None,
               "physics": estimator.physics, "feedback": estimator.feedback, "checkpoint": str(estimator.checkpoint),
               "controller": estimator.controller_path if estimator.physics else None}
+    if residual:
+        report["residual"] = {"takes": residual, **{k: float(np.mean([r[k] for r in residual.values()]))
+                                                     for k in ("force_n", "torque_nm", "share_of_weight")}}
     mode = ("kinematic policy only" if not estimator.physics else "dynamics-regulated, physics on"
             if estimator.feedback else "the policy's own motion, then tracked in physics (no feedback)")
     md = [f"# kinpoly estimate\n\n{done} take(s), {frames} frames, "
           f"{report['frames_per_second'] or 0:.1f} frames/s on one core ({mode}).\n"]
+    if residual:
+        r = report["residual"]
+        md.append(f"Residual root force (help from outside the body, which the metrics below do not see): "
+                  f"mean {r['force_n']:.0f} N ({r['share_of_weight']:.0%} of the body's weight) and "
+                  f"{r['torque_nm']:.0f} N m per control step over the takes.\n")
     if (out / "ground_truth").is_dir() and (out / "clips").is_dir():
         summary = evaluate_folders(out / "clips", out / "ground_truth")
         report["evaluation"] = summary

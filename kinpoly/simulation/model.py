@@ -28,6 +28,7 @@ import functools
 import xml.etree.ElementTree as ET
 
 import mujoco
+import numpy as np
 
 from ..humanoid.mjcf import build_model, build_xml
 from ..humanoid.skeleton import BodyShape
@@ -68,6 +69,13 @@ def humanoid_model(body: BodyShape) -> mujoco.MjModel:
         return m
 
     return _cached(("humanoid", body.key()), build)
+
+
+def body_weight_n(body: BodyShape) -> float:
+    """The humanoid's weight (N): its whole mass times gravity. The yardstick of the residual
+    root force, which is help from outside the body (SPEC section 2: success must not rely on it)."""
+    m = build_model(body)
+    return float(m.body_subtreemass[1] * np.linalg.norm(m.opt.gravity))
 
 
 def _cached(key: tuple, build) -> mujoco.MjModel:
