@@ -344,8 +344,8 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
             continue
         done += 1
         timing.append((est.clip.num_frames, est.seconds))
-        if est.residual() is not None:
-            residual[est.name] = est.residual()
+        if (r := est.residual()) is not None:
+            residual[est.name] = r
         log.info("%s: %d frames at %.1f frames/s, %d fall(s)", est.name, est.clip.num_frames,
                  est.frames_per_second, len(est.falls))
     frames = sum(f for f, _ in timing)
