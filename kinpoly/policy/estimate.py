@@ -106,11 +106,11 @@ class Estimate:
         share of the body's weight; None without physics."""
         if self.wrench is None or not len(self.wrench):
             return None
+        from ..simulation.evaluate import residual_means
         from ..simulation.model import body_weight_n
 
-        force = float(np.linalg.norm(self.wrench[:, :3], axis=1).mean())
-        return {"force_n": force, "torque_nm": float(np.linalg.norm(self.wrench[:, 3:], axis=1).mean()),
-                "share_of_weight": force / body_weight_n(self.clip.body)}
+        force, torque = residual_means(self.wrench)
+        return {"force_n": force, "torque_nm": torque, "share_of_weight": force / body_weight_n(self.clip.body)}
 
 
 def policy_motion(policy: KinematicPolicy, context: ContextEncoder, take: TakeTensors,

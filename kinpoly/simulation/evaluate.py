@@ -95,16 +95,22 @@ def track(ref: Reference, cfg: EnvConfig, policy=None) -> Tracked:
     return Tracked(clip, reason, np.asarray(wrenches).reshape(-1, 6), time.perf_counter() - t0)
 
 
+def residual_means(wrench: np.ndarray) -> tuple[float, float]:
+    """Mean norm of the residual root force (N) and torque (N m) over the control steps of a
+    (n, 6) applied wrench (zero when it has no step)."""
+    w = wrench if len(wrench) else np.zeros((1, 6))
+    return float(np.linalg.norm(w[:, :3], axis=1).mean()), float(np.linalg.norm(w[:, 3:], axis=1).mean())
+
+
 def score(tr: Tracked, ref: Reference) -> dict:
     s = metrics.score_clip(tr.clip, ref.clip)
-    w = tr.wrench if len(tr.wrench) else np.zeros((1, 6))
+    force, torque = residual_means(tr.wrench)
     return {
         "frames": ref.num_frames, "simulated_frames": tr.clip.num_frames,
         "success": tr.reason is None, "reason": tr.reason,
         "mpjpe_global_mm": s["mpjpe_global_mm"], "mpjpe_mm": s["mpjpe_mm"],
         "accel_error": s["accel_error"], "velocity_error": s["velocity_error"],
-        "residual_force_n": float(np.mean(np.linalg.norm(w[:, :3], axis=1))),
-        "residual_torque_nm": float(np.mean(np.linalg.norm(w[:, 3:], axis=1))),
+        "residual_force_n": force, "residual_torque_nm": torque,
         "sim_seconds": round(tr.seconds, 3),
     }
 
