@@ -20,6 +20,7 @@ from kinpoly.humanoid.skeleton import BODY_INDEX, hinge_index, BODY_NAMES, PAREN
 from kinpoly.motion.clip import ClipError, ClipFolder, MotionClip
 from kinpoly.motion.export import export_bvh, export_npz
 from kinpoly.motion.importers import find_motion_files, import_file, import_many
+from kinpoly.motion.joint_names import map_joints, shared_prefix
 from kinpoly.motion.retarget import _sole_height, retarget
 from kinpoly.motion.source import MotionFormatError, SourceMotion
 
@@ -173,6 +174,62 @@ def test_retarget_names_the_problem():
     src.positions[5, 3] = np.nan
     with pytest.raises(MotionFormatError, match="NaN"):
         retarget(src)
+
+
+# Joint names of common skeleton conventions, per humanoid body (left side; the right side is
+# derived). Every convention must map each body to its own joint, spine order included.
+_CONVENTIONS = {
+    "mixamo": {"Pelvis": "mixamorig:Hips", "Torso": "mixamorig:Spine", "Spine": "mixamorig:Spine1",
+               "Chest": "mixamorig:Spine2", "Neck": "mixamorig:Neck", "Head": "mixamorig:Head",
+               "L_Hip": "mixamorig:LeftUpLeg", "L_Knee": "mixamorig:LeftLeg", "L_Ankle": "mixamorig:LeftFoot",
+               "L_Toe": "mixamorig:LeftToeBase", "L_Thorax": "mixamorig:LeftShoulder",
+               "L_Shoulder": "mixamorig:LeftArm", "L_Elbow": "mixamorig:LeftForeArm",
+               "L_Wrist": "mixamorig:LeftHand", "L_Hand": "mixamorig:LeftHandMiddle1"},
+    "3ds Max Biped": {"Pelvis": "Bip01 Pelvis", "Torso": "Bip01 Spine", "Spine": "Bip01 Spine1",
+                      "Chest": "Bip01 Spine2", "Neck": "Bip01 Neck", "Head": "Bip01 Head",
+                      "L_Hip": "Bip01 L Thigh", "L_Knee": "Bip01 L Calf", "L_Ankle": "Bip01 L Foot",
+                      "L_Toe": "Bip01 L Toe0", "L_Thorax": "Bip01 L Clavicle", "L_Shoulder": "Bip01 L UpperArm",
+                      "L_Elbow": "Bip01 L Forearm", "L_Wrist": "Bip01 L Hand", "L_Hand": "Bip01 L Finger0 unused"},
+    "HumanIK": {"Pelvis": "Character1_Hips", "Torso": "Character1_Spine", "Spine": "Character1_Spine1",
+                "Chest": "Character1_Spine2", "Neck": "Character1_Neck", "Head": "Character1_Head",
+                "L_Hip": "Character1_LeftUpLeg", "L_Knee": "Character1_LeftLeg", "L_Ankle": "Character1_LeftFoot",
+                "L_Toe": "Character1_LeftToeBase", "L_Thorax": "Character1_LeftShoulder",
+                "L_Shoulder": "Character1_LeftArm", "L_Elbow": "Character1_LeftForeArm",
+                "L_Wrist": "Character1_LeftHand", "L_Hand": "Character1_LeftHandMiddle1"},
+    "SMPL": {"Pelvis": "pelvis", "Torso": "spine1", "Spine": "spine2", "Chest": "spine3", "Neck": "neck",
+             "Head": "head", "L_Hip": "left_hip", "L_Knee": "left_knee", "L_Ankle": "left_ankle",
+             "L_Toe": "left_foot", "L_Thorax": "left_collar", "L_Shoulder": "left_shoulder",
+             "L_Elbow": "left_elbow", "L_Wrist": "left_wrist", "L_Hand": "left_hand"},
+    "Kinect": {"Pelvis": "SpineBase", "Torso": "Torso_unused", "Spine": "SpineMid", "Chest": "SpineShoulder",
+               "Neck": "Neck", "Head": "Head", "L_Hip": "HipLeft", "L_Knee": "KneeLeft", "L_Ankle": "AnkleLeft",
+               "L_Toe": "FootLeft", "L_Thorax": "Thorax_unused_L", "L_Shoulder": "ShoulderLeft",
+               "L_Elbow": "ElbowLeft", "L_Wrist": "WristLeft", "L_Hand": "HandLeft"},
+}
+
+
+def _right(name: str) -> str:
+    for a, b in (("Left", "Right"), (" L ", " R "), ("left_", "right_"), ("_L", "_R")):
+        name = name.replace(a, b)
+    return name
+
+
+@pytest.mark.parametrize("convention", sorted(_CONVENTIONS))
+def test_common_skeleton_conventions_map_each_body_to_its_joint(convention):
+    table = _CONVENTIONS[convention]
+    names = [table[b] if b in table else _right(table["L_" + b[2:]]) for b in BODY_NAMES]
+    src, _ = _synthetic_source(names=names)
+    mapping = map_joints(src)
+    expected = {b: n for b, n in zip(BODY_NAMES, names) if "unused" not in n}
+    assert mapping == expected
+    if len(expected) == len(BODY_NAMES):  # bodies without a joint are interpolated, less exactly
+        assert retarget(src).retarget_error_mm < 1.0
+
+
+def test_shared_prefix_is_a_whole_token():
+    assert shared_prefix(["Bip01", "Bip01 Pelvis", "Bip01 L Thigh"]) == "Bip01"
+    assert shared_prefix(["Character1_Hips", "Character1_Spine"]) == "Character1"
+    assert shared_prefix(["LeftUpLeg", "LeftLeg"]) == ""  # not a token: "Left" goes on without a separator
+    assert shared_prefix(["Hips", "Spine"]) == "" and shared_prefix(["Hips"]) == ""
 
 
 # --- AMASS / SMPL and the original pickles ---------------------------------------------------

@@ -1,8 +1,11 @@
 """Name tables that map a source skeleton's joints onto the humanoid's bodies.
 
 Names are compared after normalising (lower case, namespace prefixes such as ``mixamorig:``
-dropped, separators removed), and each side-specific base name is tried with the usual side
-tokens as prefix or suffix (``LeftUpLeg``, ``L_Hip``, ``UpperLeg_L``, ``lhip`` ...). Bodies are
+dropped, a prefix every joint shares dropped (``Bip01 L Thigh``, ``Character1_LeftUpLeg``),
+separators removed), and each side-specific base name is tried with the usual side tokens as
+prefix or suffix (``LeftUpLeg``, ``L_Hip``, ``UpperLeg_L``, ``lhip``, ``HipLeft`` ...). Where a
+skeleton has both an ankle and a foot joint (SMPL, Kinect) the ankle is the ankle and the foot
+the toe; where it has only a foot (BVH, Biped) the foot is the ankle. Bodies are
 resolved in a fixed order and a source joint is used at most once, which settles the one
 common ambiguity: ``LeftShoulder`` is the clavicle in skeletons that also have ``LeftArm``
 (Mixamo, CMU BVH) and the upper arm in those that do not (DeepMimic).
@@ -15,6 +18,7 @@ retargeting solver places them by interpolation.
 
 from __future__ import annotations
 
+import os
 import re
 
 from .source import MotionFormatError, SourceMotion
@@ -23,18 +27,18 @@ _SIDES = {"L": ("left", "l", "lft"), "R": ("right", "r", "rgt")}
 
 # Resolution order matters (see module docstring): upper arm before clavicle, wrist before hand.
 _CENTRE_BASES = {
-    "Pelvis": ("hips", "pelvis", "hip", "root"),
+    "Pelvis": ("hips", "pelvis", "hip", "root", "spinebase"),
     "Torso": ("torso", "spine1"),
-    "Spine": ("spine", "spine2"),
-    "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2"),
+    "Spine": ("spine", "spine2", "spinemid"),
+    "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2", "spineshoulder"),
     "Neck": ("neck", "neck1", "lowerneck"),
     "Head": ("head",),
 }
 _SIDE_BASES = {
     "Hip": ("upleg", "upperleg", "hip", "thigh", "femur"),
     "Knee": ("leg", "lowerleg", "knee", "shin", "calf", "tibia", "crus"),
-    "Ankle": ("foot", "ankle"),
-    "Toe": ("toebase", "toe", "toes", "ball", "foot2"),
+    "Ankle": ("ankle", "foot"),
+    "Toe": ("toebase", "toe", "toes", "toe0", "ball", "foot2", "foot"),
     "Shoulder": ("arm", "upperarm", "uparm", "humerus", "shoulder"),
     "Thorax": ("collar", "clavicle", "thorax", "shoulder"),
     "Elbow": ("forearm", "lowerarm", "elbow", "radius"),
@@ -58,8 +62,23 @@ _ASF_TABLE = {
 _END_SITE_FALLBACK = {"L_Toe": "L_Ankle", "R_Toe": "R_Ankle", "L_Hand": "L_Wrist", "R_Hand": "R_Wrist"}
 
 
+_SEPARATORS = " _-.:|"
+
+
 def normalise(name: str) -> str:
     return re.sub(r"[^a-z0-9]", "", name.split(":")[-1].split("|")[-1].lower())
+
+
+def shared_prefix(names: list[str]) -> str:
+    """The leading token every joint name shares (``Bip01``, ``Character1``), ending at a
+    separator or at the end of a name (3ds Max Biped's root is ``Bip01`` itself); ""
+    if there is none."""
+    if len(names) < 2:
+        return ""
+    p = os.path.commonprefix(list(names))
+    while p and not all(n == p or n[len(p)] in _SEPARATORS for n in names):
+        p = p[:-1]
+    return p if p.strip(_SEPARATORS) and any(n != p for n in names) else ""
 
 
 def _candidates(body: str) -> list[str]:
@@ -73,6 +92,28 @@ def _candidates(body: str) -> list[str]:
     return out
 
 
+_SPINE = ("Torso", "Spine", "Chest")  # bottom to top
+
+
+def _order_spine(mapping: dict[str, str], source: SourceMotion) -> None:
+    """Numbered spines differ: SMPL's spine1-3 start at 1, Mixamo's and Biped's Spine, Spine1,
+    Spine2 at none. Whatever the names gave, the matched spine joints go to Torso, Spine and
+    Chest from the bottom of the chain up."""
+    bodies = [b for b in _SPINE if b in mapping]
+    index = {n: i for i, n in enumerate(source.joint_names)}
+    if len(bodies) < 2 or any(mapping[b] not in index for b in bodies):
+        return
+
+    def depth(j: int) -> int:
+        d = 0
+        while j >= 0 and d <= len(source.parents):
+            j, d = int(source.parents[j]), d + 1
+        return d
+
+    joints = sorted((mapping[b] for b in bodies), key=lambda n: depth(index[n]))
+    mapping.update(zip(bodies, joints))
+
+
 def map_joints(source: SourceMotion) -> dict[str, str]:
     """Humanoid body name -> source joint (or end-site) name, for every body that matches.
 
@@ -83,9 +124,10 @@ def map_joints(source: SourceMotion) -> dict[str, str]:
         present = set(source.joint_names)
         mapping = {b: j for b, j in _ASF_TABLE.items() if j in present}
     else:
+        prefix = shared_prefix(source.joint_names)
         by_norm: dict[str, str] = {}
         for j in source.joint_names:
-            by_norm.setdefault(normalise(j), j)
+            by_norm.setdefault(normalise(j[len(prefix):]), j)
         used: set[str] = set()
         mapping = {}
         for body in _ORDER:
@@ -94,6 +136,7 @@ def map_joints(source: SourceMotion) -> dict[str, str]:
                 if j is not None and j not in used:
                     mapping[body], _ = j, used.add(j)
                     break
+        _order_spine(mapping, source)
     for body, holder in _END_SITE_FALLBACK.items():
         if body not in mapping and holder in mapping:
             end = f"{mapping[holder]}_end"
