@@ -349,6 +349,7 @@ def test_import_a_z_up_bvh(tmp_path):
         res = runner.invoke(main, ["motion", "import", str(tmp_path / args[0]), *args[1:], "--out",
                                    str(tmp_path / folder), "--no-progress", "-j", "1"])
         assert res.exit_code == 0, res.output
+        assert ("pass --up-axis z" in res.output) == (folder == "clips_lying"), res.output
     a, b = (ClipFolder(tmp_path / f).load("walk") for f in ("clips_y", "clips_z"))
     assert np.allclose(a.body_states().positions, b.body_states().positions, atol=1e-4)
     lying = ClipFolder(tmp_path / "clips_lying").load("walk").body_states().positions

@@ -60,6 +60,12 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, wo
     seconds = sum(c["seconds"] for c in report.imported)
     click.echo(f"imported {len(report.imported)} clip(s), {seconds:.1f} s of motion, from "
                f"{len(files) - len(report.failed)}/{len(files)} file(s) in {dt:.1f} s -> {out_dir}")
+    lying = [c["name"] for c in report.imported if c["upright"] < 0.2]
+    if lying:
+        hint = "" if up_axis else " (a whole folder of them: files exported Z up? pass --up-axis z)"
+        click.echo(f"{len(lying)} clip(s) keep the head above the pelvis in under 20% of their frames, "
+                   f"as crawls and lying motions do{hint}: {', '.join(lying[:10])}"
+                   + (" ..." if len(lying) > 10 else ""), err=True)
     if report.failed:
         click.echo(f"{len(report.failed)} file(s) failed:", err=True)
         for f in report.failed:

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..humanoid.skeleton import BodyShape
+from ..humanoid.skeleton import BODY_INDEX, BodyShape
 from .clip import ACTIONS, ClipError, MotionClip
 from .source import MotionFormatError
 
@@ -149,6 +149,15 @@ class ImportReport:
     failed: list[dict] = field(default_factory=list)  # {"file", "error"}
 
 
+def upright_share(clip: MotionClip) -> float:
+    """Share of a clip's frames whose head is above its pelvis (within 60 degrees of vertical).
+    Near 0 for crawls and lying motions, and for every clip of a file read with the wrong up
+    axis."""
+    p = clip.body_states().positions
+    v = p[:, BODY_INDEX["Head"]] - p[:, BODY_INDEX["Pelvis"]]
+    return float(np.mean(v[:, 2] > 0.5 * np.linalg.norm(v, axis=1)))
+
+
 def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
     path, body, smpl_model, up_axis = args
     try:
@@ -190,7 +199,7 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
                 clip.name = name
                 taken.add(name)
                 folder.add(clip, write_index=False)
-                report.imported.append(clip.summary())
+                report.imported.append({**clip.summary(), "upright": round(upright_share(clip), 3)})
             folder.write_index()  # index after each file: a killed import keeps what it wrote
     finally:
         if pool is not None:
