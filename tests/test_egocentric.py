@@ -175,6 +175,31 @@ def test_aria_trajectories_are_z_up(shared_data):
     assert 1.3 < hp[0, 2] < 1.8  # ADT eye height above the floor (Y-up world -> Z)
 
 
+# --- head trajectory alone -------------------------------------------------------------------
+def test_import_a_headset_trajectory_without_video(tmp_path, shared_data):
+    """The Aria MPS trajectory (1 kHz, metric, no video) becomes a 30 Hz take without image
+    features; a short or unscalable trajectory is a clear error."""
+    from kinpoly.egocentric.video import import_trajectory
+
+    aria = shared_data / "aria_mps_trajectory" / "closed_loop_trajectory.csv"
+    res = import_trajectory(aria, action="locomotion")
+    take = res.take
+    assert take.num_frames == 342 and take.fps == 30.0 and take.image_features is None  # 11.40 s
+    assert res.report["scale_source"] == "metric trajectory" and res.report["video"] is None
+    assert take.head_pose[0, 2] == pytest.approx(1.6) and take.action == "locomotion"
+    walked = np.linalg.norm(np.diff(take.head_pose[:, :2], axis=0), axis=1).sum()
+    assert 7.0 < walked < 8.0  # the MPS summary: a 7.67 m trajectory
+    assert import_trajectory(aria, rate=10).take.num_frames == 114
+    assert import_trajectory(aria, time_offset=10.0).take.num_frames == 42  # 1.39 s left
+    with pytest.raises(EgoDataError, match="too short"):
+        import_trajectory(aria, time_offset=11.39)
+    ares = shared_data / "egoego_ares" / "droid_slam_traj.npy"  # monocular SLAM: no metric scale
+    with pytest.raises(EgoDataError, match="pass --scale"):
+        import_trajectory(ares)
+    assert import_trajectory(ares, scale=2.0).take.num_frames == 140  # one pose per frame at 30 fps
+    assert import_trajectory(ares, scale=2.0, fps=60).take.num_frames == 70  # 140 poses at 60 fps: 2.3 s
+
+
 # --- video import ------------------------------------------------------------------------------------
 def test_import_video_errors_name_files(tmp_path, shared_data):
     from kinpoly.egocentric.video import import_video

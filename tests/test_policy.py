@@ -213,3 +213,39 @@ def test_head_only_baseline_recovers_training_poses():
     gt = clips[0].body_states().positions
     assert mpjpe(pred.body_states().positions, gt, root_relative=False) < 5.0  # mm: its own frames
     np.testing.assert_allclose(pred.head_pose()[:, :3], takes[0].head_pose[:, :3], atol=1e-6)
+
+
+def test_dropping_image_features_keeps_every_other_weight(tmp_path):
+    """A head-trajectory-only policy made from one that reads image features acts as that
+    policy does with its features at their training mean; a stage with
+    ``use_image_features=false`` starts from it."""
+    from kinpoly.policy.estimate import export_policy
+    from kinpoly.policy.model import ContextEncoder, KinematicPolicy, without_image_features
+
+    torch.manual_seed(0)
+    cfg = PolicyConfig(hidden=16, mlp=[16], context_frames=4, feature_dim=8)
+    policy, context = KinematicPolicy(cfg), ContextEncoder(cfg)
+    for p in list(policy.parameters()) + list(context.parameters()):
+        torch.nn.init.normal_(p, std=0.3)
+    policy.state_mean.normal_()
+    slim, slim_context = without_image_features(policy, context)
+    assert slim.cfg.feature_dim == 0 and policy.cfg.feature_dim == 8
+    state = torch.randn(3, STATE_DIM)
+    full = torch.cat([state, policy.state_mean[-8:].expand(3, -1)], dim=1)
+    h = torch.randn(3, 16)
+    for a, b in zip(policy.step(full, h), slim.step(state, h)):
+        torch.testing.assert_close(a, b)
+    x = [torch.randn(2, 4, n) for n in (7, 6, 8, 5)]
+    with torch.no_grad():
+        torch.testing.assert_close(context(*x, feature=torch.zeros(2, 4, 8)), slim_context(*x))
+        assert not torch.allclose(context(*x, feature=torch.ones(2, 4, 8)), slim_context(*x))
+
+    takes = _takes()  # no image features
+    torch.save({"policy": policy.state_dict(), "context": context.state_dict(),
+                "policy_config": cfg.__dict__ | {"mlp": list(cfg.mlp)}}, tmp_path / "with_features.pt")
+    export_policy(tmp_path / "with_features.pt", tmp_path / "shipped.pt", half=False)
+    run = SupervisedConfig(iterations=1, batch=2, window=8, threads=1, init=str(tmp_path / "shipped.pt"),
+                           policy=PolicyConfig(hidden=16, mlp=[16], context_frames=4))
+    stage = SupervisedTrainer(run, takes, tmp_path / "head_only")
+    for k, v in slim.state_dict().items():
+        torch.testing.assert_close(stage.policy.state_dict()[k], v)

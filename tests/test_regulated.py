@@ -273,6 +273,30 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
     assert res.exit_code != 0 and "feedback=False" in res.output and "Traceback" not in res.output
 
 
+def test_estimate_from_a_headset_trajectory_alone(tmp_path, shared_data):
+    """``kinpoly estimate --head-poses FILE`` without a video: the real Aria MPS trajectory,
+    estimated in physics by a policy that reads no image features; a policy that needs them
+    fails with a message that names the way out."""
+    from kinpoly.cli import main
+    from kinpoly.policy.estimate import SHIPPED_POLICY
+
+    aria = shared_data / "aria_mps_trajectory" / "closed_loop_trajectory.csv"
+    out = tmp_path / "aria"
+    res = CliRunner().invoke(main, ["estimate", "--head-poses", str(aria), "--out", str(out),
+                                    "--checkpoint", str(_checkpoint(tmp_path / "sup")), "--training-free",
+                                    "--videos", "0", "--no-progress"])
+    assert res.exit_code == 0, res.output
+    clip = MotionClip.load(out / "clips" / "closed_loop_trajectory.npz")
+    assert clip.num_frames == 342 and clip.fps == 30.0 and np.isfinite(clip.qpos).all()
+    assert (out / "bvh" / "closed_loop_trajectory.bvh").is_file()
+    assert "closed_loop_trajectory.csv" in (out / "config.yaml").read_text()
+    res = CliRunner().invoke(main, ["estimate", "--head-poses", str(aria), "--out", str(tmp_path / "f"),
+                                    "--checkpoint", str(SHIPPED_POLICY), "--no-physics", "--videos", "0"])
+    assert res.exit_code != 0 and "reads image features" in res.output and "kinematic_head_only" in res.output
+    res = CliRunner().invoke(main, ["estimate", "--head-poses", str(aria), "--take", str(aria), "--out", str(out)])
+    assert res.exit_code != 0 and "exactly one of" in res.output
+
+
 def test_a_motion_filter_edits_what_the_no_feedback_estimate_tracks(tmp_path):
     """``Estimator.motion_filter`` (benchmarks/no_feedback_legs.py) gets the policy's smoothed
     motion and the take, and what it returns is what the controller tracks."""

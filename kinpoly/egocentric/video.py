@@ -70,11 +70,9 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     (:func:`.scale.estimate_metric_scale`: gait, and the flow encoder when a checkpoint
     exists); ``report["scale_estimate"]`` has each component.
     """
-    from .. import rotations as rot
     from .features import head_velocities
     from .flow import FlowComputer, flows_per_frame, load_encoder
-    from .scale import EYE_HEIGHT_FRACTION, estimate_metric_scale
-    from .trajectory import Trajectory, read_trajectory, resample, to_head_poses
+    from .trajectory import resample
 
     video, head_poses = Path(video), Path(head_poses)
     frames, vfps, size = read_video(video, width, height)
@@ -83,12 +81,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
-    traj = read_trajectory(head_poses, fmt)
-    if world_to_camera:
-        R = rot.quat_to_matrix(traj.quat)
-        Rt = np.swapaxes(R, -1, -2)
-        traj = Trajectory(-(Rt @ traj.pos[..., None])[..., 0], rot.matrix_to_quat(Rt), traj.times,
-                          traj.camera_axes, traj.world_up, traj.metric, traj.source, traj.meta)
+    traj = _read_trajectory(head_poses, fmt, world_to_camera)
     if traj.times is None:
         if len(traj.pos) != T:
             raise EgoDataError(f"{head_poses}: {len(traj.pos)} poses for {T} video frames in {video} "
@@ -113,8 +106,74 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     except FileNotFoundError:
         pass  # no encoder: no image features; the scale comes from gait alone
     report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": T, "fps": vfps,
-                    "video_size": list(size), "format": traj.meta.get("format"),
-                    "camera_axes": traj.camera_axes, "world_up": traj.world_up}
+                    "video_size": list(size)}
+    head = _metric_head_poses(traj, head_poses, vfps, scale, eye_height, body_height, pred_vel, report)
+    take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, vfps), fps=vfps,
+                   action=action, image_features=feats, source_clip=None,
+                   meta={"import": report, "encoder": enc_path,
+                         "predicted_head_local_vels": None if pred_vel is None else np.round(pred_vel, 5).tolist()})
+    return ImportResult(take, report)
+
+
+def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None, fmt: str = "auto",
+                      fps: float = 30.0, scale: float | None = None, eye_height: float = 1.6,
+                      time_offset: float = 0.0, world_to_camera: bool = False, action: str | None = None,
+                      body_height: float | None = None, rate: float = 30.0) -> ImportResult:
+    """Build an egocentric take from a head trajectory alone (a headset's 6-DoF pose, no
+    video): no image features, so only a head-trajectory-only policy reads it.
+
+    The take has ``rate`` frames per second (the policy's and the controller's 30 Hz), resampled
+    from ``time_offset`` (s after the trajectory's first time) to its end. A trajectory without
+    timestamps has one pose every 1/``fps`` s. Without ``scale``, a metric trajectory (Aria, or
+    one that says so) keeps its scale and any other is scaled by the wearer's gait
+    (:func:`.scale.estimate_metric_scale`, no flow encoder).
+    """
+    from .features import head_velocities
+    from .trajectory import Trajectory, resample
+
+    head_poses = Path(head_poses)
+    if not (fps > 0 and rate > 0):
+        raise EgoDataError(f"{head_poses}: frame rates must be positive, got {fps} and {rate}")
+    traj = _read_trajectory(head_poses, fmt, world_to_camera)
+    if traj.times is None:
+        traj = Trajectory(traj.pos, traj.quat, np.arange(len(traj.pos)) / fps, traj.camera_axes, traj.world_up,
+                          traj.metric, traj.source, traj.meta)
+    t0 = traj.times[0] + time_offset
+    n = int(np.floor((traj.times[-1] - t0) * rate + 1e-6)) + 1
+    if n < 3:
+        raise EgoDataError(f"{head_poses}: {max(n, 0)} frame(s) at {rate:g} fps from {time_offset:g} s on "
+                           f"is too short (at least 3)")
+    traj = resample(traj, t0 + np.arange(n) / rate)
+    report: dict = {"video": None, "trajectory": str(head_poses), "frames": n, "fps": rate}
+    head = _metric_head_poses(traj, head_poses, rate, scale, eye_height, body_height, None, report)
+    take = EgoTake(name=name or head_poses.stem, head_pose=head, head_vels=head_velocities(head, rate), fps=rate,
+                   action=action, source_clip=None, meta={"import": report, "encoder": None})
+    return ImportResult(take, report)
+
+
+def _read_trajectory(path: Path, fmt: str, world_to_camera: bool):
+    """The trajectory of ``path``, its world-to-camera poses inverted when so given."""
+    from .. import rotations as rot
+    from .trajectory import Trajectory, read_trajectory
+
+    traj = read_trajectory(path, fmt)
+    if world_to_camera:
+        R = rot.quat_to_matrix(traj.quat)
+        Rt = np.swapaxes(R, -1, -2)
+        traj = Trajectory(-(Rt @ traj.pos[..., None])[..., 0], rot.matrix_to_quat(Rt), traj.times,
+                          traj.camera_axes, traj.world_up, traj.metric, traj.source, traj.meta)
+    return traj
+
+
+def _metric_head_poses(traj, path: Path, fps: float, scale: float | None, eye_height: float,
+                       body_height: float | None, pred_vel, report: dict) -> np.ndarray:
+    """(T, 7) head poses, Z up, metric: the trajectory scaled by ``scale``, or (None) by its
+    own metric scale or an estimate (gait, and the flow encoder's velocities ``pred_vel`` when
+    given). Records the axes, scale and its source in ``report``."""
+    from .scale import EYE_HEIGHT_FRACTION, estimate_metric_scale
+    from .trajectory import to_head_poses
+
+    report.update({"format": traj.meta.get("format"), "camera_axes": traj.camera_axes, "world_up": traj.world_up})
     if scale is None:
         if traj.metric:
             scale, report["scale_source"] = 1.0, "metric trajectory"
@@ -122,20 +181,15 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
             unit = to_head_poses(traj, 1.0, eye_height)
             try:
                 scale, report["scale_estimate"] = estimate_metric_scale(
-                    unit.head_pose, vfps, pred_vel, body_height or eye_height / EYE_HEIGHT_FRACTION)
+                    unit.head_pose, fps, pred_vel, body_height or eye_height / EYE_HEIGHT_FRACTION)
             except EgoDataError as e:
-                raise EgoDataError(f"{head_poses}: {e}") from None
+                raise EgoDataError(f"{path}: {e}") from None
             report["scale_source"] = f"estimated ({' + '.join(report['scale_estimate']['used'])})"
     else:
         report["scale_source"] = "given"
     track = to_head_poses(traj, scale, eye_height)
     report.update({"scale": float(scale), "first_frame_head_tilt_deg": round(track.up_tilt_deg, 2)})
-    head = track.head_pose
-    take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, vfps), fps=vfps,
-                   action=action, image_features=feats, source_clip=None,
-                   meta={"import": report, "encoder": enc_path,
-                         "predicted_head_local_vels": None if pred_vel is None else np.round(pred_vel, 5).tolist()})
-    return ImportResult(take, report)
+    return track.head_pose
 
 
 def attach_ground_truth(take: EgoTake, clip) -> dict:

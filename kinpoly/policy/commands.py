@@ -143,7 +143,12 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
 @click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A head-camera video (with --head-poses) instead of --take.")
 @click.option("--head-poses", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The video's camera trajectory (formats: see `kinpoly ego import-video --help`).")
+              help="The video's camera trajectory (formats: see `kinpoly ego import-video --help`); "
+                   "alone, without --video: a headset's head trajectory, estimated by the "
+                   "head-trajectory-only policy (checkpoints/kinematic_head_only).")
+@click.option("--fps", type=float, default=30.0, show_default=True,
+              help="With --head-poses alone, for a trajectory without timestamps: its poses per "
+                   "second (estimates are made at 30 Hz).")
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None,
               help="Action label of a video (default: none).")
@@ -172,18 +177,21 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
                    "(default: off in the loop, full with --no-feedback).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--no-progress", is_flag=True)
-def estimate_command(take_path, split, video, head_poses, scale, action, gt_file, out, checkpoint, controller,
+def estimate_command(take_path, split, video, head_poses, fps, scale, action, gt_file, out, checkpoint, controller,
                      training_free, controller_overrides, leg_refiner, no_physics, no_feedback, smoothing,
                      feedforward, videos, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
-    from .estimate import Estimator, estimate_takes
+    from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator, estimate_takes
 
-    if (take_path is None) == (video is None):
-        raise click.UsageError("give exactly one of --take or --video")
+    if sum(x is not None for x in (take_path, video or head_poses)) != 1:
+        raise click.UsageError("give exactly one of --take, --video (with --head-poses) or --head-poses")
     if video is not None and head_poses is None:
         raise click.UsageError("--video needs --head-poses")
+    trajectory_only = video is None and head_poses is not None
+    if trajectory_only and checkpoint is None:
+        checkpoint = SHIPPED_HEAD_ONLY_POLICY
     try:
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
                               controller_overrides=controller_overrides, leg_refiner=leg_refiner,
@@ -191,10 +199,11 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
     except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
     try:
-        if video is not None:
-            from ..egocentric.video import attach_ground_truth, import_video
+        if head_poses is not None:
+            from ..egocentric.video import attach_ground_truth, import_trajectory, import_video
 
-            take = import_video(video, head_poses, scale=scale, action=action).take
+            take = (import_trajectory(head_poses, fps=fps, scale=scale, action=action) if trajectory_only
+                    else import_video(video, head_poses, scale=scale, action=action)).take
             if gt_file is not None:
                 from ..motion.importers import import_file
 
@@ -208,7 +217,8 @@ def estimate_command(take_path, split, video, head_poses, scale, action, gt_file
     except (EgoDataError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
-                 "head_poses": head_poses and str(head_poses), "scale": scale, "action": action,
+                 "head_poses": head_poses and str(head_poses), "fps": fps if trajectory_only else None,
+                 "scale": scale, "action": action,
                  "gt": gt_file and str(gt_file), "checkpoint": str(estimator.checkpoint),
                  "controller": estimator.controller_path if estimator.physics else None,
                  "leg_refiner": estimator.leg_refiner, "physics": estimator.physics,

@@ -41,6 +41,7 @@ from .torch_kinematics import TorchFK
 
 log = logging.getLogger(__name__)
 SHIPPED_POLICY = CHECKPOINTS / "kinematic" / "policy.pt"
+SHIPPED_HEAD_ONLY_POLICY = CHECKPOINTS / "kinematic_head_only" / "policy.pt"  # reads no image features
 SHIPPED_CONTROLLER = CHECKPOINTS / "uhc" / "policy.pt"  # the estimator's controller (trained in its loop)
 SHIPPED_MOCAP_CONTROLLER = CHECKPOINTS / "uhc_mocap_global" / "policy.pt"  # the best tracker of mocap
 # frames (Gaussian sigma) of the policy's motion smoothing without feedback, measured on the 28
@@ -200,7 +201,8 @@ class Estimator:
         tt = take_tensors(take, use_features=self.policy.cfg.feature_dim > 0)
         if self.policy.cfg.feature_dim and tt.feature is None:
             raise EgoDataError(f"{take.name}: the policy reads image features but the take has none "
-                             f"(run `kinpoly ego features` on it)")
+                             f"(run `kinpoly ego features` on it, or use the head-trajectory-only policy "
+                             f"{SHIPPED_HEAD_ONLY_POLICY.parent.name}/{SHIPPED_HEAD_ONLY_POLICY.name})")
         if tt.feature is not None and tt.feature.shape[1] != self.policy.cfg.feature_dim:
             raise EgoDataError(f"{take.name}: image features are {tt.feature.shape[1]}-d, the policy "
                              f"expects {self.policy.cfg.feature_dim}")

@@ -168,3 +168,25 @@ class ContextEncoder(nn.Module):
         feat = take.feature[None, sl] if (take.feature is not None and self.cfg.feature_dim) else None
         return self(take.head_pose[None, sl], take.head_vels[None, sl], take.obj[None, sl],
                     take.action[None, None].expand(1, k, -1), feat)
+
+
+def without_image_features(policy: KinematicPolicy, context: ContextEncoder) -> tuple[KinematicPolicy, ContextEncoder]:
+    """The same policy and context encoder reading no image features: the feature inputs
+    (the last ``feature_dim`` of each network's input) are dropped, every other weight is
+    kept. A start for fine-tuning a head-trajectory-only policy."""
+    d = policy.cfg.feature_dim
+    cfg = PolicyConfig(**{**policy.cfg.__dict__, "feature_dim": 0})
+    new_policy, new_context = KinematicPolicy(cfg), ContextEncoder(cfg, hidden=context.gru.hidden_size)
+    if d == 0:
+        new_policy.load_state_dict(policy.state_dict())
+        new_context.load_state_dict(context.state_dict())
+        return new_policy, new_context
+    state = policy.state_dict()
+    for k in ("gru.weight_ih", "state_mean", "state_std"):
+        state[k] = state[k][..., :-d]
+    new_policy.load_state_dict(state)
+    state = context.state_dict()
+    state["gru.weight_ih_l0"] = state["gru.weight_ih_l0"][:, :-d]
+    new_context.load_state_dict(state)
+    return new_policy, new_context
+

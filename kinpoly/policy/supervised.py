@@ -31,7 +31,8 @@ from ..humanoid.skeleton import BODY_INDEX
 from ..motion.augment import LEG_HINGES
 from ..motion.clip import atomic_write_bytes
 from .data import TakeTensors, sample_windows
-from .model import ContextEncoder, KinematicPolicy, Observation, PolicyConfig, integrate, policy_state
+from .model import (ContextEncoder, KinematicPolicy, Observation, PolicyConfig, integrate, policy_state,
+                    without_image_features)
 from .torch_kinematics import TorchFK, heading, quat_to_matrix, yaw_matrix
 
 END_EFFECTORS = [BODY_INDEX[b] for b in ("L_Hand", "R_Hand", "L_Toe", "R_Toe", "Head")]
@@ -234,6 +235,8 @@ class SupervisedTrainer:
         from .estimate import load_policy  # here: estimate imports this module (rollout)
 
         policy, context = load_policy(path)
+        if policy.cfg.feature_dim and not self.cfg.policy.feature_dim:  # a head-trajectory-only policy
+            policy, context = without_image_features(policy, context)
         theirs, ours = policy.cfg, self.cfg.policy
         differ = [k for k in ("feature_dim", "hidden", "mlp", "context_frames", "joint_step", "height_step")
                   if getattr(theirs, k) != getattr(ours, k)]
