@@ -7,7 +7,12 @@
    estimated motion is simulated in MuJoCo. Outputs under ``OUT/estimate`` (clips, BVH,
    contacts, videos ground truth | estimate | head camera, metrics); the first video is
    copied to ``OUT/demo.mp4``.
-2. **Controller alone**: the bundled clips tracked by the shipped controller (the physics
+2. **A real headset trajectory, no video** (``kinpoly/assets/headset``: Project Aria glasses,
+   SLAM head poses of a 7.7 m walk): the head-trajectory-only policy in the same loop
+   (``kinpoly estimate --head-poses FILE``); no ground truth, so it is scored by how well the
+   simulated eyes follow the camera, restarts, penetration and skate. Outputs under
+   ``OUT/headset``.
+3. **Controller alone**: the bundled clips tracked by the shipped controller (the physics
    half of the method, on the true motion).
 
 ``OUT/metrics.md`` / ``metrics.json`` hold both tables, ``config.yaml`` / ``run.json`` the run
@@ -27,6 +32,7 @@ from .motion.clip import ClipFolder, MotionClip, atomic_write_text
 
 SAMPLE_CLIPS = PACKAGE_DIR / "assets" / "clips"
 SAMPLE_TAKES = PACKAGE_DIR / "assets" / "takes"
+SAMPLE_HEADSET = PACKAGE_DIR / "assets" / "headset" / "aria_mps_closed_loop_trajectory.csv"
 
 
 def sample_clips() -> list[MotionClip]:
@@ -91,6 +97,35 @@ def _estimation_section(out: Path, controller_path: str, no_video: bool) -> tupl
                 "failures": report["failures"], "videos": [str(v) for v in videos]}
 
 
+def _headset_section(out: Path, controller_path: str, no_video: bool) -> tuple[str, dict]:
+    """Estimate the bundled headset trajectory (see the module docstring); Markdown + metrics."""
+    from .egocentric.video import import_trajectory
+    from .policy.estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator, estimate_takes
+
+    if not SHIPPED_HEAD_ONLY_POLICY.is_file():
+        return ("## A real headset trajectory\n\nSkipped: no head-trajectory-only policy at "
+                f"`{SHIPPED_HEAD_ONLY_POLICY}`.\n", {})
+    take = import_trajectory(SAMPLE_HEADSET, name="aria_walk", action="locomotion").take
+    report = estimate_takes([take], Estimator(SHIPPED_HEAD_ONLY_POLICY, controller_path), out / "headset",
+                            videos=0 if no_video else 1, progress=False)
+    if not report["takes"]:
+        return f"## A real headset trajectory\n\nFailed: {report['failures']}\n", report
+    m = {**report["without_ground_truth"][take.name], **report.get("residual", {}).get("takes", {}).get(take.name, {})}
+    m["frames_per_second"] = report["frames_per_second"]
+    table = _table([{"take": take.name, **m}], [
+        ("take", "take", ""), ("frames", "frames", "d"), ("restarts", "restarts", "d"),
+        ("observed_head_err_m", "head error (m)", ".3f"), ("penetration_mm", "penetration (mm)", ".2f"),
+        ("skate_mm", "skate (mm/frame)", ".2f"), ("force_n", "residual force (N)", ".0f")])
+    video = out / "headset" / "videos" / f"{take.name}.mp4"
+    md = ("## A real headset trajectory, no video (head-trajectory-only policy + controller in MuJoCo)\n\n"
+          "Input: 11.4 s of Project Aria glasses' SLAM head poses (a 7.7 m walk; Apache-2.0, "
+          f"`{SAMPLE_HEADSET.parent.name}/`). No ground-truth body: head error is the simulated eyes "
+          "against the observed camera; a restart is a lost camera. "
+          f"{report['frames_per_second']:.0f} frames/s on one core.\n\n" + table + "\n"
+          + (f"\nVideo: `{video}`\n" if video.is_file() else ""))
+    return md, m
+
+
 def _controller_section(checkpoint: Path | None, title: str) -> tuple[str, dict]:
     """Track the bundled clips (their true motion) with ``checkpoint`` (None: the training-free
     controller, run with its checkpoint's settings otherwise); Markdown + the metrics."""
@@ -143,9 +178,10 @@ def demo(out: Path, controller: str, no_video: bool) -> None:
     checkpoint = SHIPPED_CONTROLLER if controller == "learned" and SHIPPED_CONTROLLER.is_file() else None
     run = RunDir(out, controller_config(checkpoint=checkpoint), seed=0)
     est_md, est_metrics = _estimation_section(out, str(checkpoint or ""), no_video)
+    headset_md, headset = _headset_section(out, str(checkpoint or ""), no_video)
     ctrl_md, ctrl = _controller_section(checkpoint, "The estimator's controller alone: the true motion tracked in physics")
-    report = "# kinpoly demo\n\n" + est_md + "\n" + ctrl_md
-    metrics = {"controller": ctrl["controller"], "estimation": est_metrics, "clips": ctrl["clips"]}
+    report = "# kinpoly demo\n\n" + est_md + "\n" + headset_md + "\n" + ctrl_md
+    metrics = {"controller": ctrl["controller"], "estimation": est_metrics, "headset": headset, "clips": ctrl["clips"]}
     if controller == "learned" and SHIPPED_MOCAP_CONTROLLER.is_file():
         # the controller results are about the shipped mocap tracker; the estimator keeps
         # checkpoints/uhc, which does better in the dynamics-regulated loop

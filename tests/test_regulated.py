@@ -62,6 +62,18 @@ def test_loop_with_true_proposals_is_plain_tracking():
         assert ep.rewards[n - 2] == 0.0  # the transition into a fall earns nothing
 
 
+def test_a_camera_out_of_reach_restarts_every_grace_period_not_every_frame():
+    """A restart whose pose cannot reach the camera (here: no distance is close enough) is
+    checked again ``restart_grace`` frames later, so the estimate does not teleport every frame."""
+    take = take_tensors(_take(30))
+    policy, context = _policy()
+    loop = RegulatedLoop(policy, context, EnvConfig(), None, head_fall_distance=0.0)
+    frames = [f for f, reason in loop.run(take, from_truth=True).falls if reason == "lost_head"]
+    assert frames == list(range(1, 30, 5))  # frames 1..29 of a 30-frame take
+    loop.restart_grace = 1
+    assert [f for f, _ in loop.run(take, from_truth=True).falls] == list(range(1, 30))
+
+
 def test_partly_true_proposals_take_only_the_masked_values_from_the_truth():
     """A mask over the pose (a diagnosis: the true root under the policy's joints) puts the
     truth's values into the controller's targets and leaves the policy's elsewhere; a mask of
@@ -289,6 +301,9 @@ def test_estimate_from_a_headset_trajectory_alone(tmp_path, shared_data):
     clip = MotionClip.load(out / "clips" / "closed_loop_trajectory.npz")
     assert clip.num_frames == 342 and clip.fps == 30.0 and np.isfinite(clip.qpos).all()
     assert (out / "bvh" / "closed_loop_trajectory.bvh").is_file()
+    m = json.loads((out / "metrics.json").read_text())["without_ground_truth"]["closed_loop_trajectory"]
+    assert m["frames"] == 342 and m["restarts"] >= 0 and 0 <= m["observed_head_err_m"] < 0.4
+    assert "Takes without ground truth" in (out / "metrics.md").read_text()
     assert "closed_loop_trajectory.csv" in (out / "config.yaml").read_text()
     res = CliRunner().invoke(main, ["estimate", "--head-poses", str(aria), "--out", str(tmp_path / "f"),
                                     "--checkpoint", str(SHIPPED_POLICY), "--no-physics", "--videos", "0"])

@@ -315,6 +315,16 @@ def _append_video_panel(path: Path, video: Path, width: int, height: int) -> Non
     tmp.replace(path)
 
 
+def unscored_metrics(est: Estimate, observed_head: np.ndarray) -> dict:
+    """What an estimate is scored by without a ground-truth body: restarts (lost camera),
+    the mean distance of its eyes from the observed camera (m), penetration and foot skate."""
+    from ..evaluation.metrics import score_physical
+
+    eyes = est.clip.head_pose()[:, :3]
+    err = float(np.mean(np.linalg.norm(eyes - np.asarray(observed_head)[: len(eyes), :3], axis=1)))
+    return {**score_physical(est.clip), "restarts": len(est.falls), "observed_head_err_m": err}
+
+
 def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int = 3,
                    input_video=None, progress: bool = True) -> dict:
     """Estimate every take (an iterable of EgoTake or of ``(name, loader)`` pairs, the loader
@@ -328,7 +338,7 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    failures, warnings, timing, residual, done = [], [], [], {}, 0
+    failures, warnings, timing, residual, unscored, done = [], [], [], {}, {}, 0
     items = list(takes)
     for item in tqdm(items, desc="estimate", disable=not progress):
         name = item[0] if isinstance(item, tuple) else item.name
@@ -348,6 +358,8 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
         timing.append((est.clip.num_frames, est.seconds))
         if (r := est.residual()) is not None:
             residual[est.name] = r
+        if est.ground_truth is None:  # what can be scored without a ground-truth body
+            unscored[est.name] = unscored_metrics(est, take.head_pose)
         log.info("%s: %d frames at %.1f frames/s, %d fall(s)", est.name, est.clip.num_frames,
                  est.frames_per_second, len(est.falls))
     frames = sum(f for f, _ in timing)
@@ -355,6 +367,8 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
               "frames_per_second": frames / max(sum(s for _, s in timing), 1e-9) if timing else None,
               "physics": estimator.physics, "feedback": estimator.feedback, "checkpoint": str(estimator.checkpoint),
               "controller": estimator.controller_path if estimator.physics else None}
+    if unscored:
+        report["without_ground_truth"] = unscored
     if residual:
         report["residual"] = {"takes": residual, **{k: float(np.mean([r[k] for r in residual.values()]))
                                                      for k in ("force_n", "torque_nm", "share_of_weight")}}
@@ -371,6 +385,13 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
         summary = evaluate_folders(out / "clips", out / "ground_truth")
         report["evaluation"] = summary
         md.append(markdown_report(summary))
+    if unscored:
+        md.append("\n## Takes without ground truth\n\nHead error: the simulated eyes against the observed "
+                  "camera (what the estimate had to follow); restarts: the estimate lost the camera and was "
+                  "started again.\n\n| take | frames | restarts | head error (m) | penetration (mm) | "
+                  "skate (mm/frame) |\n|---|---|---|---|---|---|\n"
+                  + "\n".join(f"| {n} | {m['frames']} | {m['restarts']} | {m['observed_head_err_m']:.3f} | "
+                              f"{m['penetration_mm']:.2f} | {m['skate_mm']:.2f} |" for n, m in unscored.items()) + "\n")
     if warnings:
         md.append("\n## Warnings\n\n" + "\n".join(f"- {w}" for w in warnings) + "\n")
     if failures:
