@@ -74,14 +74,34 @@ class TemporalConvNet(torch.nn.Module):
         return self.out(act(h)).transpose(1, 2)
 
 
+def warp(a: torch.Tensor, start: int, n: int, speed: float, vel_cols=None, scale=None) -> torch.Tensor:
+    """``n`` frames of ``a`` from ``start`` played at ``speed`` (linear interpolation); the
+    normalised velocity columns ``vel_cols`` scaled by ``speed`` (about their zero)."""
+    if speed == 1.0:
+        return a[start:start + n]
+    t = start + np.arange(n) * speed
+    i = np.minimum(np.floor(t).astype(int), len(a) - 2)
+    w = torch.tensor(t - i, dtype=a.dtype)[:, None]
+    out = a[i] * (1 - w) + a[i + 1] * w
+    if vel_cols is not None:
+        zero = torch.tensor(vel_cols[1], dtype=a.dtype)  # the normalised value of a zero velocity
+        out[:, vel_cols[0]] = zero + (out[:, vel_cols[0]] - zero) * speed
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="data/ego")
     ap.add_argument("--features", action="store_true", help="also read the image features")
     ap.add_argument("--iterations", type=int, default=3000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--time-warp", type=float, default=0.0,
+                    help="augment: each window played at a speed drawn from [1/(1+W), 1+W] "
+                         "(resampled, head velocities scaled; not with --features)")
     ap.add_argument("--out", required=True)
     args = ap.parse_args(argv)
+    if args.time_warp and args.features:
+        ap.error("--time-warp cannot warp image features")
     torch.manual_seed(args.seed)
     torch.set_num_threads(1)
     train_set, test_set = EgoDataset(args.data, split="train"), EgoDataset(args.data, split="test")
@@ -91,6 +111,8 @@ def main(argv=None) -> int:
     xm, xs = np.concatenate(X).mean(0), np.concatenate(X).std(0) + 1e-6
     ym, ys = np.concatenate(Y).mean(0), np.concatenate(Y).std(0) + 1e-6
     Xn = [torch.tensor((x - xm) / xs) for x in X]
+    vel = slice(7, 13)  # head velocities in ``inputs``: after height (1) and tilt (6)
+    vel_cols = (vel, -xm[vel] / xs[vel])
     Yn = [torch.tensor((y - ym) / ys) for y in Y]
     net = TemporalConvNet(X[0].shape[1], Y[0].shape[1])
     opt = torch.optim.Adam(net.parameters(), 1e-3)
@@ -116,9 +138,10 @@ def main(argv=None) -> int:
         xb, yb = [], []
         for k in rng.choice(len(Xn), B, p=lengths / lengths.sum()):
             T = len(Xn[k])
-            n = min(L, T)
-            s = rng.integers(0, T - n + 1)
-            x, y = Xn[k][s:s + n], Yn[k][s:s + n]
+            speed = np.exp(rng.uniform(-1, 1) * np.log1p(args.time_warp)) if args.time_warp else 1.0
+            n = min(L, int((T - 1) / speed) + 1)  # frames after warping
+            s = rng.integers(0, int(np.floor(T - 1 - (n - 1) * speed)) + 1)
+            x, y = warp(Xn[k], s, n, speed, vel_cols), warp(Yn[k], s, n, speed)
             if n < L:  # pad short takes by holding their last frame
                 x, y = torch.cat([x, x[-1:].expand(L - n, -1)]), torch.cat([y, y[-1:].expand(L - n, -1)])
             xb.append(x)

@@ -249,3 +249,42 @@ def test_dropping_image_features_keeps_every_other_weight(tmp_path):
     stage = SupervisedTrainer(run, takes, tmp_path / "head_only")
     for k, v in slim.state_dict().items():
         torch.testing.assert_close(stage.policy.state_dict()[k], v)
+
+
+def test_time_warped_windows_play_the_motion_at_another_speed():
+    """``time_warp``: each window is its take played at one speed in [1/(1+W), 1+W]: the root
+    and head advance that much faster per frame, the head velocities are scaled by it,
+    quaternions stay unit; W = 0 draws the plain windows; image features are refused."""
+    from kinpoly.policy.data import sample_windows
+
+    takes = _takes()
+    plain = sample_windows(takes, 6, 20, np.random.default_rng(3))
+    again = sample_windows(takes, 6, 20, np.random.default_rng(3), 0.0)
+    for k in ("qpos", "head_pose", "head_vels"):
+        torch.testing.assert_close(plain[k], again[k])
+    warped = sample_windows(takes, 64, 20, np.random.default_rng(3), 0.5)
+    q, head = warped["qpos"], warped["head_pose"]
+    assert torch.allclose(q[..., 3:7].norm(dim=-1), torch.ones(()), atol=1e-5)
+    assert torch.allclose(head[..., 3:7].norm(dim=-1), torch.ones(()), atol=1e-5)
+    # per window: the speed from the head's travel against the takes' own head velocities
+    step = (head[:, 1:, :2] - head[:, :-1, :2]).norm(dim=-1).mean(1)
+    vel = warped["head_vels"][:, :-1, :2].norm(dim=-1).mean(1) / 30.0
+    moving = step > 1e-3
+    assert moving.sum() > 10
+    torch.testing.assert_close(step[moving], vel[moving], rtol=0.15, atol=0)  # velocities scaled with the motion
+    # a head moving at a constant 1 m/s: each window's step is its speed / 30 fps
+    t0 = takes[0]
+    T = t0.num_frames
+    head = t0.head_pose.clone()
+    head[:, 0] = torch.arange(T) / 30.0
+    vels = torch.zeros(T, 6)
+    vels[:, 0] = 1.0
+    line = t0.__class__(**{**t0.__dict__, "head_pose": head, "head_vels": vels})
+    w = sample_windows([line], 200, 20, np.random.default_rng(0), 0.5)
+    speed = (w["head_pose"][:, 1:, 0] - w["head_pose"][:, :-1, 0]).mean(1) * 30.0
+    assert speed.min() >= 1 / 1.5 - 1e-4 and speed.max() <= 1.5 + 1e-4
+    assert speed.min() < 0.75 and speed.max() > 1.35  # drawn across the range
+    torch.testing.assert_close(w["head_vels"][:, :, 0], speed[:, None].expand(-1, 20))
+    with_features = [t.__class__(**{**t.__dict__, "feature": torch.zeros(t.num_frames, 4)}) for t in takes]
+    with pytest.raises(ValueError, match="image features"):
+        sample_windows(with_features, 2, 20, np.random.default_rng(0), 0.25)

@@ -55,23 +55,60 @@ def take_tensors(take: EgoTake, use_features: bool = True) -> TakeTensors:
         eye=f(body.eye_offset()), body=body)
 
 
-def sample_windows(takes: list[TakeTensors], batch: int, length: int, rng: np.random.Generator) -> dict:
+# quaternion columns (wxyz) of the per-frame arrays a window interpolates when time-warped
+_QUAT_COLUMNS = {"head_pose": slice(3, 7), "obj": slice(3, 7), "obj_world": slice(3, 7), "qpos": slice(3, 7)}
+
+
+def _interpolate(a: torch.Tensor, t: np.ndarray, quat: slice | None) -> torch.Tensor:
+    """Rows of ``a`` at fractional frames ``t`` (linear; a quaternion block by normalised
+    linear interpolation on the shorter arc)."""
+    i = np.minimum(np.floor(t).astype(int), len(a) - 2)
+    w = torch.as_tensor(t - i, dtype=a.dtype)[:, None]
+    lo, hi = a[i], a[i + 1].clone()
+    if quat is not None:
+        flip = (lo[:, quat] * hi[:, quat]).sum(-1, keepdim=True) < 0
+        hi[:, quat] = torch.where(flip, -hi[:, quat], hi[:, quat])
+    out = lo * (1 - w) + hi * w
+    if quat is not None:
+        out[:, quat] = out[:, quat] / out[:, quat].norm(dim=-1, keepdim=True).clamp_min(1e-9)
+    return out
+
+
+def sample_windows(takes: list[TakeTensors], batch: int, length: int, rng: np.random.Generator,
+                   time_warp: float = 0.0) -> dict:
     """``batch`` random windows of ``length`` frames (takes weighted by length): tensors
-    (B, L, ...) plus per-window ``offsets`` (B, 24, 3), ``eye`` (B, 3), ``action`` (B, 5)."""
-    usable = [t for t in takes if t.num_frames >= length and t.qpos is not None]
+    (B, L, ...) plus per-window ``offsets`` (B, 24, 3), ``eye`` (B, 3), ``action`` (B, 5).
+
+    ``time_warp`` W > 0: each window is the motion played at a speed drawn log-uniformly from
+    [1/(1+W), 1+W] (poses interpolated, head velocities scaled), an augmentation of the
+    gait's speed and cadence; image features cannot be warped, so it needs takes without."""
+    if time_warp < 0:
+        raise ValueError(f"time_warp must be >= 0, got {time_warp}")
+    fastest = 1.0 + time_warp
+    usable = [t for t in takes if t.num_frames >= (length - 1) * fastest + 1 and t.qpos is not None]
     if not usable:
         raise EgoDataError(f"no take has ground truth and at least {length} frames")
+    if time_warp and any(t.feature is not None for t in usable):
+        raise ValueError("time_warp cannot warp image features: train without them (use_image_features: false)")
     weights = np.array([t.num_frames - length + 1 for t in usable], dtype=float)
     idx = rng.choice(len(usable), size=batch, p=weights / weights.sum())
     out: dict[str, list] = {k: [] for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos",
                                             "feature", "offsets", "eye", "action")}
     for i in idx:
         t = usable[i]
-        s = int(rng.integers(0, t.num_frames - length + 1))
-        sl = slice(s, s + length)
-        for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos"):
-            out[k].append(getattr(t, k)[sl])
-        out["feature"].append(t.feature[sl] if t.feature is not None else None)
+        if time_warp:
+            speed = float(np.exp(rng.uniform(-1.0, 1.0) * np.log(fastest)))
+            span = (length - 1) * speed
+            frames = rng.uniform(0.0, t.num_frames - 1 - span) + np.arange(length) * speed
+            for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos"):
+                out[k].append(_interpolate(getattr(t, k), frames, _QUAT_COLUMNS.get(k)))
+            out["head_vels"][-1] = out["head_vels"][-1] * speed
+        else:
+            s = int(rng.integers(0, t.num_frames - length + 1))
+            sl = slice(s, s + length)
+            for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos"):
+                out[k].append(getattr(t, k)[sl])
+        out["feature"].append(t.feature[s:s + length] if t.feature is not None else None)
         out["offsets"].append(t.offsets)
         out["eye"].append(t.eye)
         out["action"].append(t.action)

@@ -97,6 +97,9 @@ class SupervisedConfig:
     # truth from states it did not propose itself, like the simulated states of the
     # dynamics-regulated loop (0: off)
     state_noise: float = 0.0
+    # windows played at speeds from 1/(1+W) to 1+W (kinpoly.policy.data.sample_windows): more
+    # gait speeds and cadences than the takes have; without image features only (0: off)
+    time_warp: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
@@ -271,7 +274,7 @@ class SupervisedTrainer:
 
     def train_iteration(self) -> dict:
         cfg = self.cfg
-        batch = sample_windows(self.takes, cfg.batch, cfg.window, self.rng)
+        batch = sample_windows(self.takes, cfg.batch, cfg.window, self.rng, cfg.time_warp)
         gt = batch["qpos"]
         pred = rollout(self.policy, self.fk, batch, gt[:, 0], self.dt, cfg.state_noise)
         terms = losses(pred[:, 1:], gt[:, 1:], {**batch, "obj_world": batch["obj_world"][:, 1:]},
