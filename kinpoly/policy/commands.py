@@ -151,7 +151,7 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
                    "second (estimates are made at 30 Hz).")
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None,
-              help="Action label of a video (default: none).")
+              help="Action label of a video or trajectory (default: none).")
 @click.option("--gt", "gt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Ground-truth motion of a video (any importable file), for metrics.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")

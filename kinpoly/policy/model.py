@@ -189,4 +189,3 @@ def without_image_features(policy: KinematicPolicy, context: ContextEncoder) -> 
     state["gru.weight_ih_l0"] = state["gru.weight_ih_l0"][:, :-d]
     new_context.load_state_dict(state)
     return new_policy, new_context
-
