@@ -268,6 +268,34 @@ def test_import_video_cli_writes_take_folder(tmp_path, shared_data):
     assert res.exit_code != 0 and "missing.npy" in res.output
 
 
+def test_import_trajectory_cli_writes_a_take_folder_without_video(tmp_path, shared_data):
+    """`kinpoly ego import-trajectory`: the ARES SLAM trajectory alone (given scale) with its
+    ground truth becomes a test take without image features, next to other takes; a ground
+    truth of other length is a clear message."""
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+
+    ares = shared_data / "egoego_ares"
+    res = CliRunner().invoke(main, ["ego", "import-trajectory", str(ares / "droid_slam_traj.npy"), "--out",
+                                    str(tmp_path / "real"), "--scale", "1.97", "--name", "ares",
+                                    "--gt", str(ares / "demo_ares_data.p")])
+    assert res.exit_code == 0, res.output
+    res = CliRunner().invoke(main, ["ego", "import-trajectory", str(shared_data / "aria_mps_trajectory" /
+                                    "closed_loop_trajectory.csv"), "--out", str(tmp_path / "real"), "--name", "aria"])
+    assert res.exit_code == 0, res.output
+    ds = EgoDataset(tmp_path / "real", split="test")
+    assert sorted(ds.names) == ["ares", "aria"]
+    take = ds["ares"]
+    assert take.num_frames == 140 and take.image_features is None and take.qpos.shape == (140, 76)
+    assert take.meta["ground_truth"]["head_rmse_m"] < 0.1
+    assert ds["aria"].num_frames == 342 and ds["aria"].qpos is None
+    res = CliRunner().invoke(main, ["ego", "import-trajectory", str(ares / "droid_slam_traj.npy"), "--out",
+                                    str(tmp_path / "x"), "--scale", "1.97", "--fps", "15",
+                                    "--gt", str(ares / "demo_ares_data.p")])
+    assert res.exit_code != 0 and "ground truth has 140 frames, the take droid_slam_traj 279" in res.output
+
+
 def test_shipped_flow_encoder_beats_zero_velocity():
     from kinpoly.egocentric.flow import DEFAULT_ENCODER, load_encoder
 

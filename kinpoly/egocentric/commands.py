@@ -211,7 +211,7 @@ def features_command(folder, encoder):
 def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
                          video_fovy, world_to_camera, action, encoder, gt_file):
     """Turn a head-camera VIDEO and its camera trajectory into an egocentric take."""
-    from .take import EgoDataError, read_manifest, write_manifest
+    from .take import EgoDataError
     from .video import import_video
 
     try:
@@ -219,20 +219,62 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
                            eye_height=eye_height, body_height=body_height, time_offset=time_offset,
                            video_fovy=video_fovy, world_to_camera=world_to_camera, action=action,
                            encoder=str(encoder) if encoder else None)
-        take = res.take
-        if gt_file is not None:
-            from ..motion.importers import import_file
-            from ..motion.source import MotionFormatError
-            from .video import attach_ground_truth
-
-            try:
-                gt = import_file(gt_file, "default")[0]
-            except (MotionFormatError, ValueError) as e:
-                raise click.ClickException(str(e)) from None
-            res.report["ground_truth"] = attach_ground_truth(take, gt)
-            res.report["ground_truth"].pop("body", None)
     except EgoDataError as e:
         raise click.ClickException(str(e)) from None
+    _write_imported_take(res, out, gt_file)
+
+
+@ego.command("import-trajectory")
+@click.argument("head_poses", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Take folder to write into.")
+@click.option("--name", default=None, help="Take name (default: the trajectory's file name).")
+@click.option("--format", "fmt", type=click.Choice(["auto", "tum", "aria", "csv", "npz"]), default="auto", show_default=True)
+@click.option("--fps", type=float, default=30.0, show_default=True,
+              help="Poses per second of a trajectory without timestamps (the take is made at 30 Hz).")
+@click.option("--scale", type=float, default=None,
+              help="Metric scale of the trajectory (default: metric formats as they are, others by gait).")
+@click.option("--eye-height", type=float, default=1.6, show_default=True, help="Eye height in the first frame (m).")
+@click.option("--body-height", type=float, default=None,
+              help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
+@click.option("--time-offset", type=float, default=0.0, help="Start this many seconds after the first pose.")
+@click.option("--world-to-camera", is_flag=True, help="The poses are world-to-camera: invert them.")
+@click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
+@click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
+              help="Ground-truth motion for evaluation (any `kinpoly motion import` file), same frames at "
+                   "30 Hz; aligned to the take by yaw + translation.")
+def import_trajectory_command(head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
+                              world_to_camera, action, gt_file):
+    """Turn a head trajectory alone (a headset's pose, no video) into an egocentric take without
+    image features, for the head-trajectory-only policy (`kinpoly estimate --take OUT`)."""
+    from .take import EgoDataError
+    from .video import import_trajectory
+
+    try:
+        res = import_trajectory(head_poses, name=name, fmt=fmt, fps=fps, scale=scale, eye_height=eye_height,
+                                body_height=body_height, time_offset=time_offset,
+                                world_to_camera=world_to_camera, action=action)
+    except EgoDataError as e:
+        raise click.ClickException(str(e)) from None
+    _write_imported_take(res, out, gt_file)
+
+
+def _write_imported_take(res, out: Path, gt_file: Path | None) -> None:
+    """Attach the ground truth (if any) to an imported take, add it to the take folder ``out``
+    (test split) and print its report."""
+    from .take import EgoDataError, read_manifest, write_manifest
+
+    take = res.take
+    if gt_file is not None:
+        from ..motion.importers import import_file
+        from ..motion.source import MotionFormatError
+        from .video import attach_ground_truth
+
+        try:
+            gt = import_file(gt_file, "default")[0]
+            res.report["ground_truth"] = attach_ground_truth(take, gt)
+        except (MotionFormatError, EgoDataError, ValueError) as e:
+            raise click.ClickException(str(e)) from None
+        res.report["ground_truth"].pop("body", None)
     out.mkdir(parents=True, exist_ok=True)
     take.save(out / "takes" / f"{take.name}.npz")
     try:
