@@ -15,7 +15,7 @@
 3. **Controller alone**: the bundled clips tracked by the shipped controller (the physics
    half of the method, on the true motion).
 
-``OUT/metrics.md`` / ``metrics.json`` hold both tables, ``config.yaml`` / ``run.json`` the run
+``OUT/metrics.md`` / ``metrics.json`` hold every table, ``config.yaml`` / ``run.json`` the run
 record (seed, commit).
 """
 
