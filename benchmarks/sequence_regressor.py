@@ -25,8 +25,9 @@ from kinpoly import rotations as rot
 from kinpoly.egocentric.take import EgoDataset
 from kinpoly.evaluation.metrics import mpjpe
 from kinpoly.motion.clip import MotionClip, atomic_write_text
-from kinpoly.policy.baseline import _relative_pose
-from kinpoly.policy.data import _first_object
+from kinpoly.policy.baseline import pose_from_relative, relative_pose
+from kinpoly.policy.data import _first_object, _interpolate
+from kinpoly.policy.torch_kinematics import sixd_to_matrix
 
 
 def inputs(take, features: bool) -> np.ndarray:
@@ -40,20 +41,17 @@ def inputs(take, features: bool) -> np.ndarray:
 
 
 def targets(take) -> np.ndarray:
-    rel = _relative_pose(take.qpos, take.head_pose)
+    rel = relative_pose(take.qpos, take.head_pose)
     R6 = rel[:, 3:12].reshape(-1, 3, 3)[..., :2].reshape(-1, 6)
     return np.concatenate([rel[:, :3], R6, rel[:, 12:]], 1).astype(np.float32)
 
 
 def to_qpos(y: np.ndarray, take) -> np.ndarray:
-    a, b = y[:, 3:9].reshape(-1, 3, 2)[..., 0], y[:, 3:9].reshape(-1, 3, 2)[..., 1]
-    a = a / np.linalg.norm(a, axis=-1, keepdims=True)
-    b = b - (a * b).sum(-1, keepdims=True) * a
-    b = b / np.linalg.norm(b, axis=-1, keepdims=True)
-    Hyaw = rot.yaw_matrix(rot.heading_angle(rot.quat_to_matrix(take.head_pose[:, 3:7])))
-    root = take.head_pose[:, :3] + (Hyaw @ y[:, :3, None])[..., 0]
-    R = Hyaw @ np.stack([a, b, np.cross(a, b)], -1)
-    return np.concatenate([root, rot.quat_continuous(rot.matrix_to_quat(R)), y[:, 9:]], 1)
+    """The pose under the take's head from a :func:`targets` row (rotation: the first two
+    columns, row by row)."""
+    cols = torch.as_tensor(y[:, 3:9], dtype=torch.float64)
+    R = sixd_to_matrix(torch.cat([cols[:, 0::2], cols[:, 1::2]], dim=-1)).numpy()
+    return pose_from_relative(np.concatenate([y[:, :3], R.reshape(-1, 9), y[:, 9:]], 1), take.head_pose)
 
 
 class TemporalConvNet(torch.nn.Module):
@@ -74,15 +72,12 @@ class TemporalConvNet(torch.nn.Module):
         return self.out(act(h)).transpose(1, 2)
 
 
-def warp(a: torch.Tensor, start: int, n: int, speed: float, vel_cols=None, scale=None) -> torch.Tensor:
+def warp(a: torch.Tensor, start: int, n: int, speed: float, vel_cols=None) -> torch.Tensor:
     """``n`` frames of ``a`` from ``start`` played at ``speed`` (linear interpolation); the
     normalised velocity columns ``vel_cols`` scaled by ``speed`` (about their zero)."""
     if speed == 1.0:
         return a[start:start + n]
-    t = start + np.arange(n) * speed
-    i = np.minimum(np.floor(t).astype(int), len(a) - 2)
-    w = torch.tensor(t - i, dtype=a.dtype)[:, None]
-    out = a[i] * (1 - w) + a[i + 1] * w
+    out = _interpolate(a, start + np.arange(n) * speed, None)
     if vel_cols is not None:
         zero = torch.tensor(vel_cols[1], dtype=a.dtype)  # the normalised value of a zero velocity
         out[:, vel_cols[0]] = zero + (out[:, vel_cols[0]] - zero) * speed

@@ -30,7 +30,7 @@ def head_descriptor(head_pose: np.ndarray, head_vels: np.ndarray, half_window: i
     return uniform_filter1d(x, size=2 * half_window + 1, axis=0, mode="nearest")
 
 
-def _relative_pose(qpos: np.ndarray, head_pose: np.ndarray) -> np.ndarray:
+def relative_pose(qpos: np.ndarray, head_pose: np.ndarray) -> np.ndarray:
     """(T, 3 + 9 + 69): root offset from the eyes and root rotation, both in the head's heading
     frame, and the hinge angles."""
     Hyaw = rot.yaw_matrix(rot.heading_angle(rot.quat_to_matrix(head_pose[:, 3:7])))
@@ -38,6 +38,14 @@ def _relative_pose(qpos: np.ndarray, head_pose: np.ndarray) -> np.ndarray:
     off = (HT @ (qpos[:, :3] - head_pose[:, :3])[..., None])[..., 0]
     R_rel = HT @ rot.quat_to_matrix(qpos[:, 3:7])
     return np.concatenate([off, R_rel.reshape(-1, 9), qpos[:, 7:]], axis=1)
+
+
+def pose_from_relative(rel: np.ndarray, head_pose: np.ndarray) -> np.ndarray:
+    """(T, 76) qpos placed under ``head_pose`` from :func:`relative_pose`'s (T, 81)."""
+    Hyaw = rot.yaw_matrix(rot.heading_angle(rot.quat_to_matrix(head_pose[:, 3:7])))
+    root = head_pose[:, :3] + (Hyaw @ rel[:, :3, None])[..., 0]
+    R = Hyaw @ rel[:, 3:12].reshape(-1, 3, 3)
+    return np.concatenate([root, rot.quat_continuous(rot.matrix_to_quat(R)), rel[:, 12:]], axis=1)
 
 
 @dataclass
@@ -54,7 +62,7 @@ class HeadOnlyBaseline:
                 continue
             head = t.gt_head_pose if t.gt_head_pose is not None else t.head_pose
             feats.append(head_descriptor(t.head_pose, t.head_vels, self.half_window))
-            poses.append(_relative_pose(t.qpos, head))
+            poses.append(relative_pose(t.qpos, head))
         if not feats:
             raise EgoDataError("the baseline needs takes with ground-truth poses")
         x = np.concatenate(feats)
@@ -67,10 +75,6 @@ class HeadOnlyBaseline:
         if self.tree is None:
             raise RuntimeError("fit the baseline first")
         _, idx = self.tree.query(head_descriptor(take.head_pose, take.head_vels, self.half_window) / self.scale)
-        rel = self.poses[idx]
-        Hyaw = rot.yaw_matrix(rot.heading_angle(rot.quat_to_matrix(take.head_pose[:, 3:7])))
-        root = take.head_pose[:, :3] + (Hyaw @ rel[:, :3, None])[..., 0]
-        R = Hyaw @ rel[:, 3:12].reshape(-1, 3, 3)
-        q = np.concatenate([root, rot.quat_continuous(rot.matrix_to_quat(R)), rel[:, 12:]], axis=1)
+        q = pose_from_relative(self.poses[idx], take.head_pose)
         body = body or take.body
         return MotionClip(name=take.name, qpos=q, fps=take.fps, body=body, meta={"estimator": "head_only_nn"})
