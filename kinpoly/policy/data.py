@@ -103,12 +103,13 @@ def sample_windows(takes: list[TakeTensors], batch: int, length: int, rng: np.ra
             for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos"):
                 out[k].append(_interpolate(getattr(t, k), frames, _QUAT_COLUMNS.get(k)))
             out["head_vels"][-1] = out["head_vels"][-1] * speed
+            out["feature"].append(None)  # takes with features were refused above
         else:
             s = int(rng.integers(0, t.num_frames - length + 1))
             sl = slice(s, s + length)
             for k in ("head_pose", "head_vels", "obj", "obj_world", "qpos"):
                 out[k].append(getattr(t, k)[sl])
-        out["feature"].append(t.feature[s:s + length] if t.feature is not None else None)
+            out["feature"].append(t.feature[sl] if t.feature is not None else None)
         out["offsets"].append(t.offsets)
         out["eye"].append(t.eye)
         out["action"].append(t.action)
