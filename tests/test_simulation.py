@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -41,6 +43,45 @@ def test_registered(walk):
 
     env = gym.make(ENV_ID, motions=[walk])
     assert env.reset(seed=0)[0].shape == (302,)
+
+
+def test_registered_by_importing_the_package_alone():
+    """``import kinpoly`` is all a Gymnasium user needs: a fresh interpreter that imports
+    nothing else makes the environment on the bundled clips, with a config given as a dict."""
+    code = ("import gymnasium as gym, kinpoly, sys\n"
+            "assert 'mujoco' not in sys.modules\n"
+            "env = gym.make('kinpoly/HumanoidTracking-v0', config={'max_episode_steps': 5})\n"
+            "obs, info = env.reset(seed=0)\n"
+            "steps = 0\n"
+            "while True:\n"
+            "    obs, r, term, trunc, info = env.step(env.action_space.sample() * 0)\n"
+            "    steps += 1\n"
+            "    if term or trunc: break\n"
+            "print(obs.shape, info['clip'] if 'clip' in info else '', steps)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[0] == "(302,)" and out.stdout.split()[-1] == "5"
+
+
+def test_env_checker_and_render(walk):
+    """Gymnasium's own checker passes, and ``render()`` shows the body in the middle of the frame."""
+    from gymnasium.utils.env_checker import check_env
+
+    from kinpoly.visualization.render import check_rendering
+
+    env = HumanoidTrackingEnv([walk], render_mode="rgb_array", width=160, height=120)
+    check_env(env, skip_render_check=True)
+    if check_rendering() is not None:
+        pytest.skip(f"no offscreen rendering: {check_rendering()}")
+    env.reset(seed=0)
+    image = env.render()
+    assert image.shape == (120, 160, 3) and image.dtype == np.uint8
+    centre, border = image[30:90, 60:100].astype(float), image[:, :20].astype(float)
+    assert abs(centre.mean() - border.mean()) > 5  # the body is there, not an empty view
+    env.close()
+    assert HumanoidTrackingEnv([walk]).render() is None
+    with pytest.raises(ValueError, match="render_mode"):
+        HumanoidTrackingEnv([walk], render_mode="human")
 
 
 def test_deterministic_reset(walk):

@@ -1,6 +1,16 @@
 """Gymnasium environment: the humanoid tracks reference clips sampled from a motion set.
 
-Registered as ``kinpoly/HumanoidTracking-v0``. One episode follows one clip from a random
+Registered as ``kinpoly/HumanoidTracking-v0`` when :mod:`kinpoly` is imported::
+
+    import gymnasium as gym
+    import kinpoly  # noqa: F401  (registers the environment)
+
+    env = gym.make("kinpoly/HumanoidTracking-v0", motions="data/motions", render_mode="rgb_array")
+
+``motions`` is a clip folder (``kinpoly motion import`` writes one), a list of clips, or left out
+for the three clips bundled with the package; ``config`` an :class:`EnvConfig` or a dict of its
+fields (as in ``configs/uhc.yaml``'s ``env`` block). ``render()`` returns an RGB frame of the
+simulated body from a camera that follows it. One episode follows one clip from a random
 start frame (reference state init) until the clip ends, ``max_episode_steps`` pass
 (truncation), or a termination (:mod:`kinpoly.simulation.sim`: ``fell``, ``unstable``,
 ``reference_discontinuity``; the reason is in ``info["reason"]``).
@@ -42,6 +52,8 @@ from dataclasses import dataclass, field, replace
 import gymnasium as gym
 import numpy as np
 
+from .. import TRACKING_ENV_ID
+from ..config import PACKAGE_DIR, from_dict
 from ..humanoid.skeleton import BODY_INDEX
 from ..motion.augment import degraded_legs
 from ..motion.clip import ClipFolder, MotionClip
@@ -49,9 +61,10 @@ from .controller import ControllerConfig, baseline_action
 from .reference import Reference, feedforward_mode, prepare_reference
 from .sim import SimConfig, TrackingSim
 
-ENV_ID = "kinpoly/HumanoidTracking-v0"
+ENV_ID = TRACKING_ENV_ID
 OBS_DIM = 302
 ACT_DIM = 75
+SAMPLE_CLIPS = PACKAGE_DIR / "assets" / "clips"
 END_EFFECTORS = np.array([BODY_INDEX[n] for n in ("L_Hand", "R_Hand", "L_Toe", "R_Toe", "Head")])
 
 
@@ -195,13 +208,17 @@ def load_references(motions: str | list[MotionClip] | list[Reference],
 class HumanoidTrackingEnv(gym.Env):
     """See the module docstring."""
 
-    metadata = {"render_modes": []}
+    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
 
-    def __init__(self, motions, config: EnvConfig | None = None, names: list[str] | None = None):
-        self.cfg = config or EnvConfig()
-        self.refs = load_references(motions, names)
+    def __init__(self, motions=None, config: EnvConfig | dict | None = None, names: list[str] | None = None,
+                 render_mode: str | None = None, width: int = 480, height: int = 360):
+        if render_mode not in (None, *self.metadata["render_modes"]):
+            raise ValueError(f"render_mode {render_mode!r} is not one of {self.metadata['render_modes']}")
+        self.cfg = from_dict(EnvConfig, config) if isinstance(config, dict) else (config or EnvConfig())
+        self.refs = load_references(SAMPLE_CLIPS if motions is None else motions, names)
         if not self.refs:
             raise ValueError("no reference clips to track")
+        self.render_mode, self._render_size, self._renderer = render_mode, (height, width), None
         self.sim = TrackingSim(self.cfg.sim)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
@@ -270,6 +287,33 @@ class HumanoidTrackingEnv(gym.Env):
                 "completed": bool(truncated)}
         return observe(sim), (0.0 if reason == "unstable" else r), terminated, truncated, info
 
+    def render(self) -> np.ndarray | None:
+        """The simulated body (and its scene) from a camera 3.5 m away that follows the pelvis
+        from its left side, as an RGB array; None unless made with ``render_mode="rgb_array"``."""
+        if self.render_mode is None:
+            return None
+        import mujoco
+
+        from ..visualization.render import make_renderer
+
+        sim = self.sim
+        if self._renderer is None or self._renderer.model is not sim.model:  # scenes compile their own models
+            self.close()
+            self._renderer = make_renderer(sim.model, *self._render_size)
+        cam = mujoco.MjvCamera()
+        cam.type = mujoco.mjtCamera.mjCAMERA_FREE
+        cam.lookat[:] = sim.data.qpos[:3]
+        forward = sim.data.xmat[1].reshape(3, 3)[:, 0]  # pelvis x axis, world frame
+        cam.azimuth = math.degrees(math.atan2(forward[1], forward[0])) - 90.0
+        cam.elevation, cam.distance = -15.0, 3.5
+        self._renderer.update_scene(sim.data, camera=cam)
+        return self._renderer.render()
+
+    def close(self) -> None:
+        if self._renderer is not None:
+            self._renderer.close()
+            self._renderer = None
+
 
 def reference_window(ref: Reference, start: int, stop: int) -> Reference:
     """Frames ``start .. stop - 1`` of ``ref`` as a reference of their own (frame 0 = ``start``)."""
@@ -288,10 +332,3 @@ def degraded_reference(ref: Reference, start: int, stop: int, scale: float, shif
     clip = replace(ref.clip, qpos=degraded_legs(ref.qpos, scale, shift, window))
     return prepare_reference(clip.slice(start, stop), feedforward_mode(controller))
 
-
-def register() -> None:
-    if ENV_ID not in gym.registry:
-        gym.register(id=ENV_ID, entry_point="kinpoly.simulation.env:HumanoidTrackingEnv")
-
-
-register()

@@ -108,7 +108,9 @@ def _ensure_headless_backend() -> None:
         return
 
 
-def _make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
+def make_renderer(model: mujoco.MjModel, height: int, width: int) -> mujoco.Renderer:
+    """An offscreen ``mujoco.Renderer`` for ``model`` on a headless GL backend, or
+    :class:`RenderingUnavailable` with the packages to install."""
     _ensure_headless_backend()
     try:
         return mujoco.Renderer(model, height=height, width=width)
@@ -126,7 +128,7 @@ def check_rendering() -> str | None:
     try:
         model = mujoco.MjModel.from_xml_string(
             '<mujoco><worldbody><geom type="sphere" size="0.1"/></worldbody></mujoco>')
-        r = _make_renderer(model, 16, 16)
+        r = make_renderer(model, 16, 16)
         data = mujoco.MjData(model)
         mujoco.mj_forward(model, data)
         r.update_scene(data)
@@ -254,7 +256,7 @@ class ClipRenderer:
             model.vis.headlight.diffuse[:] = 0.5
         self.model = model
         self.data = mujoco.MjData(model)
-        self.renderer = _make_renderer(model, self.height, self.width)
+        self.renderer = make_renderer(model, self.height, self.width)
         flags = self.renderer.scene.flags
         flags[mujoco.mjtRndFlag.mjRND_SHADOW] = shadows
         flags[mujoco.mjtRndFlag.mjRND_REFLECTION] = reflection
