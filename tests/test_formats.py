@@ -391,6 +391,7 @@ def test_acclaim_forward_kinematics(tmp_path):
         "root 0 0 0 0 0 90\nup 0 0 0\nside 0\n",  # root turned 90 deg about Z
         "root 0 0 0 0 0 0\nup 0 0 0\nside 90\n",  # side rotates about its local x = world y
         "root 0 0 0 0 0 0\n",  # bones missing: zeros
+        "root 0 0 0 0 0 0\nup 0 0 0\nside 0\n",  # (a last frame without them would be a cut file)
     ]))
     m = read_source_motion(tmp_path / "07_01.amc")[0]
     u = 0.0254 / 0.45

@@ -189,13 +189,18 @@ class MotionClip:
                 obj_poses = z["object_poses"] if "object_poses" in z.files else None
         except (OSError, ValueError, KeyError) as e:
             raise ClipError(f"{path}: not a kinpoly clip ({e})") from None
-        objects = [ObjectTrack(SceneObject.from_dict(o), obj_poses[i]) for i, o in enumerate(meta["objects"])]
-        return cls(name=meta["name"], qpos=qpos, fps=float(meta["fps"]),
-                   body=BodyShape.from_dict(meta["body"]), source=meta.get("source", ""),
-                   license=meta.get("license", ""), action=meta.get("action"),
-                   action_intervals=[tuple(iv) for iv in meta.get("action_intervals", [])],
-                   objects=objects, retarget_error_mm=meta.get("retarget_error_mm"),
-                   retarget_max_error_mm=meta.get("retarget_max_error_mm"), meta=meta.get("meta", {}))
+        try:
+            objects = [ObjectTrack(SceneObject.from_dict(o), obj_poses[i]) for i, o in enumerate(meta["objects"])]
+            return cls(name=meta["name"], qpos=qpos, fps=float(meta["fps"]),
+                       body=BodyShape.from_dict(meta["body"]), source=meta.get("source", ""),
+                       license=meta.get("license", ""), action=meta.get("action"),
+                       action_intervals=[tuple(iv) for iv in meta.get("action_intervals", [])],
+                       objects=objects, retarget_error_mm=meta.get("retarget_error_mm"),
+                       retarget_max_error_mm=meta.get("retarget_max_error_mm"), meta=meta.get("meta", {}))
+        except ClipError as e:
+            raise ClipError(f"{path}: {e}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError) as e:  # metadata of another shape
+            raise ClipError(f"{path}: not a kinpoly clip (bad metadata: {type(e).__name__}: {e})") from None
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

@@ -32,9 +32,13 @@ def motion() -> None:
 @click.option("--betas", type=str, default=None, help="Comma-separated SMPL betas for --smpl-model.")
 @click.option("--up-axis", type=click.Choice(["y", "z"]), default=None,
               help="World up axis of BVH / AMC files (default: Y, their convention; z for a Z-up export).")
+@click.option("--units", type=click.Choice(["m", "cm", "mm", "in", "ft", "cmu"]), default=None,
+              help="Length unit of BVH files (default: guessed from the skeleton's size; cmu: the "
+                   "CMU database's BVH conversions, 1/0.45 inch).")
 @click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, workers, no_progress) -> None:
+def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, units, workers,
+                   no_progress) -> None:
     """Import mocap files or folders (BVH, ASF/AMC, DeepMimic, AMASS npz, Kin-Poly pickles).
 
     Bad files are skipped and listed at the end; the exit code is non-zero only if nothing
@@ -55,7 +59,7 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, wo
             raise click.ClickException(str(e)) from None
     t0 = time.perf_counter()
     report = import_many(files, out_dir, body=shape, workers=workers, progress=not no_progress,
-                         smpl_model=smpl_model, up_axis=up_axis)
+                         smpl_model=smpl_model, up_axis=up_axis, units=units)
     dt = time.perf_counter() - t0
     seconds = sum(c["seconds"] for c in report.imported)
     click.echo(f"imported {len(report.imported)} clip(s), {seconds:.1f} s of motion, from "

@@ -29,8 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import InputError
 from ..humanoid.skeleton import BODY_INDEX, BodyShape
-from .clip import ACTIONS, ClipError, MotionClip
+from .clip import ACTIONS, MotionClip
 from .source import MotionFormatError
 
 log = logging.getLogger(__name__)
@@ -39,7 +40,8 @@ MOTION_SUFFIXES = (".bvh", ".amc", ".txt", ".json", ".npz", ".p", ".pkl")
 CMU_LICENSE = "CMU Graphics Lab Motion Capture Database: free for all uses; cite mocap.cs.cmu.edu"
 _SKIP_NAMES = {"labels.csv", "humanoid3d_character.json", "index.json", "summary.json",
                "metadata.json", "skeleton_labels.json", "device_calibration.json",
-               "skeleton_aria_association.json", "Skeleton_T.json"}
+               "skeleton_aria_association.json", "Skeleton_T.json",
+               "shape.npz"}  # AMASS: each subject's body shape (betas), not a motion
 
 
 def find_motion_files(paths: list[str | os.PathLike]) -> list[Path]:
@@ -88,12 +90,14 @@ def _license_for(path: Path) -> str:
 
 
 def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
-                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None) -> list[MotionClip]:
+                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
+                units: str | None = None) -> list[MotionClip]:
     """Read one motion file into clips (30 Hz, grounded, labelled when labels.csv says so).
 
     ``up_axis`` ("y" or "z"): the world up axis of a BVH or AMC file, if not the formats' usual
     Y (a BVH exported Z up). It is not guessed: a rig's zero-rotation pose need not stand (the
     Bandai BVH's points its head along X) and a clip's motion need not be upright (a crawl).
+    ``units``: a BVH file's length unit (``m cm mm in ft cmu``), if not the guessed one.
 
     Raises MotionFormatError / ClipError with a message naming the file.
     """
@@ -125,14 +129,19 @@ def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
         except MotionFormatError as first:  # not a Kin-Poly pickle: maybe EgoEgo (joblib)
             try:
                 clips = read_egoego_pickle(path, license=lic)
-            except MotionFormatError:
-                raise MotionFormatError(f"{path}: neither a Kin-Poly pickle ({first}) nor an "
-                                        f"EgoEgo/SMPL pickle (root_orient, body_pose, trans)") from None
+            except MotionFormatError as second:
+                why = [str(e).removeprefix(str(path)).lstrip(": ") for e in (first, second)]
+                raise MotionFormatError(f"{path}: neither a Kin-Poly pickle ({why[0]}) nor an "
+                                        f"EgoEgo/SMPL pickle ({why[1]})") from None
     elif suffix in (".bvh", ".amc", ".txt", ".json"):
         options = {"up_axis": up_axis} if up_axis and suffix in (".bvh", ".amc") else {}
+        if units and suffix == ".bvh":
+            options["units"] = units
         clips = [retarget(src, body) for src in read_source_motion(path, license=lic, **options)]
     else:
         raise MotionFormatError(f"{path}: unsupported file type {suffix!r} (supported: {', '.join(MOTION_SUFFIXES)})")
+    if not clips:
+        raise MotionFormatError(f"{path}: holds no motion")
     label = read_labels(path.parent).get(path.name)
     for clip in clips:
         if label:
@@ -159,18 +168,22 @@ def upright_share(clip: MotionClip) -> float:
 
 
 def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
-    path, body, smpl_model, up_axis = args
+    path, body, smpl_model, up_axis, units = args
     try:
-        return str(path), import_file(path, body, smpl_model, up_axis), None
-    except (MotionFormatError, ClipError, ValueError) as e:
-        return str(path), None, str(e)
+        return str(path), import_file(path, body, smpl_model, up_axis, units), None
+    except InputError as e:  # MotionFormatError, ClipError: the message says what is wrong
+        error = str(e)
     except Exception as e:  # never let one bad file stop a batch; keep the type for the report
-        return str(path), None, f"{path}: {type(e).__name__}: {e}"
+        error = f"{type(e).__name__}: {e}"
+    if str(path) not in error:
+        error = f"{path}: {error}"
+    return str(path), None, " ".join(error.split())  # one line per bad file
 
 
 def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fit",
                 workers: int | None = None, progress: bool = True,
-                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None) -> ImportReport:
+                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
+                units: str | None = None) -> ImportReport:
     """Import ``files`` into the clip folder ``out_dir`` in parallel, collecting failures."""
     from tqdm import tqdm
 
@@ -179,7 +192,7 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
     folder = ClipFolder(out_dir, create=True)
     report = ImportReport()
     workers = workers or min(len(files), os.cpu_count() or 1)
-    jobs = [(f, body, smpl_model, up_axis) for f in files]
+    jobs = [(f, body, smpl_model, up_axis, units) for f in files]
     if workers > 1 and len(files) > 1:
         pool = ProcessPoolExecutor(max_workers=workers)
         results = pool.map(_import_one, jobs, chunksize=1)

@@ -46,7 +46,12 @@ def read_kinpoly_pickle(path: str | Path, *, license: str = "", body="fit") -> l
         where = f"{path} take {key!r}"
         if not isinstance(take, dict) or "wbpos" not in take:
             raise MotionFormatError(f"{where}: no 'wbpos' (T x 72 body positions)")
-        wbpos = np.asarray(take["wbpos"], dtype=np.float64)
+        try:
+            wbpos = np.asarray(take["wbpos"], dtype=np.float64)
+            obj = take.get("obj_pose")
+            obj = None if obj is None else np.asarray(obj, dtype=np.float64)
+        except (TypeError, ValueError) as e:
+            raise MotionFormatError(f"{where}: wbpos / obj_pose are not numeric arrays ({e})") from None
         if wbpos.ndim != 2 or wbpos.shape[1] != 72:
             raise MotionFormatError(f"{where}: wbpos must be (T, 72), got {wbpos.shape}")
         src = SourceMotion(name=str(key), joint_names=list(BODY_NAMES), parents=np.array(PARENTS),
@@ -58,9 +63,13 @@ def read_kinpoly_pickle(path: str | Path, *, license: str = "", body="fit") -> l
             raise MotionFormatError(f"{where}: {e}") from None
         action = _action_of(str(key))
         clip.action = action
-        obj = take.get("obj_pose")
         if obj is not None and action in OBJECT_OF_ACTION:
-            obj = np.asarray(obj, dtype=np.float64).reshape(len(wbpos), -1, 7)
+            if obj.ndim < 2 or len(obj) != len(wbpos) or obj.size == 0 or obj.size % (7 * len(wbpos)):
+                raise MotionFormatError(f"{where}: obj_pose must be (T, 7 x objects) for its {len(wbpos)} "
+                                        f"frames, got {obj.shape}")
+            obj = obj.reshape(len(wbpos), -1, 7)
+            if not np.isfinite(obj).all() or (np.linalg.norm(obj[..., 3:], axis=-1) < 1e-6).any():
+                raise MotionFormatError(f"{where}: obj_pose has NaN/inf values or zero quaternions")
             # the clip was grounded: objects move with it
             lift = clip.qpos[0, 2] - wbpos[0, 2]
             for i in range(obj.shape[1]):

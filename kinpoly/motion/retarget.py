@@ -51,6 +51,7 @@ _BEND = {
     "L_Shoulder": (("L_Elbow", "L_Wrist"), (0, 0, -1)), "R_Shoulder": (("R_Elbow", "R_Wrist"), (0, 0, 1)),
 }
 _MIN_BEND = np.sin(np.radians(25.0))
+FIT_HEIGHT_RANGE = (0.7, 2.5)  # m: a fitted body outside it means the file's units were misread
 TOE_CLEARANCE = 0.009  # default toe joint height above the sole, fraction of height  # below this bend the twist blends back to the swing
 
 
@@ -163,7 +164,9 @@ def _set_chain_length(offsets: np.ndarray, chain: list[int], length: float) -> N
 
 
 def fit_body(t: _Targets, mass: float | None = None) -> BodyShape:
-    """Humanoid body whose rest skeleton matches the source's bone lengths and rigid parts."""
+    """Humanoid body whose rest skeleton matches the source's bone lengths and rigid parts.
+    Raises MotionFormatError if that body's height is outside ``FIT_HEIGHT_RANGE`` (a file whose
+    length unit was misread)."""
     mapped = {_I[b] for b in t.pos}
     leg = np.median(np.linalg.norm(t["L_Knee"] - t["L_Hip"], axis=-1)
                     + np.linalg.norm(t["L_Ankle"] - t["L_Knee"], axis=-1))
@@ -231,7 +234,10 @@ def fit_body(t: _Targets, mass: float | None = None) -> BodyShape:
     for b in range(1, NUM_BODIES):
         rest[b] = rest[PARENTS[b]] + off[b]
     head_above_ankle = rest[_I["Head"], 2] - rest[_I["L_Ankle"], 2]
-    height = float(np.clip(head_above_ankle / (0.9 - 0.039), 0.6, 2.4))
+    height = float(head_above_ankle / (0.9 - 0.039))
+    if not FIT_HEIGHT_RANGE[0] <= height <= FIT_HEIGHT_RANGE[1]:  # also NaN
+        raise MotionFormatError(f"the source skeleton is {height:.3g} m tall, not a person's "
+                                f"{FIT_HEIGHT_RANGE[0]}-{FIT_HEIGHT_RANGE[1]} m")
     # the toe joint sits TOE_CLEARANCE * height above the sole (as in the default body)
     ankle_height = float(np.mean(drops)) + TOE_CLEARANCE * height if drops else None
     return BodyShape(height=height, mass=mass or 70.0 * (height / 1.75) ** 2, offsets=off,
@@ -388,7 +394,12 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
         scale = ours / theirs
         t.scale(scale)
     elif body == "fit":
-        shape, scale = fit_body(t, opts.mass), 1.0
+        try:
+            shape, scale = fit_body(t, opts.mass), 1.0
+        except MotionFormatError as e:
+            hint = (f" (lengths read as {source.meta['units']}: pass the file's units, e.g. --units cm)"
+                    if source.meta.get("format") == "bvh" else "")
+            raise MotionFormatError(f"{where}: {e}{hint}") from None
     else:
         raise ValueError(f"body must be 'fit' or a BodyShape, got {body!r}")
 

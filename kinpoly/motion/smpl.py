@@ -24,7 +24,7 @@ from .. import rotations as rot
 from ..humanoid.kinematics import hinge_angles
 from ..humanoid.skeleton import BODY_NAMES, NUM_BODIES, PARENTS, SMPL_NAMES, BodyShape
 from .clip import MotionClip
-from .source import MotionFormatError
+from .source import MAX_FPS, MIN_FPS, MotionFormatError
 
 C_SMPL_TO_OURS = np.array([[0.0, 0.0, 1.0], [1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
 SMPL_NEUTRAL_J0 = np.array([0.0012, -0.2233, 0.0282])  # rest pelvis joint, model axes (m)
@@ -40,13 +40,21 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
     """
     from .retarget import _sole_height  # shared ground helper
 
-    root_orient = np.asarray(root_orient, dtype=np.float64).reshape(-1, 3)
-    T = root_orient.shape[0]
-    body_pose = np.asarray(body_pose, dtype=np.float64).reshape(T, -1, 3)
-    trans = np.asarray(trans, dtype=np.float64).reshape(T, 3)
+    where = source or name
+    try:
+        root_orient, body_pose, trans = (np.asarray(a, dtype=np.float64) for a in (root_orient, body_pose, trans))
+    except (TypeError, ValueError) as e:
+        raise MotionFormatError(f"{where}: SMPL parameters are not numeric arrays ({e})") from None
+    T = root_orient.size // 3
+    shapes = {"root_orient": root_orient.shape, "body_pose": body_pose.shape, "trans": trans.shape}
+    if (T == 0 or root_orient.size != 3 * T or trans.size != 3 * T or body_pose.size == 0
+            or body_pose.size % (3 * T)):
+        raise MotionFormatError(f"{where}: SMPL parameters must be root_orient (T, 3), body_pose "
+                                f"(T, 3*K) and trans (T, 3) with T >= 1 frames, got {shapes}")
+    root_orient, body_pose, trans = root_orient.reshape(T, 3), body_pose.reshape(T, -1, 3), trans.reshape(T, 3)
     for what, arr in (("root_orient", root_orient), ("body_pose", body_pose), ("trans", trans)):
         if not np.isfinite(arr).all():
-            raise MotionFormatError(f"{source or name}: {what} contains NaN/inf")
+            raise MotionFormatError(f"{where}: {what} contains NaN/inf")
     K = min(body_pose.shape[1], NUM_BODIES - 1)
     local_smpl = np.tile(np.eye(3), (T, NUM_BODIES, 1, 1))
     local_smpl[:, 1:K + 1] = rot.rotvec_to_matrix(body_pose[:, :K])
@@ -75,8 +83,9 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
 
 def read_amass_npz(path: str | Path, *, license: str = "", target_fps: float = 30.0,
                    smpl_model: str | Path | None = None) -> MotionClip:
-    """AMASS-style npz: ``poses`` (T, 72 | 156 | 165), ``trans`` (T, 3), ``mocap_framerate``
-    (or ``mocap_frame_rate``), optional ``betas``/``gender``. Hand/face joints are ignored.
+    """AMASS-style npz: ``poses`` (T, 72 | 156 | 165; or AMASS SMPL-X's ``root_orient`` (T, 3)
+    and ``pose_body`` (T, 63)), ``trans`` (T, 3), ``mocap_framerate`` (or ``mocap_frame_rate``),
+    optional ``betas``/``gender``. Hand/face joints are ignored.
 
     With the user's own ``smpl_model`` file, the body is built from the clip's ``betas`` and the
     pelvis from the model's exact rest pelvis joint; without it, the default body and the
@@ -87,20 +96,31 @@ def read_amass_npz(path: str | Path, *, license: str = "", target_fps: float = 3
             data = {k: z[k] for k in z.files}
     except Exception as e:  # zip/format errors come in many types
         raise MotionFormatError(f"{path}: unreadable npz ({type(e).__name__}: {e})") from None
+    if "poses" not in data and {"root_orient", "pose_body"} <= set(data):  # AMASS SMPL-X "G"
+        root, body = data["root_orient"], data["pose_body"]
+        if root.ndim != 2 or body.ndim != 2 or len(root) != len(body):
+            raise MotionFormatError(f"{path}: root_orient {root.shape} and pose_body {body.shape} must "
+                                    f"be (T, 3) and (T, 63)")
+        data["poses"] = np.concatenate([root, body], axis=1)
     missing = [k for k in ("poses", "trans") if k not in data]
     if missing:
         raise MotionFormatError(f"{path}: not an AMASS npz, missing {', '.join(missing)}")
     fps_key = next((k for k in ("mocap_framerate", "mocap_frame_rate", "fps") if k in data), None)
     if fps_key is None:
         raise MotionFormatError(f"{path}: no frame rate (mocap_framerate) in the npz")
-    fps = float(data[fps_key])
-    poses = np.asarray(data["poses"], dtype=np.float64)
-    if poses.ndim != 2 or poses.shape[1] < 66 or poses.shape[1] % 3:
-        raise MotionFormatError(f"{path}: poses must be (T, 3*J) with J >= 22, got {poses.shape}")
-    if len(poses) != len(data["trans"]):
-        raise MotionFormatError(f"{path}: {len(poses)} poses but {len(data['trans'])} translations")
-    if not (1.0 <= fps <= 1000.0):
-        raise MotionFormatError(f"{path}: implausible frame rate {fps}")
+    fps = _floats(path, fps_key, data[fps_key])
+    if fps.size != 1:
+        raise MotionFormatError(f"{path}: {fps_key} must be one number, got shape {fps.shape}")
+    fps = float(fps.reshape(()))
+    poses = _floats(path, "poses", data["poses"])
+    if poses.ndim == 3 and poses.shape[2] == 3:  # (T, J, 3) axis-angles
+        poses = poses.reshape(len(poses), -1)
+    if poses.ndim != 2 or poses.shape[1] < 66 or poses.shape[1] % 3 or len(poses) == 0:
+        raise MotionFormatError(f"{path}: poses must be (T, 3*J) with T >= 1 and J >= 22, got {poses.shape}")
+    if np.ndim(data["trans"]) != 2 or len(poses) != len(data["trans"]):
+        raise MotionFormatError(f"{path}: {len(poses)} poses but translations of shape {np.shape(data['trans'])}")
+    if not (MIN_FPS <= fps <= MAX_FPS):
+        raise MotionFormatError(f"{path}: implausible frame rate {fps:g} Hz")
     n_body = 23 if poses.shape[1] == 72 else 21
     shape, j0 = None, SMPL_NEUTRAL_J0
     if smpl_model is not None:
@@ -112,6 +132,14 @@ def read_amass_npz(path: str | Path, *, license: str = "", target_fps: float = 3
     return smpl_to_clip(path.stem, poses[:, :3], poses[:, 3:3 + 3 * n_body], data["trans"], fps,
                         source=str(path), license=license, target_fps=target_fps, shape=shape,
                         pelvis_offset=j0)
+
+
+def _floats(path: Path, what: str, value) -> np.ndarray:
+    """``value`` as a float array, or a MotionFormatError naming the file and ``what``."""
+    try:
+        return np.asarray(value, dtype=np.float64)
+    except (TypeError, ValueError) as e:
+        raise MotionFormatError(f"{path}: {what} is not numeric ({e})") from None
 
 
 def read_egoego_pickle(path: str | Path, *, license: str = "") -> list[MotionClip]:
@@ -128,6 +156,8 @@ def read_egoego_pickle(path: str | Path, *, license: str = "") -> list[MotionCli
     except Exception as e:
         raise MotionFormatError(f"{path}: unreadable pickle ({type(e).__name__}: {e})") from None
     takes = data.values() if isinstance(data, dict) and "root_orient" not in data else [data]
+    if not takes:
+        raise MotionFormatError(f"{path}: no takes in the pickle")
     clips = []
     for i, d in enumerate(takes):
         if not isinstance(d, dict) or not {"root_orient", "body_pose", "trans"} <= set(d):

@@ -18,19 +18,26 @@ import numpy as np
 
 from ..errors import InputError
 
+# frame rates a mocap file can plausibly have (Hz); outside, the file's frame time is wrong
+MIN_FPS, MAX_FPS = 1.0, 1000.0
+
 
 class MotionFormatError(InputError):
     """A mocap file could not be read. The message names the file and the problem."""
 
 
 def read_text(path) -> str:
-    """A mocap text file's content; a clear MotionFormatError if unreadable or empty."""
+    """A mocap text file's content (a UTF-8 byte order mark dropped; other non-UTF-8 bytes
+    replaced); a clear MotionFormatError if unreadable, empty or binary."""
     try:
-        text = Path(path).read_text(encoding="utf-8", errors="replace")
+        text = Path(path).read_text(encoding="utf-8-sig", errors="replace")
     except OSError as e:
         raise MotionFormatError(f"{path}: cannot read: {e.strerror}") from None
     if not text.strip():
         raise MotionFormatError(f"{path}: file is empty")
+    if "\x00" in text:
+        raise MotionFormatError(f"{path}: not a text file (binary content: another format with "
+                                f"this extension, or UTF-16 text; save it as UTF-8)")
     return text
 
 
@@ -86,8 +93,9 @@ class SourceMotion:
                                     f"positions for {self.positions.shape[1]} joints")
         if self.positions.shape[0] == 0:
             raise MotionFormatError(f"{where}: no frames")
-        if not np.isfinite(self.fps) or self.fps <= 0:
-            raise MotionFormatError(f"{where}: invalid frame rate {self.fps}")
+        if not MIN_FPS <= self.fps <= MAX_FPS:  # also NaN
+            raise MotionFormatError(f"{where}: implausible frame rate {self.fps:g} Hz "
+                                    f"(expected {MIN_FPS:g} to {MAX_FPS:g})")
         if self.up_axis not in ("y", "z"):
             raise MotionFormatError(f"{where}: up_axis must be 'y' or 'z', got {self.up_axis!r}")
 

@@ -113,11 +113,7 @@ def read_asf(path: str | Path) -> AsfSkeleton:
 
 def _read_asf(path: str | Path) -> AsfSkeleton:
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError as e:
-        raise MotionFormatError(f"{path}: cannot read: {e.strerror}") from None
-    lines = _clean_lines(text)
+    lines = _clean_lines(read_text(path))
     if not lines:
         raise MotionFormatError(f"{path}: file is empty")
     skel = AsfSkeleton(name=path.stem, source=str(path))
@@ -213,8 +209,10 @@ def find_asf(amc_path: str | Path) -> Path:
     for cand in (amc_path.with_name(subject + ".asf"), amc_path.with_name(subject + ".ASF")):
         if cand.is_file():
             return cand
-    raise MotionFormatError(f"{amc_path}: no skeleton file {subject}.asf beside it; "
-                            "an AMC file needs the ASF skeleton of its subject (NN_MM.amc -> NN.asf)")
+    others = sorted(p.name for p in amc_path.parent.glob("*") if p.suffix.lower() == ".asf")
+    found = f" (found {', '.join(others[:5])}: rename the subject's own to {subject}.asf)" if others else ""
+    raise MotionFormatError(f"{amc_path}: no skeleton file {subject}.asf beside it; an AMC file needs "
+                            f"the ASF skeleton of its subject (NN_MM.amc -> NN.asf){found}")
 
 
 def _parse_amc(path: Path, skel: AsfSkeleton) -> tuple[dict[str, np.ndarray], int, bool | None, list[int]]:
@@ -257,6 +255,11 @@ def _parse_amc(path: Path, skel: AsfSkeleton) -> tuple[dict[str, np.ndarray], in
     T = len(numbers)
     if T == 0:
         raise MotionFormatError(f"{path}: no frames")
+    # a frame may omit bones (zeros), but a last frame without bones the one before gives was cut off
+    cut = sorted(n for n, f in frames.items() if T - 2 in f[-2:] and f[-1] != T - 1)
+    if cut:
+        raise MotionFormatError(f"{path}: the last frame ({numbers[-1]}) lacks bone(s) {', '.join(cut[:5])} that "
+                                f"frame {numbers[-2]} gives: the file is truncated")
     values = {}
     for name, n in ndof.items():
         values[name] = arr = np.zeros((T, n))
@@ -303,7 +306,12 @@ def _read_amc(path: str | Path, asf: str | Path | AsfSkeleton | None, fps: float
     path = Path(path)
     if asf is None:
         asf = find_asf(path)
-    skel = asf if isinstance(asf, AsfSkeleton) else read_asf(asf)
+    skel = asf
+    if not isinstance(skel, AsfSkeleton):
+        try:
+            skel = read_asf(asf)
+        except MotionFormatError as e:
+            raise MotionFormatError(f"{path}: bad skeleton file: {e}") from None
     values, T, degrees, numbers = _parse_amc(path, skel)
     if degrees is None:
         degrees = skel.angle_degrees

@@ -35,7 +35,9 @@ from scipy.spatial.transform import Rotation
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors, read_text
 
-UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254, "ft": 0.3048}
+# "cmu": the CMU database's BVH conversions keep its ASF unit, 1/0.45 inch (a body is ~30 units)
+UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254, "ft": 0.3048,
+               "cmu": 0.0254 / 0.45}
 _CHANNELS = {f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}
 
 
@@ -98,7 +100,8 @@ def _parse_hierarchy(text: str, path: str) -> BvhSkeleton:
                 chans = [take(f"channels of {name}").capitalize() for _ in range(int(count))]
                 bad = [c for c in chans if c not in _CHANNELS]
                 if bad:
-                    raise MotionFormatError(f"{path}: unknown channel(s) {bad} on joint {name}")
+                    raise MotionFormatError(f"{path}: unknown channel(s) {bad} on joint {name} "
+                                            f"(its CHANNELS line declares {count})")
                 skel.channels[index] = chans
             elif word == "JOINT":
                 joint(index)
@@ -127,12 +130,16 @@ def _parse_hierarchy(text: str, path: str) -> BvhSkeleton:
 def _parse_motion(text: str, num_channels: int, path: str, motion_line: int) -> tuple[np.ndarray, float]:
     """The text after the MOTION keyword -> (T, C) values and the frame time.
     ``motion_line`` is the 1-based line number of the MOTION line (for error messages)."""
-    head = re.match(r"\s*Frames:\s*(\S+)\s*\n\s*Frame\s+Time:\s*(\S+)[^\n]*(?:\n|$)", text)
+    head = re.match(r"\s*Frames:\s*(\S+)\s*\n\s*Frame\s+Time:\s*(\S+)[^\n]*(?:\n|$)", text,
+                    flags=re.IGNORECASE)
     if head is None:
         raise MotionFormatError(f"{path}: MOTION block must start with 'Frames:' and 'Frame Time:' lines")
     try:
-        num_frames, frame_time = int(head.group(1)), float(head.group(2))
-    except ValueError:
+        num_frames, frame_time = float(head.group(1)), float(head.group(2))
+        if not num_frames.is_integer():
+            raise ValueError
+        num_frames = int(num_frames)
+    except (ValueError, OverflowError):
         raise MotionFormatError(f"{path}: bad MOTION header {head.group(0).strip()!r}") from None
     if num_frames <= 0 or not np.isfinite(frame_time) or frame_time <= 0:
         raise MotionFormatError(f"{path}: invalid MOTION header: Frames {num_frames}, "
@@ -189,17 +196,18 @@ def guess_scale(skel: BvhSkeleton) -> tuple[float, str]:
     """Guess metres per file unit from the body size in the rest pose.
 
     The size is the largest axis-aligned extent of the OFFSET-only skeleton below the first
-    branching joint (so a dummy root placed far from the body does not count). A person is
-    0.5-2.5 units in metres, 50-250 in centimetres: extent < 3 -> metres, < 300 -> centimetres,
-    otherwise millimetres. Inches and other units cannot be told apart; pass ``units``.
+    branching joint (so a dummy root placed far from the body does not count), about the
+    body's height (or arm span). For an adult (1.1-2.2 m) and a child: extent < 3 -> metres,
+    < 45 -> CMU units (1/0.45 inch; a body is ~30 of them in the CMU database's BVH
+    conversions), < 100 -> inches, < 300 -> centimetres, otherwise millimetres. Other units
+    (feet), and bodies under about 1 m in centimetres, are read wrong; pass ``units``.
     """
     pts = _rest_positions(skel)
     extent = float(np.max(pts.max(0) - pts.min(0))) if len(pts) else 0.0
-    if extent < 3.0:
-        return 1.0, "m"
-    if extent < 300.0:
-        return 0.01, "cm"
-    return 0.001, "mm"
+    for limit, unit in ((3.0, "m"), (45.0, "cmu"), (100.0, "in"), (300.0, "cm")):
+        if extent < limit:
+            return UNIT_SCALES[unit], unit
+    return UNIT_SCALES["mm"], "mm"
 
 
 def _end_name(skel: BvhSkeleton, j: int, k: int) -> str:
@@ -213,7 +221,7 @@ def read_bvh(path: str | Path, *, units: str | None = None, scale: float | None 
 
     Args:
         path: the ``.bvh`` file.
-        units: the file's length unit, one of ``m cm mm in ft``; overrides the guess.
+        units: the file's length unit, one of ``m cm mm in ft cmu``; overrides the guess.
         scale: metres per file unit; overrides ``units`` and the guess.
         up_axis: which file axis points up ("y" for almost every BVH).
         license: stored in the result.
@@ -232,7 +240,7 @@ def _read_bvh(path: str | Path, units: str | None, scale: float | None, up_axis:
               name: str | None) -> SourceMotion:
     path = Path(path)
     text = read_text(path)
-    split = re.search(r"^\s*MOTION\s*$", text, flags=re.MULTILINE)
+    split = re.search(r"^\s*MOTION\s*$", text, flags=re.MULTILINE | re.IGNORECASE)
     if split is None:
         raise MotionFormatError(f"{path}: no MOTION block")
     skel = _parse_hierarchy(text[: split.start()], str(path))

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from scipy.spatial.transform import Rotation
 
-from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors
+from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors, read_text
 from kinpoly.rotations import quat_to_matrix
 
 CHARACTER_FILE = "humanoid3d_character.json"
@@ -43,12 +43,7 @@ _PARAM_SIZE = {"none": 7, "spherical": 4, "revolute": 1, "prismatic": 1, "planar
 
 
 def _load_json(path: Path) -> dict:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as e:
-        raise MotionFormatError(f"{path}: cannot read: {e.strerror}") from None
-    if not text.strip():
-        raise MotionFormatError(f"{path}: file is empty")
+    text = read_text(path)
     try:
         return json.loads(text)
     except json.JSONDecodeError as e:
