@@ -100,6 +100,11 @@ def main() -> None:
                     help="row (f)'s smoothing of the policy's motion, Gaussian sigma in frames (default: the estimator's)")
     ap.add_argument("--controller-override", action="append", default=[], metavar="KEY=VALUE",
                     help="a setting of the controller (UHCConfig), e.g. env.controller.root_target_offset=0")
+    ap.add_argument("--feedforward", default=None, choices=["off", "static", "full"],
+                    help="the controller's feed-forward in rows (a) and (c) (default: the estimator's, off)")
+    ap.add_argument("--anchor", action="store_true",
+                    help="rows (a) and (c): the feed-forward's previous frame is the simulated pose "
+                         "(RegulatedLoop.anchor_on_simulation), not the previous proposal")
     ap.add_argument("--out", default="outputs/results")
     ap.add_argument("--leg-refiner", default=None, help="leg-refiner checkpoint for the physics rows (a, c)")
     ap.add_argument("--rows", default="abcde", help="which rows, e.g. 'ac' or 'a,c' (and f)")
@@ -125,7 +130,9 @@ def main() -> None:
                                 smoothing=args.smooth)
             else:
                 est = Estimator(ck, args.controller, physics=physics, controller_overrides=args.controller_override,
-                                leg_refiner=args.leg_refiner if physics else None)
+                                leg_refiner=args.leg_refiner if physics else None, feedforward=args.feedforward)
+                if physics:
+                    est.loop.anchor_on_simulation = args.anchor
             report = estimate_takes(takes, est, out / key, videos=0, progress=True)
             summary, fps = report["evaluation"], report["frames_per_second"]
             failures = report["failures"]
