@@ -275,8 +275,6 @@ def _write_imported_take(res, out: Path, gt_file: Path | None) -> None:
         except (MotionFormatError, EgoDataError, ValueError) as e:
             raise click.ClickException(str(e)) from None
         res.report["ground_truth"].pop("body", None)
-    out.mkdir(parents=True, exist_ok=True)
-    take.save(out / "takes" / f"{take.name}.npz")
     try:
         m = read_manifest(out)
     except EgoDataError:
@@ -284,7 +282,12 @@ def _write_imported_take(res, out: Path, gt_file: Path | None) -> None:
     takes = [t for t in m["takes"] if t["name"] != take.name] + [take.summary(file=f"takes/{take.name}.npz")]
     split = {k: [n for n in v if n != take.name] for k, v in m.get("split", {}).items()}
     split.setdefault("test", []).append(take.name)
-    write_manifest(out, takes, split, m.get("failures", []), m.get("info", {}))
+    try:
+        (out / "takes").mkdir(parents=True, exist_ok=True)
+        take.save(out / "takes" / f"{take.name}.npz")
+        write_manifest(out, takes, split, m.get("failures", []), m.get("info", {}))
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot write the take folder ({e.strerror or e})") from None
     r = res.report
     click.echo(f"{take.name}: {take.num_frames} frames at {r['fps']:.2f} fps -> {out}; scale {r['scale']:.4f} "
                f"({r['scale_source']})")

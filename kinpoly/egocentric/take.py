@@ -102,7 +102,14 @@ class EgoTake:
         if self.action is not None and self.action not in ACTIONS:
             raise EgoDataError(f"{self.name}: unknown action {self.action!r}")
         if not np.isfinite(self.head_pose).all():
-            raise EgoDataError(f"{self.name}: head_pose contains NaN/inf")
+            bad = ~np.isfinite(self.head_pose).all(1)
+            raise EgoDataError(f"{self.name}: head_pose contains NaN/inf ({int(bad.sum())} frame(s), the first "
+                               f"{int(np.argmax(bad))})")
+        norm = np.linalg.norm(self.head_pose[:, 3:], axis=1)
+        if T and np.abs(norm - 1.0).max() > 1e-2:
+            i = int(np.argmax(np.abs(norm - 1.0)))
+            raise EgoDataError(f"{self.name}: head_pose frame {i} has a non-unit quaternion (norm {norm[i]:.4f}; "
+                               f"head_pose is x y z qw qx qy qz)")
 
     @property
     def num_frames(self) -> int:
@@ -169,10 +176,24 @@ class EgoTake:
             raise EgoDataError(f"{path}: not an egocentric take ({type(e).__name__}: {e})") from None
         if "meta" not in arrays or "head_pose" not in arrays:
             raise EgoDataError(f"{path}: not an egocentric take (no meta/head_pose)")
-        meta = json.loads(str(arrays.pop("meta")))
+        try:
+            meta = json.loads(str(arrays.pop("meta")))
+            fps = float(meta["fps"])
+        except (ValueError, TypeError, KeyError) as e:
+            raise EgoDataError(f"{path}: its meta is not a JSON object with the take's fps "
+                               f"({type(e).__name__}: {e})") from None
+        if not (np.isfinite(fps) and fps > 0):
+            raise EgoDataError(f"{path}: fps must be a positive number, got {fps}")
+        if "head_vels" not in arrays:  # derived from the head poses (e.g. a take made by hand)
+            from .features import head_velocities
+
+            head = np.asarray(arrays["head_pose"], dtype=np.float64)
+            ok = head.ndim == 2 and head.shape[1] == 7 and len(head) >= 2 and np.isfinite(head).all()
+            # a bad head_pose gets placeholder velocities: __post_init__ says what is wrong with it
+            arrays["head_vels"] = head_velocities(head, fps) if ok else np.zeros((len(head) if head.ndim else 0, 6))
         known = {"head_pose", "head_vels", "object_poses", "image_features", "gt_head_pose", "qpos", "object_world"}
         extras = {k: arrays.pop(k) for k in list(arrays) if k not in known}
-        return cls(extras=extras, name=meta["name"], fps=float(meta["fps"]), action=meta.get("action"),
+        return cls(extras=extras, name=meta.get("name", path.stem), fps=fps, action=meta.get("action"),
                    object_kinds=meta.get("object_kinds", []), object_names=meta.get("object_names", []),
                    source_clip=meta.get("source_clip"), meta=meta.get("meta", {}), **arrays)
 

@@ -56,6 +56,10 @@ ARIA_T_DEVICE_CPF = np.array([
     [0.6079270619591686, -0.05233600761538676, 0.7922661356164198, -0.04994988069828615],
     [0.0, 0.0, 0.0, 1.0]])
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+MAX_GAP_S = 1.0  # longest interval between poses that resampling interpolates across
+# Largest mean tilt (deg) of the head's up axis from a declared world up (Y or Z): people keep
+# their head roughly upright, so more means a wrong world or camera convention.
+MAX_MEAN_TILT_DEG = 60.0
 
 
 @dataclass
@@ -83,19 +87,54 @@ def _check(path, pos, quat, times=None) -> None:
         i = int(np.argmax(off))
         raise EgoDataError(f"{path}: non-unit quaternion at row {i} (norm {n[i]:.4f}); "
                            f"{off.sum()} row(s) off by more than 1%")
-    if times is not None:
-        if not np.isfinite(times).all() or np.any(np.diff(times) <= 0):
-            raise EgoDataError(f"{path}: timestamps must be finite and strictly increasing")
     if len(pos) < 2:
         raise EgoDataError(f"{path}: a trajectory needs at least 2 poses, got {len(pos)}")
+    if times is not None:
+        if not np.isfinite(times).all():
+            raise EgoDataError(f"{path}: timestamps must be finite")
+        back = np.diff(times) <= 0
+        if back.any():
+            i = int(np.argmax(back)) + 1
+            raise EgoDataError(f"{path}: timestamps must be strictly increasing (row {i}: {times[i]:.9g} after "
+                               f"{times[i - 1]:.9g}); {int(back.sum())} row(s) repeat or go back in time")
+
+
+def _seconds(path, times: np.ndarray | None) -> tuple[np.ndarray | None, str | None]:
+    """Timestamps in seconds and the unit they were read in: s, ms, us or ns, the one that puts
+    the median pose interval in [0.5 ms, 0.5 s) (a pose rate of 2 Hz to 2 kHz)."""
+    if times is None:
+        return None, None
+    step = float(np.median(np.diff(times)))
+    for unit, div in (("s", 1.0), ("ms", 1e3), ("us", 1e6), ("ns", 1e9)):
+        if step / div < 0.5:
+            return (times if div == 1.0 else (times - times[0]) / div), unit  # relative: exact at any epoch
+    raise EgoDataError(f"{path}: timestamps {step:.4g} apart (median): not seconds, ms, us or ns of a pose "
+                       f"stream of at least 2 Hz")
+
+
+def _tum_rows(path: Path) -> np.ndarray:
+    """Numeric rows of a headerless text trajectory: whitespace, comma or semicolon separated,
+    ``#`` comments."""
+    import io
+    import warnings
+
+    text = path.read_text().replace(",", " ").replace(";", " ")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # an empty file: "input contained no data"
+        a = np.loadtxt(io.StringIO(text), comments="#", ndmin=2)
+    if a.size == 0:
+        raise EgoDataError(f"{path}: empty trajectory (no poses)")
+    return a
 
 
 def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
     """Read a camera trajectory. Formats (``fmt``):
 
-    - ``tum`` (default for ``.npy`` and headerless ``.txt``): rows ``tx ty tz qx qy qz qw``
-      (7 columns, no time: one pose per video frame; DROID-SLAM's ``.npy``) or
-      ``t tx ty tz qx qy qz qw`` (8 columns, TUM RGB-D ``.txt``); camera-to-world, OpenCV axes.
+    - ``tum`` (default for ``.npy`` and headerless ``.txt`` / ``.csv``, whitespace or comma
+      separated, ``#`` comments): rows ``tx ty tz qx qy qz qw`` (7 columns, no time: one pose
+      per video frame; DROID-SLAM's ``.npy``) or ``t tx ty tz qx qy qz qw`` (8 columns, TUM
+      RGB-D ``.txt``), or a ``.npy`` of (T, 4, 4) / (T, 3, 4) matrices; camera-to-world,
+      OpenCV axes.
     - ``aria``: Project Aria MPS ``closed_loop_trajectory.csv`` / ADT ``aria_trajectory.csv``
       (``tracking_timestamp_us``, ``t?_world_device``, ``q?_world_device`` scalar last); the
       world is Z up when the ``gravity_z_world`` column holds -9.81 and Y up when ``gravity_y``
@@ -104,6 +143,10 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
       ``tx ty tz``, ``qw qx qy qz``; ``npz``: arrays ``time`` (optional), ``position`` (T, 3),
       ``quaternion`` (T, 4) wxyz. Both in kinpoly's head axes and a Z-up metric world unless
       ``camera_axes``/``world_up`` columns or arrays say otherwise.
+
+    Timestamps (``tum``, ``csv``, ``npz``) may be s, ms, us or ns: the unit is the one that
+    makes the median pose interval 0.5 ms to 0.5 s (``meta["time_unit"]``; times in another
+    unit than seconds count from the first pose).
     """
     path = Path(path)
     if not path.is_file():
@@ -115,23 +158,33 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
         elif suffix == ".npz":
             fmt = "npz"
         elif suffix in (".csv", ".txt"):
-            head = path.read_text(errors="replace").splitlines()[:1]
-            first = head[0] if head else ""
+            lines = (ln.strip() for ln in path.read_text(errors="replace").splitlines())
+            first = next((ln for ln in lines if ln and not ln.startswith("#")), "")
             fmt = "aria" if "tracking_timestamp_us" in first else (
                 "csv" if any(c.isalpha() for c in first.replace("e", "").replace("E", "")) else "tum")
         else:
             raise EgoDataError(f"{path}: unknown trajectory type {suffix!r} (npy, npz, csv, txt)")
     try:
         if fmt == "tum":
-            a = np.load(path) if suffix == ".npy" else np.loadtxt(path, comments="#", ndmin=2)
-            a = np.asarray(a, dtype=np.float64)
+            a = np.asarray(np.load(path) if suffix == ".npy" else _tum_rows(path), dtype=np.float64)
+            if a.ndim == 3 and a.shape[1:] in ((4, 4), (3, 4)):  # camera-to-world matrices
+                R = a[:, :3, :3]
+                if not np.isfinite(a).all():
+                    raise EgoDataError(f"{path}: pose matrices contain NaN/inf")
+                err = np.abs(R @ np.swapaxes(R, 1, 2) - np.eye(3)).max(axis=(1, 2))
+                if (err > 1e-2).any() or (np.linalg.det(R) < 0).any():
+                    raise EgoDataError(f"{path}: pose matrix {int(np.argmax(err))} is not a rotation + translation "
+                                       f"(its 3 x 3 block is not orthonormal with determinant 1)")
+                a = np.concatenate([a[:, :3, 3], rot.matrix_to_quat(R)[:, [1, 2, 3, 0]]], axis=1)
             if a.ndim != 2 or a.shape[1] not in (7, 8):
-                raise EgoDataError(f"{path}: expected (T, 7) tx ty tz qx qy qz qw or (T, 8) with time, got {a.shape}")
+                raise EgoDataError(f"{path}: expected (T, 7) tx ty tz qx qy qz qw, (T, 8) with time or (T, 4, 4) "
+                                   f"camera-to-world matrices, got {a.shape}")
             times = a[:, 0] if a.shape[1] == 8 else None
             a = a[:, -7:]
             pos, quat = a[:, :3], a[:, [6, 3, 4, 5]]
             _check(path, pos, quat, times)
-            return Trajectory(pos, quat, times, "opencv", "auto", False, str(path), {"format": "tum"})
+            times, unit = _seconds(path, times)
+            return Trajectory(pos, quat, times, "opencv", "auto", False, str(path), {"format": "tum", "time_unit": unit})
         if fmt == "aria":
             with path.open(newline="") as f:
                 rows = list(csv.DictReader(f))
@@ -167,8 +220,10 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
                 raise EgoDataError(f"{path}: CSV needs columns x,y,z (or tx,ty,tz) and qw,qx,qy,qz")
             pos, quat = np.stack(xyz, 1), np.stack(q, 1)
             axes = rows[0].get(keys.get("camera_axes", ""), "") or "head"
+            up = rows[0].get(keys.get("world_up", ""), "") or "z"
             _check(path, pos, quat, times)
-            return Trajectory(pos, quat, times, axes, "z", True, str(path), {"format": "csv"})
+            times, unit = _seconds(path, times)
+            return Trajectory(pos, quat, times, axes, up, True, str(path), {"format": "csv", "time_unit": unit})
         if fmt == "npz":
             with np.load(path, allow_pickle=False) as z:
                 d = {k: z[k] for k in z.files}
@@ -181,9 +236,10 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
                 raise EgoDataError(f"{path}: position must be (T, 3) and quaternion (T, 4), got "
                                    f"{pos.shape} and {quat.shape}")
             _check(path, pos, quat, times)
+            times, unit = _seconds(path, times)
             return Trajectory(pos, quat, times, str(d.get("camera_axes", "head")),
                               str(d.get("world_up", "z")), bool(d.get("metric", True)), str(path),
-                              {"format": "npz"})
+                              {"format": "npz", "time_unit": unit})
     except EgoDataError:
         raise
     except Exception as e:  # noqa: BLE001 - parse errors come in many types
@@ -201,6 +257,11 @@ def resample(traj: Trajectory, times: np.ndarray) -> Trajectory:
                            f"{times[0]:.3f}-{times[-1]:.3f} s")
     times = np.clip(times, t[0], t[-1])
     i = np.clip(np.searchsorted(t, times) - 1, 0, len(t) - 2)
+    gap = t[i + 1] - t[i]
+    if gap.max() > MAX_GAP_S:  # interpolating across lost tracking would invent the motion
+        k = i[int(np.argmax(gap))]
+        raise EgoDataError(f"{traj.source}: no pose for {gap.max():.2f} s between {t[k]:.3f} and {t[k + 1]:.3f} s "
+                           f"(tracking lost?); cut the trajectory at the gap")
     w = (times - t[i]) / (t[i + 1] - t[i])
     pos = traj.pos[i] + w[:, None] * (traj.pos[i + 1] - traj.pos[i])
     q = rot.quat_continuous(traj.quat)
@@ -238,11 +299,22 @@ def to_head_poses(traj: Trajectory, scale: float = 1.0, eye_height: float = 1.6,
         W = Y_UP_TO_Z_UP
     elif traj.world_up == "z":
         W = np.eye(3)
-    else:  # auto: the mean head up axis is the world's up
+    elif traj.world_up == "auto":  # the mean head up axis is the world's up
         up = R[:, :, 2].mean(0)
         up /= np.linalg.norm(up)
         W = rot.rotation_between(up, np.array([0.0, 0.0, 1.0]))
+    else:
+        raise EgoDataError(f"{traj.source}: unknown world up {traj.world_up!r} (auto, y, z)")
     Rw = W @ R
+    if traj.world_up != "auto":
+        up = Rw[:, :, 2].mean(0)
+        tilt = float(np.degrees(np.arccos(np.clip(up[2] / max(np.linalg.norm(up), 1e-12), -1.0, 1.0))))
+        if tilt > MAX_MEAN_TILT_DEG:
+            raise EgoDataError(
+                f"{traj.source}: the head's mean up axis is {tilt:.0f} degrees from the declared world up "
+                f"({traj.world_up.upper()}, camera axes {traj.camera_axes}): the trajectory's world or camera "
+                f"convention is another (a world_up / camera_axes column or array says which; see "
+                f"kinpoly/egocentric/trajectory.py)")
     # how far the first frame's head up axis is from the world up (its pitch/roll)
     tilt = float(np.degrees(np.arccos(np.clip(Rw[0, 2, 2], -1.0, 1.0))))
     if level_first:

@@ -19,6 +19,11 @@ import numpy as np
 
 from .take import EgoDataError, EgoTake
 
+TAKE_FPS = 30.0  # frame rate of imported takes: the policy's and the controller's
+# Fastest plausible eye speed (m/s; sprinters reach about 12): a faster step between frames is a
+# tracking jump (relocalisation, a wrong time unit or scale), which no body can follow.
+MAX_HEAD_SPEED = 15.0
+
 
 def read_video(path: str | os.PathLike, width: int, height: int) -> tuple[np.ndarray, float, tuple[int, int]]:
     """All frames resized to (height, width) RGB uint8 (T, H, W, 3), the fps, original size."""
@@ -61,6 +66,9 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                  flow_preset: str = "ultrafast", body_height: float | None = None) -> ImportResult:
     """Build an egocentric take from a head-camera video and its camera trajectory.
 
+    The take is at ``TAKE_FPS`` (30 Hz, what the policy and controller run at): a video at
+    another rate is resampled in time (head poses at the 30 Hz times, image features
+    interpolated between the video frames, its optical flow rescaled to a 1/30 s interval).
     ``fps``: the expected video frame rate (an error if the file says otherwise by > 1%).
     ``time_offset``: trajectory time (s) of the first video frame, for timestamped formats
     (default: the trajectory's first time). ``video_fovy``: the video's vertical field of view;
@@ -72,7 +80,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     """
     from .features import head_velocities
     from .flow import FlowComputer, flows_per_frame, load_encoder
-    from .trajectory import resample
+    from .trajectory import Trajectory, resample
 
     video, head_poses = Path(video), Path(head_poses)
     frames, vfps, size = read_video(video, width, height)
@@ -82,13 +90,19 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
     traj = _read_trajectory(head_poses, fmt, world_to_camera)
+    same_rate = abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
+    n = T if same_rate else int(np.floor((T - 1) / vfps * TAKE_FPS + 1e-3)) + 1  # take frames
     if traj.times is None:
         if len(traj.pos) != T:
             raise EgoDataError(f"{head_poses}: {len(traj.pos)} poses for {T} video frames in {video} "
                                f"(a trajectory without timestamps needs one pose per frame)")
+        if not same_rate:
+            traj = resample(Trajectory(traj.pos, traj.quat, np.arange(T) / vfps, traj.camera_axes,
+                                       traj.world_up, traj.metric, traj.source, traj.meta),
+                            np.arange(n) / TAKE_FPS)
     else:
         t0 = traj.times[0] + time_offset
-        traj = resample(traj, t0 + np.arange(T) / vfps)
+        traj = resample(traj, t0 + np.arange(n) / TAKE_FPS)
     # flows and encoder
     fc = FlowComputer(32, flow_preset)
     pair = np.stack([f for f in (fc.push(im) for im in frames) if f is not None])
@@ -101,14 +115,18 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
         if enc.size != pair.shape[-1]:
             fc = FlowComputer(enc.size, flow_preset)
             pair = np.stack([f for f in (fc.push(im) for im in frames) if f is not None])
+        if not same_rate:  # the flow of a 1/30 s interval, as the encoder was trained on
+            pair = pair * np.float32(vfps / TAKE_FPS)
         feats, pred_vel = enc.encode(flows_per_frame(pair))
+        if not same_rate:  # per video frame -> per take frame
+            feats, pred_vel = (_interpolate_frames(x, vfps, n) for x in (feats, pred_vel))
         enc_path = enc.path
     except FileNotFoundError:
         pass  # no encoder: no image features; the scale comes from gait alone
-    report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": T, "fps": vfps,
-                    "video_size": list(size)}
-    head = _metric_head_poses(traj, head_poses, vfps, scale, eye_height, body_height, pred_vel, report)
-    take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, vfps), fps=vfps,
+    report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": n, "fps": TAKE_FPS,
+                    "video_frames": T, "video_fps": vfps, "video_size": list(size)}
+    head = _metric_head_poses(traj, head_poses, TAKE_FPS, scale, eye_height, body_height, pred_vel, report)
+    take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, TAKE_FPS), fps=TAKE_FPS,
                    action=action, image_features=feats, source_clip=None,
                    meta={"import": report, "encoder": enc_path,
                          "predicted_head_local_vels": None if pred_vel is None else np.round(pred_vel, 5).tolist()})
@@ -139,7 +157,7 @@ def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None,
         traj = Trajectory(traj.pos, traj.quat, np.arange(len(traj.pos)) / fps, traj.camera_axes, traj.world_up,
                           traj.metric, traj.source, traj.meta)
     t0 = traj.times[0] + time_offset
-    n = int(np.floor((traj.times[-1] - t0) * rate + 1e-6)) + 1
+    n = int(np.floor((traj.times[-1] - t0) * rate + 1e-3)) + 1
     if n < 3:
         raise EgoDataError(f"{head_poses}: {max(n, 0)} frame(s) at {rate:g} fps from {time_offset:g} s on "
                            f"is too short (at least 3)")
@@ -149,6 +167,14 @@ def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None,
     take = EgoTake(name=name or head_poses.stem, head_pose=head, head_vels=head_velocities(head, rate), fps=rate,
                    action=action, source_clip=None, meta={"import": report, "encoder": None})
     return ImportResult(take, report)
+
+
+def _interpolate_frames(x: np.ndarray, fps: float, n: int) -> np.ndarray:
+    """Rows of ``x`` (one per frame at ``fps``) linearly interpolated at ``n`` take frames."""
+    pos = np.minimum(np.arange(n) * (fps / TAKE_FPS), len(x) - 1)
+    i = np.minimum(pos.astype(int), len(x) - 2)
+    w = (pos - i)[:, None]
+    return ((1.0 - w) * x[i] + w * x[i + 1]).astype(x.dtype)
 
 
 def _read_trajectory(path: Path, fmt: str, world_to_camera: bool):
@@ -187,8 +213,17 @@ def _metric_head_poses(traj, path: Path, fps: float, scale: float | None, eye_he
             report["scale_source"] = f"estimated ({' + '.join(report['scale_estimate']['used'])})"
     else:
         report["scale_source"] = "given"
+    if not (np.isfinite(scale) and scale > 0):
+        raise EgoDataError(f"{path}: the scale must be a positive number, got {scale}")
     track = to_head_poses(traj, scale, eye_height)
     report.update({"scale": float(scale), "first_frame_head_tilt_deg": round(track.up_tilt_deg, 2)})
+    speed = np.linalg.norm(np.diff(track.head_pose[:, :3], axis=0), axis=1) * fps
+    if speed.max() > MAX_HEAD_SPEED:
+        i = int(np.argmax(speed))
+        raise EgoDataError(f"{path}: the head moves {speed[i] / fps:.2f} m between frames {i} and {i + 1} "
+                           f"({i / fps:.2f} s; {speed[i]:.0f} m/s, faster than a person's "
+                           f"{MAX_HEAD_SPEED:g}): a tracking jump, or a wrong scale ({float(scale):.3g}, "
+                           f"{report['scale_source']}) or time unit")
     return track.head_pose
 
 

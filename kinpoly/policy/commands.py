@@ -150,6 +150,8 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
               help="With --head-poses alone, for a trajectory without timestamps: its poses per "
                    "second (estimates are made at 30 Hz).")
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
+@click.option("--world-to-camera", is_flag=True,
+              help="The --head-poses are world-to-camera (OpenCV solvePnP, COLMAP): invert them.")
 @click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None,
               help="Action label of a video or trajectory (default: none).")
 @click.option("--gt", "gt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
@@ -177,9 +179,9 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
                    "(default: off in the loop, full with --no-feedback).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--no-progress", is_flag=True)
-def estimate_command(take_path, split, video, head_poses, fps, scale, action, gt_file, out, checkpoint, controller,
-                     training_free, controller_overrides, leg_refiner, no_physics, no_feedback, smoothing,
-                     feedforward, videos, no_progress) -> None:
+def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_camera, action, gt_file, out,
+                     checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
+                     no_feedback, smoothing, feedforward, videos, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -190,20 +192,27 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, action, gt
     if video is not None and head_poses is None:
         raise click.UsageError("--video needs --head-poses")
     trajectory_only = video is None and head_poses is not None
-    if trajectory_only and checkpoint is None:
+    if checkpoint is None and (trajectory_only or (take_path is not None and _takes_without_features(take_path))):
         checkpoint = SHIPPED_HEAD_ONLY_POLICY
+    if out.exists() and not out.is_dir():
+        raise click.ClickException(f"{out}: the output folder is a file")
     try:
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
                               controller_overrides=controller_overrides, leg_refiner=leg_refiner,
                               feedback=not no_feedback, feedforward=feedforward, smoothing=smoothing)
     except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
+    if trajectory_only and estimator.policy.cfg.feature_dim:
+        raise click.ClickException(f"{estimator.checkpoint}: this policy reads image features, which a head "
+                                   f"trajectory without --video has none of (use a head-trajectory-only policy, "
+                                   f"e.g. the default {SHIPPED_HEAD_ONLY_POLICY.parent.name}/{SHIPPED_HEAD_ONLY_POLICY.name})")
     try:
         if head_poses is not None:
             from ..egocentric.video import attach_ground_truth, import_trajectory, import_video
 
-            take = (import_trajectory(head_poses, fps=fps, scale=scale, action=action) if trajectory_only
-                    else import_video(video, head_poses, scale=scale, action=action)).take
+            take = (import_trajectory(head_poses, fps=fps, scale=scale, action=action, world_to_camera=world_to_camera)
+                    if trajectory_only else
+                    import_video(video, head_poses, scale=scale, action=action, world_to_camera=world_to_camera)).take
             if gt_file is not None:
                 from ..motion.importers import import_file
 
@@ -216,19 +225,37 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, action, gt
             takes = [(n, lambda n=n: ds[n]) for n in ds.names]
     except (EgoDataError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
-    RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
-                 "head_poses": head_poses and str(head_poses), "fps": fps if trajectory_only else None,
-                 "scale": scale, "action": action,
-                 "gt": gt_file and str(gt_file), "checkpoint": str(estimator.checkpoint),
-                 "controller": estimator.controller_path if estimator.physics else None,
-                 "leg_refiner": estimator.leg_refiner, "physics": estimator.physics,
-                 "feedback": estimator.feedback, "feedforward": estimator.feedforward if estimator.physics else None,
-                 "smoothing": estimator.smoothing},
-           seed=0)  # config.yaml + run.json; metrics.json below
+    try:
+        RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
+                     "head_poses": head_poses and str(head_poses), "fps": fps if trajectory_only else None,
+                     "scale": scale, "world_to_camera": world_to_camera, "action": action,
+                     "gt": gt_file and str(gt_file), "checkpoint": str(estimator.checkpoint),
+                     "controller": estimator.controller_path if estimator.physics else None,
+                     "leg_refiner": estimator.leg_refiner, "physics": estimator.physics,
+                     "feedback": estimator.feedback,
+                     "feedforward": estimator.feedforward if estimator.physics else None,
+                     "smoothing": estimator.smoothing},
+               seed=0)  # config.yaml + run.json; metrics.json below
+    except OSError as e:
+        raise click.ClickException(f"{out}: cannot write the output folder ({e.strerror or e})") from None
     report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress)
     click.echo((out / "metrics.md").read_text())
     if not report["takes"]:
         raise click.ClickException("no take could be estimated")
+
+
+def _takes_without_features(path: Path) -> bool:
+    """Whether a take folder's manifest (or a take file) says that none of its takes has image
+    features (e.g. made by `kinpoly ego import-trajectory`): they need the head-only policy."""
+    from ..egocentric.take import EgoDataError, EgoTake, read_manifest
+
+    try:
+        if path.is_file():
+            return EgoTake.load(path).image_features is None
+        takes = read_manifest(path).get("takes", [])
+    except EgoDataError:
+        return False  # the loader says what is wrong
+    return bool(takes) and all("image_features" in t and t["image_features"] is None for t in takes)
 
 
 @train.command("export")

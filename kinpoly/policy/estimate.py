@@ -201,8 +201,8 @@ class Estimator:
         tt = take_tensors(take, use_features=self.policy.cfg.feature_dim > 0)
         if self.policy.cfg.feature_dim and tt.feature is None:
             raise EgoDataError(f"{take.name}: the policy reads image features but the take has none "
-                             f"(run `kinpoly ego features` on it, or use the head-trajectory-only policy "
-                             f"{SHIPPED_HEAD_ONLY_POLICY.parent.name}/{SHIPPED_HEAD_ONLY_POLICY.name})")
+                             f"(run `kinpoly ego features` on it, or use the head-trajectory-only policy: "
+                             f"--checkpoint {SHIPPED_HEAD_ONLY_POLICY})")
         if tt.feature is not None and tt.feature.shape[1] != self.policy.cfg.feature_dim:
             raise EgoDataError(f"{take.name}: image features are {tt.feature.shape[1]}-d, the policy "
                              f"expects {self.policy.cfg.feature_dim}")
@@ -298,12 +298,15 @@ def _append_video_panel(path: Path, video: Path, width: int, height: int) -> Non
     frames = [f for f in src]
     src.close()
     cam = imageio.get_reader(str(video))
+    step = (cam.get_meta_data().get("fps") or fps) / fps  # input frames per rendered frame
+    want = np.round(np.arange(len(frames)) * step).astype(int)
     cam_frames = []
-    for f in cam:
-        cam_frames.append(draw_label(cv2.resize(f[..., :3], (width, height), interpolation=cv2.INTER_AREA),
-                                     "head camera (input)"))
-        if len(cam_frames) >= len(frames):
+    for k, f in enumerate(cam):
+        if k > want[-1]:
             break
+        if (reps := int(np.sum(want == k))):
+            cam_frames += [draw_label(cv2.resize(f[..., :3], (width, height), interpolation=cv2.INTER_AREA),
+                                      "head camera (input)")] * reps
     cam.close()
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     with imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=6, macro_block_size=1) as w:
@@ -338,7 +341,9 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    failures, warnings, timing, residual, unscored, done = [], [], [], {}, {}, 0
+    for stale in ("metrics.json", "metrics.md"):  # an earlier run's: gone until this run's are written
+        (out / stale).unlink(missing_ok=True)
+    failures, warnings, timing, residual, unscored, done, names = [], [], [], {}, {}, 0, []
     items = list(takes)
     for item in tqdm(items, desc="estimate", disable=not progress):
         name = item[0] if isinstance(item, tuple) else item.name
@@ -355,6 +360,7 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
                              else f"{type(e).__name__}: {e}"})
             continue
         done += 1
+        names.append(est.name)
         timing.append((est.clip.num_frames, est.seconds))
         if (r := est.residual()) is not None:
             residual[est.name] = r
@@ -381,8 +387,17 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
         md.append(f"Residual root force (help from outside the body, which the metrics below do not see): "
                   f"mean {r['force_n']:.0f} N ({r['share_of_weight']:.0%} of the body's weight) and "
                   f"{r['torque_nm']:.0f} N m per control step over the takes.\n")
-    if (out / "ground_truth").is_dir() and (out / "clips").is_dir():
-        summary = evaluate_folders(out / "clips", out / "ground_truth")
+    if any((out / "ground_truth" / f"{n}.npz").is_file() for n in names):
+        import shutil
+        import tempfile
+
+        with tempfile.TemporaryDirectory(dir=out) as tmp:  # this run's takes only: OUT may hold older ones
+            for sub in ("clips", "ground_truth"):
+                (Path(tmp) / sub).mkdir()
+                for n in names:
+                    if (out / sub / f"{n}.npz").is_file():
+                        shutil.copyfile(out / sub / f"{n}.npz", Path(tmp) / sub / f"{n}.npz")
+            summary = evaluate_folders(Path(tmp) / "clips", Path(tmp) / "ground_truth")
         report["evaluation"] = summary
         md.append(markdown_report(summary))
     if unscored:

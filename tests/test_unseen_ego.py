@@ -1,0 +1,230 @@
+"""Egocentric input a user brings (trajectory files, videos, take folders, output folders): each
+either gives the right take / estimate or a one-line error, never a traceback, a half-written
+output folder or a silently wrong result. Every input is synthesised here."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kinpoly import rotations as rot
+from kinpoly.egocentric.take import EgoDataError, EgoTake, write_manifest
+from kinpoly.egocentric.trajectory import _M, read_trajectory
+from kinpoly.egocentric.video import import_trajectory, import_video
+
+T = 150  # 5 s at 30 Hz
+
+
+def _walk(T: int = T):
+    """Times (s), eye positions (Z up, m) and R_world_head of a 1.2 m/s walk with head bob and yaw sway."""
+    t = np.arange(T) / 30.0
+    yaw = 0.2 * np.sin(0.5 * t)
+    pos = np.stack([1.2 * t, 0.3 * np.sin(0.4 * t), 1.6 + 0.02 * np.sin(2 * np.pi * 1.8 * t)], 1)
+    R = rot.yaw_matrix(yaw) @ rot.quat_to_matrix(np.array([np.cos(0.05), 0.0, np.sin(0.05), 0.0]))  # 5.7 deg pitch
+    return t, pos, R
+
+
+def _tum_rows(T: int = T) -> np.ndarray:
+    """(T, 8) TUM rows ``t tx ty tz qx qy qz qw``: camera-to-world, OpenCV camera axes."""
+    t, pos, R = _walk(T)
+    q = rot.matrix_to_quat(R @ _M["opencv"].T)
+    return np.concatenate([t[:, None], pos, q[:, [1, 2, 3, 0]]], 1)
+
+
+def _head_csv(path, t, pos, quat, extra: str = "") -> None:
+    rows = [f"{a:.6f},{p[0]:.6f},{p[1]:.6f},{p[2]:.6f},{q[0]:.8f},{q[1]:.8f},{q[2]:.8f},{q[3]:.8f}{extra}"
+            for a, p, q in zip(t, pos, quat)]
+    header = "time,x,y,z,qw,qx,qy,qz" + (",world_up" if extra else "")
+    path.write_text("\n".join([header] + rows) + "\n")
+
+
+def _imported(path, **kw) -> np.ndarray:
+    return import_trajectory(path, scale=1.0, **kw).take.head_pose
+
+
+def test_tum_text_variants_read_alike(tmp_path):
+    """TUM text with ``#`` comments, comma separated, with timestamps in ms or ns, or as
+    (T, 4, 4) / (T, 7) arrays gives the same take as plain TUM text in seconds."""
+    a = _tum_rows()
+    np.savetxt(tmp_path / "plain.txt", a, fmt="%.9f")
+    ref = _imported(tmp_path / "plain.txt")
+    assert ref.shape == (T, 7)
+    np.savetxt(tmp_path / "comments.txt", a, fmt="%.9f", header="timestamp tx ty tz qx qy qz qw\nfrom a tracker")
+    np.savetxt(tmp_path / "comma.csv", a, fmt="%.9f", delimiter=",")
+    ms = a.copy()
+    ms[:, 0] = ms[:, 0] * 1e3 + 12345.0
+    np.savetxt(tmp_path / "ms.txt", ms, fmt="%.6f")
+    ns = np.round(a[:, 0] * 1e9).astype(np.int64) + 1686767222002923694  # epoch ns: float64 keeps ~0.2 us
+    (tmp_path / "ns.txt").write_text("".join(f"{n} " + " ".join(f"{v:.9f}" for v in r[1:]) + "\n"
+                                             for n, r in zip(ns, a)))
+    M = np.tile(np.eye(4), (T, 1, 1))
+    M[:, :3, :3] = rot.quat_to_matrix(a[:, [7, 4, 5, 6]])
+    M[:, :3, 3] = a[:, 1:4]
+    np.save(tmp_path / "matrices.npy", M)
+    np.save(tmp_path / "rows.npy", a[:, 1:])
+    for name in ("comments.txt", "comma.csv", "ms.txt", "ns.txt", "matrices.npy", "rows.npy"):
+        h = _imported(tmp_path / name)
+        assert h.shape == ref.shape, name
+        np.testing.assert_allclose(h, ref, atol=1e-4, err_msg=name)
+    assert read_trajectory(tmp_path / "ns.txt").meta["time_unit"] == "ns"
+    assert read_trajectory(tmp_path / "ms.txt").meta["time_unit"] == "ms"
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda a: a.__setitem__((slice(80, None), 0), a[80:, 0] + 4.0), "no pose for"),  # a 4 s gap
+    (lambda a: a.__setitem__((41, 0), a[40, 0]), "strictly increasing (row 41"),  # duplicate time
+    (lambda a: a.__setitem__(([40, 41],), a[[41, 40]]), "strictly increasing (row 41"),  # back in time
+    (lambda a: a.__setitem__((60, 2), np.nan), "NaN/inf (first at row 60)"),
+    (lambda a: a.__setitem__((slice(None), slice(4, None)), a[:, 4:] * 2.0), "non-unit quaternion"),
+    (lambda a: a.__setitem__((slice(90, None), 1), a[90:, 1] + 5.0), "the head moves 5."),  # a teleport
+])
+def test_bad_trajectories_are_one_line_errors(tmp_path, edit, message):
+    a = _tum_rows()
+    edit(a)
+    np.savetxt(tmp_path / "traj.txt", a, fmt="%.9f")
+    with pytest.raises(EgoDataError, match=re.escape(message)) as e:
+        import_trajectory(tmp_path / "traj.txt", scale=1.0)
+    assert "\n" not in str(e.value)
+
+
+@pytest.mark.parametrize("rows", [0, 1, 2])
+def test_too_few_poses(tmp_path, rows):
+    np.savetxt(tmp_path / "traj.txt", _tum_rows()[:rows], fmt="%.9f")
+    with pytest.raises(EgoDataError, match="empty|at least"):
+        import_trajectory(tmp_path / "traj.txt", scale=1.0)
+
+
+def test_declared_y_up_world(tmp_path):
+    """A Y-up world in a CSV: its ``world_up`` column is read; without it the take would lie on
+    its side, which is an error naming the convention, not a silently wrong take."""
+    t, pos, R = _walk()
+    Wyz = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])  # Z-up -> Y-up
+    q = rot.matrix_to_quat(Wyz @ R)
+    _head_csv(tmp_path / "zup.csv", t, pos, rot.matrix_to_quat(R))
+    _head_csv(tmp_path / "yup_col.csv", t, pos @ Wyz.T, q, extra=",y")
+    _head_csv(tmp_path / "yup.csv", t, pos @ Wyz.T, q)
+    np.testing.assert_allclose(_imported(tmp_path / "yup_col.csv"), _imported(tmp_path / "zup.csv"), atol=1e-5)
+    with pytest.raises(EgoDataError, match="mean up axis is 9[0-9] degrees"):
+        import_trajectory(tmp_path / "yup.csv")
+
+
+def test_static_trajectory(tmp_path):
+    """A head that never moves: a monocular one cannot be scaled by gait (an error asking for
+    --scale, no division by zero); a metric one gives a take that stands still."""
+    a = np.repeat(_tum_rows()[:1], T, 0)
+    a[:, 0] = np.arange(T) / 30.0
+    np.savetxt(tmp_path / "static.txt", a, fmt="%.9f")
+    with pytest.raises(EgoDataError, match="pass --scale"):
+        import_trajectory(tmp_path / "static.txt")
+    t, pos, R = _walk()
+    _head_csv(tmp_path / "static.csv", t, np.repeat(pos[:1], T, 0), np.repeat(rot.matrix_to_quat(R[:1]), T, 0))
+    take = import_trajectory(tmp_path / "static.csv").take
+    assert np.isfinite(take.head_vels).all() and np.abs(take.head_pose[:, :3] - take.head_pose[0, :3]).max() < 1e-9
+
+
+def _video(path, frames: int, fps: float, size=(64, 48)):
+    import imageio.v2 as imageio
+
+    rng = np.random.default_rng(0)
+    tex = rng.integers(0, 255, (size[1], size[0] * 4, 3), dtype=np.uint8)
+    with imageio.get_writer(str(path), fps=fps, codec="libx264", macro_block_size=1, quality=8) as w:
+        for k in range(frames):  # a texture panning right at 60 px/s
+            x = int(round(k * 60.0 / fps))
+            w.append_data(tex[:, x:x + size[0]])
+
+
+@pytest.mark.parametrize("fps, frames, expected", [(60.0, 61, 31), (30000 / 1001, 31, 31), (24.0, 25, 31)])
+def test_video_at_other_frame_rates_makes_a_30_hz_take(tmp_path, fps, frames, expected):
+    """The controller runs at 30 Hz: a 60 / 29.97 / 24 fps video becomes a 30 Hz take (it was a
+    take at the video's rate, which every estimate then failed on)."""
+    _video(tmp_path / "v.mp4", frames, fps)
+    np.savetxt(tmp_path / "traj.txt", _tum_rows(31), fmt="%.9f")  # 1 s of poses with timestamps
+    take = import_video(tmp_path / "v.mp4", tmp_path / "traj.txt", scale=1.0).take
+    assert take.fps == 30.0 and take.num_frames == expected
+    assert take.image_features.shape[0] == expected and np.isfinite(take.image_features).all()
+    ref = import_trajectory(tmp_path / "traj.txt", scale=1.0).take.head_pose[:expected]
+    np.testing.assert_allclose(take.head_pose, ref, atol=1e-6)
+
+
+def test_video_errors(tmp_path):
+    np.savetxt(tmp_path / "traj.txt", _tum_rows(40)[:, 1:], fmt="%.9f")  # 40 poses, no timestamps
+    _video(tmp_path / "v.mp4", 30, 30.0)
+    (tmp_path / "text.mp4").write_text("not a video\n")
+    (tmp_path / "empty.mp4").write_bytes(b"")
+    for video, message in (("v.mp4", "40 poses for 30 video frames"), ("text.mp4", "unreadable video"),
+                           ("empty.mp4", "unreadable video"), ("missing.mp4", "no such video")):
+        with pytest.raises(EgoDataError, match=message):
+            import_video(tmp_path / video, tmp_path / "traj.txt", scale=1.0)
+
+
+def _run(args):
+    from kinpoly.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def test_estimate_refuses_before_writing(tmp_path):
+    """Output folder that is a file, a policy that needs video features for a trajectory alone,
+    a missing checkpoint: one-line errors, and no output folder is made."""
+    np.savetxt(tmp_path / "traj.txt", _tum_rows(), fmt="%.9f")
+    (tmp_path / "file").write_text("")
+    from kinpoly.policy.estimate import SHIPPED_POLICY
+
+    cases = [(["--out", tmp_path / "file"], "is a file"),
+             (["--out", tmp_path / "o1", "--checkpoint", SHIPPED_POLICY], "reads image features"),
+             (["--out", tmp_path / "o2", "--checkpoint", tmp_path / "none.pt"], "no such")]
+    for extra, message in cases:
+        res = _run(["estimate", "--head-poses", tmp_path / "traj.txt", "--scale", "1", "--no-physics",
+                    "--videos", "0", "--no-progress"] + extra)
+        assert res.exit_code == 1 and message in res.output, res.output
+        assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit)
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_hand_made_take_folder(tmp_path):
+    """A take folder made by hand: a take without head velocities, name or objects is read; a
+    missing file, NaN head poses or unreadable meta fail that take only, with the reason."""
+    from kinpoly.policy.commands import _takes_without_features
+
+    t, pos, R = _walk(60)
+    head = np.concatenate([pos, rot.matrix_to_quat(R)], 1)
+    (tmp_path / "takes").mkdir()
+    np.savez(tmp_path / "takes" / "plain.npz", head_pose=head, meta=np.array(json.dumps({"fps": 30})))
+    bad = head.copy()
+    bad[7, 3:] = np.nan
+    np.savez(tmp_path / "takes" / "nan.npz", head_pose=bad, meta=np.array(json.dumps({"fps": 30})))
+    np.savez(tmp_path / "takes" / "meta.npz", head_pose=head, meta=np.array("{oops"))
+    names = ["plain", "nan", "meta", "missing"]
+    write_manifest(tmp_path, [{"name": n, "file": f"takes/{n}.npz", "frames": 60, "image_features": None}
+                              for n in names], {"test": names}, [])
+    take = EgoTake.load(tmp_path / "takes" / "plain.npz")
+    assert take.name == "plain" and take.head_vels.shape == (60, 6) and take.object_poses.shape == (60, 0, 7)
+    assert _takes_without_features(tmp_path)  # -> the head-trajectory-only policy by default
+    res = _run(["estimate", "--take", tmp_path, "--out", tmp_path / "out", "--no-physics", "--videos", "0",
+                "--no-progress"])
+    assert res.exit_code == 0, res.output
+    report = json.loads((tmp_path / "out" / "metrics.json").read_text())
+    assert report["takes"] == 1 and "kinematic_head_only" in report["checkpoint"]
+    reasons = {f["take"]: f["reason"] for f in report["failures"]}
+    assert set(reasons) == {"nan", "meta", "missing"}
+    assert "NaN" in reasons["nan"] and "meta" in reasons["meta"] and "No such file" in reasons["missing"]
+
+
+def test_existing_output_folder_scores_only_this_run(tmp_path):
+    """Estimates written into a folder that holds an earlier run's takes: the metrics are of
+    this run's takes (they were of every clip in the folder)."""
+    from kinpoly.egocentric.take import EgoDataset
+    from kinpoly.policy.estimate import Estimator, estimate_takes
+    from kinpoly.config import PACKAGE_DIR
+
+    ds = EgoDataset(PACKAGE_DIR / "assets" / "takes")
+    est = Estimator(None, physics=False)
+    first, second = ds.names[0], ds.names[1]
+    estimate_takes([ds[first]], est, tmp_path, videos=0, progress=False)
+    report = estimate_takes([ds[second]], est, tmp_path, videos=0, progress=False)
+    assert (tmp_path / "clips" / f"{first}.npz").is_file()  # kept, but not scored
+    assert list(report["evaluation"]["clips"]) == [second] and report["evaluation"]["num_clips"] == 1
