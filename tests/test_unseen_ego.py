@@ -228,3 +228,30 @@ def test_existing_output_folder_scores_only_this_run(tmp_path):
     report = estimate_takes([ds[second]], est, tmp_path, videos=0, progress=False)
     assert (tmp_path / "clips" / f"{first}.npz").is_file()  # kept, but not scored
     assert list(report["evaluation"]["clips"]) == [second] and report["evaluation"]["num_clips"] == 1
+
+
+def test_killed_estimate_resumes(tmp_path):
+    """`kinpoly estimate --resume` after a run killed between two takes: the complete take is
+    read back (its files untouched), the missing one estimated, and the metrics are those of an
+    uninterrupted run; with other settings nothing is read back."""
+    from kinpoly.config import PACKAGE_DIR
+    from kinpoly.policy.estimate import SHIPPED_HEAD_ONLY_POLICY
+
+    takes, out = PACKAGE_DIR / "assets" / "takes", tmp_path / "out"
+    args = ["estimate", "--take", takes, "--out", out, "--no-physics", "--videos", "0", "--no-progress"]
+    assert _run(args).exit_code == 0
+    full = json.loads((out / "metrics.json").read_text())
+    names = list(full["evaluation"]["clips"])
+    kept, lost = names[0], names[-1]
+    (out / "clips" / f"{lost}.npz").unlink()  # killed before the last take's clip was written
+    stamp = (out / "clips" / f"{kept}.npz").stat().st_mtime_ns
+    res = _run(args + ["--resume"])
+    assert res.exit_code == 0, res.output
+    again = json.loads((out / "metrics.json").read_text())
+    assert lost not in again["resumed"] and set(again["resumed"]) == set(names) - {lost}
+    assert (out / "clips" / f"{kept}.npz").stat().st_mtime_ns == stamp
+    assert "read back" in (out / "metrics.md").read_text()
+    for key in ("mpjpe_mm", "mpjpe_global_mm", "skate_mm", "num_clips"):
+        assert again["evaluation"][key] == pytest.approx(full["evaluation"][key])
+    other = _run(args + ["--resume", "--checkpoint", SHIPPED_HEAD_ONLY_POLICY])
+    assert other.exit_code == 0 and json.loads((out / "metrics.json").read_text())["resumed"] == []

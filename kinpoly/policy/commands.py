@@ -178,10 +178,13 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
               help="The controller's inverse-dynamics feed-forward "
                    "(default: off in the loop, full with --no-feedback).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
+@click.option("--resume", is_flag=True,
+              help="Go on with a killed run: takes whose complete estimate OUT holds from the same "
+                   "settings are read back, not estimated again.")
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_camera, action, gt_file, out,
                      checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
-                     no_feedback, smoothing, feedforward, videos, no_progress) -> None:
+                     no_feedback, smoothing, feedforward, videos, resume, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -238,7 +241,8 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
                seed=0)  # config.yaml + run.json; metrics.json below
     except OSError as e:
         raise click.ClickException(f"{out}: cannot write the output folder ({e.strerror or e})") from None
-    report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress)
+    report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress,
+                            resume=resume)
     click.echo((out / "metrics.md").read_text())
     if not report["takes"]:
         raise click.ClickException("no take could be estimated")

@@ -10,14 +10,18 @@ Output folder of :func:`write_estimates`::
     ground_truth/   the takes' ground-truth clips, when they have one
     proposals/      the kinematic policy's proposed poses (physics mode)
     states/<take>.npz  per frame: body_contact (T, 24), object_contact (T, K), object_poses
-                    (T, K, 7), penetration (T,), fall_frames; in physics, residual_wrench
-                    (T-1, 6): the root force (N) and torque (N m) applied per control step
+                    (T, K, 7), penetration (T,), fall_frames and fall_reasons; in physics,
+                    residual_wrench (T-1, 6): the root force (N) and torque (N m) applied per
+                    control step; seconds: the estimate's time
     videos/<take>.mp4  ground truth | estimate | head camera (or the input video)
     metrics.json, metrics.md   `kinpoly eval`'s report of clips/ against ground_truth/, the
                     speed, the residual root force per take (physics; help from outside the
                     body, also as a share of its weight) and the takes that failed (with the reason)
 
-Every file is written atomically; a take that fails is listed and the others go on.
+Every file is written atomically; a take that fails is listed and the others go on. A take's
+clip is written last, so its presence marks a complete take: with ``resume`` a killed run goes
+on where it stopped, taking the takes already there from their files when the estimator's
+settings (stored in each clip's meta) are the same.
 """
 
 from __future__ import annotations
@@ -189,10 +193,20 @@ class Estimator:
                 refiner = load_refiner(leg_refiner)
                 self.loop.target_filter = lambda targets, sim, take, frame: refiner.correct(targets, sim.qpos, sim.qvel)
         self.leg_refiner = str(leg_refiner) if leg_refiner else None
+        self.controller_overrides = [str(o) for o in controller_overrides]
         # no-feedback mode: an edit of the policy's motion before it is tracked, called as
         # ``motion_filter(motion, take)`` -> motion ((T, 76) tensors; None: tracked as it is).
         # For experiments (benchmarks/no_feedback_legs.py), like ``loop.target_filter``.
         self.motion_filter = None
+
+    @property
+    def settings(self) -> dict:
+        """What decides the estimates (stored in each clip's meta: a resumed run reuses a take's
+        files only when they are the same)."""
+        physics = {"controller": self.controller_path, "controller_overrides": self.controller_overrides,
+                   "feedforward": self.feedforward, "leg_refiner": self.leg_refiner,
+                   "smoothing": self.smoothing} if self.physics else {}
+        return {"checkpoint": str(self.checkpoint), "physics": self.physics, "feedback": self.feedback, **physics}
 
     def estimate(self, take) -> Estimate:
         """Estimate one :class:`~kinpoly.egocentric.take.EgoTake`."""
@@ -208,7 +222,7 @@ class Estimator:
                              f"expects {self.policy.cfg.feature_dim}")
         objects = take_objects(take.meta, take.object_world)
         gt = ground_truth_clip(take, objects)
-        meta = {"checkpoint": str(self.checkpoint), "take": take.name}
+        meta = {"checkpoint": str(self.checkpoint), "take": take.name, "estimator": self.settings}
         t0 = time.perf_counter()
         if self.physics:
             motion = None if self.feedback else policy_motion(self.policy, self.context, tt, self.smoothing)
@@ -249,7 +263,9 @@ def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: s
         bvh = export_bvh(est.clip, Path(tmp) / f"{est.name}.bvh")
         states = {"body_contact": scan.body_contact, "object_contact": scan.object_contact,
                   "object_poses": objects, "penetration": scan.penetration,
-                  "fall_frames": np.array([f for f, _ in est.falls], dtype=np.int64)}
+                  "fall_frames": np.array([f for f, _ in est.falls], dtype=np.int64),
+                  "fall_reasons": np.array([str(r) for _, r in est.falls], dtype=str),
+                  "seconds": np.float64(est.seconds)}
         if est.wrench is not None:
             states["residual_wrench"] = est.wrench
         atomic_write_npz(out / "states" / f"{est.name}.npz", states)
@@ -265,6 +281,28 @@ def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: s
         except Exception as e:  # noqa: BLE001 - no GL, codec problems, ...
             return f"{est.name}: video not written ({type(e).__name__}: {e})"
     return None
+
+
+def load_estimate(out: Path, name: str, settings: dict | None = None) -> Estimate | None:
+    """The estimate of take ``name`` that :func:`write_estimate` wrote to ``out``, or None if it
+    is not complete there (or, given ``settings``, was made with other estimator settings)."""
+    from ..motion.clip import ClipError
+
+    try:
+        clip = MotionClip.load(out / "clips" / f"{name}.npz")
+        if settings is not None and clip.meta.get("estimator") != settings:
+            return None
+        with np.load(out / "states" / f"{name}.npz", allow_pickle=False) as z:
+            states = {k: z[k] for k in z.files}
+        optional = {sub: MotionClip.load(out / sub / f"{name}.npz") if (out / sub / f"{name}.npz").is_file()
+                    else None for sub in ("ground_truth", "proposals")}
+    except (ClipError, OSError, ValueError):
+        return None
+    if "seconds" not in states:  # written before the states kept it: estimate it again
+        return None
+    falls = [(int(f), str(r)) for f, r in zip(states["fall_frames"], states["fall_reasons"])]
+    return Estimate(name, clip, optional["ground_truth"], optional["proposals"], falls,
+                    float(states["seconds"]), states.get("residual_wrench"))
 
 
 def render_estimate_video(est: Estimate, path: Path, input_video=None, width: int = 240,
@@ -329,10 +367,11 @@ def unscored_metrics(est: Estimate, observed_head: np.ndarray) -> dict:
 
 
 def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int = 3,
-                   input_video=None, progress: bool = True) -> dict:
+                   input_video=None, progress: bool = True, resume: bool = False) -> dict:
     """Estimate every take (an iterable of EgoTake or of ``(name, loader)`` pairs, the loader
     a zero-argument callable returning the take), write the outputs and the metrics; returns
-    the report written to ``metrics.json``."""
+    the report written to ``metrics.json``. ``resume``: a take whose complete estimate ``out``
+    already holds from the same estimator settings is read back, not estimated again."""
     import json
 
     from tqdm import tqdm
@@ -343,17 +382,21 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.json", "metrics.md"):  # an earlier run's: gone until this run's are written
         (out / stale).unlink(missing_ok=True)
-    failures, warnings, timing, residual, unscored, done, names = [], [], [], {}, {}, 0, []
+    failures, warnings, timing, residual, unscored, done, names, resumed = [], [], [], {}, {}, 0, [], []
     items = list(takes)
     for item in tqdm(items, desc="estimate", disable=not progress):
         name = item[0] if isinstance(item, tuple) else item.name
         try:
+            est = load_estimate(out, name, estimator.settings) if resume else None
             take = item[1]() if isinstance(item, tuple) else item
-            name = take.name
-            est = estimator.estimate(take)
-            problem = write_estimate(est, out, video=done < videos, input_video=input_video)
-            if problem:
-                warnings.append(problem)
+            if est is not None:
+                resumed.append(name)
+            else:
+                name = take.name
+                est = estimator.estimate(take)
+                problem = write_estimate(est, out, video=done < videos, input_video=input_video)
+                if problem:
+                    warnings.append(problem)
         except Exception as e:  # one bad take must not stop the others
             log.debug("estimating %s failed", name, exc_info=True)
             failures.append({"take": name, "reason": str(e) if isinstance(e, (ValueError, OSError))
@@ -369,7 +412,7 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
         log.info("%s: %d frames at %.1f frames/s, %d fall(s)", est.name, est.clip.num_frames,
                  est.frames_per_second, len(est.falls))
     frames = sum(f for f, _ in timing)
-    report = {"takes": done, "failures": failures, "warnings": warnings, "frames": frames,
+    report = {"takes": done, "resumed": resumed, "failures": failures, "warnings": warnings, "frames": frames,
               "frames_per_second": frames / max(sum(s for _, s in timing), 1e-9) if timing else None,
               "physics": estimator.physics, "feedback": estimator.feedback, "checkpoint": str(estimator.checkpoint),
               "controller": estimator.controller_path if estimator.physics else None}
@@ -381,7 +424,8 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
     mode = ("kinematic policy only" if not estimator.physics else "dynamics-regulated, physics on"
             if estimator.feedback else "the policy's own motion, then tracked in physics (no feedback)")
     md = [f"# kinpoly estimate\n\n{done} take(s), {frames} frames, "
-          f"{report['frames_per_second'] or 0:.1f} frames/s on one core ({mode}).\n"]
+          f"{report['frames_per_second'] or 0:.1f} frames/s on one core ({mode})"
+          + (f"; {len(resumed)} take(s) read back from an earlier run's files" if resumed else "") + ".\n"]
     if residual:
         r = report["residual"]
         md.append(f"Residual root force (help from outside the body, which the metrics below do not see): "
