@@ -341,14 +341,16 @@ def test_bvh_write_read_round_trip(tmp_path_factory, motion):
     assert m.num_frames == len(motion) and m.fps == 30
 
 
-def _asf_text(length_unit: float = 0.45) -> str:
+def _asf_text(length_unit: float = 0.45, angle: str = "deg") -> str:
+    """A two-bone ASF skeleton; ``angle`` "rad" writes its axis angles in radians."""
+    side = 90.0 if angle == "deg" else np.pi / 2
     return f"""# test skeleton
 :version 1.10
 :name test
 :units
   mass 1.0
   length {length_unit}
-  angle deg
+  angle {angle}
 :root
    order TX TY TZ RX RY RZ
    axis XYZ
@@ -368,7 +370,7 @@ def _asf_text(length_unit: float = 0.45) -> str:
      name side
      direction 1 0 0
      length 5
-     axis 0 0 90 XYZ
+     axis 0 0 {side} XYZ
     dof rx
     limits (-180 180)
   end

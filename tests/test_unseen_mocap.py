@@ -27,6 +27,7 @@ from kinpoly.motion.clip import ClipError
 from kinpoly.motion.formats import read_amc, read_bvh, write_bvh
 from kinpoly.motion.importers import find_motion_files, import_file, upright_share
 from kinpoly.motion.source import MotionFormatError
+from test_formats import _asf_text  # the two-bone ASF skeleton of the format tests
 
 # ----------------------------------------------------------------------------- a BVH walk
 # name, parent, offset in cm (Y up, facing +Z, the body's left is +X)
@@ -369,44 +370,6 @@ def test_clip_npz_with_foreign_metadata(tmp_path, meta):
 
 
 # ------------------------------------------------------------------------------ ASF / AMC
-def _asf(angle: str = "deg", axis_deg: float = 30.0) -> str:
-    a = axis_deg if angle == "deg" else np.radians(axis_deg)
-    return f""":version 1.10
-:name t
-:units
-  mass 1.0
-  length 0.45
-  angle {angle}
-:root
-   order TX TY TZ RX RY RZ
-   axis XYZ
-   position 0 0 0
-   orientation 0 0 0
-:bonedata
-  begin
-     id 1
-     name up
-     direction 0 1 0
-     length 10
-     axis 0 0 {a} XYZ
-    dof rx ry rz
-  end
-  begin
-     id 2
-     name side
-     direction 1 0 0
-     length 5
-     axis {a} 0 0 XYZ
-    dof rx
-  end
-:hierarchy
-  begin
-    root up
-    up side
-  end
-"""
-
-
 def _amc(first: int = 1, radians: bool = False, frames: int = 6) -> str:
     k = np.pi / 180 if radians else 1.0
     out = [":FULLY-SPECIFIED", ":RADIANS" if radians else ":DEGREES"]
@@ -419,12 +382,12 @@ def _amc(first: int = 1, radians: bool = False, frames: int = 6) -> str:
 def test_amc_radians_and_frame_numbering(tmp_path):
     """An ASF in radians (``angle rad``, axis angles in radians; AMC with or without its own
     :RADIANS line) and frame numbers starting at 0 or 100 read as the usual degrees file."""
-    (tmp_path / "07.asf").write_text(_asf())
+    (tmp_path / "07.asf").write_text(_asf_text())
     (tmp_path / "07_01.amc").write_text(_amc())
     ref = read_amc(tmp_path / "07_01.amc")
-    for name, asf, amc in [("rad", _asf("rad"), _amc(radians=True)),
-                           ("radnoheader", _asf("rad"), _amc(radians=True).replace(":RADIANS\n", "")),
-                           ("first0", _asf(), _amc(first=0)), ("first100", _asf(), _amc(first=100))]:
+    for name, asf, amc in [("rad", _asf_text(angle="rad"), _amc(radians=True)),
+                           ("radnoheader", _asf_text(angle="rad"), _amc(radians=True).replace(":RADIANS\n", "")),
+                           ("first0", _asf_text(), _amc(first=0)), ("first100", _asf_text(), _amc(first=100))]:
         d = tmp_path / name
         d.mkdir()
         (d / "07.asf").write_text(asf)
@@ -434,17 +397,17 @@ def test_amc_radians_and_frame_numbering(tmp_path):
         assert m.num_frames == 6
 
 
-def test_amc_truncated_or_without_its_asf(tmp_path):
-    (tmp_path / "subject.asf").write_text(_asf())
+def test_amc_truncated_or_without_its_asf_text(tmp_path):
+    (tmp_path / "subject.asf").write_text(_asf_text())
     amc = tmp_path / "07_01.amc"
     amc.write_text(_amc())
     one_line_error(amc, r"no skeleton file 07\.asf.*found subject\.asf")
-    (tmp_path / "07.asf").write_text(_asf())
+    (tmp_path / "07.asf").write_text(_asf_text())
     amc.write_text(_amc()[: _amc().rindex("side")])  # cut before the last frame's last bone
     one_line_error(amc, r"last frame \(6\) lacks bone\(s\) side.*truncated")
     amc.write_text(_amc().rstrip()[:-len("150.0")])  # cut inside the last line, after the bone name
     one_line_error(amc, "frame 6: bone side has 0 values")
-    (tmp_path / "07.asf").write_text(_asf()[:300])  # a cut skeleton: the error names both files
+    (tmp_path / "07.asf").write_text(_asf_text()[:300])  # a cut skeleton: the error names both files
     amc.write_text(_amc())
     msg = one_line_error(amc, "bad skeleton file")
     assert "07.asf" in msg
