@@ -55,7 +55,7 @@ def read_checkpoint(path: str | os.PathLike, what: str, weights_only: bool = Fal
 
     import torch
 
-    path = Path(path)
+    path = resolve_path(path)  # a shipped default such as checkpoints/uhc/policy.pt from any directory
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such {what}")
     try:
@@ -69,6 +69,17 @@ def read_checkpoint(path: str | os.PathLike, what: str, weights_only: bool = Fal
 
 class ConfigError(InputError):
     """A configuration file or override is invalid; the message names the key."""
+
+
+def _expected(tp: Any) -> str:
+    """What a value of type ``tp`` looks like, for error messages."""
+    if typing.get_origin(tp) is typing.Literal:
+        return f"one of {list(typing.get_args(tp))}"
+    if dataclasses.is_dataclass(tp) or typing.get_origin(tp) is dict:
+        return "a mapping"
+    if typing.get_origin(tp) in (list, tuple):
+        return "a list"
+    return {bool: "true/false", int: "an integer", float: "a number", str: "a string"}.get(tp, str(tp))
 
 
 def _convert(value: Any, tp: Any, key: str) -> Any:
@@ -87,6 +98,9 @@ def _convert(value: Any, tp: Any, key: str) -> Any:
                 return _convert(value, a, key)
             except ConfigError as e:
                 errors.append(str(e))
+        if len(errors) > 1:  # e.g. ``bool | Literal["off", "full"]``: name every accepted form
+            wanted = [_expected(a) for a in args if a is not type(None)]
+            raise ConfigError(f"{key}: expected {' or '.join(wanted)}, got {value!r}")
         raise ConfigError(errors[0] if errors else f"{key}: invalid value {value!r}")
     if dataclasses.is_dataclass(tp):
         if not isinstance(value, dict):
@@ -149,6 +163,13 @@ def from_dict(cls: type[T], data: dict, prefix: str = "") -> T:
     return obj
 
 
+def _yaml_problem(e: yaml.YAMLError) -> str:
+    """A YAML error in one line: what is wrong and where (line, column)."""
+    mark = getattr(e, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(e, 'problem', None) or type(e).__name__}{where}"
+
+
 def _parse_scalar(text: str) -> Any:
     return yaml.safe_load(text)
 
@@ -160,12 +181,17 @@ def apply_overrides(data: dict, overrides: list[str]) -> dict:
             raise ConfigError(f"override {item!r}: expected key=value")
         key, text = item.split("=", 1)
         node = data
-        parts = key.strip().split(".")
+        parts = [part.strip() for part in key.split(".")]
+        if not all(parts):
+            raise ConfigError(f"override {item!r}: empty key")
         for p in parts[:-1]:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"override {item!r}: {p} is not a section")
-        node[parts[-1]] = _parse_scalar(text)
+        try:
+            node[parts[-1]] = _parse_scalar(text)
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: invalid value ({_yaml_problem(e)})") from None
     return data
 
 
@@ -181,7 +207,7 @@ def load_config(cls: type[T], path: str | os.PathLike | None = None, overrides: 
         try:
             loaded = yaml.safe_load(p.read_text()) or {}
         except yaml.YAMLError as e:
-            raise ConfigError(f"{p}: invalid YAML ({e})") from None
+            raise ConfigError(f"{p}: invalid YAML ({_yaml_problem(e)})") from None
         if not isinstance(loaded, dict):
             raise ConfigError(f"{p}: the top level must be a mapping")
         data = loaded

@@ -13,7 +13,6 @@ from scratch to regress that velocity (``train_flow_encoder``) on flows of rende
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from dataclasses import dataclass
@@ -170,9 +169,17 @@ def train_flow_encoder(train_flows: np.ndarray, train_vel: np.ndarray, test_flow
                        log=print) -> dict:
     """Train the encoder to regress head velocity (head frame) from pooled flows; writes
     ``flow_encoder.pt`` (float16 weights) and ``metrics.json`` to ``out``; returns the metrics
-    (mean error on the test frames vs predicting zero velocity)."""
+    (mean error on the test frames vs predicting zero velocity), and the run record
+    (``config.yaml``, ``run.json``: seed, git commit, command)."""
+    from ..config import RunDir
+    from ..errors import InputError
+
     torch = _torch()
     cfg = cfg or TrainConfig()
+    if len(train_flows) < cfg.batch or not len(test_flows):
+        raise InputError(f"flow encoder: {len(train_flows)} training frame pairs (a batch is {cfg.batch}) and "
+                         f"{len(test_flows)} test ones; needs a full batch and at least one test pair")
+    run = RunDir(out, cfg.__dict__ | {"size": int(train_flows.shape[-1])}, cfg.seed)
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     size = train_flows.shape[-1]
@@ -227,5 +234,5 @@ def train_flow_encoder(train_flows: np.ndarray, train_vel: np.ndarray, test_flow
                 "vel_mean": mean.tolist(), "vel_std": std.tolist(),
                 "target": "head velocity in the head frame (m/s, rad/s), forward differences"},
                out / "flow_encoder.pt")
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    run.write_metrics(metrics)
     return metrics

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..config import RunDir, load_config
+from ..config import RunDir, load_config, resolve_path
 from ..errors import Command, Group
 
 
@@ -24,7 +24,7 @@ def train() -> None:
 @click.option("--init", type=click.Path(path_type=Path), default=None,
               help="Start from this checkpoint's weights when OUT has none (overrides config).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (overrides config).")
-@click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set lr=3e-4.")
+@click.option("--set", "-o", "overrides", multiple=True, help="Override a config key, e.g. --set lr=3e-4.")
 @click.option("--no-progress", is_flag=True)
 def kinematic_command(config_path, data, init, out, overrides, no_progress) -> None:
     """Supervised training on the egocentric takes' train split; resumes from OUT/checkpoint.pt,
@@ -41,8 +41,8 @@ def kinematic_command(config_path, data, init, out, overrides, no_progress) -> N
     takes = [take_tensors(t, cfg.use_image_features) for t in ds]
     if not takes:
         raise click.ClickException(f"{cfg.data}: no training takes")
+    trainer = SupervisedTrainer(cfg, takes, cfg.out)  # first: a bad --init ends here, before OUT is written
     run = RunDir(cfg.out, cfg, cfg.seed)
-    trainer = SupervisedTrainer(cfg, takes, cfg.out)
     curves = trainer.train(progress=not no_progress)
     it = np.array([c["iteration"] for c in curves])
     plot_curves({k: (it, np.array([c[k] for c in curves])) for k in ("total", "root_pos", "pose", "end_effector")},
@@ -59,7 +59,7 @@ def kinematic_command(config_path, data, init, out, overrides, no_progress) -> N
 @click.option("--out", default="runs/uhc_in_loop", show_default=True, help="Run folder (checkpoints, curves).")
 @click.option("--init", type=click.Path(exists=True, dir_okay=False), default=None,
               help="A shipped controller (policy.pt) to start from when OUT has no checkpoint.")
-@click.option("-o", "--override", multiple=True, help="key=value config override, e.g. ppo.iterations=10.")
+@click.option("-o", "--override", "--set", multiple=True, help="key=value config override, e.g. ppo.iterations=10.")
 @click.option("--ray", "ray_address", default=None, help="Run rollout workers on Ray ('local' or an address).")
 @click.option("--iterations", type=int, default=None, help="Stop after this many more iterations.")
 @click.option("--time-limit", type=float, default=None, help="Stop after this many seconds (checkpoint kept).")
@@ -85,7 +85,7 @@ def loop_controller_command(config_path, out, init, override, ray_address, itera
 @click.option("--init", type=click.Path(path_type=Path), default=None,
               help="Supervised checkpoint to start from (overrides config).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (overrides config).")
-@click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set iterations=50.")
+@click.option("--set", "-o", "overrides", multiple=True, help="Override a config key, e.g. --set iterations=50.")
 @click.option("--ray", "ray_address", default=None, help="Run rollout workers on Ray ('local' or an address).")
 @click.option("--no-progress", is_flag=True)
 def dynamics_command(config_path, data, init, out, overrides, ray_address, no_progress) -> None:
@@ -97,11 +97,11 @@ def dynamics_command(config_path, data, init, out, overrides, ray_address, no_pr
     cfg = load_config(DynamicsConfig, config_path, list(overrides))
     cfg.data, cfg.out = str(data or cfg.data), str(out or cfg.out)
     cfg.init = str(init or cfg.init)
-    run = RunDir(cfg.out, cfg, cfg.seed)
     try:
         trainer = DynamicsTrainer(cfg, cfg.out, ray_address=ray_address)
     except (FileNotFoundError, ValueError) as e:
         raise click.ClickException(str(e)) from None
+    run = RunDir(cfg.out, cfg, cfg.seed)  # after the checks: bad input leaves no run folder behind
     curves = trainer.train(progress=not no_progress)
     if not curves:
         raise click.ClickException("no iteration ran")
@@ -117,7 +117,7 @@ def dynamics_command(config_path, data, init, out, overrides, ray_address, no_pr
 @click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="YAML config (see configs/leg_refiner.yaml).")
 @click.option("--out", type=click.Path(path_type=Path), default=None, help="Run folder (overrides config).")
-@click.option("--set", "overrides", multiple=True, help="Override a config key, e.g. --set rounds=3.")
+@click.option("--set", "-o", "overrides", multiple=True, help="Override a config key, e.g. --set rounds=3.")
 @click.option("--no-progress", is_flag=True)
 def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
     """Train the leg refiner (DAgger in the regulated loop on the training takes; the kinematic
@@ -126,6 +126,8 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
 
     cfg = load_config(RefinerConfig, config_path, list(overrides))
     cfg.out = str(out or cfg.out)
+    # shipped defaults (checkpoints/...) are found from any directory; the record names the file used
+    cfg.policy, cfg.controller = (str(resolve_path(p)) if p else p for p in (cfg.policy, cfg.controller))
     for path in (cfg.policy, cfg.controller):
         if path and not Path(path).is_file():
             raise click.ClickException(f"{path}: no such checkpoint")

@@ -27,12 +27,14 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
 from torch import nn
 
-from ..config import read_checkpoint
+from ..config import read_checkpoint, resolve_path
+from ..egocentric.take import EgoDataError
 from ..motion.clip import atomic_write_bytes
 from .data import TakeTensors
 from .model import _mlp, integrate
@@ -47,7 +49,9 @@ class DynamicsConfig:
     out: str = "runs/dynamics"
     init: str = "runs/kinematic/checkpoint.pt"  # the supervised checkpoint to start from
     controller: str = "checkpoints/uhc/policy.pt"  # tracking controller ("" = training-free)
-    feedforward: bool = False  # inverse-dynamics feed-forward in the loop (see regulated.py)
+    # inverse-dynamics feed-forward in the loop (see regulated.py): false/"off", "static", true/"full"
+    feedforward: bool | Literal["off", "static", "full"] = False
+    anchor_on_simulation: bool = False  # the feed-forward's previous frame is the simulated pose (regulated.py)
     seed: int = 0
     iterations: int = 100
     steps_per_iteration: int = 4000  # transitions over all workers (SPEC: 10k)
@@ -91,6 +95,7 @@ def load_controller(path: str | None, overrides=()):
     from ..simulation.policy import load_policy as load_uhc
 
     if path:
+        path = str(resolve_path(path))  # checkpoints/uhc/policy.pt from any directory
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such controller checkpoint")
         return controller_config(checkpoint=path, overrides=overrides).env, PolicyController(load_uhc(path)[0])
@@ -110,6 +115,7 @@ class DynamicsWorker:
         env_cfg, controller = load_controller(cfg.controller)
         self.loop = RegulatedLoop(self.policy, None, loop_env_config(env_cfg, cfg.feedforward), controller,
                                   cfg.reward)
+        self.loop.anchor_on_simulation = cfg.anchor_on_simulation
         lengths = np.array([t.num_frames for t in self.takes], float)
         self.p = lengths / lengths.sum()
 
@@ -153,19 +159,19 @@ class DynamicsWorker:
 class DynamicsTrainer:
     def __init__(self, cfg: DynamicsConfig, out: str | Path, ray_address: str | None = None,
                  inline: bool = False):
-        from .estimate import policy_from_blob
+        from .estimate import _checked_policy
 
         self.cfg, self.out = cfg, Path(out)
         torch.set_num_threads(cfg.threads or 1)
         torch.manual_seed(cfg.seed)
         ckpt = self.out / "checkpoint.pt"
-        init = ckpt if ckpt.exists() else Path(cfg.init)
+        init = ckpt if ckpt.exists() else resolve_path(cfg.init)
         if not init.is_file():
             raise FileNotFoundError(f"{init}: no supervised kinematic-policy checkpoint to start from "
                                     f"(train one with `kinpoly train kinematic`)")
         blob = read_checkpoint(init, "supervised kinematic-policy checkpoint")
         self.blob = blob
-        self.policy, self.context = policy_from_blob(blob)
+        self.policy, self.context = _checked_policy(blob, init)
         self.policy.train()
         self.fk = TorchFK()
         S = self.policy.state_dim
@@ -178,6 +184,8 @@ class DynamicsTrainer:
             self.opt.load_state_dict(blob["optimizer"])
             self.iteration, self.curves = blob["iteration"], blob["curves"]
         self.takes, _ = load_train_takes(cfg.data, self.policy.cfg.feature_dim > 0)
+        if not self.takes:
+            raise EgoDataError(f"{cfg.data}: no training takes with ground truth")
         n_workers = cfg.workers or os.cpu_count() or 1
         args = [(cfg, self._policy_blob(), w) for w in range(n_workers)]
         from ..simulation.ppo import InlinePool, LocalPool, RayPool

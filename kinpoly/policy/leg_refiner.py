@@ -206,12 +206,15 @@ def train_refiner(cfg: RefinerConfig, progress: bool = True) -> list[dict]:
     workers = cfg.workers or os.cpu_count() or 1
     torch.manual_seed(cfg.seed)  # the initial weights
     model, state, X_all, Y_all, rows = LegRefiner(cfg.hidden), None, [], [], []
-    if (out / "rounds.json").is_file() and (out / "data.npz").is_file() and (out / "refiner.pt").is_file():
-        rows = json.loads((out / "rounds.json").read_text())  # a killed run resumes after its last round
-        model = load_refiner(out / "refiner.pt")
-        state = {k: v.clone() for k, v in model.state_dict().items()}
-        with np.load(out / "data.npz") as z:
-            X_all, Y_all = [z["X"]], [z["Y"]]
+    if (out / "rounds.json").is_file() and (out / "data.npz").is_file():
+        # a killed run resumes after its last finished round (rounds.json is written last): that
+        # round's refiner and its frames (data.npz may already hold the next round's too)
+        rows = json.loads((out / "rounds.json").read_text())
+        if rows:
+            model = load_refiner(out / f"refiner_round{len(rows)}.pt")
+            state = {k: v.clone() for k, v in model.state_dict().items()}
+            with np.load(out / "data.npz") as z:
+                X_all, Y_all = [z["X"][:rows[-1]["frames"]]], [z["Y"][:rows[-1]["frames"]]]
     with get_context("spawn").Pool(workers) as pool:
         for r in tqdm(range(len(rows), cfg.rounds), desc="leg refiner (DAgger rounds)", disable=not progress):
             t0 = time.perf_counter()

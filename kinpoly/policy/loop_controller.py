@@ -231,6 +231,9 @@ def train_loop_controller(cfg: LoopControllerConfig, out_dir: str | os.PathLike,
     :func:`kinpoly.simulation.ppo.train`: ``init``, ``inline``, ``ray_address``, ...)."""
     from pathlib import Path
 
+    from ..config import resolve_path
+
+    cfg.kinematic = str(resolve_path(cfg.kinematic))  # checkpoints/kinematic/policy.pt from any directory
     if not Path(cfg.kinematic).is_file():
         raise FileNotFoundError(f"{cfg.kinematic}: no such kinematic-policy checkpoint")
     names = [t.name for t in load_train_takes(cfg.data, use_features=False)[0]]

@@ -250,7 +250,19 @@ class SupervisedTrainer:
         self.context.load_state_dict(context.state_dict())
 
     def _load(self, path: Path) -> None:
-        ck = torch.load(path, weights_only=False)
+        from ..config import read_checkpoint
+
+        ck = read_checkpoint(path, "supervised training checkpoint")
+        needs = {"policy", "context", "optimizer", "iteration", "rng", "torch_rng", "policy_config"}
+        if not needs <= set(ck):
+            raise InputError(f"{path}: not a supervised training checkpoint (kinpoly train kinematic writes one)")
+        theirs, ours = ck["policy_config"], self.cfg.policy
+        differ = [k for k in ("feature_dim", "hidden", "mlp", "context_frames") if k in theirs
+                  and theirs[k] != getattr(ours, k)]
+        if differ:
+            raise InputError(f"{path}: its policy differs from the config in "
+                             + ", ".join(f"{k} ({theirs[k]} vs {getattr(ours, k)})" for k in differ)
+                             + ": resume with the same settings, or train into another --out")
         self.policy.load_state_dict(ck["policy"])
         self.context.load_state_dict(ck["context"])
         self.opt.load_state_dict(ck["optimizer"])

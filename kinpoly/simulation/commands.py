@@ -22,7 +22,7 @@ def uhc() -> None:
 @click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False),
               help="Clip folder (kinpoly motion import output).")
 @click.option("--out", default="runs/uhc", show_default=True, help="Run folder (checkpoints, curves).")
-@click.option("-o", "--override", multiple=True, help="key=value config override, e.g. ppo.iterations=10.")
+@click.option("-o", "--override", "--set", multiple=True, help="key=value config override, e.g. ppo.iterations=10.")
 @click.option("--ray", "ray_address", default=None, help="Ray cluster address ('local' starts one) for rollout workers.")
 @click.option("--no-resume", is_flag=True, help="Start over even if OUT has a checkpoint.")
 @click.option("--iterations", type=int, default=None, help="Stop after this many more iterations.")
@@ -48,7 +48,7 @@ def train(config_path, motions, out, override, ray_address, no_resume, iteration
               show_default=True, help="The student's settings (YAML of UHCConfig).")
 @click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, help="Run folder; `kinpoly uhc train --out` the same folder fine-tunes it.")
-@click.option("-o", "--override", multiple=True,
+@click.option("-o", "--override", "--set", multiple=True,
               help="key=value override of the student's settings, e.g. env.controller.feedforward=false.")
 @click.option("--rounds", type=int, default=None, help="DAgger rounds (default: DistillConfig's, 30).")
 @click.option("--steps", type=int, default=None, help="Steps per environment and round (default 512).")

@@ -167,15 +167,52 @@ class RolloutWorker:
         return collect_segment(self.model, self.envs, rng, n_steps)
 
 
-def _worker_main(conn, worker_cls, args) -> None:
-    worker = worker_cls(*args)
+def _failure(e: BaseException) -> tuple:
+    """What a worker sends instead of a result when it fails: bad input (a missing or wrong
+    checkpoint, no clips) as its one-line message, anything else with its traceback."""
+    import traceback
+
+    from ..errors import InputError
+
+    if isinstance(e, (InputError, FileNotFoundError)):
+        return ("error", True, str(e))
+    return ("error", False, "".join(traceback.format_exception(e)))
+
+
+def _receive(conn):
+    """A worker's next message; its failure raised here, in the learner (bad input as an
+    :class:`~kinpoly.errors.InputError`, so the command ends with its message)."""
+    from ..errors import InputError
+
     try:
+        msg = conn.recv()
+    except (EOFError, ConnectionResetError):
+        raise RuntimeError("a rollout worker exited unexpectedly (see its output above)") from None
+    if isinstance(msg, tuple) and len(msg) == 3 and msg[0] == "error":
+        if msg[1]:
+            raise InputError(msg[2])
+        raise RuntimeError(f"a rollout worker failed:\n{msg[2]}")
+    return msg
+
+
+def _worker_main(conn, worker_cls, args) -> None:
+    try:
+        try:
+            worker = worker_cls(*args)
+        except Exception as e:  # reported to the learner, which raises it
+            conn.send(_failure(e))
+            return
         conn.send("ready")
         while True:
             msg = conn.recv()
             if msg is None:
                 break
-            conn.send(worker.collect(*msg))
+            try:
+                result = worker.collect(*msg)
+            except Exception as e:
+                conn.send(_failure(e))
+                return
+            conn.send(result)
     except (EOFError, BrokenPipeError, ConnectionResetError, KeyboardInterrupt):
         pass  # the learner is gone: stop quietly
 
@@ -184,7 +221,8 @@ class LocalPool:
     """Rollout workers in subprocesses (spawned), talking over pipes. A worker is any class
     built from ``worker_args`` with a ``collect(state_dict, seed, iteration, n_steps, *extra)``
     method (the controller's :class:`RolloutWorker` by default; its extra argument is the
-    clips' sampling weights)."""
+    clips' sampling weights). A worker that fails (to start or in ``collect``) raises its
+    error here, in the learner, instead of leaving it waiting."""
 
     def __init__(self, worker_args: list[tuple], worker_cls=RolloutWorker):
         ctx = mp.get_context("spawn")
@@ -193,16 +231,21 @@ class LocalPool:
             a, b = ctx.Pipe()
             p = ctx.Process(target=_worker_main, args=(b, worker_cls, args), daemon=True)
             p.start()
+            b.close()  # the worker's end lives in the worker: its exit ends our recv with EOFError
             self.conns.append(a)
             self.procs.append(p)
-        for c in self.conns:
-            if c.recv() != "ready":
-                raise RuntimeError("rollout worker failed to start")
+        try:
+            for c in self.conns:
+                if _receive(c) != "ready":
+                    raise RuntimeError("rollout worker failed to start")
+        except BaseException:
+            self.close()
+            raise
 
     def collect(self, state_dict, seed, iteration, n_steps, *extra) -> list[dict]:
         for c in self.conns:
             c.send((state_dict, seed, iteration, n_steps, *extra))
-        return [c.recv() for c in self.conns]
+        return [_receive(c) for c in self.conns]
 
     def close(self) -> None:
         for c in self.conns:
@@ -308,11 +351,15 @@ def make_optimizer(model: ActorCritic, cfg: PPOConfig) -> torch.optim.Optimizer:
 def train_clip_names(motions: str, split: str | None) -> list[str]:
     """Clips of ``motions`` to train on: all but the held-out ones of ``split`` and their mirror
     images (``kinpoly motion mirror``), which would leak the held-out motion into training."""
+    from ..config import resolve_path
+    from ..errors import InputError
     from ..motion.clip import ClipFolder
     from .split import read_split
 
     entries = ClipFolder(motions).entries()
-    if split and Path(split).is_file():
+    if split:  # configs/splits/... is found from any directory (it was skipped outside the checkout)
+        if not resolve_path(split).is_file():
+            raise InputError(f"{split}: no such split file (the config's split; null trains on every clip)")
         held = set(read_split(split))
         entries = [e for e in entries if e["name"] not in held and e.get("mirror_of") not in held]
     return [e["name"] for e in entries]
@@ -332,14 +379,31 @@ def _save_checkpoint(path: Path, model, opt, iteration, curves, cfg_dict, extra=
     atomic_write_bytes(path, buf.getvalue())
 
 
+def _read_run_checkpoint(path: Path, p: PPOConfig) -> dict:
+    """A run's ``last.pt`` to resume from; one of another kind, or of a network other than the
+    config's ``ppo.hidden``, is an :class:`~kinpoly.errors.InputError`."""
+    from ..config import read_checkpoint
+    from ..errors import InputError
+
+    blob = read_checkpoint(path, "controller training checkpoint")
+    missing = [k for k in ("policy", "optimizer", "iteration", "curves", "hidden") if k not in blob]
+    if missing:
+        raise InputError(f"{path}: not a controller training checkpoint (no {', '.join(missing)})")
+    if list(blob["hidden"]) != list(p.hidden):
+        raise InputError(f"{path}: its network has hidden layers {list(blob['hidden'])}, the config's ppo.hidden "
+                         f"is {list(p.hidden)}: resume with the same, or start over (--no-resume, another --out)")
+    return blob
+
+
 def _continue_from_export(model, path: str | os.PathLike) -> tuple[int, list[dict]]:
     """Load an exported controller's weights into ``model``; (its iteration, its curves)."""
+    from ..errors import InputError
     from .policy import load_policy
 
     path = Path(path)
     exported, extra = load_policy(path)
     if [m.shape for m in exported.state_dict().values()] != [m.shape for m in model.state_dict().values()]:
-        raise ValueError(f"{path}: network of another shape than the config's ppo.hidden")
+        raise InputError(f"{path}: network of another shape than the config's ppo.hidden")
     model.load_state_dict(exported.state_dict())
     curves = []
     csv_path = path.parent / "training_curve.csv"
@@ -358,18 +422,23 @@ def _write_curves(path: Path, curves: list[dict], fields=CURVE_KEYS) -> None:
     atomic_write_text(path, out.getvalue())
 
 
-def start_run(cfg: UHCConfig, motions: str, out_dir, names: list[str] | None = None) -> tuple:
-    """Common start of a training run: (out folder, its RunDir, training clip names (``names``,
-    or those of ``motions`` outside the split), number of rollout workers); seeds everything
-    and sets the learner's threads."""
+def start_run(cfg: UHCConfig, motions: str, out_dir, names: list[str] | None = None, record: bool = True) -> tuple:
+    """Common start of a training run: (out folder, its RunDir (None without ``record``: the
+    caller writes it once its checks have passed), training clip names (``names``, or those of
+    ``motions`` outside the split), number of rollout workers); seeds everything and sets the
+    learner's threads."""
     from ..config import RunDir, seed_everything
+    from ..errors import InputError
 
     out = Path(out_dir)
-    run = RunDir(out, cfg, cfg.seed)
+    names = train_clip_names(motions, cfg.split) if names is None else names
+    if not names:
+        raise InputError(f"{motions}: no clips to train on" + (f" outside the held-out split {cfg.split}"
+                                                                if cfg.split else ""))
+    run = RunDir(out, cfg, cfg.seed) if record else None
     seed_everything(cfg.seed)
     cores = os.cpu_count() or 1
     torch.set_num_threads(cfg.ppo.torch_threads or cores)
-    names = train_clip_names(motions, cfg.split) if names is None else names
     return out, run, names, cfg.ppo.num_workers or cores
 
 
@@ -390,10 +459,10 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
     optimiser starts fresh (an export does not keep it)."""
     from tqdm import tqdm
 
-    from ..config import to_dict
+    from ..config import RunDir, to_dict
 
     worker_cls, names, make_args = rollouts or (RolloutWorker, None, None)
-    out, run, names, n_workers = start_run(cfg, motions, out_dir, names)
+    out, _, names, n_workers = start_run(cfg, motions, out_dir, names, record=False)
     p = cfg.ppo
     model = ActorCritic(p.hidden, p.log_std)
     opt = make_optimizer(model, p)
@@ -401,7 +470,7 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
     start = 0
     ckpt = out / "last.pt"
     if resume and ckpt.exists():
-        blob = torch.load(ckpt, map_location="cpu", weights_only=False)
+        blob = _read_run_checkpoint(ckpt, p)
         model.load_state_dict(blob["policy"])
         opt.load_state_dict(blob["optimizer"])
         for group, lr in zip(opt.param_groups, (p.lr_policy, p.lr_value)):
@@ -423,10 +492,20 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
     worker_args = [make_args(w) for w in range(n_workers)]
     pool = (InlinePool(worker_args, worker_cls) if inline else RayPool(worker_args, ray_address, worker_cls)
             if ray_address else LocalPool(worker_args, worker_cls))
+    try:  # the checkpoint, --init and the workers' data are fine: record the run
+        run = RunDir(out, cfg, cfg.seed)
+    except BaseException:
+        pool.close()
+        raise
     best = max((c["success_rate"] for c in curves), default=-1.0)
     wall0 = curves[-1]["wall_s"] if curves else 0.0
     samples = curves[-1]["samples"] if curves else 0
     end = p.iterations if max_iterations is None else min(p.iterations, start + max_iterations)
+    if start >= p.iterations:
+        import logging
+
+        logging.getLogger(__name__).warning("nothing to train: at iteration %d already (the run or --init), "
+                                            "ppo.iterations is %d (the total, not more)", start, p.iterations)
     bar = tqdm(total=end, initial=start, disable=not progress, desc="uhc train", dynamic_ncols=True)
     t_start = time.perf_counter()
     try:
