@@ -85,6 +85,7 @@ DYN = ["train", "dynamics", "--config", "configs/dynamics.yaml", "--data", str(T
     (DYN + ["--init", "{tmp}/missing.pt"], "no supervised kinematic-policy checkpoint", None),
     (DYN + ["--data", "{tmp}/no_train"], "no training takes", None),  # was a traceback
     (DYN + ["--set", "feedforward=maybe"], "one of ['off', 'static', 'full']", None),
+    (["ego", "train-flow", "{tmp}/no_train", "--out", "{out}"], "no train takes", None),  # was a traceback
 ])
 def test_bad_input_is_one_line(tmp_path, args, match, prepare):
     _no_train_takes(tmp_path)

@@ -126,6 +126,7 @@ def train_flow_command(folder, out, epochs, seed, threads):
     import numpy as np
     import torch
 
+    from ..motion.clip import atomic_write_text
     from .flow import TrainConfig, train_flow_encoder
     from .take import read_manifest
 
@@ -140,6 +141,10 @@ def train_flow_command(folder, out, epochs, seed, threads):
                     raise click.ClickException(f"{folder}: take {name} has no flows; build with --set save_flow=true")
                 data[split][0].append(z["flow"].astype(np.float32))
                 data[split][1].append(z["head_local_vels"].astype(np.float64))
+    empty = [split for split in ("train", "test") if not data[split][0]]
+    if empty:
+        raise click.ClickException(f"{folder}: no {' and no '.join(empty)} takes to train the flow encoder on "
+                                   f"(its manifest's split)")
     tr = [np.concatenate(x) for x in data["train"]]
     te = [np.concatenate(x) for x in data["test"]]
     click.echo(f"train {len(tr[0])} frame pairs, test {len(te[0])}")
@@ -148,7 +153,7 @@ def train_flow_command(folder, out, epochs, seed, threads):
     metrics["command"] = " ".join(["kinpoly", "ego", "train-flow"] + sys.argv[3:])
     metrics["data"] = {"folder": str(folder), "train_takes": m["split"].get("train", []),
                        "test_takes": m["split"].get("test", [])}
-    (Path(out) / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    atomic_write_text(Path(out) / "metrics.json", json.dumps(metrics, indent=1))
     t = metrics["test"]
     click.echo(f"test head velocity error: linear {t['linear_mps']:.3f} m/s (zero: {t['zero_linear_mps']:.3f}), "
                f"angular {t['angular_radps']:.3f} rad/s (zero: {t['zero_angular_radps']:.3f})")
