@@ -133,6 +133,10 @@ def train_flow_command(folder, out, epochs, seed, threads):
     if threads:
         torch.set_num_threads(threads)
     m = read_manifest(folder)
+    empty = [split for split in ("train", "test") if not m["split"].get(split)]
+    if empty:
+        raise click.ClickException(f"{folder}: no {' and no '.join(empty)} takes to train the flow encoder on "
+                                   f"(its manifest's split)")
     data = {"train": ([], []), "test": ([], [])}
     for split in ("train", "test"):
         for name in m["split"].get(split, []):
@@ -141,10 +145,6 @@ def train_flow_command(folder, out, epochs, seed, threads):
                     raise click.ClickException(f"{folder}: take {name} has no flows; build with --set save_flow=true")
                 data[split][0].append(z["flow"].astype(np.float32))
                 data[split][1].append(z["head_local_vels"].astype(np.float64))
-    empty = [split for split in ("train", "test") if not data[split][0]]
-    if empty:
-        raise click.ClickException(f"{folder}: no {' and no '.join(empty)} takes to train the flow encoder on "
-                                   f"(its manifest's split)")
     tr = [np.concatenate(x) for x in data["train"]]
     te = [np.concatenate(x) for x in data["test"]]
     click.echo(f"train {len(tr[0])} frame pairs, test {len(te[0])}")
