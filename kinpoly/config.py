@@ -244,11 +244,28 @@ def seed_everything(seed: int) -> np.random.Generator:
     return np.random.default_rng(seed)
 
 
+def config_changes(old: Any, new: Any, prefix: str = "") -> dict[str, tuple[Any, Any]]:
+    """``{dotted key: (old, new)}`` for every setting that differs between two config dicts."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out: dict[str, tuple[Any, Any]] = {}
+        for k in list(old) + [k for k in new if k not in old]:
+            out.update(config_changes(old.get(k), new.get(k), f"{prefix}{k}."))
+        return out
+    return {} if old == new else {prefix.rstrip("."): (old, new)}
+
+
 class RunDir:
     """A run's output folder: ``config.yaml``, ``run.json`` (seed, commit, command, times) and
-    ``metrics.json``, each written atomically."""
+    ``metrics.json``, each written atomically.
+
+    A folder that already holds a run (a resumed training run, an estimate run again into the
+    same folder) keeps its record: ``run.json``'s ``earlier`` lists the previous starts (seed,
+    commit, command, time) with the settings that changed since (also logged as a warning,
+    since a resumed run then continues with other settings than it began with)."""
 
     def __init__(self, path: str | os.PathLike, config: Any = None, seed: int | None = None):
+        import logging
+
         from .motion.clip import atomic_write_text
 
         self._write = atomic_write_text
@@ -257,9 +274,35 @@ class RunDir:
         self.info = {"seed": seed, "git_commit": git_commit(), "command": " ".join(sys.argv),
                      "python": platform.python_version(), "host_cpus": os.cpu_count(),
                      "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
-        if config is not None:
-            self._write(self.path / "config.yaml", yaml.safe_dump(to_dict(config), sort_keys=False))
-        self._write(self.path / "run.json", json.dumps(self.info, indent=1))
+        resolved = to_dict(config) if config is not None else None
+        earlier = self._earlier(resolved, seed)
+        if earlier:
+            self.info["earlier"] = earlier
+            if changed := earlier[-1].get("changed_since"):
+                logging.getLogger(__name__).warning(
+                    "%s holds a run started with other settings: %s", self.path,
+                    "; ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in changed.items()))
+        if resolved is not None:
+            self._write(self.path / "config.yaml", yaml.safe_dump(resolved, sort_keys=False))
+        self._write(self.path / "run.json", json.dumps(self.info, indent=1, default=str))
+
+    def _earlier(self, resolved: dict | None, seed: int | None) -> list[dict]:
+        """The previous starts recorded in this folder (unreadable records are dropped)."""
+        try:
+            prev = json.loads((self.path / "run.json").read_text())
+            old_cfg = yaml.safe_load((self.path / "config.yaml").read_text()) if resolved is not None else None
+        except (OSError, ValueError, yaml.YAMLError):
+            return []
+        if not isinstance(prev, dict):
+            return []
+        history = prev.pop("earlier", [])
+        prev = {k: prev[k] for k in ("seed", "git_commit", "command", "started", "finished") if k in prev}
+        changed = config_changes(old_cfg, resolved) if isinstance(old_cfg, dict) else {}
+        if prev.get("seed") != seed:
+            changed["seed"] = (prev.get("seed"), seed)
+        if changed:
+            prev["changed_since"] = changed
+        return [*history, prev] if isinstance(history, list) else [prev]
 
     def write_metrics(self, metrics: dict, name: str = "metrics.json") -> Path:
         out = self.path / name

@@ -63,3 +63,22 @@ def test_run_dir_records_config_seed_commit_metrics(tmp_path):
     assert info["seed"] == 7 and info["git_commit"] and "finished" in info
     assert yaml.safe_load((tmp_path / "run" / "config.yaml").read_text())["seed"] == 7
     assert json.loads((tmp_path / "run" / "metrics.json").read_text()) == {"mpjpe_mm": 12.5}
+
+
+def test_run_dir_keeps_earlier_starts_and_names_changed_settings(tmp_path, caplog):
+    """A second start in the same folder (a resumed run) keeps the first one's record and says
+    which settings changed, instead of overwriting run.json."""
+    RunDir(tmp_path, Outer(), seed=1)
+    first = json.loads((tmp_path / "run.json").read_text())
+    RunDir(tmp_path, Outer(), seed=1)  # resumed as it was: no change, no warning
+    assert "changed_since" not in json.loads((tmp_path / "run.json").read_text())["earlier"][0]
+    assert not caplog.records
+    changed = Outer(name="other")
+    changed.inner.lr = 0.5
+    RunDir(tmp_path, changed, seed=2)
+    info = json.loads((tmp_path / "run.json").read_text())
+    assert len(info["earlier"]) == 2 and info["earlier"][0]["started"] == first["started"]
+    assert info["earlier"][-1]["changed_since"] == {"name": ["run", "other"], "inner.lr": [1e-3, 0.5],
+                                                      "seed": [1, 2]}
+    assert "inner.lr" in caplog.text and "name" in caplog.text
+    assert yaml.safe_load((tmp_path / "config.yaml").read_text())["inner"]["lr"] == 0.5
