@@ -1,12 +1,25 @@
 """``kinpoly eval``: score predicted clips against ground truth and write the reports.
 
-``kinpoly eval --pred DIR --gt DIR --json OUT [--md OUT] [--plots DIR]`` matches the clips of
-the two folders by name and scores each pair with :func:`~kinpoly.evaluation.metrics.score_clip`;
-``--gt DIR`` alone scores the ground truth's own physical plausibility (penetration, skate).
+``kinpoly eval --pred PATH --gt PATH --json OUT [--md OUT] [--plots DIR] [--trim]`` matches the
+clips of the two sides by name and scores each pair with
+:func:`~kinpoly.evaluation.metrics.score_clip`; ``--gt PATH`` alone scores the ground truth's
+own physical plausibility (penetration, skate). Each side is a kinpoly clip folder, a folder of
+mocap files or one mocap file of any format ``kinpoly motion import`` reads (see
+:mod:`kinpoly.evaluation.inputs`); mocap is imported in memory as that command would (30 Hz,
+grounded by its own lowest sole, the humanoid fitted to the file's own skeleton; SMPL
+parameters on the default body). Metrics compare the 24 bodies of our humanoid, so a side
+whose skeleton differs in size or proportions from the other's is scored with those
+differences included: global MPJPE and the translation errors contain them in full,
+root-relative MPJPE only through limb lengths and the pelvis-to-joint offsets.
+
 A clip that cannot be scored is listed under ``failures`` with the reason and the others are
 still scored; the exit code is non-zero only when no clip could be scored. A clip that was
 scored but whose interaction criterion could not be computed (e.g. no object poses) is listed
-under ``failures`` too, with its other metrics kept.
+under ``failures`` too, with its other metrics kept. So are a name found on one side only, a
+mocap file that fails to import (with the importer's message) and a clip name two files of one
+side both give. Clips of different lengths are a failure unless ``--trim``, which scores the
+frames they share from the start and records both lengths as ``trimmed_from``. Two single
+files of one clip each are paired whatever their names.
 """
 
 from __future__ import annotations
@@ -22,6 +35,7 @@ import numpy as np
 from ..errors import Command
 from ..humanoid.skeleton import BODY_NAMES
 from ..motion.clip import ACTIONS, ClipError, ClipFolder, MotionClip, atomic_write_text
+from .inputs import ImportedClips, open_clips, pair_single_files
 from .metrics import PHYSICAL_KEYS, POSE_KEYS, joint_errors, score_clip, score_physical
 
 log = logging.getLogger(__name__)
@@ -119,7 +133,7 @@ def markdown_report(summary: dict) -> str:
     return "\n".join(parts) + "\n"
 
 
-def write_plots(summary: dict, pred: ClipFolder | None, gt: ClipFolder, out: Path) -> list[Path]:
+def write_plots(summary: dict, pred, gt, out: Path) -> list[Path]:
     """Per-joint error bars, error over time of the worst clips, success per action."""
     from ..visualization import plots
 
@@ -160,11 +174,22 @@ def _load(folder: ClipFolder, name: str, what: str) -> MotionClip:
         raise ClipError(f"{what}: {e}") from None
 
 
-def evaluate_folders(pred_dir: str | Path | None, gt_dir: str | Path) -> dict:
+def evaluate_folders(pred_dir: str | Path | None, gt_dir: str | Path, trim: bool = False) -> dict:
     """Score every clip of ``pred_dir`` against the same-named clip of ``gt_dir`` (or, without
-    ``pred_dir``, the ground truth's physical metrics) and return :func:`summarise`'s dict."""
-    gt = ClipFolder(gt_dir)
-    pred = ClipFolder(pred_dir) if pred_dir is not None else None
+    ``pred_dir``, the ground truth's physical metrics) and return :func:`summarise`'s dict.
+    Either may be a clip folder, a folder of mocap files or one mocap file
+    (:func:`~kinpoly.evaluation.inputs.open_clips`); ``trim``: see :func:`evaluate`."""
+    gt = open_clips(gt_dir, "ground truth")
+    pred = open_clips(pred_dir, "prediction") if pred_dir is not None else None
+    return evaluate(pred, gt, trim=trim)
+
+
+def evaluate(pred, gt, trim: bool = False) -> dict:
+    """:func:`evaluate_folders` on opened clip sets (a ``ClipFolder`` or ``ImportedClips``).
+
+    ``trim``: a pair whose frame counts differ is scored on the frames both have from the
+    start (the row records ``trimmed_from``: both lengths) instead of being a failure.
+    """
     clips: dict[str, dict] = {}
     failures: list[dict] = []
 
@@ -172,15 +197,24 @@ def evaluate_folders(pred_dir: str | Path | None, gt_dir: str | Path) -> dict:
         failures.append({"clip": name, "reason": reason})
         log.info("%s: %s", name, reason)
 
+    if (renamed := pair_single_files(pred, gt)) is not None:
+        log.info("prediction %s scored against ground truth %s (one file each)", renamed, next(iter(gt)))
+    for side in (gt, pred):
+        if isinstance(side, ImportedClips):
+            for f in side.failures:
+                failures.append(f)
+                log.info("%s: %s", f["clip"], f["reason"])
+    gt_blocked = gt.blocked if isinstance(gt, ImportedClips) else set()
+    pred_blocked = pred.blocked if isinstance(pred, ImportedClips) else set()
     if pred is None:
         names = list(gt)
     else:
         names = [n for n in gt if n in pred]
         for n in gt:
-            if n not in pred:
+            if n not in pred and n not in pred_blocked:
                 fail(n, "no prediction for this ground-truth clip")
         for n in pred:
-            if n not in gt:
+            if n not in gt and n not in gt_blocked:
                 fail(n, "no ground-truth clip of this name")
     for name in names:
         try:
@@ -188,7 +222,15 @@ def evaluate_folders(pred_dir: str | Path | None, gt_dir: str | Path) -> dict:
             if pred is None:
                 clips[name] = score_physical(g)
                 continue
-            row = score_clip(_load(pred, name, "prediction"), g)
+            p = _load(pred, name, "prediction")
+            trimmed = None
+            if trim and p.num_frames != g.num_frames:
+                trimmed = {"pred": p.num_frames, "gt": g.num_frames}
+                n = min(p.num_frames, g.num_frames)
+                p, g = p.slice(0, n), g.slice(0, n)
+            row = score_clip(p, g)
+            if trimmed:
+                row["trimmed_from"] = trimmed
             phys = score_physical(g)
             row["gt_skate_mm"], row["gt_penetration_mm"] = phys["skate_mm"], phys["penetration_mm"]
         except Exception as e:  # one bad clip must not stop the others
@@ -202,24 +244,61 @@ def evaluate_folders(pred_dir: str | Path | None, gt_dir: str | Path) -> dict:
 
 
 @click.command("eval", cls=Command)
-@click.option("--pred", "pred_dir", type=click.Path(exists=True, file_okay=False),
-              help="Folder of predicted clips (omit to score the ground truth's physics alone).")
-@click.option("--gt", "gt_dir", type=click.Path(exists=True, file_okay=False), required=True,
-              help="Folder of ground-truth clips, matched to predictions by name.")
+@click.option("--pred", "pred_dir", type=click.Path(exists=True),
+              help="Predicted motion: a clip folder, a folder of mocap files or one mocap file "
+                   "(omit to score the ground truth's physics alone).")
+@click.option("--gt", "gt_dir", type=click.Path(exists=True), required=True,
+              help="Ground truth, in any form --pred takes; clips are matched to predictions by name.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), required=True,
               help="Write the overall, per-clip and failure results here (JSON).")
 @click.option("--md", "md_out", type=click.Path(dir_okay=False), help="Also write a Markdown report.")
 @click.option("--plots", "plots_dir", type=click.Path(file_okay=False), help="Also write PNG plots here.")
-def eval_command(pred_dir, gt_dir, json_out, md_out, plots_dir) -> None:
-    """Score predicted motion against ground truth with the metrics of the Kin-Poly paper."""
-    summary = evaluate_folders(pred_dir, gt_dir)
+@click.option("--trim", is_flag=True,
+              help="Score clips of different lengths on the frames both have from the start "
+                   "(default: such a clip is a failure).")
+def eval_command(pred_dir, gt_dir, json_out, md_out, plots_dir, trim) -> None:
+    """Score predicted motion against ground truth with the metrics of the Kin-Poly paper.
+
+    --pred and --gt each take a kinpoly clip folder (as `kinpoly motion import` writes), a
+    folder of mocap files or one mocap file, in any format `kinpoly motion import` reads (BVH,
+    ASF/AMC, DeepMimic, AMASS/SMPL .npz, Kin-Poly/EgoEgo pickles, kinpoly clip .npz). Mocap is
+    imported in memory as that command would: resampled to 30 Hz, its lowest sole put on the
+    floor (so a constant height offset of a whole clip is not scored), and retargeted to a
+    humanoid fitted to the file's own skeleton (SMPL parameters: the default 1.75 m body).
+    Clips are matched by name (a file's stem); two single files of one clip each are paired
+    whatever their names.
+
+    Positions are compared on our 24-body skeleton, each side on its own body. Where the
+    method's skeleton differs in size or proportions from the ground truth's, global MPJPE
+    and the root/head translation errors include that difference in full; root-relative
+    MPJPE is less sensitive to it (the pelvis is aligned) but still counts differing limb
+    lengths; rotation errors do not depend on body size.
+
+    A name on one side only, a file that fails to import (with the importer's message) and a
+    pair of different lengths (unless --trim) are listed as failures; the others are still
+    scored. The exit status is non-zero only when no clip could be scored.
+    """
+    gt = open_clips(gt_dir, "ground truth")
+    pred = open_clips(pred_dir, "prediction") if pred_dir is not None else None
+    summary = evaluate(pred, gt, trim=trim)
     atomic_write_text(json_out, json.dumps(_json_safe(summary), indent=1))
     if md_out:
         atomic_write_text(md_out, markdown_report(_json_safe(summary)))
     if plots_dir and summary["clips"]:
-        write_plots(summary, ClipFolder(pred_dir) if pred_dir else None, ClipFolder(gt_dir), Path(plots_dir))
+        write_plots(summary, pred, gt, Path(plots_dir))
     click.echo(overall_table(_json_safe(summary)))
+    for name, c in summary["clips"].items():
+        if c.get("trimmed_from"):
+            t = c["trimmed_from"]
+            click.echo(f"trimmed: {name}: prediction {t['pred']} frames, ground truth {t['gt']}; "
+                       f"scored the first {c['frames']}", err=True)
     for f in summary["failures"]:
         click.echo(f"failed: {f['clip']}: {f['reason']}", err=True)
+    if not trim and any(" frames, ground truth " in f["reason"] for f in summary["failures"]):
+        click.echo("hint: --trim scores clips of different lengths on the frames both have", err=True)
     if not summary["clips"]:
-        raise click.ClickException("no clip could be scored")
+        empty = [f"{opt} {path}" for opt, path, side in (("--gt", gt_dir, gt), ("--pred", pred_dir, pred))
+                 if side is not None and len(side) == 0 and not getattr(side, "failures", None)]
+        raise click.ClickException("no clip could be scored" + (
+            f" ({' and '.join(empty)} {'hold' if len(empty) > 1 else 'holds'} no clips and no motion files)"
+            if empty else ""))

@@ -167,17 +167,24 @@ def upright_share(clip: MotionClip) -> float:
     return float(np.mean(v[:, 2] > 0.5 * np.linalg.norm(v, axis=1)))
 
 
-def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
-    path, body, smpl_model, up_axis, units = args
+def try_import(path: str | os.PathLike, body: BodyShape | str = "fit",
+               smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
+               units: str | None = None) -> tuple[list[MotionClip] | None, str | None]:
+    """:func:`import_file` that never raises: ``(clips, None)``, or ``(None, message)`` with a
+    one-line message naming the file (for batches, where one bad file must not stop the rest)."""
     try:
-        return str(path), import_file(path, body, smpl_model, up_axis, units), None
+        return import_file(path, body, smpl_model, up_axis, units), None
     except InputError as e:  # MotionFormatError, ClipError: the message says what is wrong
         error = str(e)
-    except Exception as e:  # never let one bad file stop a batch; keep the type for the report
+    except Exception as e:  # keep the type for the report
         error = f"{type(e).__name__}: {e}"
     if str(path) not in error:
         error = f"{path}: {error}"
-    return str(path), None, " ".join(error.split())  # one line per bad file
+    return None, " ".join(error.split())
+
+
+def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
+    return str(args[0]), *try_import(*args)
 
 
 def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fit",
