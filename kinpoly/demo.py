@@ -27,7 +27,7 @@ from pathlib import Path
 import click
 
 from .config import PACKAGE_DIR, RunDir
-from .errors import Command
+from .errors import Command, check_output
 from .motion.clip import ClipFolder, MotionClip, atomic_write_text
 
 SAMPLE_CLIPS = PACKAGE_DIR / "assets" / "clips"
@@ -175,6 +175,7 @@ def demo(out: Path, controller: str, no_video: bool) -> None:
     from .simulation.evaluate import controller_config
 
     t0 = time.perf_counter()
+    check_output(out, folder=True)
     checkpoint = SHIPPED_CONTROLLER if controller == "learned" and SHIPPED_CONTROLLER.is_file() else None
     run = RunDir(out, controller_config(checkpoint=checkpoint), seed=0)
     est_md, est_metrics = _estimation_section(out, str(checkpoint or ""), no_video)

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import check_output, did_you_mean
 from ..motion.augment import mirror_clip
 from ..motion.clip import ClipError, ClipFolder, MotionClip, ObjectTrack
 from .scenes import SceneConfig, ScenePlacementError, synthesize_scene
@@ -63,6 +64,17 @@ class EgoConfig:
     recentre: bool = True  # move the clip's path to the middle of the room
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     scene: SceneConfig = field(default_factory=SceneConfig)
+
+    def __post_init__(self) -> None:  # a ValueError here is a one-line ConfigError of load_config
+        if not 0 < self.fovy < 180:
+            raise ValueError(f"fovy {self.fovy:g}: expected degrees between 0 and 180")
+        if self.width < 1 or self.height < 1 or self.flow_size < 1:
+            raise ValueError(f"width {self.width}, height {self.height}, flow_size {self.flow_size}: "
+                             f"expected positive pixel counts")
+        if not 0 <= self.test_fraction <= 1:
+            raise ValueError(f"test_fraction {self.test_fraction:g}: expected 0 to 1")
+        if self.take_seconds is not None and not self.take_seconds > 0:
+            raise ValueError(f"take_seconds {self.take_seconds:g}: expected a positive duration or null")
 
     def digest(self) -> str:
         d = dataclasses.asdict(self)
@@ -309,11 +321,20 @@ def build_dataset(motions: str | os.PathLike, out: str | os.PathLike, cfg: EgoCo
 
     cfg = cfg or EgoConfig()
     out = Path(out)
-    (out / "takes").mkdir(parents=True, exist_ok=True)
-    folder = ClipFolder(motions)
+    folder = ClipFolder(motions)  # bad input ends the build before anything is written
+    unknown = [c for c in clips or [] if c not in folder]
+    if unknown:
+        raise ClipError(f"{motions}: no clip named {unknown[0]!r}{did_you_mean(unknown[0], folder)}"
+                        + (f" (nor {', '.join(map(repr, unknown[1:]))})" if unknown[1:] else ""))
+    if not len(folder):
+        raise ClipError(f"{motions}: no clips to build takes from (a clip folder of `kinpoly motion import`)")
+    if limit is not None and limit < 1:
+        raise ValueError(f"limit {limit}: expected at least 1 clip")
     names = [n for n in folder if clips is None or n in clips]
     if limit:
         names = names[:limit]
+    check_output(out, folder=True)
+    (out / "takes").mkdir(parents=True, exist_ok=True)
     digest = cfg.digest()
     done = _existing(out, digest)
     entries: dict[str, list[dict]] = {n: done[n] for n in names if n in done}

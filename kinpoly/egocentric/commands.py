@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from ..errors import Group
+from ..errors import Group, check_output
 
 
 def _config(path, overrides, seed=None):
@@ -36,7 +36,7 @@ def ego() -> None:
 @click.option("--seed", type=int, default=None)
 @click.option("--save-video", is_flag=True, help="Also write each take's head-camera MP4.")
 @click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
-@click.option("--limit", type=int, default=None, help="Only the first N clips.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N clips.")
 @click.option("--clip", "clips", multiple=True, help="Only these clips (repeatable).")
 @click.option("--no-progress", is_flag=True)
 def build_command(motions, out, config_path, overrides, seed, save_video, workers, limit, clips, no_progress):
@@ -75,10 +75,13 @@ def scenes_command(motions, out):
     interacts with (the objects of `ego build`, without distractors), so that the tracking
     controller trains and is evaluated on climbs, sits and steps with something to stand on
     (`kinpoly uhc train|eval --motions OUT`). Clips without a label are copied as they are."""
-    from ..motion.clip import ClipFolder, atomic_write_text
+    from ..motion.clip import ClipError, ClipFolder, atomic_write_text
     from .scenes import clip_in_scene
 
     src = ClipFolder(motions)
+    if not len(src):
+        raise ClipError(f"{motions}: no clips to place in scenes (a clip folder of `kinpoly motion import`)")
+    check_output(out, folder=True)
     dst = ClipFolder(out, create=True)
     reports = []
     for name in src:
@@ -172,11 +175,12 @@ def features_command(folder, encoder):
 
     enc = load_encoder(encoder)
     m = read_manifest(folder)
+    for e in m["takes"]:  # every take has its flows, or none is rewritten
+        if "flow" not in EgoTake.load(folder / e["file"]).extras:
+            raise click.ClickException(f"{folder / e['file']}: no stored flows (build with --set save_flow=true)")
     for e in m["takes"]:
         path = folder / e["file"]
         take = EgoTake.load(path)
-        if "flow" not in take.extras:
-            raise click.ClickException(f"{path}: no stored flows (build with --set save_flow=true)")
         from .features import head_velocities, objects_relative_to_head
 
         take.image_features, _ = enc.encode(flows_per_frame(take.extras["flow"].astype(np.float32)))

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from ..errors import Group
+from ..errors import Group, InputError, check_output
 from ..humanoid.skeleton import BodyShape
-from .clip import ClipFolder, resolve_clip
+from .clip import ClipError, ClipFolder, resolve_clip
 
 
 @click.group(cls=Group)
@@ -79,7 +79,7 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, un
 
 
 @motion.command("info")
-@click.argument("folder", type=click.Path(exists=True, path_type=Path))
+@click.argument("folder", type=click.Path(exists=True, file_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @click.option("--clips", "list_clips", is_flag=True, help="Also list every clip.")
 def info_command(folder, as_json, list_clips) -> None:
@@ -101,16 +101,29 @@ def info_command(folder, as_json, list_clips) -> None:
                        f"{e.get('retarget_error_mm')} mm")
 
 
+EXPORT_FORMATS = ("bvh", "npz")
+
+
 @motion.command("export")
 @click.argument("clip")
-@click.option("--format", "fmt", type=click.Choice(["bvh", "npz"]), default="bvh", show_default=True)
-@click.option("--out", type=click.Path(path_type=Path), default=None, help="Output file (default: beside the clip).")
+@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
+              help="Default: the extension of --out, else bvh.")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="Output file (default: <clip name>.<format> in the current folder).")
 def export_command(clip, fmt, out) -> None:
     """Export a clip as BVH (Y up, cm; opens in Blender) or as a plain npz of body poses."""
     from .export import export_bvh, export_npz
 
     c = resolve_clip(clip)
+    suffix = out.suffix.lower().lstrip(".") if out is not None else ""
+    fmt = fmt or (suffix if suffix in EXPORT_FORMATS else "bvh")
     out = out or Path(f"{c.name}.{fmt}")
+    check_output(out)
+    if out.suffix.lower() != f".{fmt}":
+        other = f", or pass --format {suffix}" if suffix in EXPORT_FORMATS else ""
+        raise InputError(f"{out}: --format {fmt} writes a .{fmt} file; end the name in .{fmt}{other}")
+    if out.exists() and any(p.exists() and out.samefile(p) for p in (Path(clip), Path(f"{clip}.npz"))):
+        raise InputError(f"{out}: that is the clip being exported; give --out another file")
     path = (export_bvh if fmt == "bvh" else export_npz)(c, out)
     click.echo(str(path))
 
@@ -129,6 +142,10 @@ def mirror_command(source, out_dir, keep) -> None:
     from .clip import load_clips
 
     clips = load_clips(source)
+    if not clips:
+        raise ClipError(f"{source}: no clips to mirror (give a clip .npz or a clip folder of "
+                        f"`kinpoly motion import`)")
+    check_output(out_dir, folder=True)
     folder = ClipFolder(out_dir, create=True)
     for c in clips:
         if keep:

@@ -8,7 +8,7 @@ from pathlib import Path
 import click
 import numpy as np
 
-from ..errors import Group
+from ..errors import Group, check_output
 
 
 @click.group(cls=Group)
@@ -72,7 +72,8 @@ def distill(teacher, config_path, motions, out, override, rounds, steps, init_fr
 @uhc.command("split")
 @click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False),
               help="Clip folder (kinpoly motion import output).")
-@click.option("--fraction", type=float, default=0.15, show_default=True, help="Share of every dataset held out.")
+@click.option("--fraction", type=click.FloatRange(0, 1, min_open=True), default=0.15, show_default=True,
+              help="Share of every dataset held out.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--ego", "ego_data", type=click.Path(exists=True, file_okay=False), default=None,
               help="Also hold out the clips this egocentric dataset's test takes were rendered from "
@@ -85,6 +86,7 @@ def split_command(motions, fraction, seed, ego_data, out) -> None:
     from .split import ego_test_sources, make_split, write_split
 
     held = make_split(motions, fraction, seed)
+    check_output(out)
     comment = (f"Held-out clips: {fraction:g} of each dataset of {motions} (seeded shuffle, seed {seed}; "
                f"kinpoly.simulation.split.make_split)")
     if ego_data:
@@ -117,13 +119,14 @@ def split_command(motions, fraction, seed, ego_data, out) -> None:
               help="Render reference vs simulation of the worst clip next to the JSON.")
 def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video) -> None:
     """Track every clip from its first frame and write per-clip and overall metrics."""
-    from ..errors import InputError
+    from ..errors import InputError, did_you_mean
     from ..motion.clip import atomic_write_text, load_clips
     from .evaluate import PolicyController, controller_config, evaluate, worst_clip
     from .reference import prepare_reference
     from .split import read_split
 
     cfg = controller_config(config_path, checkpoint, override)
+    check_output(json_out, option="--json")  # before the clips are tracked, not after
     env_cfg = cfg.env
     if no_residual:
         env_cfg.sim.residual_force = False
@@ -131,14 +134,18 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
         from ..motion.clip import ClipFolder
 
         folder = ClipFolder(motions)
-        names = read_split(split) if split else list(folder)
-        missing = [n for n in names if n not in folder]
-        if missing:
-            raise click.ClickException(f"{len(missing)} clip(s) of the split are not in {motions}: {missing[:5]}")
-        load = folder.load
+        available, load = list(folder), folder.load
     else:
         clips = {c.name: c for c in load_clips(motions)}
-        load, names = clips.__getitem__, list(clips)
+        available, load = list(clips), clips.__getitem__
+    names = read_split(split) if split else available
+    if not names:
+        raise InputError(f"{split}: the split lists no clips" if split else
+                         f"{motions}: no clips to track (a clip folder of `kinpoly motion import`)")
+    missing = [n for n in names if n not in available]
+    if missing:
+        raise InputError(f"{len(missing)} clip(s) of the split are not in {motions}: {missing[:5]}"
+                         f"{did_you_mean(missing[0], available)}; split and clips must match")
     # a clip that cannot be tracked (NaN, wrong frame rate, unreadable) is recorded and skipped
     refs, rejected = [], {}
     for name in names:
@@ -183,19 +190,23 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
 
 @uhc.command()
 @click.option("--motions", required=True, type=click.Path(exists=True, file_okay=False))
-@click.option("--seconds", default=10.0, show_default=True, help="Duration of each single-process measure.")
-@click.option("--ppo-iterations", default=2, show_default=True)
+@click.option("--seconds", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+              help="Duration of each single-process measure.")
+@click.option("--ppo-iterations", type=click.IntRange(min=1), default=2, show_default=True)
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default="configs/uhc.yaml",
               show_default=True)
 @click.option("--json", "json_out", default="benchmarks/results/uhc_bench.json", show_default=True)
 def bench(motions, seconds, ppo_iterations, config_path, json_out) -> None:
     """Bare mj_step rate, env steps/s, PPO samples/s and their ratios, in one run."""
     from ..config import load_config
-    from ..motion.clip import atomic_write_text
+    from ..motion.clip import ClipError, ClipFolder, atomic_write_text
     from .bench import run_bench
     from .ppo import UHCConfig
 
-    cfg = load_config(UHCConfig, config_path) if Path(config_path).is_file() else UHCConfig()
+    cfg = load_config(UHCConfig, config_path)  # the shipped default also from outside the checkout
+    if not len(ClipFolder(motions)):
+        raise ClipError(f"{motions}: no clips to track (a clip folder of `kinpoly motion import`)")
+    check_output(json_out, option="--json")
     result = run_bench(motions, seconds, ppo_iterations, cfg=cfg)
     result["command"] = f"kinpoly uhc bench --motions {motions} --seconds {seconds} --ppo-iterations {ppo_iterations}"
     atomic_write_text(json_out, json.dumps(result, indent=1))
@@ -214,13 +225,27 @@ def export(run_dir, checkpoint, out) -> None:
     import yaml
 
     from ..config import read_checkpoint
+    from ..errors import InputError
     from ..motion.clip import atomic_write_text
     from ..visualization.plots import plot_curves
     from .policy import ActorCritic, save_policy
 
     run, dst = Path(run_dir), Path(out)
+
+    def training_checkpoint(name: str, keys: tuple[str, ...]) -> dict:
+        b = read_checkpoint(run / name, "controller training checkpoint")
+        missing = [k for k in keys if k not in b]
+        if missing:  # e.g. a shipped policy.pt, already exported
+            raise InputError(f"{run / name}: not a controller training checkpoint (no {', '.join(missing)}); "
+                             f"give --run a `kinpoly uhc train --out` folder")
+        return b
+
+    blob = training_checkpoint(checkpoint, ("policy", "hidden", "config", "curves", "iteration"))
+    last = training_checkpoint("last.pt", ("curves",))
+    if last["curves"] and not (run / "progress.csv").is_file():
+        raise InputError(f"{run}: no progress.csv beside last.pt (not a complete training run folder)")
+    check_output(dst, folder=True)  # everything is read and checked before anything is written
     dst.mkdir(parents=True, exist_ok=True)
-    blob = read_checkpoint(run / checkpoint, "controller training checkpoint")
     model = ActorCritic(blob["hidden"], blob["config"]["ppo"]["log_std"])
     model.load_state_dict(blob["policy"])
     # a distilled run not yet fine-tuned by PPO has no PPO curves: its last DAgger round stands in
@@ -228,7 +253,6 @@ def export(run_dir, checkpoint, out) -> None:
     save_policy(model, dst / "policy.pt", extra={"config": blob["config"], "iteration": blob["iteration"],
                                                   "train_success_rate": rows[-1].get("success_rate")})
     atomic_write_text(dst / "config.yaml", yaml.safe_dump(blob["config"], sort_keys=False))
-    last = read_checkpoint(run / "last.pt", "controller training checkpoint")
     curves = last["curves"]
     if not curves:
         if (run / "distill.csv").is_file():

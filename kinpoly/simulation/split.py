@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import resolve_path
+from ..errors import InputError
 from ..motion.clip import ClipFolder
 
 
@@ -21,7 +22,10 @@ def dataset_of(entry: dict) -> str:
 def make_split(motions: str, fraction: float = 0.15, seed: int = 0) -> list[str]:
     """Names of the held-out clips: round(fraction * n) of each dataset (at least 1)."""
     groups: dict[str, list[str]] = {}
-    for e in ClipFolder(motions).entries():
+    entries = ClipFolder(motions).entries()
+    if not entries:
+        raise InputError(f"{motions}: no clips to split (a clip folder of `kinpoly motion import`)")
+    for e in entries:
         groups.setdefault(dataset_of(e), []).append(e["name"])
     rng = np.random.default_rng(seed)
     held = []
@@ -54,5 +58,8 @@ def write_split(path: str, names: list[str], comment: str) -> None:
 
 def read_split(path: str) -> list[str]:
     """Clip names listed in a split file (``configs/splits/...`` also from any directory)."""
-    text = resolve_path(path).read_text()
+    p = resolve_path(path)
+    if not p.is_file():
+        raise InputError(f"{path}: no such split file (one clip name a line; `kinpoly uhc split` writes one)")
+    text = p.read_text()
     return [ln.strip() for ln in text.splitlines() if ln.strip() and not ln.startswith("#")]

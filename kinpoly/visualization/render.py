@@ -59,6 +59,7 @@ except Exception as _e:  # e.g. MUJOCO_GL=osmesa without libOSMesa fails inside 
 import numpy as np  # noqa: E402
 
 from .. import rotations as rot  # noqa: E402
+from ..errors import check_output  # noqa: E402
 from ..humanoid.mjcf import ModelOptions, build_model  # noqa: E402
 from ..humanoid.scene import SceneObject  # noqa: E402
 from ..humanoid.skeleton import QPOS_DIM, BodyShape  # noqa: E402
@@ -422,6 +423,7 @@ def render_clips(clips: Sequence[MotionClip] | MotionClip, out: str | os.PathLik
     out = Path(out)
     if out.suffix.lower() not in VIDEO_SUFFIXES:
         raise ValueError(f"{out}: unsupported video file type; use one of {', '.join(VIDEO_SUFFIXES)}")
+    check_output(out)  # before ffmpeg starts: it would fail with its own log and a broken pipe
     out.parent.mkdir(parents=True, exist_ok=True)
     fps = float(fps or clips[0].fps)
     if not fps > 0:
