@@ -60,7 +60,8 @@ def read_checkpoint(path: str | os.PathLike, what: str, weights_only: bool = Fal
         raise FileNotFoundError(f"{path}: no such {what}")
     try:
         blob = torch.load(path, map_location="cpu", weights_only=weights_only)
-    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, AttributeError, ImportError) as e:
+    except (pickle.UnpicklingError, EOFError, RuntimeError, ValueError, AttributeError, ImportError,
+            KeyError, IndexError, TypeError) as e:  # a text or other file: torch's loader fails in many ways
         raise InputError(f"{path}: not a {what} ({type(e).__name__}: {e})") from None
     if not isinstance(blob, dict):
         raise InputError(f"{path}: not a {what} (it holds a {type(blob).__name__})")

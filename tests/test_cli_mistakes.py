@@ -203,3 +203,24 @@ def test_file_errors_the_system_raises_are_one_line():
         assert res.exit_code == 1 and res.output.strip() == text, res.output
     res = CliRunner().invoke(command(ConnectionResetError(104, "Connection reset by peer")), [])
     assert isinstance(res.exception, ConnectionResetError)
+
+
+def test_clip_names_and_checkpoints_of_the_wrong_kind(tmp_path):
+    """A misspelt clip in FOLDER/name gets a suggestion, a folder given as a clip says so, a text
+    file given as a checkpoint is one line, and `train export` checks OUT before reading."""
+    from kinpoly.config import PACKAGE_DIR, read_checkpoint
+    from kinpoly.errors import InputError
+    from kinpoly.motion.clip import ClipError, resolve_clip
+
+    clips = PACKAGE_DIR / "assets" / "clips"
+    with pytest.raises(ClipError, match=r"did you mean 'walk_02_01'\?"):
+        resolve_clip(clips / "walk_02_1")
+    with pytest.raises(ClipError, match="a folder; give one clip"):
+        resolve_clip(clips)
+    text = tmp_path / "notes.pt"
+    text.write_text("not a checkpoint\n" * 20)
+    with pytest.raises(InputError, match="not a kinematic policy"):
+        read_checkpoint(text, "kinematic policy")
+    res = CliRunner().invoke(main, ["train", "export", str(PACKAGE_DIR / "checkpoints" / "kinematic" / "policy.pt"),
+                                    str(text / "policy.pt")])  # under a file
+    assert res.exit_code == 1 and f"{text} is a file; choose another OUT" in res.output

@@ -28,7 +28,7 @@ from ..humanoid.kinematics import BodyStates, forward_kinematics, head_pose
 from ..humanoid.scene import SceneObject
 from ..humanoid.skeleton import QPOS_DIM, BodyShape
 from .. import rotations as rot
-from ..errors import InputError
+from ..errors import InputError, did_you_mean
 
 ACTIONS = ("sit", "push", "avoid", "step", "locomotion")
 FORMAT_VERSION = 1
@@ -275,7 +275,7 @@ class ClipFolder:
 
     def path(self, name: str) -> Path:
         if name not in self._index:
-            raise ClipError(f"{self.root}: no clip named {name!r}")
+            raise ClipError(f"{self.root}: no clip named {name!r}{did_you_mean(name, self._index)}")
         return self.root / self._index[name]["file"]
 
     def load(self, name: str) -> MotionClip:
@@ -320,11 +320,14 @@ def resolve_clip(spec: str | os.PathLike) -> MotionClip:
         return MotionClip.load(path)
     if path.suffix != ".npz" and path.with_name(path.name + ".npz").is_file():
         return MotionClip.load(path.with_name(path.name + ".npz"))
+    if path.is_dir():
+        raise ClipError(f"{spec}: a folder; give one clip of it (FOLDER/name or a clip .npz)")
     if path.parent.is_dir() and path.suffix != ".npz":
         folder = ClipFolder(path.parent)
         if path.name in folder:
             return folder.load(path.name)
-        raise ClipError(f"{spec}: no clip file, and no clip named {path.name!r} in {path.parent}")
+        raise ClipError(f"{spec}: no clip file, and no clip named {path.name!r} in {path.parent}"
+                        f"{did_you_mean(path.name, folder)}")
     raise ClipError(f"{spec}: no such clip file (give a clip .npz or FOLDER/name)")
 
 

@@ -270,7 +270,9 @@ def _takes_without_features(path: Path) -> bool:
 @click.option("--float32", is_flag=True, help="Keep float32 weights (default: float16, half the size).")
 def export_command(checkpoint, out, float32) -> None:
     """Write a shippable kinematic-policy file (weights + architecture) from a training checkpoint."""
+    from ..errors import check_output
     from .estimate import export_policy
 
+    check_output(out, option="OUT")
     path = export_policy(checkpoint, out, half=not float32)
     click.echo(f"wrote {path} ({path.stat().st_size / 1e6:.1f} MB)")
