@@ -130,9 +130,8 @@ def main() -> None:
                                 smoothing=args.smooth)
             else:
                 est = Estimator(ck, args.controller, physics=physics, controller_overrides=args.controller_override,
-                                leg_refiner=args.leg_refiner if physics else None, feedforward=args.feedforward)
-                if physics:
-                    est.loop.anchor_on_simulation = args.anchor
+                                leg_refiner=args.leg_refiner if physics else None, feedforward=args.feedforward,
+                                anchor=args.anchor and physics)
             report = estimate_takes(takes, est, out / key, videos=0, progress=True)
             summary, fps = report["evaluation"], report["frames_per_second"]
             failures = report["failures"]

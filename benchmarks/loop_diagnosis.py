@@ -72,8 +72,7 @@ def truth_mask(proposals: str):
 def run(controller: str, policy: str | None, takes: list, proposals: str, feedforward: str = "off",
         overrides=(), leg_refiner: str | None = None, anchor: bool = False) -> dict:
     est = Estimator(checkpoint=policy, controller=controller, feedforward=feedforward, controller_overrides=overrides,
-                    leg_refiner=leg_refiner)
-    est.loop.anchor_on_simulation = anchor
+                    leg_refiner=leg_refiner, anchor=anchor)
     frames, falls, clean, reasons, t0 = 0, 0, 0, Counter(), time.perf_counter()
     for take in takes:
         tt = take_tensors(take, use_features=est.policy.cfg.feature_dim > 0)

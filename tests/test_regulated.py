@@ -331,6 +331,23 @@ def test_a_motion_filter_edits_what_the_no_feedback_estimate_tracks(tmp_path):
     np.testing.assert_allclose(e.proposals.qpos[1:], take.qpos[1:], atol=1e-5)
 
 
+def test_anchored_reference_is_a_setting_of_the_estimator(tmp_path):
+    """``Estimator(anchor=True)`` (``kinpoly estimate --anchor-reference``) sets the loop's
+    anchor, is part of the settings a resumed run must match, and needs physics."""
+    from kinpoly.policy.estimate import Estimator
+
+    ck = _checkpoint(tmp_path / "sup")
+    plain, anchored = Estimator(ck, "", feedforward="static"), Estimator(ck, "", feedforward="static", anchor=True)
+    assert anchored.loop.anchor_on_simulation and not plain.loop.anchor_on_simulation
+    assert anchored.settings["anchor"] and anchored.settings != plain.settings
+    take = _take()
+    a, b = anchored.estimate(take), plain.estimate(take)
+    assert a.clip.meta["estimator"]["anchor"] is True
+    assert not np.array_equal(a.clip.qpos, b.clip.qpos)  # the reference the controller follows differs
+    with pytest.raises(ValueError, match="needs physics"):
+        Estimator(ck, "", physics=False, anchor=True)
+
+
 def test_dynamics_training_resumes_exactly(tmp_path):
     from kinpoly.policy.dynamics import DynamicsConfig, DynamicsTrainer
 

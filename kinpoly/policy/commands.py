@@ -179,6 +179,11 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
 @click.option("--feedforward", type=click.Choice(["off", "static", "full"]), default=None,
               help="The controller's inverse-dynamics feed-forward "
                    "(default: off in the loop, full with --no-feedback).")
+@click.option("--anchor-reference", "anchor", is_flag=True,
+              help="The reference frame the body is at is the simulated pose, so the controller's "
+                   "targets and feed-forward run from it to the proposal, not from the previous "
+                   "proposal (with --controller checkpoints/uhc_mocap_global/policy.pt --feedforward "
+                   "static: a README results row).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--resume", is_flag=True,
               help="Go on with a killed run: takes whose complete estimate OUT holds from the same "
@@ -186,7 +191,7 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_camera, action, gt_file, out,
                      checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
-                     no_feedback, smoothing, feedforward, videos, resume, no_progress) -> None:
+                     no_feedback, smoothing, feedforward, anchor, videos, resume, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -204,7 +209,8 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
     try:
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
                               controller_overrides=controller_overrides, leg_refiner=leg_refiner,
-                              feedback=not no_feedback, feedforward=feedforward, smoothing=smoothing)
+                              feedback=not no_feedback, feedforward=feedforward, smoothing=smoothing,
+                              anchor=anchor)
     except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
     if trajectory_only and estimator.policy.cfg.feature_dim:
@@ -239,7 +245,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
                      "leg_refiner": estimator.leg_refiner, "physics": estimator.physics,
                      "feedback": estimator.feedback,
                      "feedforward": estimator.feedforward if estimator.physics else None,
-                     "smoothing": estimator.smoothing},
+                     "anchor_reference": estimator.anchor, "smoothing": estimator.smoothing},
                seed=0)  # config.yaml + run.json; metrics.json below
     except OSError as e:
         raise click.ClickException(f"{out}: cannot write the output folder ({e.strerror or e})") from None

@@ -153,13 +153,16 @@ class Estimator:
     mocap tracker ``checkpoints/uhc_mocap_global`` and the full feed-forward (``feedforward``:
     "off", "static" or "full"; measured in README, "Egocentric pose estimation"), and the
     policy's motion smoothed over ``smoothing`` frames (:meth:`MotionClip.smoothed`; its
-    frame-to-frame jitter made the tracked feet skate) before it is tracked.
+    frame-to-frame jitter made the tracked feet skate) before it is tracked. ``anchor``: the
+    reference frame the body is at (from which the controller's targets and feed-forward
+    run) is rewritten to the simulated pose, not left at the previous proposal
+    (``RegulatedLoop.anchor_on_simulation``; measured in docs/estimation.md).
     """
 
     def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
                  physics: bool = True, threads: int = 1, feedforward: bool | str | None = None,
                  controller_overrides=(), leg_refiner: str | Path | None = None, feedback: bool = True,
-                 smoothing: float | None = None):
+                 smoothing: float | None = None, anchor: bool = False):
         from .dynamics import load_controller
         from .regulated import RegulatedLoop, loop_env_config
 
@@ -183,10 +186,14 @@ class Estimator:
         if feedforward is None:
             feedforward = "off" if feedback else "full"
         self.feedforward = {False: "off", True: "full"}.get(feedforward, feedforward)
+        if anchor and not physics:
+            raise ValueError("anchoring the reference on the simulated pose (--anchor-reference) needs physics")
+        self.anchor = bool(anchor)
         self.loop = None
         if physics:
             env_cfg, ctrl = load_controller(self.controller_path, controller_overrides)
             self.loop = RegulatedLoop(self.policy, self.context, loop_env_config(env_cfg, self.feedforward), ctrl)
+            self.loop.anchor_on_simulation = self.anchor
             if leg_refiner:
                 from .leg_refiner import load_refiner
 
@@ -204,7 +211,7 @@ class Estimator:
         """What decides the estimates (stored in each clip's meta: a resumed run reuses a take's
         files only when they are the same)."""
         physics = {"controller": self.controller_path, "controller_overrides": self.controller_overrides,
-                   "feedforward": self.feedforward, "leg_refiner": self.leg_refiner,
+                   "feedforward": self.feedforward, "anchor": self.anchor, "leg_refiner": self.leg_refiner,
                    "smoothing": self.smoothing} if self.physics else {}
         return {"checkpoint": str(self.checkpoint), "physics": self.physics, "feedback": self.feedback, **physics}
 
