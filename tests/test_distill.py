@@ -109,9 +109,11 @@ def test_distilled_student_imitates_and_ppo_fine_tunes_it(tmp_path, walk):
     from kinpoly.cli import main
     from kinpoly.simulation.policy import load_policy
 
-    res = CliRunner().invoke(main, ["uhc", "export", "--run", str(tmp_path / "student"), "--checkpoint", "last.pt",
+    assert not (tmp_path / "student" / "best.pt").exists()  # no PPO iteration: export ships last.pt by default
+    res = CliRunner().invoke(main, ["uhc", "export", "--run", str(tmp_path / "student"),
                                     "--out", str(tmp_path / "student_export")])
     assert res.exit_code == 0, res.output
+    assert "shipping" in res.output and "last.pt" in res.output
     model, extra = load_policy(tmp_path / "student_export" / "policy.pt")
     assert extra["train_success_rate"] == rows[-1]["success_rate"]
     assert (tmp_path / "student_export" / "distill_curve.csv").is_file()

@@ -216,7 +216,9 @@ def bench(motions, seconds, ppo_iterations, config_path, json_out) -> None:
 @uhc.command("export")
 @click.option("--run", "run_dir", required=True, type=click.Path(exists=True, file_okay=False),
               help="Training run folder (kinpoly uhc train --out).")
-@click.option("--checkpoint", default="best.pt", show_default=True, help="Checkpoint of the run to ship.")
+@click.option("--checkpoint", default=None,
+              help="Checkpoint of the run to ship (default: best.pt, the best training success, or "
+                   "last.pt when the run has none: a fine-tune that has not beaten its start's best).")
 @click.option("--out", default="checkpoints/uhc", show_default=True)
 def export(run_dir, checkpoint, out) -> None:
     """Ship a run: policy weights (+ its config), training curve PNG/CSV, resolved config."""
@@ -231,6 +233,9 @@ def export(run_dir, checkpoint, out) -> None:
     from .policy import ActorCritic, save_policy
 
     run, dst = Path(run_dir), Path(out)
+    if checkpoint is None:
+        checkpoint = "best.pt" if (run / "best.pt").is_file() else "last.pt"
+        click.echo(f"shipping {run / checkpoint}")
 
     def training_checkpoint(name: str, keys: tuple[str, ...]) -> dict:
         b = read_checkpoint(run / name, "controller training checkpoint")
