@@ -23,7 +23,7 @@ from kinpoly.cli import main
 from kinpoly.humanoid.kinematics import forward_kinematics
 from kinpoly.humanoid.mjcf import rest_qpos
 from kinpoly.humanoid.skeleton import BodyShape
-from kinpoly.motion.clip import ClipError
+from kinpoly.motion.clip import ClipError, ClipFolder
 from kinpoly.motion.formats import read_amc, read_bvh, write_bvh
 from kinpoly.motion.importers import find_motion_files, import_file, upright_share
 from kinpoly.motion.source import MotionFormatError
@@ -397,7 +397,24 @@ def test_amc_radians_and_frame_numbering(tmp_path):
         assert m.num_frames == 6
 
 
-def test_amc_truncated_or_without_its_asf_text(tmp_path):
+def test_amc_frame_rate_option(tmp_path, shared_data):
+    """AMC files do not store their frame rate: 120 Hz (CMU) unless `motion import --amc-fps`
+    says otherwise, which sets the clip's duration (a real CMU walk, imported at 120 and 60 Hz)."""
+    import shutil
+
+    for f in ("02.asf", "02_03.amc"):
+        shutil.copy(shared_data / "cmu_amc" / f, tmp_path / f)
+    seconds = {}
+    for fps in (None, 60):
+        dst = tmp_path / f"out{fps}"
+        args = ["motion", "import", str(tmp_path / "02_03.amc"), "--out", str(dst), "--no-progress", "-j", "1"]
+        r = CliRunner().invoke(main, args + (["--amc-fps", str(fps)] if fps else []))
+        assert r.exit_code == 0, r.output
+        seconds[fps] = ClipFolder(dst).entries()[0]["seconds"]
+    assert seconds[60] == pytest.approx(2 * seconds[None], rel=0.02)
+
+
+def test_amc_truncated_or_without_its_asf(tmp_path):
     (tmp_path / "subject.asf").write_text(_asf_text())
     amc = tmp_path / "07_01.amc"
     amc.write_text(_amc())

@@ -35,9 +35,11 @@ def motion() -> None:
 @click.option("--units", type=click.Choice(["m", "cm", "mm", "in", "ft", "cmu"]), default=None,
               help="Length unit of BVH files (default: guessed from the skeleton's size; cmu: the "
                    "CMU database's BVH conversions, 1/0.45 inch).")
+@click.option("--amc-fps", type=click.FloatRange(1, 1000), default=None,
+              help="Frame rate of AMC files, which they do not store (default: 120, the CMU database's).")
 @click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, units, workers,
+def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, units, amc_fps, workers,
                    no_progress) -> None:
     """Import mocap files or folders (BVH, ASF/AMC, DeepMimic, AMASS npz, Kin-Poly pickles).
 
@@ -59,7 +61,7 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, un
             raise click.ClickException(str(e)) from None
     t0 = time.perf_counter()
     report = import_many(files, out_dir, body=shape, workers=workers, progress=not no_progress,
-                         smpl_model=smpl_model, up_axis=up_axis, units=units)
+                         smpl_model=smpl_model, up_axis=up_axis, units=units, amc_fps=amc_fps)
     dt = time.perf_counter() - t0
     seconds = sum(c["seconds"] for c in report.imported)
     click.echo(f"imported {len(report.imported)} clip(s), {seconds:.1f} s of motion, from "

@@ -91,13 +91,14 @@ def _license_for(path: Path) -> str:
 
 def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
                 smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
-                units: str | None = None) -> list[MotionClip]:
+                units: str | None = None, amc_fps: float | None = None) -> list[MotionClip]:
     """Read one motion file into clips (30 Hz, grounded, labelled when labels.csv says so).
 
     ``up_axis`` ("y" or "z"): the world up axis of a BVH or AMC file, if not the formats' usual
     Y (a BVH exported Z up). It is not guessed: a rig's zero-rotation pose need not stand (the
     Bandai BVH's points its head along X) and a clip's motion need not be upright (a crawl).
     ``units``: a BVH file's length unit (``m cm mm in ft cmu``), if not the guessed one.
+    ``amc_fps``: an AMC file's frame rate, which the format does not store (default: CMU's 120).
 
     Raises MotionFormatError / ClipError with a message naming the file.
     """
@@ -137,6 +138,8 @@ def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
         options = {"up_axis": up_axis} if up_axis and suffix in (".bvh", ".amc") else {}
         if units and suffix == ".bvh":
             options["units"] = units
+        if amc_fps and suffix == ".amc":
+            options["fps"] = float(amc_fps)
         clips = [retarget(src, body) for src in read_source_motion(path, license=lic, **options)]
     else:
         raise MotionFormatError(f"{path}: unsupported file type {suffix!r} (supported: {', '.join(MOTION_SUFFIXES)})")
@@ -169,11 +172,11 @@ def upright_share(clip: MotionClip) -> float:
 
 def try_import(path: str | os.PathLike, body: BodyShape | str = "fit",
                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
-               units: str | None = None) -> tuple[list[MotionClip] | None, str | None]:
+               units: str | None = None, amc_fps: float | None = None) -> tuple[list[MotionClip] | None, str | None]:
     """:func:`import_file` that never raises: ``(clips, None)``, or ``(None, message)`` with a
     one-line message naming the file (for batches, where one bad file must not stop the rest)."""
     try:
-        return import_file(path, body, smpl_model, up_axis, units), None
+        return import_file(path, body, smpl_model, up_axis, units, amc_fps), None
     except InputError as e:  # MotionFormatError, ClipError: the message says what is wrong
         error = str(e)
     except Exception as e:  # keep the type for the report
@@ -190,7 +193,7 @@ def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
 def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fit",
                 workers: int | None = None, progress: bool = True,
                 smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
-                units: str | None = None) -> ImportReport:
+                units: str | None = None, amc_fps: float | None = None) -> ImportReport:
     """Import ``files`` into the clip folder ``out_dir`` in parallel, collecting failures."""
     from tqdm import tqdm
 
@@ -199,7 +202,7 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
     folder = ClipFolder(out_dir, create=True)
     report = ImportReport()
     workers = workers or min(len(files), os.cpu_count() or 1)
-    jobs = [(f, body, smpl_model, up_axis, units) for f in files]
+    jobs = [(f, body, smpl_model, up_axis, units, amc_fps) for f in files]
     if workers > 1 and len(files) > 1:
         pool = ProcessPoolExecutor(max_workers=workers)
         results = pool.map(_import_one, jobs, chunksize=1)
