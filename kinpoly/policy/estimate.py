@@ -395,10 +395,11 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
         name = item[0] if isinstance(item, tuple) else item.name
         try:
             est = load_estimate(out, name, estimator.settings) if resume else None
-            take = item[1]() if isinstance(item, tuple) else item
-            if est is not None:
+            if est is not None:  # the take itself is needed only to score a take without ground truth
                 resumed.append(name)
+                take = (item[1]() if isinstance(item, tuple) else item) if est.ground_truth is None else None
             else:
+                take = item[1]() if isinstance(item, tuple) else item
                 name = take.name
                 est = estimator.estimate(take)
                 problem = write_estimate(est, out, video=done < videos, input_video=input_video)
