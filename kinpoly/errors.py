@@ -36,7 +36,7 @@ def check_output(path: str | os.PathLike, *, folder: bool = False, option: str =
     that do not exist yet are not made here. An :class:`InputError` names the path otherwise."""
     path = Path(path)
     if folder and path.exists() and not path.is_dir():
-        raise InputError(f"{path}: a file, not a folder; give {option} a folder (new or existing)")
+        raise InputError(f"{path}: is a file, not a folder; give {option} a folder (new or existing)")
     if not folder and path.is_dir():
         raise InputError(f"{path}: a folder; give {option} a file name")
     parent = path if folder else path.parent

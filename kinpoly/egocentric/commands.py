@@ -223,6 +223,7 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
     from .take import EgoDataError
     from .video import import_video
 
+    check_output(out, folder=True)  # before the import's work, not after
     try:
         res = import_video(video, head_poses, name=name, fmt=fmt, fps=fps, scale=scale,
                            eye_height=eye_height, body_height=body_height, time_offset=time_offset,
@@ -258,6 +259,7 @@ def import_trajectory_command(head_poses, out, name, fmt, fps, scale, eye_height
     from .take import EgoDataError
     from .video import import_trajectory
 
+    check_output(out, folder=True)  # before the import's work, not after
     try:
         res = import_trajectory(head_poses, name=name, fmt=fmt, fps=fps, scale=scale, eye_height=eye_height,
                                 body_height=body_height, time_offset=time_offset,
@@ -291,12 +293,9 @@ def _write_imported_take(res, out: Path, gt_file: Path | None) -> None:
     takes = [t for t in m["takes"] if t["name"] != take.name] + [take.summary(file=f"takes/{take.name}.npz")]
     split = {k: [n for n in v if n != take.name] for k, v in m.get("split", {}).items()}
     split.setdefault("test", []).append(take.name)
-    try:
-        (out / "takes").mkdir(parents=True, exist_ok=True)
-        take.save(out / "takes" / f"{take.name}.npz")
-        write_manifest(out, takes, split, m.get("failures", []), m.get("info", {}))
-    except OSError as e:
-        raise click.ClickException(f"{out}: cannot write the take folder ({e.strerror or e})") from None
+    (out / "takes").mkdir(parents=True, exist_ok=True)
+    take.save(out / "takes" / f"{take.name}.npz")
+    write_manifest(out, takes, split, m.get("failures", []), m.get("info", {}))
     r = res.report
     click.echo(f"{take.name}: {take.num_frames} frames at {r['fps']:.2f} fps -> {out}; scale {r['scale']:.4f} "
                f"({r['scale_source']})")

@@ -12,7 +12,7 @@ scale of a monocular trajectory from the wearer's gait and that velocity (:mod:`
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +80,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     """
     from .features import head_velocities
     from .flow import FlowComputer, flows_per_frame, load_encoder
-    from .trajectory import Trajectory, resample
+    from .trajectory import resample
 
     video, head_poses = Path(video), Path(head_poses)
     frames, vfps, size = read_video(video, width, height)
@@ -97,9 +97,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
             raise EgoDataError(f"{head_poses}: {len(traj.pos)} poses for {T} video frames in {video} "
                                f"(a trajectory without timestamps needs one pose per frame)")
         if not same_rate:
-            traj = resample(Trajectory(traj.pos, traj.quat, np.arange(T) / vfps, traj.camera_axes,
-                                       traj.world_up, traj.metric, traj.source, traj.meta),
-                            np.arange(n) / TAKE_FPS)
+            traj = resample(replace(traj, times=np.arange(T) / vfps), np.arange(n) / TAKE_FPS)
     else:
         t0 = traj.times[0] + time_offset
         traj = resample(traj, t0 + np.arange(n) / TAKE_FPS)
@@ -147,15 +145,14 @@ def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None,
     (:func:`.scale.estimate_metric_scale`, no flow encoder).
     """
     from .features import head_velocities
-    from .trajectory import Trajectory, resample
+    from .trajectory import resample
 
     head_poses = Path(head_poses)
     if not (fps > 0 and rate > 0):
         raise EgoDataError(f"{head_poses}: frame rates must be positive, got {fps} and {rate}")
     traj = _read_trajectory(head_poses, fmt, world_to_camera)
     if traj.times is None:
-        traj = Trajectory(traj.pos, traj.quat, np.arange(len(traj.pos)) / fps, traj.camera_axes, traj.world_up,
-                          traj.metric, traj.source, traj.meta)
+        traj = replace(traj, times=np.arange(len(traj.pos)) / fps)
     t0 = traj.times[0] + time_offset
     n = int(np.floor((traj.times[-1] - t0) * rate + 1e-3)) + 1
     if n < 3:
@@ -180,14 +177,13 @@ def _interpolate_frames(x: np.ndarray, fps: float, n: int) -> np.ndarray:
 def _read_trajectory(path: Path, fmt: str, world_to_camera: bool):
     """The trajectory of ``path``, its world-to-camera poses inverted when so given."""
     from .. import rotations as rot
-    from .trajectory import Trajectory, read_trajectory
+    from .trajectory import read_trajectory
 
     traj = read_trajectory(path, fmt)
     if world_to_camera:
         R = rot.quat_to_matrix(traj.quat)
         Rt = np.swapaxes(R, -1, -2)
-        traj = Trajectory(-(Rt @ traj.pos[..., None])[..., 0], rot.matrix_to_quat(Rt), traj.times,
-                          traj.camera_axes, traj.world_up, traj.metric, traj.source, traj.meta)
+        traj = replace(traj, pos=-(Rt @ traj.pos[..., None])[..., 0], quat=rot.matrix_to_quat(Rt))
     return traj
 
 

@@ -9,7 +9,7 @@ import click
 import numpy as np
 
 from ..config import RunDir, load_config, resolve_path
-from ..errors import Command, Group
+from ..errors import Command, Group, check_output
 
 
 @click.group(cls=Group)
@@ -204,8 +204,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
     trajectory_only = video is None and head_poses is not None
     if checkpoint is None and (trajectory_only or (take_path is not None and _takes_without_features(take_path))):
         checkpoint = SHIPPED_HEAD_ONLY_POLICY
-    if out.exists() and not out.is_dir():
-        raise click.ClickException(f"{out}: the output folder is a file")
+    check_output(out, folder=True)
     try:
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
                               controller_overrides=controller_overrides, leg_refiner=leg_refiner,
@@ -236,19 +235,11 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
             takes = [(n, lambda n=n: ds[n]) for n in ds.names]
     except (EgoDataError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
-    try:
-        RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
-                     "head_poses": head_poses and str(head_poses), "fps": fps if trajectory_only else None,
-                     "scale": scale, "world_to_camera": world_to_camera, "action": action,
-                     "gt": gt_file and str(gt_file), "checkpoint": str(estimator.checkpoint),
-                     "controller": estimator.controller_path if estimator.physics else None,
-                     "leg_refiner": estimator.leg_refiner, "physics": estimator.physics,
-                     "feedback": estimator.feedback,
-                     "feedforward": estimator.feedforward if estimator.physics else None,
-                     "anchor_reference": estimator.anchor, "smoothing": estimator.smoothing},
-               seed=0)  # config.yaml + run.json; metrics.json below
-    except OSError as e:
-        raise click.ClickException(f"{out}: cannot write the output folder ({e.strerror or e})") from None
+    RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
+                 "head_poses": head_poses and str(head_poses), "fps": fps if trajectory_only else None,
+                 "scale": scale, "world_to_camera": world_to_camera, "action": action,
+                 "gt": gt_file and str(gt_file), **estimator.settings},
+           seed=0)  # config.yaml + run.json (the inputs and the estimator's settings); metrics.json below
     report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress,
                             resume=resume)
     click.echo((out / "metrics.md").read_text())

@@ -226,27 +226,20 @@ def export(run_dir, checkpoint, out) -> None:
 
     import yaml
 
-    from ..config import read_checkpoint
     from ..errors import InputError
     from ..motion.clip import atomic_write_text
     from ..visualization.plots import plot_curves
     from .policy import ActorCritic, save_policy
+    from .ppo import read_run_checkpoint
 
     run, dst = Path(run_dir), Path(out)
     if checkpoint is None:
         checkpoint = "best.pt" if (run / "best.pt").is_file() else "last.pt"
         click.echo(f"shipping {run / checkpoint}")
 
-    def training_checkpoint(name: str, keys: tuple[str, ...]) -> dict:
-        b = read_checkpoint(run / name, "controller training checkpoint")
-        missing = [k for k in keys if k not in b]
-        if missing:  # e.g. a shipped policy.pt, already exported
-            raise InputError(f"{run / name}: not a controller training checkpoint (no {', '.join(missing)}); "
-                             f"give --run a `kinpoly uhc train --out` folder")
-        return b
-
-    blob = training_checkpoint(checkpoint, ("policy", "hidden", "config", "curves", "iteration"))
-    last = training_checkpoint("last.pt", ("curves",))
+    hint = "; give --run a `kinpoly uhc train --out` folder"  # e.g. a shipped policy.pt, already exported
+    blob = read_run_checkpoint(run / checkpoint, ("policy", "hidden", "config", "curves", "iteration"), hint)
+    last = read_run_checkpoint(run / "last.pt", ("curves",), hint)
     if last["curves"] and not (run / "progress.csv").is_file():
         raise InputError(f"{run}: no progress.csv beside last.pt (not a complete training run folder)")
     check_output(dst, folder=True)  # everything is read and checked before anything is written

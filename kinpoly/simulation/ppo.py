@@ -379,16 +379,26 @@ def _save_checkpoint(path: Path, model, opt, iteration, curves, cfg_dict, extra=
     atomic_write_bytes(path, buf.getvalue())
 
 
-def _read_run_checkpoint(path: Path, p: PPOConfig) -> dict:
-    """A run's ``last.pt`` to resume from; one of another kind, or of a network other than the
-    config's ``ppo.hidden``, is an :class:`~kinpoly.errors.InputError`."""
+def read_run_checkpoint(path: Path, keys: tuple[str, ...], hint: str = "") -> dict:
+    """A checkpoint ``kinpoly uhc train`` wrote (``last.pt``, ``best.pt``) holding ``keys``; a
+    file of another kind (e.g. an exported ``policy.pt``) is an :class:`~kinpoly.errors.InputError`
+    naming what it lacks, followed by ``hint``."""
     from ..config import read_checkpoint
     from ..errors import InputError
 
     blob = read_checkpoint(path, "controller training checkpoint")
-    missing = [k for k in ("policy", "optimizer", "iteration", "curves", "hidden") if k not in blob]
+    missing = [k for k in keys if k not in blob]
     if missing:
-        raise InputError(f"{path}: not a controller training checkpoint (no {', '.join(missing)})")
+        raise InputError(f"{path}: not a controller training checkpoint (no {', '.join(missing)}){hint}")
+    return blob
+
+
+def _read_run_checkpoint(path: Path, p: PPOConfig) -> dict:
+    """A run's ``last.pt`` to resume from; one of another kind, or of a network other than the
+    config's ``ppo.hidden``, is an :class:`~kinpoly.errors.InputError`."""
+    from ..errors import InputError
+
+    blob = read_run_checkpoint(path, ("policy", "optimizer", "iteration", "curves", "hidden"))
     if list(blob["hidden"]) != list(p.hidden):
         raise InputError(f"{path}: its network has hidden layers {list(blob['hidden'])}, the config's ppo.hidden "
                          f"is {list(p.hidden)}: resume with the same, or start over (--no-resume, another --out)")
