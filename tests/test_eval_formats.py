@@ -173,6 +173,7 @@ def test_different_lengths_fail_unless_trimmed(data, tmp_path):
     assert list(d["clips"]) == ["turn"]
     (f,) = d["failures"]
     assert f["clip"] == "walk" and "30 frames" in f["reason"] and str(T) in f["reason"]
+    assert f["cause"] == "length"
     assert "--trim" in res.output
 
     res, d = scores(tmp_path, "--pred", tmp_path / "p", "--gt", data / "gt_clips", "--trim")

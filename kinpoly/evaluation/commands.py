@@ -17,9 +17,9 @@ still scored; the exit code is non-zero only when no clip could be scored. A cli
 scored but whose interaction criterion could not be computed (e.g. no object poses) is listed
 under ``failures`` too, with its other metrics kept. So are a name found on one side only, a
 mocap file that fails to import (with the importer's message) and a clip name two files of one
-side both give. Clips of different lengths are a failure unless ``--trim``, which scores the
-frames they share from the start and records both lengths as ``trimmed_from``. Two single
-files of one clip each are paired whatever their names.
+side both give. Clips of different lengths are a failure (``"cause": "length"``) unless
+``--trim``, which scores the frames they share from the start and records both lengths as
+``trimmed_from``. Two single files of one clip each are paired whatever their names.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ from ..errors import Command
 from ..humanoid.skeleton import BODY_NAMES
 from ..motion.clip import ACTIONS, ClipError, ClipFolder, MotionClip, atomic_write_text
 from .inputs import ImportedClips, open_clips, pair_single_files
-from .metrics import PHYSICAL_KEYS, POSE_KEYS, joint_errors, score_clip, score_physical
+from .metrics import PHYSICAL_KEYS, POSE_KEYS, LengthMismatch, joint_errors, score_clip, score_physical
 
 log = logging.getLogger(__name__)
 
@@ -193,8 +193,8 @@ def evaluate(pred, gt, trim: bool = False) -> dict:
     clips: dict[str, dict] = {}
     failures: list[dict] = []
 
-    def fail(name: str, reason: str) -> None:
-        failures.append({"clip": name, "reason": reason})
+    def fail(name: str, reason: str, cause: str | None = None) -> None:
+        failures.append({"clip": name, "reason": reason} | ({"cause": cause} if cause else {}))
         log.info("%s: %s", name, reason)
 
     if (renamed := pair_single_files(pred, gt)) is not None:
@@ -235,7 +235,8 @@ def evaluate(pred, gt, trim: bool = False) -> dict:
             row["gt_skate_mm"], row["gt_penetration_mm"] = phys["skate_mm"], phys["penetration_mm"]
         except Exception as e:  # one bad clip must not stop the others
             log.debug("scoring %s failed", name, exc_info=True)
-            fail(name, str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}")
+            fail(name, str(e) if isinstance(e, ValueError) else f"{type(e).__name__}: {e}",
+                 "length" if isinstance(e, LengthMismatch) else None)
             continue
         for problem in row.pop("problems"):
             fail(name, problem)
@@ -294,7 +295,7 @@ def eval_command(pred_dir, gt_dir, json_out, md_out, plots_dir, trim) -> None:
                        f"scored the first {c['frames']}", err=True)
     for f in summary["failures"]:
         click.echo(f"failed: {f['clip']}: {f['reason']}", err=True)
-    if not trim and any(" frames, ground truth " in f["reason"] for f in summary["failures"]):
+    if not trim and any(f.get("cause") == "length" for f in summary["failures"]):
         click.echo("hint: --trim scores clips of different lengths on the frames both have", err=True)
     if not summary["clips"]:
         empty = [f"{opt} {path}" for opt, path, side in (("--gt", gt_dir, gt), ("--pred", pred_dir, pred))

@@ -47,6 +47,10 @@ class MetricError(InputError):
     """A clip (or a pair of clips) cannot be scored; the message names the clip and the cause."""
 
 
+class LengthMismatch(MetricError):
+    """A prediction and its ground truth have different frame counts."""
+
+
 # --- pose errors -----------------------------------------------------------------------------
 def rotation_error(r_pred: np.ndarray, r_gt: np.ndarray) -> np.ndarray:
     """Per-frame Frobenius error ``||I - R_pred R_gt^T||_F`` of (..., 3, 3) rotations (unitless).
@@ -338,7 +342,7 @@ def check_pair(pred: MotionClip, gt: MotionClip) -> MotionClip:
     if pred.num_frames != gt.num_frames:
         if pred.meta.get("failed") and pred.num_frames < gt.num_frames:
             return gt.slice(0, pred.num_frames)
-        raise MetricError(f"{pred.name}: prediction has {pred.num_frames} frames, "
+        raise LengthMismatch(f"{pred.name}: prediction has {pred.num_frames} frames, "
                           f"ground truth {gt.num_frames}")
     return gt
 
