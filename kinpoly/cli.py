@@ -19,6 +19,7 @@ from .errors import Group
 _COMMANDS = [
     ("motion", "kinpoly.motion.commands", "motion"),
     ("render", "kinpoly.visualization.commands", "render"),
+    ("view", "kinpoly.visualization.commands", "view"),
     ("eval", "kinpoly.evaluation.commands", "eval_command"),
     ("uhc", "kinpoly.simulation.commands", "uhc"),
     ("ego", "kinpoly.egocentric.commands", "ego"),

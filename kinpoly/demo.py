@@ -130,15 +130,10 @@ def _controller_section(checkpoint: Path | None, title: str) -> tuple[str, dict]
     """Track the bundled clips (their true motion) with ``checkpoint`` (None: the training-free
     controller, run with its checkpoint's settings otherwise); Markdown + the metrics."""
     from .evaluation.metrics import score_physical
-    from .simulation.evaluate import PolicyController, controller_config, score, track
+    from .simulation.evaluate import load_controller, score, track
     from .simulation.reference import prepare_reference
 
-    cfg = controller_config(checkpoint=checkpoint)
-    policy = None
-    if checkpoint is not None:
-        from .simulation.policy import load_policy
-
-        policy = PolicyController(load_policy(checkpoint)[0])
+    cfg, policy = load_controller(checkpoint)
     rows = []
     for clip in sample_clips():
         ref = prepare_reference(clip)

@@ -19,7 +19,7 @@ import mujoco
 import numpy as np
 
 from .scene import SceneObject, object_element
-from .skeleton import (BODY_INDEX, BODY_NAMES, HINGE_ORDER, NUM_BODIES, PARENTS, BodyShape,
+from .skeleton import (BODY_INDEX, BODY_NAMES, HINGE_ORDER, NUM_BODIES, PARENTS, QPOS_DIM, BodyShape,
                        gain_arrays)
 
 TIMESTEP = 1.0 / 450.0
@@ -220,3 +220,40 @@ def rest_qpos(shape: BodyShape | None = None) -> np.ndarray:
     q[2] = shape.pelvis_height()
     q[3] = 1.0
     return q
+
+
+class ScenePoser:
+    """Puts a compiled scene (:func:`build_model` of a body and ``objects``) into one frame.
+
+    ``pose(data, qpos, object_poses)`` sets the humanoid's ``qpos`` (76,) and, given
+    ``object_poses`` (n_objects, 7: position + wxyz), each object: a free object through its
+    joint, a static one by moving its body in the *model* (so the model must be a private copy,
+    not :func:`build_model`'s shared one). Zero quaternions become the identity. Kinematics are
+    not recomputed: call ``mj_kinematics`` (or ``mj_forward``) after it.
+    """
+
+    def __init__(self, model: mujoco.MjModel, objects: tuple[SceneObject, ...] | list = ()):
+        self.model = model
+        self.objects = list(objects)
+        self._body_ids = [mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, o.name) for o in self.objects]
+        self._free_adr = [int(model.jnt_qposadr[model.joint(f"{o.name}_free").id]) if o.is_free else None
+                          for o in self.objects]
+
+    def pose(self, data: mujoco.MjData, qpos: np.ndarray, object_poses: np.ndarray | None = None) -> None:
+        qpos = np.asarray(qpos, dtype=np.float64)
+        if qpos.shape != (QPOS_DIM,):
+            raise ValueError(f"qpos must have shape ({QPOS_DIM},), got {qpos.shape}")
+        data.qpos[:QPOS_DIM] = qpos
+        if object_poses is None or not self.objects:
+            return
+        poses = np.asarray(object_poses, dtype=np.float64).reshape(len(self.objects), 7)
+        for pose, adr, bid in zip(poses, self._free_adr, self._body_ids):
+            q = pose[3:7]
+            n = np.linalg.norm(q)
+            q = q / n if n > 1e-9 else np.array([1.0, 0.0, 0.0, 0.0])
+            if adr is not None:
+                data.qpos[adr:adr + 3] = pose[:3]
+                data.qpos[adr + 3:adr + 7] = q
+            elif bid >= 0:
+                self.model.body_pos[bid] = pose[:3]
+                self.model.body_quat[bid] = q

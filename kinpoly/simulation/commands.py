@@ -121,11 +121,11 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
     """Track every clip from its first frame and write per-clip and overall metrics."""
     from ..errors import InputError, did_you_mean
     from ..motion.clip import atomic_write_text, load_clips
-    from .evaluate import PolicyController, controller_config, evaluate, worst_clip
+    from .evaluate import evaluate, load_controller, worst_clip
     from .reference import prepare_reference
     from .split import read_split
 
-    cfg = controller_config(config_path, checkpoint, override)
+    cfg, policy = load_controller(checkpoint, config_path, override)
     check_output(json_out, option="--json")  # before the clips are tracked, not after
     env_cfg = cfg.env
     if no_residual:
@@ -157,11 +157,6 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
         click.echo(f"rejected {why}" if why.startswith(name) else f"rejected {name}: {why}", err=True)
     if not refs:
         raise click.ClickException(f"none of the {len(names)} clip(s) can be tracked")
-    policy = None
-    if checkpoint:
-        from .policy import load_policy
-
-        policy = PolicyController(load_policy(checkpoint)[0])
     result, tracked = evaluate(refs, env_cfg, policy)
     result["controller"] = "learned" if checkpoint else "training-free"
     result["checkpoint"] = checkpoint

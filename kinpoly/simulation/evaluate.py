@@ -68,6 +68,17 @@ class PolicyController:
         return self.model.act(observe(sim))
 
 
+def load_controller(checkpoint=None, config_path=None, overrides=()):
+    """A controller to :func:`track` with: its settings (:func:`controller_config`) and its
+    policy (:class:`PolicyController`; None without ``checkpoint``: the training-free one)."""
+    cfg = controller_config(config_path, checkpoint, overrides)
+    if not checkpoint:
+        return cfg, None
+    from .policy import load_policy
+
+    return cfg, PolicyController(load_policy(checkpoint)[0])
+
+
 def track(ref: Reference, cfg: EnvConfig, policy=None) -> Tracked:
     """Simulate ``ref`` from frame 0 with the training-free controller plus ``policy`` (a
     callable sim -> action, or None)."""

@@ -66,3 +66,61 @@ def render(clip: str, clip2: str | None, out: Path | None, head_camera: bool, wi
         raise click.ClickException(f"{out}: {e}") from None
     click.echo(f"{stats.path}  ({stats.frames} frames, {stats.width}x{stats.height}, "
                f"{stats.frames_per_second:.1f} frames/s)")
+
+
+@click.command("view", cls=Command)
+@click.argument("clip")
+@click.option("--ghost", default=None,
+              help="A second clip drawn over CLIP as a translucent skeleton (e.g. the ground truth of "
+                   "an estimate); same frame rate.")
+@click.option("--track", is_flag=True,
+              help="First simulate CLIP with a tracking controller, then show the simulated motion with "
+                   "CLIP as the ghost.")
+@click.option("--controller", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="With --track: the controller's policy .pt (default: the shipped mocap tracker, "
+                   "checkpoints/uhc_mocap_global).")
+@click.option("--training-free", is_flag=True, help="With --track: the training-free controller.")
+@click.option("-o", "--override", multiple=True, help="With --track: KEY=VALUE controller setting.")
+@click.option("--speed", type=click.FloatRange(1 / 16, 16), default=1.0, show_default=True,
+              help="Playback speed (the keys ] and [ change it while playing).")
+@click.option("--once", is_flag=True, help="Play once and close instead of looping.")
+def view(clip: str, ghost: str | None, track: bool, controller: str | None, training_free: bool,
+         override: tuple[str, ...], speed: float, once: bool) -> None:
+    """Play CLIP (a clip .npz, or DIR/name in a clip folder) in MuJoCo's interactive viewer.
+
+    Needs a display (on a headless machine use `kinpoly render`). Keys: P pause, . and , one
+    frame forward / back, ] and [ faster / slower, Home to the start; the mouse orbits the
+    camera, which follows the pelvis.
+    """
+    from .viewer import Playback, ViewerUnavailable, check_display, view as show
+
+    if (controller or training_free or override) and not track:
+        raise click.UsageError("--controller, --training-free and -o apply with --track")
+    if controller and training_free:
+        raise click.UsageError("give --controller or --training-free, not both")
+    if track and ghost:
+        raise click.UsageError("with --track the ghost is CLIP itself; leave out --ghost")
+    try:
+        check_display()  # before a controller runs for nothing
+    except ViewerUnavailable as e:
+        raise click.ClickException(str(e)) from None
+    shown = resolve_clip(clip)
+    ghost_clip = resolve_clip(ghost) if ghost else None
+    if track:
+        from ..config import CHECKPOINTS
+        from ..simulation.evaluate import load_controller, score, track as simulate
+        from ..simulation.reference import prepare_reference
+
+        checkpoint = None if training_free else (controller or CHECKPOINTS / "uhc_mocap_global" / "policy.pt")
+        cfg, policy = load_controller(checkpoint, overrides=override)
+        ref = prepare_reference(shown)
+        tracked = simulate(ref, cfg.env, policy)
+        sc = score(tracked, ref)
+        outcome = "completed" if sc["success"] else f"ended at frame {sc['simulated_frames'] - 1} ({sc['reason']})"
+        click.echo(f"{shown.name}, {'training-free controller' if checkpoint is None else checkpoint}: {outcome}, "
+                   f"global MPJPE {sc['mpjpe_global_mm']:.1f} mm, mean residual force {sc['residual_force_n']:.0f} N")
+        shown, ghost_clip = tracked.clip, shown
+    try:
+        show(Playback.of(shown, ghost_clip, speed=speed, loop=not once))
+    except ViewerUnavailable as e:
+        raise click.ClickException(str(e)) from None

@@ -60,7 +60,7 @@ import numpy as np  # noqa: E402
 
 from .. import rotations as rot  # noqa: E402
 from ..errors import check_output  # noqa: E402
-from ..humanoid.mjcf import ModelOptions, build_model  # noqa: E402
+from ..humanoid.mjcf import ModelOptions, ScenePoser, build_model  # noqa: E402
 from ..humanoid.scene import SceneObject  # noqa: E402
 from ..humanoid.skeleton import QPOS_DIM, BodyShape  # noqa: E402
 from ..motion.clip import MotionClip  # noqa: E402
@@ -266,15 +266,7 @@ class ClipRenderer:
             self.option.geomgroup[HEAD_GEOM_GROUP] = 0
         self.camera = mujoco.MjvCamera()
         mujoco.mjv_defaultFreeCamera(model, self.camera)
-        self._free_adr: list[int | None] = []
-        self._body_id: list[int] = []
-        for obj in self.objects:
-            self._body_id.append(mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_BODY, obj.name))
-            if obj.is_free:
-                j = mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_JOINT, f"{obj.name}_free")
-                self._free_adr.append(int(model.jnt_qposadr[j]))
-            else:
-                self._free_adr.append(None)
+        self._poser = ScenePoser(model, self.objects)
         self.data.qpos[:] = model.qpos0
         self.set_state(self.data.qpos[:QPOS_DIM].copy())
 
@@ -286,22 +278,7 @@ class ClipRenderer:
     # ---------------------------------------------------------------------------------
     def set_state(self, qpos: np.ndarray, object_poses: np.ndarray | None = None) -> None:
         """Pose the humanoid (``qpos`` (76,)) and objects (``object_poses`` (n_objects, 7))."""
-        qpos = np.asarray(qpos, dtype=np.float64)
-        if qpos.shape != (QPOS_DIM,):
-            raise ValueError(f"qpos must have shape ({QPOS_DIM},), got {qpos.shape}")
-        self.data.qpos[:QPOS_DIM] = qpos
-        if object_poses is not None and len(self.objects):
-            poses = np.asarray(object_poses, dtype=np.float64).reshape(len(self.objects), 7)
-            for pose, adr, bid in zip(poses, self._free_adr, self._body_id):
-                q = pose[3:7]
-                n = np.linalg.norm(q)
-                q = q / n if n > 1e-9 else np.array([1.0, 0.0, 0.0, 0.0])
-                if adr is not None:
-                    self.data.qpos[adr:adr + 3] = pose[:3]
-                    self.data.qpos[adr + 3:adr + 7] = q
-                elif bid >= 0:
-                    self.model.body_pos[bid] = pose[:3]
-                    self.model.body_quat[bid] = q
+        self._poser.pose(self.data, qpos, object_poses)
         if self._sun_follows:
             self.model.light_pos[self._sun] = (qpos[0], qpos[1], self._sun_height)
         mujoco.mj_kinematics(self.model, self.data)

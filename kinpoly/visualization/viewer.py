@@ -1,0 +1,217 @@
+"""Interactive viewing of clips in MuJoCo's own viewer (``mujoco.viewer``; needs a display).
+
+:class:`Playback` is what is shown: a clip's frames played at its frame rate (looping, paused,
+stepped, faster or slower from the keyboard), optionally with a second motion drawn as a
+translucent skeleton over it (a *ghost*: the reference a controller tracked, or the ground
+truth of an estimate). :func:`view` opens the passive viewer on the clip's scene (humanoid +
+objects) and plays it until the window is closed; it takes the viewer's launcher as an argument
+so that the whole loop runs in tests without a display.
+
+Keys (besides the viewer's own: mouse to orbit, double-click to select, Tab / Shift-Tab for the
+panels): ``P`` pause / play, ``.`` / ``,`` one frame forward / back (pauses), ``]`` / ``[``
+twice / half the speed, ``Home`` back to the first frame.
+
+Unlike :mod:`kinpoly.visualization.render` this module does not pick a headless OpenGL backend:
+the viewer opens a GLFW window on the display.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import mujoco
+import numpy as np
+
+from ..errors import InputError
+from ..humanoid.mjcf import ModelOptions, ScenePoser, build_model
+from ..humanoid.skeleton import PARENTS
+from ..motion.clip import MotionClip
+
+# GLFW key codes (the viewer passes them to the key callback)
+KEY_PAUSE, KEY_NEXT, KEY_PREVIOUS, KEY_FASTER, KEY_SLOWER, KEY_HOME = 80, 46, 44, 93, 91, 268
+GHOST_RGBA = (0.95, 0.45, 0.15, 0.45)
+MIN_SPEED, MAX_SPEED = 1 / 16, 16.0
+
+
+class ViewerUnavailable(RuntimeError):
+    """No interactive window can be opened here (no display, or no GLFW)."""
+
+
+@dataclass
+class Playback:
+    """A clip played in time, with an optional ghost: (T', 24, 3) joint positions drawn over it.
+
+    The ghost is matched frame by frame (the clips share their frame rate); where one of the
+    two is shorter it holds its last frame.
+    """
+
+    clip: MotionClip
+    ghost: np.ndarray | None = None
+    speed: float = 1.0
+    loop: bool = True
+    paused: bool = False
+    time: float = 0.0  # seconds into the clip
+    _frames: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._frames = self.clip.num_frames
+        if self.ghost is not None:
+            self.ghost = np.asarray(self.ghost, dtype=np.float64)
+            if self.ghost.ndim != 3 or self.ghost.shape[1:] != (len(PARENTS), 3) or not len(self.ghost):
+                raise InputError(f"ghost must be (T, {len(PARENTS)}, 3) joint positions, got {self.ghost.shape}")
+
+    @classmethod
+    def of(cls, clip: MotionClip, ghost: MotionClip | None = None, **kwargs) -> "Playback":
+        """``clip``, with ``ghost``'s bodies drawn over it (the same frame rate is required)."""
+        if ghost is not None and abs(ghost.fps - clip.fps) > 1e-6:
+            raise InputError(f"{ghost.name} is at {ghost.fps:g} fps and {clip.name} at {clip.fps:g}: "
+                             "a ghost must have the clip's frame rate")
+        return cls(clip, None if ghost is None else ghost.body_states().positions, **kwargs)
+
+    @property
+    def duration(self) -> float:
+        return self._frames / self.clip.fps
+
+    @property
+    def frame(self) -> int:
+        """The frame shown at :attr:`time`."""
+        return min(int(self.time * self.clip.fps + 1e-9), self._frames - 1)
+
+    @property
+    def finished(self) -> bool:
+        """Played to its end without looping."""
+        return not self.loop and self.time >= self.duration
+
+    def advance(self, seconds: float) -> int:
+        """Move on by ``seconds`` of wall-clock time (nothing while paused); the frame to show."""
+        if not self.paused:
+            self.time += seconds * self.speed
+            if self.time >= self.duration:
+                self.time = self.time % self.duration if self.loop else self.duration
+        return self.frame
+
+    def step(self, frames: int) -> None:
+        """Pause and move ``frames`` frames (negative: back), wrapping around when looping."""
+        self.paused = True
+        f = self.frame + frames
+        f = f % self._frames if self.loop else min(max(f, 0), self._frames - 1)
+        self.time = f / self.clip.fps
+
+    def key(self, keycode: int) -> None:
+        """Handle one key press (see the module's docstring)."""
+        if keycode == KEY_PAUSE:
+            self.paused = not self.paused
+        elif keycode == KEY_NEXT:
+            self.step(1)
+        elif keycode == KEY_PREVIOUS:
+            self.step(-1)
+        elif keycode == KEY_FASTER:
+            self.speed = min(self.speed * 2, MAX_SPEED)
+        elif keycode == KEY_SLOWER:
+            self.speed = max(self.speed / 2, MIN_SPEED)
+        elif keycode == KEY_HOME:
+            self.time = 0.0
+
+    def status(self) -> str:
+        state = "paused" if self.paused else f"{self.speed:g}x"
+        return f"{self.clip.name}  frame {self.frame + 1}/{self._frames}  {state}"
+
+    def object_poses(self, frame: int) -> np.ndarray | None:
+        if not self.clip.objects:
+            return None
+        return np.stack([t.poses[frame] for t in self.clip.objects])
+
+    def ghost_positions(self, frame: int) -> np.ndarray | None:
+        if self.ghost is None:
+            return None
+        return self.ghost[min(frame, len(self.ghost) - 1)]
+
+
+def draw_skeleton(scene: mujoco.MjvScene, positions: np.ndarray, rgba=GHOST_RGBA, radius: float = 0.03) -> None:
+    """Replace the geoms of ``scene`` (a viewer's ``user_scn``) with a skeleton: a sphere per
+    joint of ``positions`` (24, 3) and a capsule per bone."""
+    scene.ngeom = 0
+    rgba = np.asarray(rgba, dtype=np.float32)
+    eye3 = np.eye(3).ravel()
+    for j, p in enumerate(positions):
+        if scene.ngeom >= scene.maxgeom:
+            return
+        g = scene.geoms[scene.ngeom]
+        mujoco.mjv_initGeom(g, mujoco.mjtGeom.mjGEOM_SPHERE, np.full(3, radius), p, eye3, rgba)
+        scene.ngeom += 1
+        parent = PARENTS[j]
+        if parent >= 0 and scene.ngeom < scene.maxgeom:
+            g = scene.geoms[scene.ngeom]
+            mujoco.mjv_initGeom(g, mujoco.mjtGeom.mjGEOM_CAPSULE, np.zeros(3), np.zeros(3), eye3, rgba)
+            mujoco.mjv_connector(g, mujoco.mjtGeom.mjGEOM_CAPSULE, radius * 0.6, positions[parent], p)
+            scene.ngeom += 1
+
+
+def check_display() -> None:
+    """Raise :class:`ViewerUnavailable` with what to do when no window can be opened."""
+    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
+        raise ViewerUnavailable("no display to open a window on (DISPLAY is not set); on a headless "
+                                "machine write a video instead: kinpoly render CLIP [REFERENCE]")
+    try:
+        import mujoco.viewer  # noqa: F401  (needs the GLFW library)
+    except (ImportError, RuntimeError) as e:
+        raise ViewerUnavailable(f"MuJoCo's viewer cannot start: {e}") from None
+
+
+def _launcher():
+    import mujoco.viewer
+
+    return mujoco.viewer.launch_passive
+
+
+def view(playback: Playback, *, launch: Callable | None = None, clock: Callable[[], float] = time.perf_counter,
+         sleep: Callable[[float], None] = time.sleep) -> int:
+    """Show ``playback`` in MuJoCo's passive viewer until its window closes (or, without
+    looping, the clip ends); returns the number of frames shown. ``launch``: the viewer's
+    ``launch_passive`` (default) or a stand-in with its signature (tests)."""
+    if launch is None:
+        check_display()
+        launch = _launcher()
+    clip = playback.clip
+    objects = [t.object for t in clip.objects]
+    model = copy.copy(build_model(clip.body, objects, ModelOptions(room=False)))  # ScenePoser moves static objects
+    data = mujoco.MjData(model)
+    poser = ScenePoser(model, objects)
+    period = 1.0 / clip.fps
+    shown = 0
+
+    def show(frame: int) -> None:
+        poser.pose(data, clip.qpos[frame], playback.object_poses(frame))
+        mujoco.mj_kinematics(model, data)
+
+    show(playback.frame)
+    before = set(threading.enumerate())
+    with launch(model, data, key_callback=playback.key) as handle:
+        handle.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+        handle.cam.trackbodyid = 1  # the pelvis
+        handle.cam.distance, handle.cam.elevation = 3.5, -15.0
+        last = clock()
+        while handle.is_running() and not playback.finished:
+            now = clock()
+            frame = playback.advance(now - last)
+            last = now
+            with handle.lock():
+                show(frame)
+                ghost = playback.ghost_positions(frame)
+                if ghost is not None:
+                    draw_skeleton(handle.user_scn, ghost)
+            if hasattr(handle, "set_texts"):
+                handle.set_texts((None, None, playback.status(), None))
+            handle.sync()
+            shown += 1
+            sleep(max(0.0, period - (clock() - now)))
+    # the window's thread must finish tearing down GLFW before Python exits (else it hangs or crashes)
+    for thread in set(threading.enumerate()) - before:
+        thread.join(timeout=5.0)
+    return shown

@@ -1,0 +1,183 @@
+"""`kinpoly view`: playback logic, the viewer loop with a stand-in window, and the CLI."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import replace
+
+import mujoco
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from kinpoly.cli import main
+from kinpoly.demo import SAMPLE_CLIPS
+from kinpoly.errors import InputError
+from kinpoly.motion.clip import ClipFolder
+from kinpoly.visualization import viewer
+from kinpoly.visualization.viewer import (KEY_FASTER, KEY_HOME, KEY_NEXT, KEY_PAUSE, KEY_PREVIOUS, KEY_SLOWER,
+                                          Playback, view)
+
+
+@pytest.fixture(scope="module")
+def step_clip():
+    return ClipFolder(SAMPLE_CLIPS).load("step_03_03")  # has objects (a step and a bar)
+
+
+@pytest.fixture(scope="module")
+def walk_clip():
+    return ClipFolder(SAMPLE_CLIPS).load("walk_02_01")
+
+
+def test_playback_plays_loops_pauses_and_steps(walk_clip):
+    p = Playback(walk_clip)
+    T, fps = walk_clip.num_frames, walk_clip.fps
+    assert p.advance(0.0) == 0
+    assert p.advance(10.5 / fps) == 10
+    assert p.advance(T / fps) == 10  # a whole clip later: wrapped around to the same frame
+    p.key(KEY_PAUSE)
+    assert p.paused and p.advance(1.0) == 10
+    p.key(KEY_PREVIOUS)
+    assert p.frame == 9
+    p.time = 0.0
+    p.key(KEY_PREVIOUS)
+    assert p.frame == T - 1  # stepping back from the first frame wraps
+    p.key(KEY_NEXT)
+    assert p.frame == 0 and p.paused
+    p.key(KEY_HOME)
+    assert p.time == 0.0
+    for _ in range(10):
+        p.key(KEY_FASTER)
+    assert p.speed == 16.0
+    for _ in range(20):
+        p.key(KEY_SLOWER)
+    assert p.speed == 1 / 16
+    assert "frame 1/" in p.status() and "paused" in p.status()
+
+
+def test_playback_once_ends_on_the_last_frame(walk_clip):
+    p = Playback(walk_clip, loop=False, speed=2.0)
+    assert not p.finished
+    assert p.advance(walk_clip.duration) == walk_clip.num_frames - 1
+    assert p.finished
+    p.step(5)
+    assert p.frame == walk_clip.num_frames - 1  # clamped, not wrapped
+
+
+def test_ghost_must_match(walk_clip, step_clip):
+    p = Playback.of(walk_clip, step_clip)
+    assert p.ghost.shape == (step_clip.num_frames, 24, 3)
+    assert np.array_equal(p.ghost_positions(10_000), p.ghost[-1])  # the shorter one holds its last frame
+    with pytest.raises(InputError, match="frame rate"):
+        Playback.of(walk_clip, replace(step_clip, fps=60.0))
+    with pytest.raises(InputError, match="joint positions"):
+        Playback(walk_clip, ghost=np.zeros((5, 3)))
+
+
+class FakeWindow:
+    """Stands in for mujoco.viewer's passive handle: records what each sync would show."""
+
+    def __init__(self, model, data, key_callback, syncs, keys=()):
+        self.model, self.data, self.key_callback = model, data, key_callback
+        self.cam = mujoco.MjvCamera()
+        self.user_scn = mujoco.MjvScene(model, maxgeom=100)
+        self.syncs, self.keys = syncs, dict(keys)
+        self.shown, self.ghost_geoms, self.texts = [], [], []
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def is_running(self):
+        return len(self.shown) < self.syncs
+
+    def lock(self):
+        return contextlib.nullcontext()
+
+    def set_texts(self, texts):
+        self.texts.append(texts[2])
+
+    def sync(self):
+        if len(self.shown) in self.keys:
+            self.key_callback(self.keys[len(self.shown)])
+        self.shown.append(self.data.qpos.copy())
+        self.ghost_geoms.append(self.user_scn.ngeom)
+
+
+def run_view(playback, syncs, keys=()):
+    windows = []
+
+    def launch(model, data, key_callback):
+        windows.append(FakeWindow(model, data, key_callback, syncs, keys))
+        return windows[0]
+
+    now = [0.0]
+
+    def sleep(seconds):  # each frame takes exactly one frame period
+        now[0] += 1 / playback.clip.fps
+
+    n = view(playback, launch=launch, clock=lambda: now[0], sleep=sleep)
+    return n, windows[0]
+
+
+def test_view_shows_every_frame_in_real_time_with_objects_and_ghost(step_clip, walk_clip):
+    n, win = run_view(Playback.of(step_clip, walk_clip), syncs=12)
+    assert n == 12
+    for i, qpos in enumerate(win.shown):
+        assert np.allclose(qpos[:76], step_clip.qpos[i])
+    assert set(win.ghost_geoms) == {24 + 23}  # a sphere per joint, a capsule per bone
+    assert win.cam.type == mujoco.mjtCamera.mjCAMERA_TRACKING
+    assert win.texts[0].startswith("step_03_03  frame 1/")
+    # the scene's objects are in it, at the clip's poses
+    names = {win.model.body(i).name for i in range(win.model.nbody)}
+    assert {t.object.name for t in step_clip.objects} <= names
+
+
+def test_view_keys_pause_and_once_stops_at_the_end(walk_clip):
+    n, win = run_view(Playback(walk_clip), syncs=8, keys={3: KEY_PAUSE})
+    shown = [int(np.argmin(np.abs(walk_clip.qpos[:, 0] - q[0]) + np.abs(walk_clip.qpos[:, 1] - q[1])))
+             for q in win.shown]
+    assert shown[:4] == [0, 1, 2, 3] and set(shown[4:]) == {3}  # paused after the 4th sync
+    assert set(win.ghost_geoms) == {0}
+    n, _ = run_view(Playback(walk_clip, loop=False, speed=4.0), syncs=10_000)
+    assert n == pytest.approx(walk_clip.num_frames / 4, abs=2)
+
+
+def test_view_without_a_display_is_a_one_line_error(monkeypatch, tmp_path):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    res = CliRunner().invoke(main, ["view", str(SAMPLE_CLIPS / "walk_02_01")])
+    assert res.exit_code == 1
+    assert "no display" in res.output and "kinpoly render" in res.output
+    assert "Traceback" not in res.output
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--controller", "x.pt"], "does not exist"),
+    (["--training-free"], "apply with --track"),
+    (["--track", "--ghost", "walk_02_01"], "leave out --ghost"),
+    (["--track", "--training-free", "--speed", "100"], "100"),
+])
+def test_view_option_mistakes(args, message):
+    res = CliRunner().invoke(main, ["view", str(SAMPLE_CLIPS / "walk_02_01"), *args])
+    assert res.exit_code == 2 and message in res.output, res.output
+
+
+def test_view_track_simulates_then_plays_with_the_reference_as_ghost(monkeypatch, walk_clip):
+    seen = {}
+
+    def fake_view(playback, **kwargs):
+        seen["playback"] = playback
+        return run_view(playback, syncs=5)[0]
+
+    monkeypatch.setattr(viewer, "check_display", lambda: None)
+    monkeypatch.setattr(viewer, "view", fake_view)
+    res = CliRunner().invoke(main, ["view", str(SAMPLE_CLIPS / "walk_02_01"), "--track", "--training-free", "--once"])
+    assert res.exit_code == 0, res.output
+    assert "walk_02_01, training-free controller:" in res.output and "global MPJPE" in res.output
+    p = seen["playback"]
+    assert p.clip.meta.get("simulated") and not p.loop
+    assert np.allclose(p.ghost, walk_clip.body_states().positions)
