@@ -25,6 +25,7 @@ from kinpoly.humanoid.mjcf import rest_qpos
 from kinpoly.humanoid.skeleton import BodyShape
 from kinpoly.motion.clip import ClipError, ClipFolder
 from kinpoly.motion.formats import read_amc, read_bvh, write_bvh
+from kinpoly.motion.formats.bvh import BvhSkeleton, guess_scale
 from kinpoly.motion.importers import find_motion_files, import_file, upright_share
 from kinpoly.motion.source import MotionFormatError
 from test_formats import _asf_text  # the two-bone ASF skeleton of the format tests
@@ -168,21 +169,66 @@ def test_bvh_frame_rates_resample_to_30hz(base, tmp_path, fps):
     assert np.abs(positions(clip) - positions(base)).max() < 0.01
 
 
-@pytest.mark.parametrize("unit", ["mm", "cm", "m", "in", "cmu"])
+UNITS = {"mm": 0.001, "cm": 0.01, "dm": 0.1, "m": 1.0, "in": 0.0254, "ft": 0.3048, "cmu": 0.0254 / 0.45}
+
+
+@pytest.mark.parametrize("unit", ["mm", "cm", "dm", "m", "in", "ft", "cmu"])
 def test_bvh_units_are_guessed(base, tmp_path, unit):
-    """Millimetres to metres, inches and the CMU BVH conversions' 1/0.45 inch all give the
-    same 1.7 m body (the last two read as centimetres before: a 0.7 m child, or an error)."""
-    scale = {"mm": 0.001, "cm": 0.01, "m": 1.0, "in": 0.0254, "cmu": 0.0254 / 0.45}[unit]
-    path = walk_bvh(tmp_path / "walk.bvh", unit=scale)
+    """Millimetres to metres, inches, feet and the CMU BVH conversions' 1/0.45 inch all give the
+    same 1.7 m body (inches and CMU units read as centimetres before: a 0.7 m child, or an
+    error; decimetres and feet as CMU units: a 1 m child, or a 0.3 m body refused)."""
+    path = walk_bvh(tmp_path / "walk.bvh", unit=UNITS[unit])
     assert read_bvh(path).meta["units"] == unit
     np.testing.assert_allclose(positions(import_file(path)[0]), positions(base), atol=1e-6)
 
 
-def test_bvh_unguessable_units_name_the_remedy(base, tmp_path):
-    """Feet cannot be told from other units by size: a clear error suggesting --units, and with
-    the unit given the clip is right. The CLI option passes it through."""
+@pytest.mark.parametrize("unit", ["dm", "ft"])
+def test_bvh_decimetres_and_feet_import_at_their_height(base, tmp_path, unit):
+    """A walk in decimetres (17 units tall) or feet (5.7 units) is a 1.7 m body, as in cm."""
+    clip = import_file(walk_bvh(tmp_path / f"walk_{unit}.bvh", unit=UNITS[unit]))[0]
+    check_sensible(clip, 2.0)
+    assert clip.body.height == pytest.approx(base.body.height, rel=1e-6)
+
+
+def _chain(height: float) -> BvhSkeleton:
+    """A skeleton that is one vertical chain ``height`` file units tall (extent = height)."""
+    return BvhSkeleton(names=["Hips", "Spine", "Head"], parents=[-1, 0, 1],
+                       offsets=[np.zeros(3), np.array([0, height / 2, 0]), np.array([0, height / 2, 0])],
+                       channels=[["Xposition", "Yposition", "Zposition"], [], []])
+
+
+@pytest.mark.parametrize("unit, lo, hi", [  # heights (m) each unit is guessed right for
+    ("m", 0.3, 2.9), ("ft", 0.92, 2.43), ("dm", 0.81, 1.93), ("cmu", 1.1, 2.53), ("in", 1.15, 2.53),
+    ("cm", 1.01, 2.99), ("mm", 0.31, 2.5)])
+def test_bvh_unit_guess_covers_adults(unit, lo, hi):
+    """guess_scale's bins, as its docstring works them out: adults of 1.1-2.2 m are guessed
+    right in every unit (decimetres only to 1.93 m: 19.4 dm and more is a CMU-unit adult, and
+    inches from 1.15 m), and the units guessed before feet and decimetres keep their bodies."""
+    for h in np.linspace(lo, hi, 30):
+        assert guess_scale(_chain(h / UNITS[unit])) == (UNITS[unit], unit), (unit, h)
+    assert guess_scale(_chain(1.1 / UNITS["cmu"]))[1] == "cmu"  # the shortest CMU adult, 19.49 units
+    assert guess_scale(_chain(1.95 / UNITS["dm"]))[1] == "cmu"  # a 1.95 m body in dm: read wrong
+
+
+def test_bvh_units_option_dm(base, tmp_path):
+    """`motion import --units dm` reads the file in decimetres: right for a decimetre walk, and
+    a centimetre walk read so is a 17 m body, refused with the unit it was read in."""
+    dm = walk_bvh(tmp_path / "walk_dm.bvh", unit=0.1)
+    cm = walk_bvh(tmp_path / "walk_cm.bvh")
+    out = tmp_path / "clips"
+    r = CliRunner().invoke(main, ["motion", "import", str(dm), "--units", "dm", "--out", str(out), "--no-progress"])
+    assert r.exit_code == 0 and (out / "walk_dm.npz").is_file(), r.output
+    np.testing.assert_allclose(positions(ClipFolder(out).load("walk_dm")), positions(base), atol=1e-6)
+    r = CliRunner().invoke(main, ["motion", "import", str(cm), "--units", "dm", "--out", str(out), "--no-progress"])
+    assert r.exit_code == 1 and "walk_cm.bvh" in r.output and "read as dm" in r.output, r.output
+    np.testing.assert_allclose(positions(import_file(cm, units="cm")[0]), positions(base), atol=1e-6)
+
+
+def test_bvh_wrong_units_name_the_remedy(base, tmp_path):
+    """A unit misread (here feet given as cm: a 6 cm body) is a clear error suggesting --units,
+    and with the right unit the clip is right. The CLI option passes it through."""
     path = walk_bvh(tmp_path / "feet.bvh", unit=0.3048)
-    one_line_error(path, r"m tall.*--units")
+    one_line_error(path, r"m tall.*read as cm.*--units", units="cm")
     np.testing.assert_allclose(positions(import_file(path, units="ft")[0]), positions(base), atol=1e-6)
     out = tmp_path / "clips"
     r = CliRunner().invoke(main, ["motion", "import", str(path), "--units", "ft", "--out", str(out), "--no-progress"])
@@ -475,12 +521,44 @@ def test_import_folder_lists_bad_files_and_goes_on(tmp_path):
     (src / "image.bvh").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
     (src / "image.p").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")  # a multi-line unpickling error
     np.savez(src / "sub" / "bad_fps.npz", poses=p, trans=tr, mocap_framerate=np.array("x"))
-    walk_bvh(src / "feet.bvh", unit=0.3048)
+    walk_bvh(src / "feet.bvh", unit=0.3048)  # guessed: imports
+    walk_bvh(src / "tiny.bvh", unit=0.004)  # 4 mm units, read as mm: a 0.4 m body, refused
     out = tmp_path / "clips"
     r = CliRunner().invoke(main, ["motion", "import", str(src), "--out", str(out), "--no-progress", "-j", "1"])
     assert r.exit_code == 0, r.output
-    assert "Traceback" not in r.output and "imported 2 clip(s)" in r.output
+    assert "Traceback" not in r.output and "imported 3 clip(s)" in r.output
     failed = r.output.split("5 file(s) failed:\n")[1].strip().splitlines()
     assert len(failed) == 5, r.output
-    for name in ("empty.bvh", "image.bvh", "image.p", "bad_fps.npz", "feet.bvh"):
+    for name in ("empty.bvh", "image.bvh", "image.p", "bad_fps.npz", "tiny.bvh"):
         assert sum(name in line for line in failed) == 1, (name, failed)
+    assert "--units" in next(line for line in failed if "tiny.bvh" in line)
+
+
+# ------------------------------------------------------------------ `motion info` without clips
+def _info_error(folder: Path, *args: str) -> str:
+    r = CliRunner().invoke(main, ["motion", "info", str(folder), *args])
+    assert r.exit_code == 1 and isinstance(r.exception, SystemExit), r.output
+    lines = r.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: ") and "Traceback" not in r.output, r.output
+    return lines[0]
+
+
+def test_motion_info_of_a_folder_without_clips_is_an_error(tmp_path):
+    """An empty folder (or one of unrelated files) is not a clip folder: one `Error:` line that
+    says what a clip folder holds and which command makes one, not "0 clips" and exit 0."""
+    for args in ((), ("--json",)):
+        msg = _info_error(tmp_path, *args)
+        assert "no clips" in msg and "index.json" in msg and "kinpoly motion import" in msg, msg
+    (tmp_path / "notes.md").write_text("not a clip")
+    (tmp_path / "broken.npz").write_bytes(b"")  # not a clip either (was "Aborted!": np.load EOFError)
+    assert "kinpoly motion import" in _info_error(tmp_path)
+
+
+def test_motion_info_of_raw_mocap_says_import_first(tmp_path):
+    """A folder of mocap files that were never imported: the error names them and the import."""
+    walk_bvh(tmp_path / "walk.bvh")
+    (tmp_path / "sub").mkdir()
+    walk_bvh(tmp_path / "sub" / "run.bvh")
+    msg = _info_error(tmp_path)
+    assert "no clips" in msg and "2 mocap file(s)" in msg and "walk.bvh" in msg and "run.bvh" in msg, msg
+    assert f"kinpoly motion import {tmp_path} --out" in msg and "import them first" in msg, msg

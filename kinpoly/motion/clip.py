@@ -19,6 +19,7 @@ import io
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -187,7 +188,7 @@ class MotionClip:
                 meta = json.loads(str(z["meta"]))
                 qpos = z["qpos"]
                 obj_poses = z["object_poses"] if "object_poses" in z.files else None
-        except (OSError, ValueError, KeyError) as e:
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as e:  # EOFError: empty file
             raise ClipError(f"{path}: not a kinpoly clip ({e})") from None
         try:
             objects = [ObjectTrack(SceneObject.from_dict(o), obj_poses[i]) for i, o in enumerate(meta["objects"])]

@@ -32,9 +32,9 @@ def motion() -> None:
 @click.option("--betas", type=str, default=None, help="Comma-separated SMPL betas for --smpl-model.")
 @click.option("--up-axis", type=click.Choice(["y", "z"]), default=None,
               help="World up axis of BVH / AMC files (default: Y, their convention; z for a Z-up export).")
-@click.option("--units", type=click.Choice(["m", "cm", "mm", "in", "ft", "cmu"]), default=None,
-              help="Length unit of BVH files (default: guessed from the skeleton's size; cmu: the "
-                   "CMU database's BVH conversions, 1/0.45 inch).")
+@click.option("--units", type=click.Choice(["m", "dm", "cm", "mm", "in", "ft", "cmu"]), default=None,
+              help="Length unit of BVH files (default: guessed from the skeleton's size; dm: "
+                   "decimetres; cmu: the CMU database's BVH conversions, 1/0.45 inch).")
 @click.option("--amc-fps", type=click.FloatRange(1, 1000), default=None,
               help="Frame rate of AMC files, which they do not store (default: 120, the CMU database's).")
 @click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
@@ -87,6 +87,8 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, un
 def info_command(folder, as_json, list_clips) -> None:
     """Summarise a clip folder: clips, frames, seconds, retargeting error, actions."""
     f = ClipFolder(folder)
+    if not len(f):
+        raise ClipError(_no_clips_message(folder))
     summary = f.summary()
     if list_clips:
         summary["clip_list"] = f.entries()
@@ -101,6 +103,20 @@ def info_command(folder, as_json, list_clips) -> None:
         for e in f.entries():
             click.echo(f"  {e['name']:40s} {e['frames']:6d} fr  {e.get('action') or '-':10s} "
                        f"{e.get('retarget_error_mm')} mm")
+
+
+def _no_clips_message(folder: Path) -> str:
+    """Why ``folder`` has no clips, on one line: mocap files to import first, or what a clip
+    folder is and which command makes one."""
+    from .importers import find_motion_files
+
+    raw = find_motion_files([folder])
+    if raw:
+        names = ", ".join(str(p.relative_to(folder)) for p in raw[:3]) + (" ..." if len(raw) > 3 else "")
+        return (f"{folder}: no clips, but {len(raw)} mocap file(s) ({names}); import "
+                f"them first: `kinpoly motion import {folder} --out CLIPS`, then `kinpoly motion info CLIPS`")
+    return (f"{folder}: no clips (a clip folder holds the clip .npz files and index.json that "
+            f"`kinpoly motion import MOCAP --out {folder}` writes)")
 
 
 EXPORT_FORMATS = ("bvh", "npz")

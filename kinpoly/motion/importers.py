@@ -97,7 +97,7 @@ def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
     ``up_axis`` ("y" or "z"): the world up axis of a BVH or AMC file, if not the formats' usual
     Y (a BVH exported Z up). It is not guessed: a rig's zero-rotation pose need not stand (the
     Bandai BVH's points its head along X) and a clip's motion need not be upright (a crawl).
-    ``units``: a BVH file's length unit (``m cm mm in ft cmu``), if not the guessed one.
+    ``units``: a BVH file's length unit (``m dm cm mm in ft cmu``), if not the guessed one.
     ``amc_fps``: an AMC file's frame rate, which the format does not store (default: CMU's 120).
 
     Raises MotionFormatError / ClipError with a message naming the file.

@@ -36,8 +36,10 @@ from kinpoly.motion.clip import atomic_write_text
 from kinpoly.motion.source import MotionFormatError, SourceMotion, format_errors, read_text
 
 # "cmu": the CMU database's BVH conversions keep its ASF unit, 1/0.45 inch (a body is ~30 units)
-UNIT_SCALES = {"m": 1.0, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254, "ft": 0.3048,
-               "cmu": 0.0254 / 0.45}
+UNIT_SCALES = {"m": 1.0, "dm": 0.1, "cm": 0.01, "mm": 0.001, "in": 0.0254, "inch": 0.0254,
+               "ft": 0.3048, "cmu": 0.0254 / 0.45}
+# guess_scale's bins: (largest rest-pose extent in file units, the unit below it); beyond: mm
+_GUESS_BINS = ((3.0, "m"), (8.0, "ft"), (19.4, "dm"), (45.0, "cmu"), (100.0, "in"), (300.0, "cm"))
 _CHANNELS = {f"{a}{k}" for a in "XYZ" for k in ("position", "rotation")}
 
 
@@ -197,14 +199,23 @@ def guess_scale(skel: BvhSkeleton) -> tuple[float, str]:
 
     The size is the largest axis-aligned extent of the OFFSET-only skeleton below the first
     branching joint (so a dummy root placed far from the body does not count), about the
-    body's height (or arm span). For an adult (1.1-2.2 m) and a child: extent < 3 -> metres,
-    < 45 -> CMU units (1/0.45 inch; a body is ~30 of them in the CMU database's BVH
-    conversions), < 100 -> inches, < 300 -> centimetres, otherwise millimetres. Other units
-    (feet), and bodies under about 1 m in centimetres, are read wrong; pass ``units``.
+    body's height (or arm span). An adult of 1.1-2.2 m measures, in file units:
+    m 1.1-2.2, ft (0.3048 m) 3.61-7.22, dm 11-22, cmu (1/0.45 inch = 0.05644 m, the CMU
+    database's BVH conversions) 19.49-38.98, in 43.3-86.6, cm 110-220, mm 1100-2200.
+    So the extent is read as: < 3 -> metres, < 8 -> feet, < 19.4 -> decimetres, < 45 -> CMU
+    units, < 100 -> inches, < 300 -> centimetres, otherwise millimetres. 8 lies between the
+    tallest adult in feet (7.22) and the shortest in decimetres (11). Only decimetres and CMU
+    units overlap for adults (19.49-22): the shortest CMU-unit adult, 1.1 m / 0.05644 m =
+    19.49 units, must stay in CMU units, so the edge is 19.4 (a 1.095 m CMU body), which
+    leaves decimetres to 1.94 m.
+
+    Read wrong (pass ``units``): CMU-unit bodies under 1.095 m (as decimetres, 1.77x too
+    tall), decimetre bodies over 1.94 m (as CMU units), inch bodies under 1.14 m, centimetre
+    bodies under 1 m, feet bodies over 2.44 m, and other units.
     """
     pts = _rest_positions(skel)
     extent = float(np.max(pts.max(0) - pts.min(0))) if len(pts) else 0.0
-    for limit, unit in ((3.0, "m"), (45.0, "cmu"), (100.0, "in"), (300.0, "cm")):
+    for limit, unit in _GUESS_BINS:
         if extent < limit:
             return UNIT_SCALES[unit], unit
     return UNIT_SCALES["mm"], "mm"
@@ -221,7 +232,7 @@ def read_bvh(path: str | Path, *, units: str | None = None, scale: float | None 
 
     Args:
         path: the ``.bvh`` file.
-        units: the file's length unit, one of ``m cm mm in ft cmu``; overrides the guess.
+        units: the file's length unit, one of ``m dm cm mm in ft cmu``; overrides the guess.
         scale: metres per file unit; overrides ``units`` and the guess.
         up_axis: which file axis points up ("y" for almost every BVH).
         license: stored in the result.
