@@ -106,6 +106,12 @@ def test_export_format_follows_the_file_name(tmp_path):
     one_line_error(run(["motion", "export", CLIP, "--format", "npz", "--out", tmp_path / "w.bvh"]),
                    "--format npz writes a .npz file", "--format bvh")
     assert not (tmp_path / "w.bvh").exists()
+    res = run(["motion", "export", CLIP, "--format", "amass", "--out", tmp_path / "a.npz"])
+    assert res.exit_code == 0, res.output
+    with np.load(tmp_path / "a.npz") as z:
+        assert z["poses"].shape[1] == 72
+    one_line_error(run(["motion", "export", CLIP, "--format", "amass", "--out", tmp_path / "a.bvh"]),
+                   "--format amass writes a .npz file", "--format bvh")
 
 
 def test_export_never_overwrites_the_clip_it_exports(tmp_path):

@@ -18,10 +18,11 @@ from kinpoly.humanoid.kinematics import forward_kinematics
 from kinpoly.humanoid.mjcf import rest_qpos
 from kinpoly.humanoid.skeleton import BODY_INDEX, hinge_index, BODY_NAMES, PARENTS, BodyShape
 from kinpoly.motion.clip import ClipError, ClipFolder, MotionClip
-from kinpoly.motion.export import export_bvh, export_npz
+from kinpoly.motion.export import export_amass, export_bvh, export_npz
 from kinpoly.motion.importers import find_motion_files, import_file, import_many
 from kinpoly.motion.joint_names import map_joints, shared_prefix
 from kinpoly.motion.retarget import _sole_height, retarget
+from kinpoly.motion.smpl import clip_to_smpl, smpl_to_clip
 from kinpoly.motion.source import MotionFormatError, SourceMotion
 
 
@@ -252,6 +253,35 @@ def test_amass_npz_rotation_transfer(tmp_path):
     np.testing.assert_allclose(knee["y"], np.linspace(0, 1.2, T)[::2], atol=1e-6)
     np.testing.assert_allclose(knee["x"], 0.0, atol=1e-6)
     np.testing.assert_allclose(knee["z"], 0.0, atol=1e-6)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0, 2**31 - 1))
+def test_amass_export_inverts_the_import_exactly(seed):
+    """SMPL parameters -> clip -> SMPL parameters: the same rotations and translations."""
+    rng = np.random.default_rng(seed)
+    T = 5
+    poses = rng.normal(scale=0.6, size=(T, 72))
+    trans = rng.normal(size=(T, 3))
+    clip = smpl_to_clip("x", poses[:, :3], poses[:, 3:], trans, 30.0, ground=False)
+    back = clip_to_smpl(clip)
+    np.testing.assert_allclose(rot.rotvec_to_matrix(back["poses"].reshape(T, 24, 3)),
+                               rot.rotvec_to_matrix(poses.reshape(T, 24, 3)), atol=1e-9)
+    np.testing.assert_allclose(back["trans"], trans, atol=1e-12)
+
+
+def test_amass_export_of_a_clip_reimports_to_the_same_pose(tmp_path):
+    from kinpoly.demo import SAMPLE_CLIPS
+
+    clip = ClipFolder(SAMPLE_CLIPS).load("walk_02_01")  # retargeted from CMU onto a fitted body
+    export_amass(clip, tmp_path / "walk.npz")
+    with np.load(tmp_path / "walk.npz") as z:
+        assert z["poses"].shape == (clip.num_frames, 72) and float(z["mocap_framerate"]) == clip.fps
+    back = import_file(tmp_path / "walk.npz")[0]  # the AMASS importer, on its default body
+    np.testing.assert_allclose(back.body_states().rotations, clip.body_states().rotations, atol=1e-9)
+    np.testing.assert_allclose(back.qpos[:, :2], clip.qpos[:, :2], atol=1e-12)
+    dz = back.qpos[:, 2] - clip.qpos[:, 2]  # only the grounding of the other body differs
+    assert np.ptp(dz) < 1e-12
 
 
 def test_unreadable_npz_names_the_file(tmp_path):

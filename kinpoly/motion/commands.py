@@ -119,30 +119,33 @@ def _no_clips_message(folder: Path) -> str:
             f"`kinpoly motion import MOCAP --out {folder}` writes)")
 
 
-EXPORT_FORMATS = ("bvh", "npz")
+EXPORT_SUFFIX = {"bvh": "bvh", "npz": "npz", "amass": "npz"}
 
 
 @motion.command("export")
 @click.argument("clip")
-@click.option("--format", "fmt", type=click.Choice(EXPORT_FORMATS), default=None,
-              help="Default: the extension of --out, else bvh.")
+@click.option("--format", "fmt", type=click.Choice(list(EXPORT_SUFFIX)), default=None,
+              help="bvh; npz (body poses); amass (SMPL parameters in AMASS's npz layout). "
+                   "Default: the extension of --out, else bvh.")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
-              help="Output file (default: <clip name>.<format> in the current folder).")
+              help="Output file (default: <clip name>.<bvh|npz> in the current folder).")
 def export_command(clip, fmt, out) -> None:
-    """Export a clip as BVH (Y up, cm; opens in Blender) or as a plain npz of body poses."""
-    from .export import export_bvh, export_npz
+    """Export a clip as BVH (Y up, cm; opens in Blender), as a plain npz of body poses, or as
+    SMPL parameters (AMASS npz: poses, trans, mocap_framerate) for SMPL-based tools."""
+    from .export import export_amass, export_bvh, export_npz
 
     c = resolve_clip(clip)
     suffix = out.suffix.lower().lstrip(".") if out is not None else ""
-    fmt = fmt or (suffix if suffix in EXPORT_FORMATS else "bvh")
-    out = out or Path(f"{c.name}.{fmt}")
+    fmt = fmt or (suffix if suffix in EXPORT_SUFFIX else "bvh")
+    ext = EXPORT_SUFFIX[fmt]
+    out = out or Path(f"{c.name}.{ext}")
     check_output(out)
-    if out.suffix.lower() != f".{fmt}":
-        other = f", or pass --format {suffix}" if suffix in EXPORT_FORMATS else ""
-        raise InputError(f"{out}: --format {fmt} writes a .{fmt} file; end the name in .{fmt}{other}")
+    if out.suffix.lower() != f".{ext}":
+        other = f", or pass --format {suffix}" if suffix in EXPORT_SUFFIX else ""
+        raise InputError(f"{out}: --format {fmt} writes a .{ext} file; end the name in .{ext}{other}")
     if out.exists() and any(p.exists() and out.samefile(p) for p in (Path(clip), Path(f"{clip}.npz"))):
         raise InputError(f"{out}: that is the clip being exported; give --out another file")
-    path = (export_bvh if fmt == "bvh" else export_npz)(c, out)
+    path = {"bvh": export_bvh, "npz": export_npz, "amass": export_amass}[fmt](c, out)
     click.echo(str(path))
 
 

@@ -7,6 +7,11 @@ top of the head and the tips of toes and hands.
 
 npz: ``qpos`` (T, 76), ``positions`` (T, 24, 3) and ``quaternions`` (T, 24, 4, wxyz) of the
 bodies in world axes (Z up, m), ``body_names``, ``parents``, ``offsets`` (24, 3) and ``fps``.
+
+AMASS npz: SMPL parameters (``poses`` (T, 72), ``trans``, ``mocap_framerate``, zero ``betas``,
+``gender``) for SMPL tools (e.g. ``smplx``: ``global_orient=poses[:, :3]``,
+``body_pose=poses[:, 3:]``, ``transl=trans``), the inverse of the AMASS import
+(:func:`~kinpoly.motion.smpl.clip_to_smpl`).
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ from ..humanoid.kinematics import local_rotations
 from ..humanoid.skeleton import BODY_INDEX, BODY_NAMES, PARENTS
 from .clip import MotionClip, atomic_write_npz
 from .formats.bvh import write_bvh
+from .smpl import clip_to_smpl
 
 # our Z-up world -> BVH's Y-up world (a proper rotation: x stays, z -> y, y -> -z)
 Z_UP_TO_Y_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
@@ -57,4 +63,10 @@ def export_npz(clip: MotionClip, path: str | os.PathLike) -> Path:
     atomic_write_npz(path, {"qpos": clip.qpos, "positions": st.positions, "quaternions": st.quaternions,
                             "body_names": np.array(BODY_NAMES), "parents": np.array(PARENTS),
                             "offsets": clip.body.offsets, "fps": np.float64(clip.fps)})
+    return path
+
+
+def export_amass(clip: MotionClip, path: str | os.PathLike) -> Path:
+    path = Path(path)
+    atomic_write_npz(path, clip_to_smpl(clip))
     return path

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import rotations as rot
-from ..humanoid.kinematics import hinge_angles
+from ..humanoid.kinematics import hinge_angles, local_rotations
 from ..humanoid.skeleton import BODY_NAMES, NUM_BODIES, PARENTS, SMPL_NAMES, BodyShape
 from .clip import MotionClip
 from .source import MAX_FPS, MIN_FPS, MotionFormatError
@@ -79,6 +79,25 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
     return MotionClip(name=name, qpos=qpos, fps=target_fps, body=shape, source=source,
                       license=license, meta={"source_fps": fps, "source_frames": T,
                                              "source_format": "smpl", "transfer": "rotation"})
+
+
+def clip_to_smpl(clip: MotionClip, pelvis_offset: np.ndarray = SMPL_NEUTRAL_J0) -> dict[str, np.ndarray]:
+    """The inverse of :func:`smpl_to_clip`: a clip's motion as SMPL parameters in AMASS's
+    layout, ``poses`` (T, 72: root orientation, then the 23 body joints in SMPL order,
+    axis-angle), ``trans`` (T, 3: the pelvis less ``pelvis_offset``, the neutral body's rest
+    pelvis joint) and ``mocap_framerate``; ``betas`` are zeros and ``gender`` is ``neutral``,
+    since our body is not an SMPL shape. Rotations are exact; an SMPL body posed with them
+    has SMPL's own limb lengths, so its joint positions differ from the clip's by the
+    difference in body size."""
+    C = C_SMPL_TO_OURS
+    local = local_rotations(clip.qpos)  # (T, 24, 3, 3), our order; root: world orientation
+    smpl = np.empty_like(local)
+    smpl[:, [_SMPL_INDEX[n] for n in BODY_NAMES]] = local
+    smpl[:, 1:] = C.T @ smpl[:, 1:] @ C
+    smpl[:, 0] = smpl[:, 0] @ C
+    poses = rot.matrix_to_rotvec(smpl).reshape(clip.num_frames, -1)
+    return {"poses": poses, "trans": clip.qpos[:, :3] - np.asarray(pelvis_offset),
+            "mocap_framerate": np.float64(clip.fps), "betas": np.zeros(10), "gender": np.array("neutral")}
 
 
 def read_amass_npz(path: str | Path, *, license: str = "", target_fps: float = 30.0,
