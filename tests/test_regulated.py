@@ -234,8 +234,11 @@ def test_estimate_cli_writes_everything_and_lists_bad_takes(tmp_path):
     assert report["takes"] == 1 and report["failures"][0]["take"] == "broken"
     assert report["evaluation"]["clips"]["walk"]["mpjpe_mm"] is not None
     assert json.loads((out / "run.json").read_text())["git_commit"] and (out / "config.yaml").is_file()
-    for f in ("clips/walk.npz", "bvh/walk.bvh", "ground_truth/walk.npz", "proposals/walk.npz", "states/walk.npz"):
+    for f in ("clips/walk.npz", "bvh/walk.bvh", "smpl/walk.npz", "ground_truth/walk.npz", "proposals/walk.npz",
+              "states/walk.npz"):
         assert (out / f).is_file(), f
+    with np.load(out / "smpl" / "walk.npz") as z:  # SMPL parameters of the estimate
+        assert z["poses"].shape == (30, 72) and z["trans"].shape == (30, 3)
     with np.load(out / "states" / "walk.npz") as z:
         assert z["body_contact"].shape == (30, 24) and z["body_contact"].any()
         wrench = z["residual_wrench"]

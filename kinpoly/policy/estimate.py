@@ -7,6 +7,8 @@ Output folder of :func:`write_estimates`::
 
     clips/          one clip per take, named as the take (project format; `kinpoly eval` reads it)
     bvh/            the same motions as BVH
+    smpl/<take>.npz the same motions as SMPL parameters (AMASS layout: poses (T, 72), trans,
+                    mocap_framerate; `kinpoly motion export --format amass`)
     ground_truth/   the takes' ground-truth clips, when they have one
     proposals/      the kinematic policy's proposed poses (physics mode)
     states/<take>.npz  per frame: body_contact (T, 24), object_contact (T, K), object_poses
@@ -259,6 +261,7 @@ def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: s
     import tempfile
 
     from ..evaluation.metrics import scan_contacts
+    from ..motion.smpl import clip_to_smpl
     from ..motion.export import export_bvh
 
     scan = scan_contacts(est.clip)
@@ -276,6 +279,7 @@ def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: s
         if est.wrench is not None:
             states["residual_wrench"] = est.wrench
         atomic_write_npz(out / "states" / f"{est.name}.npz", states)
+        atomic_write_npz(out / "smpl" / f"{est.name}.npz", clip_to_smpl(est.clip))
         if est.ground_truth is not None:
             ClipFolder(out / "ground_truth", create=True).add(est.ground_truth)
         if est.proposals is not None:
