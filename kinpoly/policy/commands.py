@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import json
+import os
 from pathlib import Path
 
 import click
@@ -188,10 +190,13 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
 @click.option("--resume", is_flag=True,
               help="Go on with a killed run: takes whose complete estimate OUT holds from the same "
                    "settings are read back, not estimated again.")
+@click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
+              help="Processes estimating takes side by side, one core each (default: all cores, at most "
+                   "one per take). The outputs are the same as with one.")
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_camera, action, gt_file, out,
                      checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
-                     no_feedback, smoothing, feedforward, anchor, videos, resume, no_progress) -> None:
+                     no_feedback, smoothing, feedforward, anchor, videos, resume, workers, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -232,7 +237,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
             takes = [EgoTake.load(take_path)]
         else:
             ds = EgoDataset(take_path, split=None if split == "all" else split)
-            takes = [(n, lambda n=n: ds[n]) for n in ds.names]
+            takes = [(n, functools.partial(ds.__getitem__, n)) for n in ds.names]  # pickles for -j
     except (EgoDataError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
@@ -241,7 +246,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
                  "gt": gt_file and str(gt_file), **estimator.settings},
            seed=0)  # config.yaml + run.json (the inputs and the estimator's settings); metrics.json below
     report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress,
-                            resume=resume)
+                            resume=resume, workers=workers or os.cpu_count() or 1)
     click.echo((out / "metrics.md").read_text())
     if not report["takes"]:
         raise click.ClickException("no take could be estimated")

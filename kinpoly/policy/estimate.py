@@ -28,6 +28,7 @@ settings (stored in each clip's meta) are the same.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -175,6 +176,11 @@ class Estimator:
                              "it needs feedback=False (--no-feedback)")
         if threads:
             torch.set_num_threads(threads)
+        # what a worker process needs to build the same estimator (estimate_takes(workers=N))
+        self.init_args = {"checkpoint": checkpoint, "controller": controller, "physics": physics,
+                          "feedforward": feedforward, "controller_overrides": tuple(controller_overrides),
+                          "leg_refiner": leg_refiner, "feedback": feedback, "smoothing": smoothing,
+                          "anchor": anchor}
         self.checkpoint = Path(checkpoint or SHIPPED_POLICY)
         self.policy, self.context = load_policy(self.checkpoint)
         self.physics = physics
@@ -201,12 +207,19 @@ class Estimator:
 
                 refiner = load_refiner(leg_refiner)
                 self.loop.target_filter = lambda targets, sim, take, frame: refiner.correct(targets, sim.qpos, sim.qvel)
+        self._own_target_filter = self.loop.target_filter if self.loop is not None else None
         self.leg_refiner = str(leg_refiner) if leg_refiner else None
         self.controller_overrides = [str(o) for o in controller_overrides]
         # no-feedback mode: an edit of the policy's motion before it is tracked, called as
         # ``motion_filter(motion, take)`` -> motion ((T, 76) tensors; None: tracked as it is).
         # For experiments (benchmarks/no_feedback_legs.py), like ``loop.target_filter``.
         self.motion_filter = None
+
+    @property
+    def portable(self) -> bool:
+        """Whether :attr:`init_args` rebuild this estimator (no hooks were set on it since)."""
+        own_filter = self.loop is None or self.loop.target_filter is self._own_target_filter
+        return self.motion_filter is None and own_filter
 
     @property
     def settings(self) -> dict:
@@ -377,12 +390,74 @@ def unscored_metrics(est: Estimate, observed_head: np.ndarray) -> dict:
     return {**score_physical(est.clip), "restarts": len(est.falls), "observed_head_err_m": err}
 
 
+def _estimate_one(job) -> dict:
+    """One take of :func:`estimate_takes` with the estimator of this process: estimated (or read
+    back) and written; what the report needs of it."""
+    item, out, video, input_video, resume = job
+    estimator = _WORKER["estimator"]
+    name = item[0] if isinstance(item, tuple) else item.name
+    r = {"name": name, "failure": None, "warning": None, "resumed": False, "residual": None, "unscored": None}
+    try:
+        est = load_estimate(out, name, estimator.settings) if resume else None
+        if est is not None:  # the take itself is needed only to score a take without ground truth
+            r["resumed"] = True
+            take = (item[1]() if isinstance(item, tuple) else item) if est.ground_truth is None else None
+        else:
+            take = item[1]() if isinstance(item, tuple) else item
+            r["name"] = take.name
+            est = estimator.estimate(take)
+            r["warning"] = write_estimate(est, out, video=video, input_video=input_video)
+        r.update(frames=est.clip.num_frames, seconds=est.seconds, residual=est.residual())
+        if est.ground_truth is None:  # what can be scored without a ground-truth body
+            r["unscored"] = unscored_metrics(est, take.head_pose)
+    except Exception as e:  # one bad take must not stop the others
+        log.debug("estimating %s failed", name, exc_info=True)
+        r["failure"] = str(e) if isinstance(e, (ValueError, OSError)) else f"{type(e).__name__}: {e}"
+        return r
+    log.info("%s: %d frames at %.1f frames/s, %d fall(s)", est.name, est.clip.num_frames,
+             est.frames_per_second, len(est.falls))
+    return r
+
+
+_WORKER: dict = {}  # this process's estimator, for _estimate_one
+
+
+def _worker_init(init_args: dict) -> None:
+    torch.set_num_threads(1)
+    _WORKER["estimator"] = Estimator(**init_args)
+
+
+@contextlib.contextmanager
+def _estimate_pool(estimator: Estimator, workers: int):
+    """``run(jobs)``: the results of :func:`_estimate_one` in the jobs' order, here or in
+    ``workers`` processes."""
+    if workers == 1:
+        _WORKER["estimator"] = estimator
+        try:
+            yield lambda jobs: map(_estimate_one, jobs)
+        finally:
+            _WORKER.clear()
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_worker_init, initargs=(estimator.init_args,))
+    try:
+        yield lambda jobs: pool.map(_estimate_one, jobs, chunksize=1)
+    finally:
+        pool.shutdown(cancel_futures=True)
+
+
 def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int = 3,
-                   input_video=None, progress: bool = True, resume: bool = False) -> dict:
+                   input_video=None, progress: bool = True, resume: bool = False, workers: int = 1) -> dict:
     """Estimate every take (an iterable of EgoTake or of ``(name, loader)`` pairs, the loader
     a zero-argument callable returning the take), write the outputs and the metrics; returns
-    the report written to ``metrics.json``. ``resume``: a take whose complete estimate ``out``
-    already holds from the same estimator settings is read back, not estimated again."""
+    the report written to ``metrics.json``. Videos are rendered for the first ``videos``
+    takes. ``resume``: a take whose complete estimate ``out`` already holds from the same
+    estimator settings is read back, not estimated again. ``workers`` > 1: takes are estimated
+    in that many processes, each with its own copy of the estimator (one core each; the takes
+    and loaders must pickle); the files and the report are the same as with one."""
     import json
 
     from tqdm import tqdm
@@ -393,36 +468,29 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
     out.mkdir(parents=True, exist_ok=True)
     for stale in ("metrics.json", "metrics.md"):  # an earlier run's: gone until this run's are written
         (out / stale).unlink(missing_ok=True)
-    failures, warnings, timing, residual, unscored, done, names, resumed = [], [], [], {}, {}, 0, [], []
+    failures, warnings, timing, residual, unscored, names, resumed = [], [], [], {}, {}, [], []
     items = list(takes)
-    for item in tqdm(items, desc="estimate", disable=not progress):
-        name = item[0] if isinstance(item, tuple) else item.name
-        try:
-            est = load_estimate(out, name, estimator.settings) if resume else None
-            if est is not None:  # the take itself is needed only to score a take without ground truth
-                resumed.append(name)
-                take = (item[1]() if isinstance(item, tuple) else item) if est.ground_truth is None else None
-            else:
-                take = item[1]() if isinstance(item, tuple) else item
-                name = take.name
-                est = estimator.estimate(take)
-                problem = write_estimate(est, out, video=done < videos, input_video=input_video)
-                if problem:
-                    warnings.append(problem)
-        except Exception as e:  # one bad take must not stop the others
-            log.debug("estimating %s failed", name, exc_info=True)
-            failures.append({"take": name, "reason": str(e) if isinstance(e, (ValueError, OSError))
-                             else f"{type(e).__name__}: {e}"})
-            continue
-        done += 1
-        names.append(est.name)
-        timing.append((est.clip.num_frames, est.seconds))
-        if (r := est.residual()) is not None:
-            residual[est.name] = r
-        if est.ground_truth is None:  # what can be scored without a ground-truth body
-            unscored[est.name] = unscored_metrics(est, take.head_pose)
-        log.info("%s: %d frames at %.1f frames/s, %d fall(s)", est.name, est.clip.num_frames,
-                 est.frames_per_second, len(est.falls))
+    jobs = [(item, out, i < videos, input_video, resume) for i, item in enumerate(items)]
+    workers = max(1, min(int(workers), len(items)))
+    if workers > 1 and not estimator.portable:
+        raise ValueError("this estimator carries hooks set after it was made (motion_filter or a "
+                         "target_filter): it cannot be rebuilt in worker processes; use workers=1")
+    with _estimate_pool(estimator, workers) as run:
+        for r in tqdm(run(jobs), total=len(jobs), desc="estimate", disable=not progress):
+            if r["failure"]:
+                failures.append({"take": r["name"], "reason": r["failure"]})
+                continue
+            if r["warning"]:
+                warnings.append(r["warning"])
+            if r["resumed"]:
+                resumed.append(r["name"])
+            names.append(r["name"])
+            timing.append((r["frames"], r["seconds"]))
+            if r["residual"] is not None:
+                residual[r["name"]] = r["residual"]
+            if r["unscored"] is not None:
+                unscored[r["name"]] = r["unscored"]
+    done = len(names)
     frames = sum(f for f, _ in timing)
     report = {"takes": done, "resumed": resumed, "failures": failures, "warnings": warnings, "frames": frames,
               "frames_per_second": frames / max(sum(s for _, s in timing), 1e-9) if timing else None,
