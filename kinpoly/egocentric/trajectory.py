@@ -24,7 +24,9 @@ bias is the mean head pitch/roll, a few degrees), then turned so that the first 
 declares a Y-up (Aria ADT, many SLAM / graphics worlds) or Z-up (Aria MPS) world.
 
 If the pose is world-to-camera (OpenCV ``solvePnP``/``rvec,tvec``, COLMAP ``images.txt``),
-invert it first: ``R_wc = R_cw^T``, ``t_wc = -R_cw^T t_cw`` (``--world-to-camera``).
+invert it first: ``R_wc = R_cw^T``, ``t_wc = -R_cw^T t_cw`` (``--world-to-camera``,
+:func:`inverse_poses`). :func:`pose_direction` tells from the motion when a file reads better
+inverted (people walk the way they face; a misread position ``-R_cw c`` turns with the head).
 
 Monocular SLAM has no metric scale: ``scale`` multiplies positions; :mod:`.scale` estimates it
 from the wearer's gait and from the flow encoder's metric head velocity (:func:`estimate_scale`).
@@ -34,7 +36,7 @@ from __future__ import annotations
 
 import csv
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -60,6 +62,18 @@ MAX_GAP_S = 1.0  # longest interval between poses that resampling interpolates a
 # Largest mean tilt (deg) of the head's up axis from a declared world up (Y or Z): people keep
 # their head roughly upright, so more means a wrong world or camera convention.
 MAX_MEAN_TILT_DEG = 60.0
+# Pose direction (camera-to-world or world-to-camera, see pose_direction): read the wrong way
+# round, the "position" t_cw = -R_cw c turns with the head and the head no longer moves the way it
+# faces. Thresholds measured on real (Aria MPS/ADT, EgoEgo ARES) and 193 synthetic takes, each read
+# both ways in three worlds (SLAM first-camera, arbitrary COLMAP-like, Z-up room): none misjudged.
+DIRECTION_WINDOW_S = 0.5  # displacement and facing compared over windows this long
+DIRECTION_MIN_DURATION_S = 2.0  # shorter takes: no verdict
+DIRECTION_MIN_FORWARD = 0.5  # the favoured reading's mean cosine, displacement . facing
+DIRECTION_MIN_MARGIN = 0.5  # ... that much above the other reading's
+DIRECTION_MIN_COHERENCE = 0.7  # path over 0.5 s / path over 0.1 s steps: motion, not jitter
+DIRECTION_MIN_PATH_M = 1.0  # horizontal path of a metric trajectory (a walk, not a sway)
+DIRECTION_MAX_PATH_RATIO = 0.95  # the favoured reading's path over the other's (turn-coupled motion)
+DIRECTION_MAX_TILT_DEG = 30.0  # mean tilt of the inverted reading that makes a tilt misreading clear
 
 
 @dataclass
@@ -307,12 +321,14 @@ def to_head_poses(traj: Trajectory, scale: float = 1.0, eye_height: float = 1.6,
         raise EgoDataError(f"{traj.source}: unknown world up {traj.world_up!r} (auto, y, z)")
     Rw = W @ R
     if traj.world_up != "auto":
-        up = Rw[:, :, 2].mean(0)
-        tilt = float(np.degrees(np.arccos(np.clip(up[2] / max(np.linalg.norm(up), 1e-12), -1.0, 1.0))))
+        tilt = _mean_up_tilt(R, W)
         if tilt > MAX_MEAN_TILT_DEG:
+            inv = _mean_up_tilt(head_rotations(inverse_poses(traj))[0], W)
+            hint = (f"; with each pose inverted (world-to-camera <-> camera-to-world, --world-to-camera) it is "
+                    f"{inv:.0f} degrees" if inv <= MAX_MEAN_TILT_DEG else "")
             raise EgoDataError(
                 f"{traj.source}: the head's mean up axis is {tilt:.0f} degrees from the declared world up "
-                f"({traj.world_up.upper()}, camera axes {traj.camera_axes}): the trajectory's world or camera "
+                f"({traj.world_up.upper()}, camera axes {traj.camera_axes}){hint}: the trajectory's world or camera "
                 f"convention is another (a world_up / camera_axes column or array says which; see "
                 f"kinpoly/egocentric/trajectory.py)")
     # how far the first frame's head up axis is from the world up (its pitch/roll)
@@ -327,6 +343,108 @@ def to_head_poses(traj: Trajectory, scale: float = 1.0, eye_height: float = 1.6,
         p = p - p[0] + np.array([0.0, 0.0, eye_height])
     q = rot.quat_continuous(rot.matrix_to_quat(Rw))
     return HeadTrack(np.concatenate([p, q], 1), tilt, float(scale), W)
+
+
+def _mean_up_tilt(R: np.ndarray, W: np.ndarray) -> float:
+    """Angle (deg) between the mean head up axis of ``R_world_head`` (T, 3, 3), turned by the
+    world rotation ``W``, and +Z."""
+    up = W @ R[:, :, 2].mean(0)
+    return float(np.degrees(np.arccos(np.clip(up[2] / max(np.linalg.norm(up), 1e-12), -1.0, 1.0))))
+
+
+def inverse_poses(traj: Trajectory) -> Trajectory:
+    """Each pose inverted: ``R -> R^T``, ``t -> -R^T t`` (world-to-camera <-> camera-to-world)."""
+    R = rot.quat_to_matrix(traj.quat)
+    Rt = np.swapaxes(R, -1, -2)
+    return replace(traj, pos=-(Rt @ traj.pos[..., None])[..., 0], quat=rot.matrix_to_quat(Rt), meta=dict(traj.meta))
+
+
+def motion_direction(traj: Trajectory, fps: float = 30.0) -> dict:
+    """How the head moves relative to where it faces, in the trajectory's own world.
+
+    On a 0.1 s grid (poses interpolated; ``fps`` poses/s when the file has no times), the
+    horizontal eye displacement over each ``DIRECTION_WINDOW_S`` window is compared with the
+    horizontal facing direction (head +X) at its middle. ``forward``: the displacement-weighted
+    mean cosine, i.e. the net forward progress over the horizontal path (+1 walking the way the
+    head faces, -1 backwards, ~0 sideways or in place; None when the head does not face a
+    horizontal direction); ``coherence``: the horizontal path at the window scale over that at
+    the 0.1 s scale (~1 for motion, ~0.2-0.5 for jitter); ``horizontal_path`` and ``path``
+    (3-D, 0.1 s steps) in trajectory units; ``tilt_deg``: angle of the head's mean up axis from
+    a declared (Y/Z) world up, as :func:`to_head_poses` checks it (None in an ``auto`` world,
+    levelled by that axis: horizontal is then perpendicular to it).
+    """
+    R, pos = head_rotations(traj)
+    t = traj.times if traj.times is not None else np.arange(len(pos)) / fps
+    mean_up = R[:, :, 2].mean(0)
+    mean_up = mean_up / max(np.linalg.norm(mean_up), 1e-12)
+    tilt = None
+    if traj.world_up in ("y", "z"):
+        up = np.eye(3)[1 if traj.world_up == "y" else 2]
+        tilt = float(np.degrees(np.arccos(np.clip(mean_up @ up, -1.0, 1.0))))
+    else:
+        up = mean_up
+    out = {"duration_s": float(t[-1] - t[0]), "tilt_deg": tilt,
+           "forward": None, "coherence": None, "horizontal_path": 0.0, "path": 0.0}
+    step = DIRECTION_WINDOW_S / 5
+    g = np.arange(t[0], t[-1] + 1e-9, step)
+    if len(g) < 7:
+        return out
+    P = np.stack([np.interp(g, t, pos[:, k]) for k in range(3)], 1)
+    F = np.stack([np.interp(g, t, R[:, k, 0]) for k in range(3)], 1)
+    Ph = P - (P @ up)[:, None] * up
+    Fh = F - (F @ up)[:, None] * up
+    small = np.linalg.norm(np.diff(Ph, axis=0), axis=1)  # 0.1 s steps
+    d = Ph[5:] - Ph[:-5]  # 0.5 s windows
+    f = 0.5 * (Fh[2:-3] + Fh[3:-2])  # facing at the middle of each window
+    fn = np.linalg.norm(f, axis=1)
+    ok = fn > 0.3  # the head faces a horizontal direction (not straight up or down)
+    dn = np.linalg.norm(d, axis=1)
+    span = np.convolve(small, np.ones(5), "valid")  # path of each window at the 0.1 s scale
+    out["path"] = float(np.linalg.norm(np.diff(P, axis=0), axis=1).sum())
+    out["horizontal_path"] = float(dn[ok].sum() / 5)
+    if span[ok].sum() > 0:
+        out["coherence"] = float(dn[ok].sum() / span[ok].sum())
+        out["forward"] = float(np.sum((d * f)[ok].sum(1) / fn[ok]) / max(dn[ok].sum(), 1e-300))
+    return out
+
+
+def pose_direction(traj: Trajectory, fps: float = 30.0) -> dict:
+    """Whether ``traj`` reads better as it is or with each pose inverted (:func:`inverse_poses`).
+
+    Returns ``as_read`` and ``inverted`` (:func:`motion_direction` of each) and ``verdict``:
+
+    - ``"inverted-tilt"``: in a declared Y/Z-up world the head's mean up axis is more than
+      ``MAX_MEAN_TILT_DEG`` from vertical as read (which :func:`to_head_poses` rejects) and
+      within ``DIRECTION_MAX_TILT_DEG`` inverted. Unambiguous: heads are upright.
+    - ``"inverted"``: inverted, the head moves the way it faces (forward cosine >=
+      ``DIRECTION_MIN_FORWARD``), as read ``DIRECTION_MIN_MARGIN`` less so (backwards or
+      sideways), and the inverted path is at most ``DIRECTION_MAX_PATH_RATIO`` of the one as read
+      (the misread position ``-R c`` swings with every head turn, so the wrong reading has the
+      longer path; near the world origin or without turns it does not, and nothing is said). Needs
+      ``DIRECTION_MIN_DURATION_S`` of poses, coherent motion and, if metric, a
+      ``DIRECTION_MIN_PATH_M`` walk. A person walking backwards without turning the head looks
+      the same, so this is evidence, not proof.
+    - ``"as read"`` for the same evidence the other way round, else ``None`` (static, in place,
+      short, or ambiguous: no verdict).
+    """
+    a, b = motion_direction(traj, fps), motion_direction(inverse_poses(traj), fps)
+    res = {"as_read": a, "inverted": b, "verdict": None}
+    if a["tilt_deg"] is not None and a["tilt_deg"] > MAX_MEAN_TILT_DEG and b["tilt_deg"] <= DIRECTION_MAX_TILT_DEG:
+        res["verdict"] = "inverted-tilt"
+        return res
+
+    def favours(x: dict, y: dict) -> bool:
+        return (x["duration_s"] >= DIRECTION_MIN_DURATION_S and x["forward"] is not None and y["forward"] is not None
+                and x["coherence"] >= DIRECTION_MIN_COHERENCE
+                and (not traj.metric or x["horizontal_path"] >= DIRECTION_MIN_PATH_M)
+                and x["forward"] >= DIRECTION_MIN_FORWARD and y["forward"] <= x["forward"] - DIRECTION_MIN_MARGIN
+                and x["path"] <= DIRECTION_MAX_PATH_RATIO * y["path"])
+
+    if favours(b, a):
+        res["verdict"] = "inverted"
+    elif favours(a, b):
+        res["verdict"] = "as read"
+    return res
 
 
 def umeyama(src: np.ndarray, dst: np.ndarray, with_scale: bool = True) -> tuple[float, np.ndarray, np.ndarray]:

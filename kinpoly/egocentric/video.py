@@ -11,6 +11,7 @@ scale of a monocular trajectory from the wearer's gait and that velocity (:mod:`
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from .take import EgoDataError, EgoTake
+
+log = logging.getLogger(__name__)
 
 TAKE_FPS = 30.0  # frame rate of imported takes: the policy's and the controller's
 # Fastest plausible eye speed (m/s; sprinters reach about 12): a faster step between frames is a
@@ -89,7 +92,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
-    traj = _read_trajectory(head_poses, fmt, world_to_camera)
+    traj = _read_trajectory(head_poses, fmt, world_to_camera, vfps)
     same_rate = abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
     n = T if same_rate else int(np.floor((T - 1) / vfps * TAKE_FPS + 1e-3)) + 1  # take frames
     if traj.times is None:
@@ -150,7 +153,7 @@ def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None,
     head_poses = Path(head_poses)
     if not (fps > 0 and rate > 0):
         raise EgoDataError(f"{head_poses}: frame rates must be positive, got {fps} and {rate}")
-    traj = _read_trajectory(head_poses, fmt, world_to_camera)
+    traj = _read_trajectory(head_poses, fmt, world_to_camera, fps)
     if traj.times is None:
         traj = replace(traj, times=np.arange(len(traj.pos)) / fps)
     t0 = traj.times[0] + time_offset
@@ -174,16 +177,41 @@ def _interpolate_frames(x: np.ndarray, fps: float, n: int) -> np.ndarray:
     return ((1.0 - w) * x[i] + w * x[i + 1]).astype(x.dtype)
 
 
-def _read_trajectory(path: Path, fmt: str, world_to_camera: bool):
-    """The trajectory of ``path``, its world-to-camera poses inverted when so given."""
-    from .. import rotations as rot
-    from .trajectory import read_trajectory
+def _read_trajectory(path: Path, fmt: str, world_to_camera: bool, fps: float = TAKE_FPS):
+    """The trajectory of ``path``, its world-to-camera poses inverted when so given.
+
+    Checks the pose direction (:func:`.trajectory.pose_direction`, in ``meta["pose_direction"]``):
+    a head whose up axis is only upright with the poses inverted is an error (the import would
+    reject the tilt anyway); a head that moves backwards as read but forwards inverted logs a
+    warning naming ``--world-to-camera`` (a person walking backwards looks the same)."""
+    from .trajectory import inverse_poses, pose_direction, read_trajectory
 
     traj = read_trajectory(path, fmt)
     if world_to_camera:
-        R = rot.quat_to_matrix(traj.quat)
-        Rt = np.swapaxes(R, -1, -2)
-        traj = replace(traj, pos=-(Rt @ traj.pos[..., None])[..., 0], quat=rot.matrix_to_quat(Rt))
+        traj = inverse_poses(traj)
+    d = pose_direction(traj, fps)
+    traj.meta["pose_direction"] = {"verdict": d["verdict"], **{
+        f"{k}_{r}": None if d[r][k] is None else round(d[r][k], 3)
+        for r in ("as_read", "inverted") for k in ("forward", "path", "tilt_deg")}}
+    a, b = d["as_read"], d["inverted"]
+    if world_to_camera:
+        read, other = "inverted (--world-to-camera)", "as in the file"
+        fix, cond = "drop --world-to-camera", "if they are camera-to-world already"
+    else:
+        read = "as camera-to-world"
+        other = "inverted, as world-to-camera poses (OpenCV solvePnP, COLMAP images.txt) are"
+        fix, cond = "pass --world-to-camera", "if they are world-to-camera"
+    if d["verdict"] == "inverted-tilt":
+        raise EgoDataError(
+            f"{path}: read {read}, the head's mean up axis is {a['tilt_deg']:.0f} degrees from the world's up "
+            f"({traj.world_up.upper()}); read {other}, {b['tilt_deg']:.0f} degrees: the poses are the inverse of "
+            f"what was assumed ({fix})")
+    if d["verdict"] == "inverted":
+        log.warning(
+            "%s: read %s, the head moves backwards or sideways relative to where it faces (forward cosine %+.2f); "
+            "read %s, it moves the way it faces (%+.2f) along a path %.0f%% shorter: %s, %s (ignore this if "
+            "the wearer really walks backwards)", path, read, a["forward"], other, b["forward"],
+            100.0 * (1.0 - b["path"] / max(a["path"], 1e-12)), cond, fix)
     return traj
 
 
@@ -195,7 +223,8 @@ def _metric_head_poses(traj, path: Path, fps: float, scale: float | None, eye_he
     from .scale import EYE_HEIGHT_FRACTION, estimate_metric_scale
     from .trajectory import to_head_poses
 
-    report.update({"format": traj.meta.get("format"), "camera_axes": traj.camera_axes, "world_up": traj.world_up})
+    report.update({"format": traj.meta.get("format"), "camera_axes": traj.camera_axes, "world_up": traj.world_up,
+                   "pose_direction": traj.meta.get("pose_direction")})
     if scale is None:
         if traj.metric:
             scale, report["scale_source"] = 1.0, "metric trajectory"
