@@ -211,7 +211,8 @@ def features_command(folder, encoder):
               help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
 @click.option("--time-offset", type=float, default=0.0, help="Trajectory time of the first frame minus its first pose time (s).")
 @click.option("--video-fovy", type=float, default=None, help="Vertical field of view of the video (degrees).")
-@click.option("--world-to-camera", is_flag=True, help="The poses are world-to-camera: invert them.")
+@click.option("--world-to-camera", is_flag=True,
+              help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
 @click.option("--encoder", type=click.Path(path_type=Path), default=None)
 @click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
@@ -247,7 +248,8 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
 @click.option("--body-height", type=float, default=None,
               help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
 @click.option("--time-offset", type=float, default=0.0, help="Start this many seconds after the first pose.")
-@click.option("--world-to-camera", is_flag=True, help="The poses are world-to-camera: invert them.")
+@click.option("--world-to-camera", is_flag=True,
+              help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
 @click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file), same frames at "

@@ -155,7 +155,8 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
                    "second (estimates are made at 30 Hz).")
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--world-to-camera", is_flag=True,
-              help="The --head-poses are world-to-camera (OpenCV solvePnP, COLMAP): invert them.")
+              help="The --head-poses are world-to-camera (OpenCV solvePnP, COLMAP): invert them "
+                   "(the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None,
               help="Action label of a video or trajectory (default: none).")
 @click.option("--gt", "gt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
