@@ -81,7 +81,7 @@ def test_env_checker_and_render(walk):
     env.close()
     assert HumanoidTrackingEnv([walk]).render() is None
     with pytest.raises(ValueError, match="render_mode"):
-        HumanoidTrackingEnv([walk], render_mode="human")
+        HumanoidTrackingEnv([walk], render_mode="ansi")
 
 
 def test_deterministic_reset(walk):

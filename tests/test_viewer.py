@@ -84,11 +84,8 @@ class FakeWindow:
         self.syncs, self.keys = syncs, dict(keys)
         self.shown, self.ghost_geoms, self.texts = [], [], []
 
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
+    def close(self):
+        self.closed = True
 
     def is_running(self):
         return len(self.shown) < self.syncs
@@ -181,3 +178,38 @@ def test_view_track_simulates_then_plays_with_the_reference_as_ghost(monkeypatch
     p = seen["playback"]
     assert p.clip.meta.get("simulated") and not p.loop
     assert np.allclose(p.ghost, walk_clip.body_states().positions)
+
+
+def test_env_human_mode_shows_each_step_with_the_reference_as_ghost(monkeypatch, walk_clip, step_clip):
+    from kinpoly.simulation.env import HumanoidTrackingEnv
+
+    windows = []
+
+    def launch(model, data, key_callback):
+        windows.append(FakeWindow(model, data, key_callback, syncs=10_000))
+        return windows[-1]
+
+    monkeypatch.setattr(viewer, "check_display", lambda: None)
+    monkeypatch.setattr(viewer, "_launcher", lambda: launch)
+    env = HumanoidTrackingEnv([walk_clip, step_clip], render_mode="human")
+    env.reset(seed=0, options={"clip": 0, "frame": 5})
+    for _ in range(3):
+        env.step(np.zeros(env.action_space.shape, np.float32))
+    assert len(windows) == 1 and len(windows[0].shown) == 4  # reset + 3 steps
+    assert np.allclose(windows[0].shown[-1], env.sim.data.qpos)
+    assert set(windows[0].ghost_geoms) == {47}
+    assert env.render() is None
+    env.reset(options={"clip": 1})  # another scene model: a new window, the old one closed
+    assert len(windows) == 2 and getattr(windows[0], "closed", False)
+    env.close()
+    assert getattr(windows[1], "closed", False)
+
+
+def test_env_human_mode_without_a_display_says_so(monkeypatch, walk_clip):
+    from kinpoly.simulation.env import HumanoidTrackingEnv
+
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    with pytest.raises(viewer.ViewerUnavailable, match="no display"):
+        HumanoidTrackingEnv([walk_clip], render_mode="human")

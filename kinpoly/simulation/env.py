@@ -9,8 +9,11 @@ Registered as ``kinpoly/HumanoidTracking-v0`` when :mod:`kinpoly` is imported::
 
 ``motions`` is a clip folder (``kinpoly motion import`` writes one), a list of clips, or left out
 for the three clips bundled with the package; ``config`` an :class:`EnvConfig` or a dict of its
-fields (as in ``configs/uhc.yaml``'s ``env`` block). ``render()`` returns an RGB frame of the
-simulated body from a camera that follows it. One episode follows one clip from a random
+fields (as in ``configs/uhc.yaml``'s ``env`` block). With ``render_mode="rgb_array"``
+``render()`` returns an RGB frame of the simulated body from a camera that follows it; with
+``render_mode="human"`` every ``reset`` and ``step`` shows the simulation in MuJoCo's viewer
+window at the environment's 30 frames/s, the reference drawn over it as a translucent skeleton
+(needs a display). One episode follows one clip from a random
 start frame (reference state init) until the clip ends, ``max_episode_steps`` pass
 (truncation), or a termination (:mod:`kinpoly.simulation.sim`: ``fell``, ``unstable``,
 ``reference_discontinuity``; the reason is in ``info["reason"]``).
@@ -208,7 +211,7 @@ def load_references(motions: str | list[MotionClip] | list[Reference],
 class HumanoidTrackingEnv(gym.Env):
     """See the module docstring."""
 
-    metadata = {"render_modes": ["rgb_array"], "render_fps": 30}
+    metadata = {"render_modes": ["rgb_array", "human"], "render_fps": 30}
 
     def __init__(self, motions=None, config: EnvConfig | dict | None = None, names: list[str] | None = None,
                  render_mode: str | None = None, width: int = 480, height: int = 360):
@@ -219,6 +222,11 @@ class HumanoidTrackingEnv(gym.Env):
         if not self.refs:
             raise ValueError("no reference clips to track")
         self.render_mode, self._render_size, self._renderer = render_mode, (height, width), None
+        self._window, self._shown_at = None, 0.0
+        if render_mode == "human":
+            from ..visualization.viewer import check_display
+
+            check_display()  # now, not at the first step
         self.sim = TrackingSim(self.cfg.sim)
         self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
@@ -267,6 +275,8 @@ class HumanoidTrackingEnv(gym.Env):
             self.sim.fall_reference = true
             self.sim.set_state(true.qpos[0], true.qvel[0])
         self._steps = 0
+        if self.render_mode == "human":
+            self._show()
         return observe(self.sim), info
 
     @property
@@ -285,12 +295,38 @@ class HumanoidTrackingEnv(gym.Env):
         truncated = not terminated and (sim.done or self._steps >= cfg.max_episode_steps)
         info = {"reason": reason, "frame": sim.t, "wrench": float(np.linalg.norm(sim.last_wrench)),
                 "completed": bool(truncated)}
+        if self.render_mode == "human":
+            self._show()
         return observe(sim), (0.0 if reason == "unstable" else r), terminated, truncated, info
+
+    def _show(self) -> None:
+        """``render_mode="human"``: the current state in the viewer window (one per scene model),
+        the reference frame the body follows as a ghost, paced to ``render_fps``."""
+        import time
+
+        from ..visualization.viewer import Window
+
+        sim = self.sim
+        if self._window is None or self._window.model is not sim.model:  # scenes compile their own models
+            self._close_window()
+            self._window = Window(sim.model, sim.data)
+        ghost = sim.ref.body_pos[min(sim.t, sim.ref.num_frames - 1)]
+        self._window.show(lambda: None, ghost, f"{sim.ref.name}  frame {sim.t}")
+        wait = self._shown_at + 1.0 / self.metadata["render_fps"] - time.perf_counter()
+        if wait > 0:
+            time.sleep(wait)
+        self._shown_at = time.perf_counter()
+
+    def _close_window(self) -> None:
+        if self._window is not None:
+            self._window.close()
+            self._window = None
 
     def render(self) -> np.ndarray | None:
         """The simulated body (and its scene) from a camera 3.5 m away that follows the pelvis
-        from its left side, as an RGB array; None unless made with ``render_mode="rgb_array"``."""
-        if self.render_mode is None:
+        from its left side, as an RGB array; None unless made with ``render_mode="rgb_array"``
+        (``"human"`` shows every step in a window by itself)."""
+        if self.render_mode != "rgb_array":
             return None
         import mujoco
 
@@ -298,7 +334,8 @@ class HumanoidTrackingEnv(gym.Env):
 
         sim = self.sim
         if self._renderer is None or self._renderer.model is not sim.model:  # scenes compile their own models
-            self.close()
+            if self._renderer is not None:
+                self._renderer.close()
             self._renderer = make_renderer(sim.model, *self._render_size)
         cam = mujoco.MjvCamera()
         cam.type = mujoco.mjtCamera.mjCAMERA_FREE
@@ -313,6 +350,7 @@ class HumanoidTrackingEnv(gym.Env):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
+        self._close_window()
 
 
 def reference_window(ref: Reference, start: int, stop: int) -> Reference:

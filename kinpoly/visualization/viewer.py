@@ -170,48 +170,74 @@ def _launcher():
     return mujoco.viewer.launch_passive
 
 
+class Window:
+    """MuJoCo's passive viewer on ``model`` / ``data``, the camera following the pelvis.
+
+    :meth:`show` updates the state under the viewer's lock (``update``: a callable that poses
+    ``data``), draws ``ghost`` joint positions over it and redraws. ``launch``: the viewer's
+    ``launch_passive`` (default; checks for a display first) or a stand-in (tests).
+    """
+
+    def __init__(self, model: mujoco.MjModel, data: mujoco.MjData, *, key_callback=None,
+                 launch: Callable | None = None):
+        if launch is None:
+            check_display()
+            launch = _launcher()
+        self.model = model
+        self._threads = set(threading.enumerate())
+        self.handle = launch(model, data, key_callback=key_callback)
+        self.handle.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
+        self.handle.cam.trackbodyid = 1  # the pelvis
+        self.handle.cam.distance, self.handle.cam.elevation = 3.5, -15.0
+
+    def is_running(self) -> bool:
+        return self.handle.is_running()
+
+    def show(self, update: Callable[[], None], ghost: np.ndarray | None = None, status: str | None = None) -> None:
+        with self.handle.lock():
+            update()
+            if ghost is not None:
+                draw_skeleton(self.handle.user_scn, ghost)
+            else:
+                self.handle.user_scn.ngeom = 0
+        if status is not None and hasattr(self.handle, "set_texts"):
+            self.handle.set_texts((None, None, status, None))
+        self.handle.sync()
+
+    def close(self) -> None:
+        self.handle.close()
+        # the window's thread must finish tearing down GLFW before Python exits (else it hangs or crashes)
+        for thread in set(threading.enumerate()) - self._threads:
+            thread.join(timeout=5.0)
+
+
 def view(playback: Playback, *, launch: Callable | None = None, clock: Callable[[], float] = time.perf_counter,
          sleep: Callable[[float], None] = time.sleep) -> int:
     """Show ``playback`` in MuJoCo's passive viewer until its window closes (or, without
-    looping, the clip ends); returns the number of frames shown. ``launch``: the viewer's
-    ``launch_passive`` (default) or a stand-in with its signature (tests)."""
-    if launch is None:
-        check_display()
-        launch = _launcher()
+    looping, the clip ends); returns the number of frames shown. ``launch``: see :class:`Window`."""
     clip = playback.clip
     objects = [t.object for t in clip.objects]
     model = copy.copy(build_model(clip.body, objects, ModelOptions(room=False)))  # ScenePoser moves static objects
     data = mujoco.MjData(model)
     poser = ScenePoser(model, objects)
     period = 1.0 / clip.fps
-    shown = 0
 
-    def show(frame: int) -> None:
+    def pose(frame: int) -> None:
         poser.pose(data, clip.qpos[frame], playback.object_poses(frame))
         mujoco.mj_kinematics(model, data)
 
-    show(playback.frame)
-    before = set(threading.enumerate())
-    with launch(model, data, key_callback=playback.key) as handle:
-        handle.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
-        handle.cam.trackbodyid = 1  # the pelvis
-        handle.cam.distance, handle.cam.elevation = 3.5, -15.0
+    pose(playback.frame)
+    window = Window(model, data, key_callback=playback.key, launch=launch)
+    shown = 0
+    try:
         last = clock()
-        while handle.is_running() and not playback.finished:
+        while window.is_running() and not playback.finished:
             now = clock()
             frame = playback.advance(now - last)
             last = now
-            with handle.lock():
-                show(frame)
-                ghost = playback.ghost_positions(frame)
-                if ghost is not None:
-                    draw_skeleton(handle.user_scn, ghost)
-            if hasattr(handle, "set_texts"):
-                handle.set_texts((None, None, playback.status(), None))
-            handle.sync()
+            window.show(lambda: pose(frame), playback.ghost_positions(frame), playback.status())
             shown += 1
             sleep(max(0.0, period - (clock() - now)))
-    # the window's thread must finish tearing down GLFW before Python exits (else it hangs or crashes)
-    for thread in set(threading.enumerate()) - before:
-        thread.join(timeout=5.0)
+    finally:
+        window.close()
     return shown
