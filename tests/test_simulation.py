@@ -772,3 +772,20 @@ def test_split_command_holds_out_a_share_of_every_dataset_and_the_ego_test_sourc
     assert "kinpoly uhc split" in out.read_text() and "1 other source clips" in out.read_text()
     res = CliRunner().invoke(main, ["uhc", "split", "--motions", str(folder.root), "--out", str(out)])
     assert res.exit_code == 0 and sorted(read_split(str(out))) == sorted(make_split(str(folder.root)))
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_gymnasium_vector_envs(mode):
+    import gymnasium as gym
+
+    import kinpoly  # noqa: F401  (registers the environment)
+
+    envs = gym.make_vec(kinpoly.TRACKING_ENV_ID, num_envs=2, vectorization_mode=mode)
+    try:
+        obs, info = envs.reset(seed=0)
+        assert obs.shape == (2, 302) and envs.single_action_space.shape == (75,)
+        for _ in range(3):
+            obs, reward, terminated, truncated, info = envs.step(np.zeros((2, 75), np.float32))
+        assert np.isfinite(obs).all() and reward.shape == (2,) and (reward > 0).all()
+    finally:
+        envs.close()
