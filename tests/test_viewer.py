@@ -213,3 +213,11 @@ def test_env_human_mode_without_a_display_says_so(monkeypatch, walk_clip):
     monkeypatch.setattr("sys.platform", "linux")
     with pytest.raises(viewer.ViewerUnavailable, match="no display"):
         HumanoidTrackingEnv([walk_clip], render_mode="human")
+
+
+def test_a_viewer_that_cannot_start_is_a_clear_error(walk_clip):
+    def launch(model, data, key_callback):
+        raise RuntimeError("`launch_passive` requires that the Python script be run under `mjpython` on macOS")
+
+    with pytest.raises(viewer.ViewerUnavailable, match="mjpython"):
+        view(Playback(walk_clip), launch=launch)

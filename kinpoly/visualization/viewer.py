@@ -185,7 +185,10 @@ class Window:
             launch = _launcher()
         self.model = model
         self._threads = set(threading.enumerate())
-        self.handle = launch(model, data, key_callback=key_callback)
+        try:
+            self.handle = launch(model, data, key_callback=key_callback)
+        except RuntimeError as e:  # e.g. macOS outside `mjpython`
+            raise ViewerUnavailable(f"MuJoCo's viewer cannot start: {e}") from None
         self.handle.cam.type = mujoco.mjtCamera.mjCAMERA_TRACKING
         self.handle.cam.trackbodyid = 1  # the pelvis
         self.handle.cam.distance, self.handle.cam.elevation = 3.5, -15.0
