@@ -190,3 +190,8 @@ def demo(out: Path, controller: str, no_video: bool) -> None:
     click.echo(report)
     click.echo(f"wrote {out / 'metrics.md'}, {out / 'metrics.json'}"
                + (f", {out / 'demo.mp4'}" if est_metrics.get("videos") else ""))
+    clips = sorted((out / "estimate" / "clips").glob("*.npz"))
+    if clips and (out / "estimate" / "ground_truth" / clips[0].name).is_file():
+        name = clips[0].stem
+        click.echo(f"watch an estimate over its ground truth in MuJoCo's viewer (needs a display): kinpoly view "
+                   f"{out / 'estimate' / 'clips' / name} --ghost {out / 'estimate' / 'ground_truth' / name}")
