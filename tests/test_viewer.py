@@ -221,3 +221,37 @@ def test_a_viewer_that_cannot_start_is_a_clear_error(walk_clip):
 
     with pytest.raises(viewer.ViewerUnavailable, match="mjpython"):
         view(Playback(walk_clip), launch=launch)
+
+
+REAL_WINDOW_SCRIPT = """
+import numpy as np, gymnasium as gym, kinpoly
+from kinpoly.demo import SAMPLE_CLIPS
+from kinpoly.motion.clip import ClipFolder
+from kinpoly.visualization.viewer import Playback, view
+folder = ClipFolder(SAMPLE_CLIPS)
+n = view(Playback.of(folder.load("step_03_03"), folder.load("walk_02_01"), loop=False, speed=8.0))
+env = gym.make(kinpoly.TRACKING_ENV_ID, render_mode="human")
+env.reset(seed=0)
+for _ in range(5):
+    env.step(np.zeros(75, np.float32))
+env.close()
+print("shown", n)
+"""
+
+
+def test_the_real_viewer_opens_plays_and_closes_under_xvfb():
+    """MuJoCo's own viewer window (not a stand-in), on a virtual X display when xvfb-run is
+    installed (.ci/run installs it): kinpoly view's loop and the env's human mode, and a clean
+    exit (the viewer thread is joined: without it Python hung or crashed on exit)."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("xvfb-run") is None:
+        pytest.skip("xvfb-run is not installed (apt-get install xvfb)")
+    env = {k: v for k, v in os.environ.items() if k != "MUJOCO_GL"}
+    res = subprocess.run(["xvfb-run", "-a", "-s", "-screen 0 1024x768x24", sys.executable, "-c", REAL_WINDOW_SCRIPT],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
+    assert int(res.stdout.split("shown")[-1]) >= 1
