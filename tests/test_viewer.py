@@ -80,6 +80,7 @@ class FakeWindow:
     def __init__(self, model, data, key_callback, syncs, keys=()):
         self.model, self.data, self.key_callback = model, data, key_callback
         self.cam = mujoco.MjvCamera()
+        self.perturb = mujoco.MjvPerturb()  # inactive: no mouse push
         self.user_scn = mujoco.MjvScene(model, maxgeom=100)
         self.syncs, self.keys = syncs, dict(keys)
         self.shown, self.ghost_geoms, self.texts = [], [], []
@@ -235,13 +236,20 @@ env.reset(seed=0)
 for _ in range(5):
     env.step(np.zeros(75, np.float32))
 env.close()
+from kinpoly.simulation.evaluate import load_controller
+from kinpoly.simulation.reference import prepare_reference
+from kinpoly.visualization.viewer import track_live
+cfg, policy = load_controller(None)
+episodes = track_live(prepare_reference(folder.load("walk_02_01").slice(0, 15, name="w")), cfg.env, policy,
+                      max_episodes=1, pause_after_end=0.0)
+assert episodes and episodes[0]["end"] == "completed", episodes
 print("shown", n)
 """
 
 
 def test_the_real_viewer_opens_plays_and_closes_under_xvfb():
     """MuJoCo's own viewer window (not a stand-in), on a virtual X display when xvfb-run is
-    installed (.ci/run installs it): kinpoly view's loop and the env's human mode, and a clean
+    installed (.ci/run installs it): kinpoly view's loop, live tracking, the env's human mode, and a clean
     exit (the viewer thread is joined: without it Python hung or crashed on exit)."""
     import os
     import shutil
@@ -255,3 +263,62 @@ def test_the_real_viewer_opens_plays_and_closes_under_xvfb():
                          capture_output=True, text=True, timeout=120, env=env)
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-2000:]
     assert int(res.stdout.split("shown")[-1]) >= 1
+
+
+def _live(ref, syncs, keys=(), push=None, max_episodes=None):
+    from kinpoly.simulation.evaluate import load_controller
+    from kinpoly.visualization.viewer import track_live
+
+    cfg, policy = load_controller(None)  # the training-free controller
+    windows = []
+
+    def launch(model, data, key_callback):
+        windows.append(FakeWindow(model, data, key_callback, syncs, keys))
+        if push is not None:
+            push(model, data, windows[0].perturb)
+        return windows[0]
+
+    episodes = track_live(ref, cfg.env, policy, launch=launch, clock=lambda: 0.0, sleep=lambda s: None,
+                          max_episodes=max_episodes, pause_after_end=0.0)
+    return episodes, windows[0]
+
+
+def test_live_tracking_runs_the_controller_and_starts_again_after_the_end(walk_clip):
+    from kinpoly.simulation.reference import prepare_reference
+
+    ref = prepare_reference(walk_clip.slice(0, 20, name="w20"))
+    episodes, win = _live(ref, syncs=10_000, max_episodes=2)
+    assert [e["end"] for e in episodes] == ["completed", "completed"]
+    assert episodes[0]["frames"] == 19 and len(win.shown) == 38  # one control step per frame
+    assert set(win.ghost_geoms) == {47}
+    # the body moved with the reference, not stood still
+    assert np.linalg.norm(win.shown[18][:2] - win.shown[0][:2]) > 0.1
+
+
+def test_live_tracking_keys_pause_and_restart(walk_clip):
+    from kinpoly.simulation.reference import prepare_reference
+
+    ref = prepare_reference(walk_clip)
+    episodes, win = _live(ref, syncs=12, keys={2: KEY_PAUSE, 6: KEY_PAUSE, 8: KEY_HOME})
+    assert np.array_equal(win.shown[3], win.shown[5])  # paused: no step
+    assert episodes[0]["end"] == "restarted"  # Home: started again
+    assert np.allclose(win.shown[10], win.shown[0])  # from the first frame, as the first time
+
+
+def test_a_mouse_push_reaches_the_simulation(walk_clip):
+    from kinpoly.simulation.reference import prepare_reference
+
+    ref = prepare_reference(walk_clip.slice(0, 40, name="w40"))
+
+    def push(model, data, pert):  # a hard push on the pelvis, as Ctrl + right-drag makes one
+        pert.select = 1
+        pert.active = int(mujoco.mjtPertBit.mjPERT_TRANSLATE)
+        mujoco.mj_kinematics(model, data)
+        pert.refpos[:] = pert.refselpos[:] = data.xipos[1] + [0.0, 0.3, 0.0]  # dragged 30 cm to the left
+        pert.localpos[:] = 0.0
+        pert.localmass = model.body_subtreemass[1]  # what the viewer's mjv_initPerturb sets on a click
+
+    _, calm = _live(ref, syncs=15)
+    _, pushed = _live(ref, syncs=15, push=push)
+    sideways = pushed.shown[-1][1] - calm.shown[-1][1]
+    assert 0.05 < sideways < 1.0, sideways  # pushed towards +y, and held on by the controller

@@ -81,21 +81,25 @@ def render(clip: str, clip2: str | None, out: Path | None, head_camera: bool, wi
                    "checkpoints/uhc_mocap_global).")
 @click.option("--training-free", is_flag=True, help="With --track: the training-free controller.")
 @click.option("-o", "--override", multiple=True, help="With --track: KEY=VALUE controller setting.")
+@click.option("--live", is_flag=True,
+              help="With --track: simulate in real time in the window instead of first; drag a body with "
+                   "Ctrl + right mouse button to push it and watch the controller recover (or fall).")
 @click.option("--speed", type=click.FloatRange(1 / 16, 16), default=1.0, show_default=True,
               help="Playback speed (the keys ] and [ change it while playing).")
 @click.option("--once", is_flag=True, help="Play once and close instead of looping.")
 def view(clip: str, ghost: str | None, track: bool, controller: str | None, training_free: bool,
-         override: tuple[str, ...], speed: float, once: bool) -> None:
+         override: tuple[str, ...], live: bool, speed: float, once: bool) -> None:
     """Play CLIP (a clip .npz, or DIR/name in a clip folder) in MuJoCo's interactive viewer.
 
     Needs a display (on a headless machine use `kinpoly render`). Keys: P pause, . and , one
     frame forward / back, ] and [ faster / slower, Home to the start; the mouse orbits the
-    camera, which follows the pelvis.
+    camera, which follows the pelvis. With --track --live the controller runs in the window in
+    real time and Ctrl + right-drag pushes a body.
     """
-    from .viewer import Playback, ViewerUnavailable, check_display, view as show
+    from .viewer import Playback, ViewerUnavailable, check_display, track_live, view as show
 
-    if (controller or training_free or override) and not track:
-        raise click.UsageError("--controller, --training-free and -o apply with --track")
+    if (controller or training_free or override or live) and not track:
+        raise click.UsageError("--controller, --training-free, -o and --live apply with --track")
     if controller and training_free:
         raise click.UsageError("give --controller or --training-free, not both")
     if track and ghost:
@@ -114,6 +118,14 @@ def view(clip: str, ghost: str | None, track: bool, controller: str | None, trai
         checkpoint = None if training_free else (controller or CHECKPOINTS / "uhc_mocap_global" / "policy.pt")
         cfg, policy = load_controller(checkpoint, overrides=override)
         ref = prepare_reference(shown)
+        if live:
+            try:
+                episodes = track_live(ref, cfg.env, policy)
+            except ViewerUnavailable as e:
+                raise click.ClickException(str(e)) from None
+            for i, e in enumerate(episodes, 1):
+                click.echo(f"episode {i}: {e['end']} after {e['frames']} frames")
+            return
         tracked = simulate(ref, cfg.env, policy)
         sc = score(tracked, ref)
         outcome = "completed" if sc["success"] else f"ended at frame {sc['simulated_frames'] - 1} ({sc['reason']})"

@@ -36,6 +36,7 @@ from ..motion.clip import MotionClip
 # GLFW key codes (the viewer passes them to the key callback)
 KEY_PAUSE, KEY_NEXT, KEY_PREVIOUS, KEY_FASTER, KEY_SLOWER, KEY_HOME = 80, 46, 44, 93, 91, 268
 GHOST_RGBA = (0.95, 0.45, 0.15, 0.45)
+CONTROL_FPS = 30.0  # the controller's rate: live tracking runs one control step per frame
 MIN_SPEED, MAX_SPEED = 1 / 16, 16.0
 
 
@@ -244,3 +245,63 @@ def view(playback: Playback, *, launch: Callable | None = None, clock: Callable[
     finally:
         window.close()
     return shown
+
+
+def track_live(ref, env_cfg, policy=None, *, launch: Callable | None = None,
+               clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
+               max_episodes: int | None = None, pause_after_end: float = 1.0) -> list[dict]:
+    """Simulate a controller tracking ``ref`` (a prepared :class:`~kinpoly.simulation.reference.Reference`)
+    in real time in the viewer, the reference drawn as a ghost. Drag a body with Ctrl and the
+    right (push) or left (twist) mouse button to perturb it: the force acts on the simulation, so
+    you see whether the controller recovers. A fall (or the clip's end) shows the reason for
+    ``pause_after_end`` seconds and starts again from the first frame; keys: P pause, Home
+    start again. Runs until the window closes (or ``max_episodes`` ended); returns each
+    episode's ``frames`` and ``end`` (the termination reason, ``completed`` or ``restarted``).
+
+    ``env_cfg``: the controller's :class:`~kinpoly.simulation.env.EnvConfig`; ``policy``: a
+    callable sim -> action (None: the training-free controller).
+    """
+    from ..simulation.env import compose_action
+    from ..simulation.sim import TrackingSim
+
+    sim = TrackingSim(env_cfg.sim)
+    sim.load(ref)
+    sim.reset(0)
+    keys = {"paused": False, "restart": False}
+
+    def key(keycode: int) -> None:
+        if keycode == KEY_PAUSE:
+            keys["paused"] = not keys["paused"]
+        elif keycode == KEY_HOME:
+            keys["restart"] = True
+
+    window = Window(sim.model, sim.data, key_callback=key, launch=launch)
+    period = 1.0 / CONTROL_FPS
+    episodes: list[dict] = []
+    last = ref.num_frames - 1
+    try:
+        while window.is_running() and (max_episodes is None or len(episodes) < max_episodes):
+            now = clock()
+            end = None
+            if not keys["paused"]:
+                d = sim.data
+                d.xfrc_applied[:] = 0.0
+                pert = window.handle.perturb
+                if pert.active:  # the user's mouse push, as MuJoCo's own viewer applies it
+                    mujoco.mjv_applyPerturbForce(sim.model, d, pert)
+                action = policy(sim) if policy is not None else None
+                end = sim.step(*compose_action(sim, action, env_cfg)) or ("completed" if sim.done else None)
+            if keys["restart"]:
+                end, keys["restart"] = end or "restarted", False
+            status = f"{ref.name}  frame {sim.t + 1}/{ref.num_frames}" + ("  paused" if keys["paused"] else "")
+            if end:
+                status += f"  {end}: again from the start"
+            window.show(lambda: None, ref.body_pos[min(sim.t, last)], status)
+            if end:
+                episodes.append({"frames": sim.t, "end": end})
+                sleep(pause_after_end)
+                sim.reset(0)
+            sleep(max(0.0, period - (clock() - now)))
+    finally:
+        window.close()
+    return episodes
