@@ -789,3 +789,19 @@ def test_gymnasium_vector_envs(mode):
         assert np.isfinite(obs).all() and reward.shape == (2,) and (reward > 0).all()
     finally:
         envs.close()
+
+
+def test_uhc_eval_in_worker_processes_equals_one_process():
+    """`kinpoly uhc eval -j 2`: the learned controller, copied into two processes, scores the
+    bundled clips exactly as one process does."""
+    from kinpoly.demo import sample_clips
+    from kinpoly.policy.estimate import SHIPPED_MOCAP_CONTROLLER
+    from kinpoly.simulation.evaluate import evaluate, load_controller
+
+    cfg, policy = load_controller(SHIPPED_MOCAP_CONTROLLER)
+    refs = [prepare_reference(c.slice(0, 40, name=c.name)) for c in sample_clips()[1:]]
+    one, tracked_one = evaluate(refs, cfg.env, policy, progress=False)
+    two, tracked_two = evaluate(refs, cfg.env, policy, progress=False, workers=2)
+    assert one["overall"] == two["overall"]
+    for name in tracked_one:
+        assert np.array_equal(tracked_one[name].clip.qpos, tracked_two[name].clip.qpos)

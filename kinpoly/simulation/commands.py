@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
@@ -117,7 +118,9 @@ def split_command(motions, fraction, seed, ego_data, out) -> None:
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False), help="Metrics JSON to write.")
 @click.option("--video/--no-video", default=True, show_default=True,
               help="Render reference vs simulation of the worst clip next to the JSON.")
-def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video) -> None:
+@click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
+              help="Processes tracking clips side by side (default: all cores, at most one per clip).")
+def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video, workers) -> None:
     """Track every clip from its first frame and write per-clip and overall metrics."""
     from ..errors import InputError, did_you_mean
     from ..motion.clip import atomic_write_text, load_clips
@@ -157,7 +160,7 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
         click.echo(f"rejected {why}" if why.startswith(name) else f"rejected {name}: {why}", err=True)
     if not refs:
         raise click.ClickException(f"none of the {len(names)} clip(s) can be tracked")
-    result, tracked = evaluate(refs, env_cfg, policy)
+    result, tracked = evaluate(refs, env_cfg, policy, workers=workers or os.cpu_count() or 1)
     result["controller"] = "learned" if checkpoint else "training-free"
     result["checkpoint"] = checkpoint
     result["residual_force"] = env_cfg.sim.residual_force

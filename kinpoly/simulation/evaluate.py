@@ -9,6 +9,7 @@ norm of the applied root force (N) and torque (N m) per control step.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from dataclasses import dataclass, replace
 
@@ -138,17 +139,57 @@ def summarise(per_clip: dict[str, dict]) -> dict:
     return out
 
 
-def evaluate(refs: list[Reference], cfg: EnvConfig, policy=None, progress: bool = True
+def evaluate(refs: list[Reference], cfg: EnvConfig, policy=None, progress: bool = True, workers: int = 1
              ) -> tuple[dict, dict[str, Tracked]]:
-    """Per-clip scores + overall summary, and the tracked motions."""
+    """Per-clip scores + overall summary, and the tracked motions. ``workers`` > 1: the clips
+    are tracked in that many processes (each with a copy of ``cfg`` and ``policy``); the
+    results are the same as in one, bar the timings."""
     from tqdm import tqdm
 
     per_clip, tracked = {}, {}
-    for ref in tqdm(refs, desc="uhc eval", disable=not progress):
-        tr = track(ref, cfg, policy)
-        tracked[ref.name] = tr
-        per_clip[ref.name] = score(tr, ref)
+    workers = max(1, min(int(workers), len(refs)))
+    with _track_pool(cfg, policy, workers) as run:
+        for ref, (tr, sc) in zip(refs, tqdm(run(refs), total=len(refs), desc="uhc eval", disable=not progress)):
+            tracked[ref.name] = tr
+            per_clip[ref.name] = sc
     return {"overall": summarise(per_clip), "per_clip": per_clip}, tracked
+
+
+_WORKER: dict = {}  # this process's controller, for _track_and_score
+
+
+def _track_and_score(ref: Reference) -> tuple[Tracked, dict]:
+    tr = track(ref, _WORKER["cfg"], _WORKER["policy"])
+    return tr, score(tr, ref)
+
+
+def _worker_init(cfg: EnvConfig, policy) -> None:
+    import torch
+
+    torch.set_num_threads(1)
+    _WORKER.update(cfg=cfg, policy=policy)
+
+
+@contextlib.contextmanager
+def _track_pool(cfg: EnvConfig, policy, workers: int):
+    """``run(refs)``: :func:`_track_and_score` of each reference in order, here or in ``workers``
+    processes."""
+    if workers == 1:
+        _WORKER.update(cfg=cfg, policy=policy)
+        try:
+            yield lambda refs: map(_track_and_score, refs)
+        finally:
+            _WORKER.clear()
+        return
+    import multiprocessing as mp
+    from concurrent.futures import ProcessPoolExecutor
+
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                               initializer=_worker_init, initargs=(cfg, policy))
+    try:
+        yield lambda refs: pool.map(_track_and_score, refs, chunksize=1)
+    finally:
+        pool.shutdown(cancel_futures=True)
 
 
 def worst_clip(per_clip: dict[str, dict]) -> str:
