@@ -314,10 +314,9 @@ def build_dataset(motions: str | os.PathLike, out: str | os.PathLike, cfg: EgoCo
                   workers: int | None = None, save_video: bool = False, progress: bool = True,
                   limit: int | None = None, clips: list[str] | None = None) -> dict:
     """Build (or resume) the take folder ``out`` from the clip folder ``motions``."""
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
     from tqdm import tqdm
+
+    from ..processes import process_map
 
     cfg = cfg or EgoConfig()
     out = Path(out)
@@ -354,11 +353,8 @@ def build_dataset(motions: str | os.PathLike, out: str | os.PathLike, cfg: EgoCo
                unit="clip")
     try:
         if workers > 1:
-            pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                       initializer=_worker_init)
-            results = pool.map(_job, jobs, chunksize=1)
+            results = process_map(_job, jobs, workers, _worker_init)
         else:
-            pool = None
             _worker_init()
             results = map(_job, jobs)
         try:
@@ -370,8 +366,7 @@ def build_dataset(motions: str | os.PathLike, out: str | os.PathLike, cfg: EgoCo
                 flush()
                 bar.update(1)
         finally:
-            if pool is not None:
-                pool.shutdown(cancel_futures=True)
+            getattr(results, "close", lambda: None)()  # a worker pool: stop it
     finally:
         bar.close()
     flush()

@@ -28,7 +28,6 @@ settings (stored in each clip's meta) are the same.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
@@ -41,6 +40,7 @@ from ..config import CHECKPOINTS, read_checkpoint
 from ..egocentric.take import EgoDataError
 from ..errors import InputError
 from ..motion.clip import ClipFolder, MotionClip, atomic_write_npz, atomic_write_text
+from ..processes import process_map
 from .data import TakeTensors, take_tensors
 from .model import ContextEncoder, KinematicPolicy, PolicyConfig
 from .supervised import rollout
@@ -427,28 +427,6 @@ def _worker_init(init_args: dict) -> None:
     _WORKER["estimator"] = Estimator(**init_args)
 
 
-@contextlib.contextmanager
-def _estimate_pool(estimator: Estimator, workers: int):
-    """``run(jobs)``: the results of :func:`_estimate_one` in the jobs' order, here or in
-    ``workers`` processes."""
-    if workers == 1:
-        _WORKER["estimator"] = estimator
-        try:
-            yield lambda jobs: map(_estimate_one, jobs)
-        finally:
-            _WORKER.clear()
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_worker_init, initargs=(estimator.init_args,))
-    try:
-        yield lambda jobs: pool.map(_estimate_one, jobs, chunksize=1)
-    finally:
-        pool.shutdown(cancel_futures=True)
-
-
 def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int = 3,
                    input_video=None, progress: bool = True, resume: bool = False, workers: int = 1) -> dict:
     """Estimate every take (an iterable of EgoTake or of ``(name, loader)`` pairs, the loader
@@ -475,8 +453,13 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
     if workers > 1 and not estimator.portable:
         raise ValueError("this estimator carries hooks set after it was made (motion_filter or a "
                          "target_filter): it cannot be rebuilt in worker processes; use workers=1")
-    with _estimate_pool(estimator, workers) as run:
-        for r in tqdm(run(jobs), total=len(jobs), desc="estimate", disable=not progress):
+    if workers == 1:
+        _WORKER["estimator"] = estimator
+        results = map(_estimate_one, jobs)
+    else:
+        results = process_map(_estimate_one, jobs, workers, _worker_init, (estimator.init_args,))
+    try:
+        for r in tqdm(results, total=len(jobs), desc="estimate", disable=not progress):
             if r["failure"]:
                 failures.append({"take": r["name"], "reason": r["failure"]})
                 continue
@@ -490,6 +473,9 @@ def estimate_takes(takes, estimator: Estimator, out: str | Path, *, videos: int 
                 residual[r["name"]] = r["residual"]
             if r["unscored"] is not None:
                 unscored[r["name"]] = r["unscored"]
+    finally:
+        _WORKER.clear()
+        getattr(results, "close", lambda: None)()  # a worker pool: stop it
     done = len(names)
     frames = sum(f for f, _ in timing)
     report = {"takes": done, "resumed": resumed, "failures": failures, "warnings": warnings, "frames": frames,

@@ -9,7 +9,6 @@ norm of the applied root force (N) and torque (N m) per control step.
 
 from __future__ import annotations
 
-import contextlib
 import time
 from dataclasses import dataclass, replace
 
@@ -17,6 +16,7 @@ import numpy as np
 
 from ..evaluation import metrics
 from ..motion.clip import MotionClip, ObjectTrack
+from ..processes import process_map
 from .env import EnvConfig, compose_action, observe
 from .reference import Reference
 from .sim import TrackingSim
@@ -148,10 +148,18 @@ def evaluate(refs: list[Reference], cfg: EnvConfig, policy=None, progress: bool 
 
     per_clip, tracked = {}, {}
     workers = max(1, min(int(workers), len(refs)))
-    with _track_pool(cfg, policy, workers) as run:
-        for ref, (tr, sc) in zip(refs, tqdm(run(refs), total=len(refs), desc="uhc eval", disable=not progress)):
+    if workers == 1:
+        _WORKER.update(cfg=cfg, policy=policy)
+        results = map(_track_and_score, refs)
+    else:
+        results = process_map(_track_and_score, refs, workers, _worker_init, (cfg, policy))
+    try:
+        for ref, (tr, sc) in zip(refs, tqdm(results, total=len(refs), desc="uhc eval", disable=not progress)):
             tracked[ref.name] = tr
             per_clip[ref.name] = sc
+    finally:
+        _WORKER.clear()
+        getattr(results, "close", lambda: None)()  # a worker pool: stop it
     return {"overall": summarise(per_clip), "per_clip": per_clip}, tracked
 
 
@@ -168,28 +176,6 @@ def _worker_init(cfg: EnvConfig, policy) -> None:
 
     torch.set_num_threads(1)
     _WORKER.update(cfg=cfg, policy=policy)
-
-
-@contextlib.contextmanager
-def _track_pool(cfg: EnvConfig, policy, workers: int):
-    """``run(refs)``: :func:`_track_and_score` of each reference in order, here or in ``workers``
-    processes."""
-    if workers == 1:
-        _WORKER.update(cfg=cfg, policy=policy)
-        try:
-            yield lambda refs: map(_track_and_score, refs)
-        finally:
-            _WORKER.clear()
-        return
-    import multiprocessing as mp
-    from concurrent.futures import ProcessPoolExecutor
-
-    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                               initializer=_worker_init, initargs=(cfg, policy))
-    try:
-        yield lambda refs: pool.map(_track_and_score, refs, chunksize=1)
-    finally:
-        pool.shutdown(cancel_futures=True)
 
 
 def worst_clip(per_clip: dict[str, dict]) -> str:
