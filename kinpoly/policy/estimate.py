@@ -274,8 +274,8 @@ def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: s
     import tempfile
 
     from ..evaluation.metrics import scan_contacts
-    from ..motion.smpl import clip_to_smpl
     from ..motion.export import export_bvh
+    from ..motion.smpl import clip_to_smpl
 
     scan = scan_contacts(est.clip)
     K = len(est.clip.objects)
