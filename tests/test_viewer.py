@@ -158,6 +158,8 @@ def test_view_without_a_display_is_a_one_line_error(monkeypatch, tmp_path):
     (["--training-free"], "apply with --track"),
     (["--track", "--ghost", "walk_02_01"], "leave out --ghost"),
     (["--track", "--training-free", "--speed", "100"], "100"),
+    (["--live"], "apply with --track"),
+    (["--track", "--live", "--once"], "no --speed or --once"),
 ])
 def test_view_option_mistakes(args, message):
     res = CliRunner().invoke(main, ["view", str(SAMPLE_CLIPS / "walk_02_01"), *args])

@@ -104,6 +104,8 @@ def view(clip: str, ghost: str | None, track: bool, controller: str | None, trai
         raise click.UsageError("give --controller or --training-free, not both")
     if track and ghost:
         raise click.UsageError("with --track the ghost is CLIP itself; leave out --ghost")
+    if live and (once or speed != 1.0):
+        raise click.UsageError("--live runs in real time until the window closes: no --speed or --once")
     try:
         check_display()  # before a controller runs for nothing
     except ViewerUnavailable as e:
