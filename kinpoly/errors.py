@@ -60,11 +60,16 @@ def _os_error_message(e: OSError) -> str:
     return f"{e.filename2 or e.filename}: {e.strerror or e}"
 
 
+class WorkerDied(RuntimeError):
+    """A worker process ended abruptly (killed, out of memory, a crash in native code); the
+    message says what was lost and how to go on."""
+
+
 class _ReportsInputErrors:
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
-        except InputError as e:
+        except (InputError, WorkerDied) as e:
             raise click.ClickException(str(e)) from None
         except OSError as e:  # a file the user named: missing, a folder, read-only, ...
             if not isinstance(e, FileNotFoundError) and e.filename is None:
