@@ -324,3 +324,17 @@ def test_a_mouse_push_reaches_the_simulation(walk_clip):
     _, pushed = _live(ref, syncs=15, push=push)
     sideways = pushed.shown[-1][1] - calm.shown[-1][1]
     assert 0.05 < sideways < 1.0, sideways  # pushed towards +y, and held on by the controller
+
+
+def test_a_display_that_cannot_be_opened_is_a_one_line_error(tmp_path):
+    """DISPLAY set to a server that is not there (ssh without X forwarding): our message, not
+    MuJoCo exiting from inside its viewer thread with 'could not initialize GLFW'."""
+    import os
+    import subprocess
+    import sys
+
+    env = {**{k: v for k, v in os.environ.items() if k not in ("MUJOCO_GL", "WAYLAND_DISPLAY")}, "DISPLAY": ":97"}
+    res = subprocess.run([sys.executable, "-m", "kinpoly.cli", "view", str(SAMPLE_CLIPS / "walk_02_01"), "--once"],
+                         capture_output=True, text=True, timeout=60, env=env, cwd=tmp_path)
+    assert res.returncode == 1, res.stdout + res.stderr
+    assert "cannot open a window on display ':97'" in res.stderr and "Traceback" not in res.stderr

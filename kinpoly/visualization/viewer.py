@@ -160,9 +160,22 @@ def check_display() -> None:
         raise ViewerUnavailable("no display to open a window on (DISPLAY is not set); on a headless "
                                 "machine write a video instead: kinpoly render CLIP [REFERENCE]")
     try:
+        import glfw
         import mujoco.viewer  # noqa: F401  (needs the GLFW library)
     except (ImportError, RuntimeError) as e:
         raise ViewerUnavailable(f"MuJoCo's viewer cannot start: {e}") from None
+    if sys.platform.startswith("linux"):  # a display that is set but cannot be opened (MuJoCo would exit)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            opened = glfw.init()
+        if not opened:
+            display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+            raise ViewerUnavailable(f"cannot open a window on display {display!r}; on a headless machine "
+                                    "write a video instead: kinpoly render CLIP [REFERENCE]")
+        # left initialised: the viewer's own glfw.init() is then a no-op (terminating here
+        # and initialising again in the viewer's thread aborts in GLFW)
 
 
 def _launcher():
