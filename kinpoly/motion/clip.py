@@ -106,6 +106,12 @@ class MotionClip:
         """(T, 7) eye position + head orientation (wxyz) per frame."""
         return head_pose(self.body_states(), self.body)
 
+    def object_poses_at(self, frame: int) -> np.ndarray | None:
+        """(n_objects, 7) poses of the clip's objects at ``frame``; None without objects."""
+        if not self.objects:
+            return None
+        return np.stack([t.poses[frame] for t in self.objects])
+
     def qvel(self) -> np.ndarray:
         """(T, 75) generalised velocities in MuJoCo's convention (root angular in body axes)."""
         q = self.qpos

@@ -308,12 +308,6 @@ class ClipRenderer:
         self.close()
 
 
-def _object_poses(clip: MotionClip, index: int) -> np.ndarray | None:
-    if not clip.objects:
-        return None
-    return np.stack([t.poses[index] for t in clip.objects])
-
-
 def render_frame(clip: MotionClip, t: int = 0, *, width: int = 320, height: int = 240,
                  head_camera: bool = False, room: bool | None = None,
                  shadows: bool | None = None, camera: CameraTrack | None = None) -> np.ndarray:
@@ -331,7 +325,7 @@ def render_frame(clip: MotionClip, t: int = 0, *, width: int = 320, height: int 
                                shadows=shadows) as r:
         if not head_camera:
             (camera or tracking_camera(clip)).apply(r.camera, t)
-        return r.frame(clip.qpos[t], _object_poses(clip, t)).copy()
+        return r.frame(clip.qpos[t], clip.object_poses_at(t)).copy()
 
 
 # --- video ---------------------------------------------------------------------------------
@@ -444,7 +438,7 @@ def render_clips(clips: Sequence[MotionClip] | MotionClip, out: str | os.PathLik
                     i = int(idx[k])
                     if r.view == "track":
                         cam.apply(r.camera, int(indices[0][k]))
-                    img = r.frame(c.qpos[i], _object_poses(c, i))  # a fresh contiguous array
+                    img = r.frame(c.qpos[i], c.object_poses_at(i))  # a fresh contiguous array
                     if labels[p]:
                         draw_label(img, labels[p])
                     frame[:height, p * width:(p + 1) * width] = img
