@@ -311,7 +311,7 @@ class HumanoidTrackingEnv(gym.Env):
             self._close_window()
             self._window = Window(sim.model, sim.data)
         ghost = sim.ref.body_pos[min(sim.t, sim.ref.num_frames - 1)]
-        self._window.show(lambda: None, ghost, f"{sim.ref.name}  frame {sim.t}")
+        self._window.show(None, ghost, f"{sim.ref.name}  frame {sim.t}")
         wait = self._shown_at + 1.0 / self.metadata["render_fps"] - time.perf_counter()
         if wait > 0:
             time.sleep(wait)

@@ -113,11 +113,11 @@ def view(clip: str, ghost: str | None, track: bool, controller: str | None, trai
     shown = resolve_clip(clip)
     ghost_clip = resolve_clip(ghost) if ghost else None
     if track:
-        from ..config import CHECKPOINTS
+        from ..policy.estimate import SHIPPED_MOCAP_CONTROLLER
         from ..simulation.evaluate import load_controller, score, track as simulate
         from ..simulation.reference import prepare_reference
 
-        checkpoint = None if training_free else (controller or CHECKPOINTS / "uhc_mocap_global" / "policy.pt")
+        checkpoint = None if training_free else (controller or SHIPPED_MOCAP_CONTROLLER)
         cfg, policy = load_controller(checkpoint, overrides=override)
         ref = prepare_reference(shown)
         if live:

@@ -22,7 +22,7 @@ import os
 import sys
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
 
 import mujoco
@@ -58,10 +58,8 @@ class Playback:
     loop: bool = True
     paused: bool = False
     time: float = 0.0  # seconds into the clip
-    _frames: int = field(init=False)
 
     def __post_init__(self) -> None:
-        self._frames = self.clip.num_frames
         if self.ghost is not None:
             self.ghost = np.asarray(self.ghost, dtype=np.float64)
             if self.ghost.ndim != 3 or self.ghost.shape[1:] != (len(PARENTS), 3) or not len(self.ghost):
@@ -76,32 +74,28 @@ class Playback:
         return cls(clip, None if ghost is None else ghost.body_states().positions, **kwargs)
 
     @property
-    def duration(self) -> float:
-        return self._frames / self.clip.fps
-
-    @property
     def frame(self) -> int:
         """The frame shown at :attr:`time`."""
-        return min(int(self.time * self.clip.fps + 1e-9), self._frames - 1)
+        return min(int(self.time * self.clip.fps + 1e-9), self.clip.num_frames - 1)
 
     @property
     def finished(self) -> bool:
         """Played to its end without looping."""
-        return not self.loop and self.time >= self.duration
+        return not self.loop and self.time >= self.clip.duration
 
     def advance(self, seconds: float) -> int:
         """Move on by ``seconds`` of wall-clock time (nothing while paused); the frame to show."""
         if not self.paused:
             self.time += seconds * self.speed
-            if self.time >= self.duration:
-                self.time = self.time % self.duration if self.loop else self.duration
+            if self.time >= self.clip.duration:
+                self.time = self.time % self.clip.duration if self.loop else self.clip.duration
         return self.frame
 
     def step(self, frames: int) -> None:
         """Pause and move ``frames`` frames (negative: back), wrapping around when looping."""
         self.paused = True
         f = self.frame + frames
-        f = f % self._frames if self.loop else min(max(f, 0), self._frames - 1)
+        f = f % self.clip.num_frames if self.loop else min(max(f, 0), self.clip.num_frames - 1)
         self.time = f / self.clip.fps
 
     def key(self, keycode: int) -> None:
@@ -121,12 +115,7 @@ class Playback:
 
     def status(self) -> str:
         state = "paused" if self.paused else f"{self.speed:g}x"
-        return f"{self.clip.name}  frame {self.frame + 1}/{self._frames}  {state}"
-
-    def object_poses(self, frame: int) -> np.ndarray | None:
-        if not self.clip.objects:
-            return None
-        return np.stack([t.poses[frame] for t in self.clip.objects])
+        return f"{self.clip.name}  frame {self.frame + 1}/{self.clip.num_frames}  {state}"
 
     def ghost_positions(self, frame: int) -> np.ndarray | None:
         if self.ghost is None:
@@ -188,7 +177,7 @@ class Window:
     """MuJoCo's passive viewer on ``model`` / ``data``, the camera following the pelvis.
 
     :meth:`show` updates the state under the viewer's lock (``update``: a callable that poses
-    ``data``), draws ``ghost`` joint positions over it and redraws. ``launch``: the viewer's
+    ``data``, or None when the caller's simulation already did), draws ``ghost`` joint positions over it and redraws. ``launch``: the viewer's
     ``launch_passive`` (default; checks for a display first) or a stand-in (tests).
     """
 
@@ -210,9 +199,11 @@ class Window:
     def is_running(self) -> bool:
         return self.handle.is_running()
 
-    def show(self, update: Callable[[], None], ghost: np.ndarray | None = None, status: str | None = None) -> None:
+    def show(self, update: Callable[[], None] | None = None, ghost: np.ndarray | None = None,
+             status: str | None = None) -> None:
         with self.handle.lock():
-            update()
+            if update is not None:
+                update()
             if ghost is not None:
                 draw_skeleton(self.handle.user_scn, ghost)
             else:
@@ -240,7 +231,7 @@ def view(playback: Playback, *, launch: Callable | None = None, clock: Callable[
     period = 1.0 / clip.fps
 
     def pose(frame: int) -> None:
-        poser.pose(data, clip.qpos[frame], playback.object_poses(frame))
+        poser.pose(data, clip.qpos[frame], clip.object_poses_at(frame))
         mujoco.mj_kinematics(model, data)
 
     pose(playback.frame)
@@ -309,7 +300,7 @@ def track_live(ref, env_cfg, policy=None, *, launch: Callable | None = None,
             status = f"{ref.name}  frame {sim.t + 1}/{ref.num_frames}" + ("  paused" if keys["paused"] else "")
             if end:
                 status += f"  {end}: again from the start"
-            window.show(lambda: None, ref.body_pos[min(sim.t, last)], status)
+            window.show(None, ref.body_pos[min(sim.t, last)], status)
             if end:
                 episodes.append({"frames": sim.t, "end": end})
                 sleep(pause_after_end)
