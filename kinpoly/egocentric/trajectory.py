@@ -380,7 +380,7 @@ def motion_direction(traj: Trajectory, fps: float = 30.0) -> dict:
     tilt = None
     if traj.world_up in ("y", "z"):
         up = np.eye(3)[1 if traj.world_up == "y" else 2]
-        tilt = float(np.degrees(np.arccos(np.clip(mean_up @ up, -1.0, 1.0))))
+        tilt = _mean_up_tilt(R, Y_UP_TO_Z_UP if traj.world_up == "y" else np.eye(3))
     else:
         up = mean_up
     out = {"duration_s": float(t[-1] - t[0]), "tilt_deg": tilt,
