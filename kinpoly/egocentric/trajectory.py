@@ -309,16 +309,12 @@ def to_head_poses(traj: Trajectory, scale: float = 1.0, eye_height: float = 1.6,
     """Head poses (T, 7) in a Z-up world: levelled (see the module docstring), first frame
     facing +X at the origin, eyes at ``eye_height`` in frame 0, positions times ``scale``."""
     R, pos = head_rotations(traj)
-    if traj.world_up == "y":
-        W = Y_UP_TO_Z_UP
-    elif traj.world_up == "z":
-        W = np.eye(3)
-    elif traj.world_up == "auto":  # the mean head up axis is the world's up
+    if traj.world_up == "auto":  # the mean head up axis is the world's up
         up = R[:, :, 2].mean(0)
         up /= np.linalg.norm(up)
         W = rot.rotation_between(up, np.array([0.0, 0.0, 1.0]))
     else:
-        raise EgoDataError(f"{traj.source}: unknown world up {traj.world_up!r} (auto, y, z)")
+        W = world_up_rotation(traj.world_up, traj.source)
     Rw = W @ R
     if traj.world_up != "auto":
         tilt = _mean_up_tilt(R, W)
@@ -333,16 +329,68 @@ def to_head_poses(traj: Trajectory, scale: float = 1.0, eye_height: float = 1.6,
                 f"kinpoly/egocentric/trajectory.py)")
     # how far the first frame's head up axis is from the world up (its pitch/roll)
     tilt = float(np.degrees(np.arccos(np.clip(Rw[0, 2, 2], -1.0, 1.0))))
-    if level_first:
-        yaw = rot.heading_angle(Rw[0])
-        Y = rot.yaw_matrix(-yaw)
-        W = Y @ W
-        Rw = Y @ Rw
-    p = (W @ pos.T).T * scale
-    if level_first:
-        p = p - p[0] + np.array([0.0, 0.0, eye_height])
-    q = rot.quat_continuous(rot.matrix_to_quat(Rw))
-    return HeadTrack(np.concatenate([p, q], 1), tilt, float(scale), W)
+    level = first_frame_levelling(R[0], W, pos, scale, eye_height) if level_first \
+        else Levelling(W, None, None, float(scale))
+    head = level.head_poses(R, pos)
+    head[:, 3:] = rot.quat_continuous(head[:, 3:])
+    return HeadTrack(head, tilt, float(scale), level.rotation)
+
+
+@dataclass
+class Levelling:
+    """The map from a trajectory's world to kinpoly's: the rotation ``world`` (the world's up
+    to +Z), then ``yaw`` (None: none) about +Z; positions are then times ``scale``, less
+    ``origin`` and plus ``lift`` (None: neither)."""
+
+    world: np.ndarray
+    yaw: np.ndarray | None
+    origin: np.ndarray | None
+    scale: float
+    lift: np.ndarray | None = None
+
+    @property
+    def rotation(self) -> np.ndarray:
+        return self.world if self.yaw is None else self.yaw @ self.world
+
+    def positions(self, pos: np.ndarray) -> np.ndarray:
+        p = (self.rotation @ np.asarray(pos, dtype=np.float64).T).T * self.scale
+        return p if self.origin is None else p - self.origin + self.lift
+
+    def rotations(self, R: np.ndarray) -> np.ndarray:
+        Rw = self.world @ R
+        return Rw if self.yaw is None else self.yaw @ Rw
+
+    def head_poses(self, R: np.ndarray, pos: np.ndarray) -> np.ndarray:
+        """(T, 7) head poses of head rotations ``R`` (T, 3, 3) and eye positions ``pos`` (T, 3)
+        in the trajectory's world (quaternions not yet made continuous)."""
+        return np.concatenate([self.positions(pos), rot.matrix_to_quat(self.rotations(R))], 1)
+
+    def poses(self, poses: np.ndarray) -> np.ndarray:
+        """(K, 7) object poses (position, quaternion wxyz) in the trajectory's world -> kinpoly's."""
+        poses = np.asarray(poses, dtype=np.float64).reshape(-1, 7)
+        return self.head_poses(rot.quat_to_matrix(poses[:, 3:7]), poses[:, :3])
+
+
+def first_frame_levelling(R0: np.ndarray, world: np.ndarray, pos: np.ndarray, scale: float = 1.0,
+                          eye_height: float = 1.6) -> Levelling:
+    """The levelling of :func:`to_head_poses` from the first frame alone (head rotation ``R0``,
+    eye positions ``pos`` (T >= 1, 3) of which the first counts; ``world`` turns the world's
+    up to +Z): the first frame faces +X, its eyes at ``eye_height`` above the origin. A live
+    stream levels so from its first pose."""
+    yaw = rot.yaw_matrix(-rot.heading_angle(world @ R0))
+    level = Levelling(world, yaw, None, float(scale))
+    origin = level.positions(pos)[0]
+    return Levelling(world, yaw, origin, float(scale), np.array([0.0, 0.0, eye_height]))
+
+
+def world_up_rotation(world_up: str, source: str = "") -> np.ndarray:
+    """The rotation taking a declared world up ("z" or "y") to +Z."""
+    if world_up == "y":
+        return Y_UP_TO_Z_UP
+    if world_up == "z":
+        return np.eye(3)
+    raise EgoDataError(f"{source or 'trajectory'}: unknown world up {world_up!r} (z, y; or auto for a whole "
+                       f"trajectory, levelled by its mean head up axis)")
 
 
 def _mean_up_tilt(R: np.ndarray, W: np.ndarray) -> float:

@@ -232,12 +232,31 @@ class RegulatedLoop:
         return q1, q2, h_next, (state, h, action, mean)
 
     # --- one take ---------------------------------------------------------------------------
+    def run(self, take: TakeTensors, objects: list[ObjectTrack] = (), **options) -> Episode:
+        """Run frames ``start .. start + length - 1`` of ``take`` (all by default); the
+        options are :meth:`rollout`'s."""
+        frames = self.rollout(take, objects, **options)
+        while True:
+            try:
+                next(frames)
+            except StopIteration as done:
+                return done.value
+
     @torch.no_grad()
-    def run(self, take: TakeTensors, objects: list[ObjectTrack] = (), *, start: int = 0,
-            length: int | None = None, from_truth: bool = False, noise_std: float = 0.0,
-            rng: np.random.Generator | None = None, record: bool = False,
-            truth_proposals: bool | np.ndarray = False, motion: torch.Tensor | None = None) -> Episode:
-        """Run frames ``start .. start + length - 1`` of ``take`` (all by default).
+    def rollout(self, take: TakeTensors, objects: list[ObjectTrack] = (), *, start: int = 0,
+                length: int | None = None, from_truth: bool = False, noise_std: float = 0.0,
+                rng: np.random.Generator | None = None, record: bool = False,
+                truth_proposals: bool | np.ndarray = False, motion: torch.Tensor | None = None,
+                capacity: int | None = None, on_frame=None):
+        """:meth:`run` as a generator that says before reading observations how far it reads:
+        it yields ``(frame, kind)``, "the observations up to take frame ``frame`` are read
+        next" (``kind``: "step", the next proposals; "context", the context encoder's window
+        for a (re)start), and returns the :class:`Episode`. :meth:`run` resumes it at once;
+        a live stream (:class:`kinpoly.policy.streaming.StreamingEstimator`) resumes it when
+        those frames have arrived, reading ``take.num_frames`` as the frames with an
+        observation so far. ``capacity``: reference frames to allocate (default: the take's);
+        ``on_frame(t, reason)`` is called when simulated window frame ``t`` is final
+        (``reason``: the fall that restarted it, or None).
 
         ``motion`` (take frames x 76, e.g. the kinematic policy's own motion, run without
         physics): track it instead of proposing from the simulated state. No feedback: the
@@ -252,7 +271,11 @@ class RegulatedLoop:
         legs under the policy's upper body)."""
         from ..simulation.env import compose_action
 
-        T = take.num_frames - start if length is None else min(length, take.num_frames - start)
+        def window_frames() -> int:  # re-read: a live stream's take grows while it runs
+            n = take.num_frames - start
+            return n if length is None else min(length, n)
+
+        T = window_frames()
         if T < 2:
             raise ValueError(f"{take.name}: needs at least 2 frames, has {T}")
         truth_mask = None
@@ -269,8 +292,10 @@ class RegulatedLoop:
             raise ValueError(f"{take.name}: a motion to track has one 76-value pose per frame of the take "
                              f"({take.num_frames}, 76), got {tuple(motion.shape)}")
         t_start = time.perf_counter()
+        context = start + self.context.cfg.context_frames - 1 if self.context is not None else start
+        yield context, "context"
         q = self.first_pose(take, start, from_truth) if motion is None else pose_on_motion(motion, start, take.body)
-        ref, objs = self.load_window(take, objects, start, T, q)
+        ref, objs = self.load_window(take, objects, start, capacity or T, q)
         sim = self.sim
         h = self.policy.initial_hidden(1)
         gt = take.qpos[start:start + T].double().numpy() if (record and take.qpos is not None) else None
@@ -281,7 +306,7 @@ class RegulatedLoop:
             eps = None
             if noise_std > 0:
                 eps = noise_std * torch.as_tensor(rng.standard_normal((1, 82)), dtype=torch.float32)
-            q1, q2, h_new, row = self.propose(take, start, t, T, q_cur, h_cur, eps)
+            q1, q2, h_new, row = self.propose(take, start, t, window_frames(), q_cur, h_cur, eps)
             if truth_mask is not None:
                 last = take.num_frames - 1
                 t1 = take.qpos[min(start + t + 1, last)][None]
@@ -289,14 +314,19 @@ class RegulatedLoop:
                 q1, q2 = torch.where(truth_mask, t1, q1), torch.where(truth_mask, t2, q2)
             return q1, q2, h_new, row
 
+        yield start + 2, "step"
         q1, q2, h_next, row = commit(0, q, h)
         ref.write(1, torch.cat([q1, q2]).double().numpy())
         sim.reset(0)
         rows, falls, wrench, objects_out, sim_q = [], [], [], [sim.object_poses()], [sim.qpos.copy()]
+        if on_frame is not None:
+            on_frame(0, None)
         rewards, terms_all = [], []
         kin = [q.double().numpy()[0], q1.double().numpy()[0]]
         last_restart = -self.restart_grace
-        for t in range(T - 1):
+        t = -1
+        while t + 2 < window_frames():
+            t += 1
             rows.append(row)
             action = self.controller(sim) if self.controller is not None else None
             reason = sim.step(*compose_action(sim, action, self.env_cfg))
@@ -313,17 +343,21 @@ class RegulatedLoop:
                 elif gt is not None or (from_truth and take.qpos is not None):
                     q_new = take.qpos[start + t + 1:start + t + 2]
                 else:
+                    yield start + t + 1 + (context - start), "context"
                     q_new = self.first_pose(take, start + t + 1)
                 self.restart(take, start + t + 1, t + 1, q_new.double().numpy()[0])
                 h_next = self.policy.initial_hidden(1)
             sim_q.append(sim.qpos.copy())
             objects_out.append(sim.object_poses())
+            if on_frame is not None:
+                on_frame(t + 1, reason)
             if gt is not None:
                 terms = self.reward_terms(take, start + t + 1, gt[t + 1])
                 terms_all.append(terms)
                 rewards.append(0.0 if reason else self.reward(terms))
-            if t + 2 >= T:
+            if t + 2 >= window_frames():
                 break
+            yield start + t + 3, "step"
             q_sim = torch.as_tensor(sim.qpos, dtype=torch.float32)[None]
             q1, q2, h_next, row = commit(t + 1, q_sim, h_next)
             targets = torch.cat([q1, q2]).double().numpy()
@@ -335,7 +369,7 @@ class RegulatedLoop:
                 ref.write(t + 2, targets)
             kin.append(targets[0])
         ep = Episode(name=take.name, sim_qpos=np.asarray(sim_q), kin_qpos=np.asarray(kin),
-                     object_poses=np.asarray(objects_out).reshape(T, len(objs), 7), falls=falls,
+                     object_poses=np.asarray(objects_out).reshape(len(objects_out), len(objs), 7), falls=falls,
                      wrench=np.asarray(wrench).reshape(-1, 6), seconds=time.perf_counter() - t_start)
         if record:
             ep.states = torch.cat([r[0] for r in rows]).numpy()

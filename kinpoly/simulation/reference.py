@@ -258,6 +258,13 @@ class OnlineReference(Reference):
         out._feedforward = feedforward
         return out
 
+    def truncate(self, n: int) -> None:
+        """Keep the first ``n`` frames: a live stream that ended before the frames it was
+        created with (later writes stop there, as at the end of a clip)."""
+        for f in ("qpos", "qvel", "qacc", "body_pos", "root_rot", "ff_ctrl", "root_wrench"):
+            setattr(self, f, getattr(self, f)[:n])
+        self.discontinuities = self.discontinuities[self.discontinuities < n - 1]
+
     def write(self, t: int, frames: np.ndarray) -> None:
         """Set reference frames ``t .. t + len(frames) - 1`` (clipped to the clip's end)."""
         from .. import rotations as rot

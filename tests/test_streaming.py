@@ -1,0 +1,145 @@
+"""Live estimation from a head-pose stream (kinpoly.policy.streaming) against the offline
+estimate of the same take, its latency, levelling and its errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kinpoly.demo import SAMPLE_TAKES
+from kinpoly.egocentric.features import head_velocities
+from kinpoly.egocentric.take import EgoDataError, EgoDataset
+from kinpoly.egocentric.trajectory import Trajectory, to_head_poses
+from kinpoly.humanoid.scene import SceneObject
+from kinpoly.policy.estimate import SHIPPED_HEAD_ONLY_POLICY, SHIPPED_POLICY, Estimator
+from kinpoly.policy.streaming import StreamingEstimator
+
+
+def _take(name: str = "step_03_03"):
+    take = EgoDataset(SAMPLE_TAKES)[name]
+    # a stream computes each head velocity from the poses it receives (the bundled takes' stored
+    # ones are within 1e-15 of them; those of `kinpoly ego build` are these to the last bit)
+    velocities = head_velocities(take.head_pose, take.fps)
+    np.testing.assert_allclose(take.head_vels, velocities, atol=1e-12)
+    take.head_vels = velocities
+    return take
+
+
+def _stream(take, lookahead: int, checkpoint=SHIPPED_POLICY, features: bool = True):
+    objects = [SceneObject.from_dict(d) for d in take.meta.get("objects") or []]
+    stream = StreamingEstimator(checkpoint, lookahead=lookahead, level=False, objects=objects, action=take.action,
+                                body=take.body, max_frames=take.num_frames, name=take.name)
+    emitted = []
+    for k in range(take.num_frames):
+        out = stream.push(take.head_pose[k, :3], take.head_pose[k, 3:],
+                          feature=take.image_features[k] if features else None,
+                          object_poses=take.object_world[k] if objects else None)
+        emitted += [(k, f) for f in out]
+    emitted += [(take.num_frames, f) for f in stream.close()]
+    return stream, emitted
+
+
+@pytest.fixture(scope="module")
+def step_take():
+    take = _take()
+    assert take.meta.get("objects"), "the sample step take has its step object"
+    return take, Estimator(SHIPPED_POLICY).estimate(take)
+
+
+def test_stream_with_the_context_window_as_lookahead_is_the_offline_estimate(step_take):
+    take, offline = step_take
+    assert offline.falls, "the take restarts at least once, so the restart path is compared too"
+    stream, emitted = _stream(take, lookahead=30)
+    clip = stream.clip()
+    np.testing.assert_array_equal(clip.qpos, offline.clip.qpos)
+    assert [tuple(f) for f in clip.meta["falls"]] == [tuple(f) for f in offline.falls]
+    np.testing.assert_array_equal(clip.objects[0].poses, offline.clip.objects[0].poses)
+    # every frame once, in order, marked where the body was restarted
+    assert [f.frame for _, f in emitted] == list(range(take.num_frames))
+    assert {f.frame: f.restart for _, f in emitted if f.restart} == dict(offline.falls)
+    np.testing.assert_array_equal(np.stack([f.qpos for _, f in emitted]), clip.qpos)
+
+
+def test_two_frame_lookahead_is_exact_until_the_first_restart_and_two_frames_late(step_take):
+    take, offline = step_take
+    stream, emitted = _stream(take, lookahead=2)
+    first_fall = offline.falls[0][0]
+    qpos = stream.clip().qpos
+    np.testing.assert_array_equal(qpos[:first_fall], offline.clip.qpos[:first_fall])
+    context = stream.loop.context.cfg.context_frames
+    # nothing during the first context window, then each frame two poses after its own
+    assert min(k for k, _ in emitted) == context
+    late = [k - f.frame for k, f in emitted if k > context and k < take.num_frames]
+    assert late and set(late) == {2}
+    assert len(stream.frames) == take.num_frames
+
+
+def test_head_only_policy_streams_without_features():
+    take = _take("walk_02_01")
+    take.image_features = None
+    offline = Estimator(SHIPPED_HEAD_ONLY_POLICY).estimate(take)
+    stream, _ = _stream(take, lookahead=30, checkpoint=None, features=False)  # None: the head-only default
+    np.testing.assert_array_equal(stream.clip().qpos, offline.clip.qpos)
+
+
+@pytest.mark.parametrize("world_up,camera_axes", [("z", "head"), ("y", "opencv"), ("z", "aria")])
+def test_levelling_matches_a_trajectory_file_import(world_up, camera_axes):
+    rng = np.random.default_rng(3)
+    T = 12
+    # a head looking roughly forward, walking, in the declared convention
+    from kinpoly import rotations as rot
+    from kinpoly.egocentric.trajectory import _M, Y_UP_TO_Z_UP, ARIA_T_DEVICE_CPF
+
+    yaw = 0.7 + 0.05 * np.arange(T)
+    R_head = rot.yaw_matrix(yaw) @ rot.quat_to_matrix(np.tile([0.99, 0.0, 0.1, 0.0], (T, 1)) / np.linalg.norm([0.99, 0, 0.1, 0]))
+    W = Y_UP_TO_Z_UP if world_up == "y" else np.eye(3)
+    R_world = W.T @ R_head  # the source world
+    if camera_axes == "aria":
+        R_cam = R_world @ (ARIA_T_DEVICE_CPF[:3, :3] @ _M["cpf"]).T
+    else:
+        R_cam = R_world @ _M[camera_axes].T
+    pos = np.cumsum(rng.normal(0.02, 0.01, (T, 3)), 0) + 3.0
+    quat = rot.matrix_to_quat(R_cam)
+    traj = Trajectory(pos=pos, quat=quat, camera_axes=camera_axes, world_up=world_up, metric=True)
+    expected = to_head_poses(traj, 1.0, 1.55).head_pose
+    stream = StreamingEstimator(world_up=world_up, camera_axes=camera_axes, eye_height=1.55, max_frames=T)
+    for k in range(T):
+        stream.push(pos[k], quat[k])
+    np.testing.assert_allclose(stream._head[:T], expected, atol=1e-12)
+
+
+def test_stream_mistakes_are_clear():
+    s = StreamingEstimator(max_frames=3)
+    with pytest.raises(EgoDataError, match="NaN"):
+        s.push([0, 0, np.nan], [1, 0, 0, 0])
+    with pytest.raises(EgoDataError, match="non-unit quaternion"):
+        s.push([0, 0, 1.6], [2, 0, 0, 0])
+    with pytest.raises(ValueError, match="quaternion wxyz"):
+        s.push([0, 0], [1, 0, 0, 0])
+    s.push([0, 0, 1.6], [1, 0, 0, 0])
+    with pytest.raises(EgoDataError, match="faster than a person"):
+        s.push([5, 0, 1.6], [1, 0, 0, 0])
+    s.push([0.03, 0, 1.6], [1, 0, 0, 0])
+    s.push([0.06, 0, 1.6], [1, 0, 0, 0])
+    with pytest.raises(EgoDataError, match="max_frames=3"):
+        s.push([0.09, 0, 1.6], [1, 0, 0, 0])
+    with pytest.raises(RuntimeError, match="close"):
+        s.clip()
+    assert [f.frame for f in s.close()] == [0, 1, 2]
+    assert s.clip().num_frames == 3
+    with pytest.raises(RuntimeError, match="closed"):
+        s.push([0.09, 0, 1.6], [1, 0, 0, 0])
+
+    short = StreamingEstimator(max_frames=5)
+    short.push([0, 0, 1.6], [1, 0, 0, 0])
+    with pytest.raises(EgoDataError, match="at least 2 poses"):
+        short.close()
+    with pytest.raises(ValueError, match="at least that"):
+        StreamingEstimator(lookahead=1)
+    with pytest.raises(EgoDataError, match="world up 'auto'"):
+        StreamingEstimator(world_up="auto")
+    with pytest.raises(ValueError, match="camera axes"):
+        StreamingEstimator(camera_axes="unity")
+    features = StreamingEstimator(SHIPPED_POLICY, max_frames=5)
+    with pytest.raises(EgoDataError, match="image feature"):
+        features.push([0, 0, 1.6], [1, 0, 0, 0])
