@@ -25,6 +25,7 @@ _COMMANDS = [
     ("ego", "kinpoly.egocentric.commands", "ego"),
     ("train", "kinpoly.policy.commands", "train"),
     ("estimate", "kinpoly.policy.commands", "estimate_command"),
+    ("stream", "kinpoly.policy.commands", "stream_command"),
     ("demo", "kinpoly.demo", "demo"),
 ]
 

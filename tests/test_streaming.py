@@ -143,3 +143,49 @@ def test_stream_mistakes_are_clear():
     features = StreamingEstimator(SHIPPED_POLICY, max_frames=5)
     with pytest.raises(EgoDataError, match="image feature"):
         features.push([0, 0, 1.6], [1, 0, 0, 0])
+
+
+def _headset_lines(frames: int) -> list[str]:
+    from kinpoly.demo import SAMPLE_HEADSET
+    from kinpoly.egocentric.video import import_trajectory
+
+    head = import_trajectory(SAMPLE_HEADSET).take.head_pose[:frames]
+    return ["# t x y z qw qx qy qz"] + [" ".join(f"{v:.9f}" for v in [k / 30, *p]) for k, p in enumerate(head)]
+
+
+def _cli(args, lines):
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+
+    return CliRunner().invoke(main, ["stream", *map(str, args)], input="\n".join(lines) + "\n")
+
+
+def test_stream_command_answers_each_pose_with_a_json_line_and_writes_the_estimate(tmp_path):
+    import json
+
+    res = _cli(["--joints", "--out", tmp_path / "est", "--name", "walk"], _headset_lines(45))
+    assert res.exit_code == 0, res.output
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert [r["frame"] for r in rows] == list(range(45))
+    assert len(rows[0]["qpos"]) == 76 and np.asarray(rows[0]["joints"]).shape == (24, 3)
+    assert rows[0]["restart"] is None
+    for sub in ("clips/walk.npz", "bvh/walk.bvh", "smpl/walk.npz", "states/walk.npz", "proposals/walk.npz"):
+        assert (tmp_path / "est" / sub).is_file(), sub
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda lines: lines[:5] + ["1 2 3"], "3 values"),
+    (lambda lines: lines[:5] + ["0.2 0 0 1.6 1 0 0 0"], "s after the previous pose"),
+    (lambda lines: lines[:5] + ["a b c d e f g"], "not numbers"),
+    (lambda lines: lines[:5] + ["0.1333333 0 0 1.6 0.5 0 0 0"], "non-unit quaternion"),
+    (lambda lines: lines[:2], "at least 2 poses"),
+])
+def test_stream_command_mistakes_name_the_line(edit, message):
+    res = _cli([], edit(_headset_lines(10)))
+    assert res.exit_code == 1 and message in res.output and "Traceback" not in res.output, res.output
+
+
+def test_stream_command_refuses_a_policy_that_reads_image_features():
+    res = _cli(["--checkpoint", SHIPPED_POLICY], _headset_lines(5))
+    assert res.exit_code == 1 and "image features" in res.output

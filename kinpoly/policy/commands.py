@@ -253,6 +253,103 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
         raise click.ClickException("no take could be estimated")
 
 
+@click.command("stream", cls=Command)
+@click.option("--input", "source", type=click.File("r"), default="-", show_default=True,
+              help="Head poses, one line per frame at 30 frames/s: 'x y z qw qx qy qz' (metres; commas "
+                   "or spaces), optionally led by a time in seconds; '#' lines and a header are skipped. "
+                   "'-': standard input, e.g. piped from a headset's SDK.")
+@click.option("--world-up", type=click.Choice(["z", "y"]), default="z", show_default=True,
+              help="The poses' world up axis.")
+@click.option("--camera-axes", type=click.Choice(["head", "opencv", "opengl", "aria"]), default="head",
+              show_default=True, help="How a pose's rotation is written (kinpoly.egocentric.trajectory).")
+@click.option("--eye-height", type=float, default=1.6, show_default=True,
+              help="Eye height of the first pose above the floor (m).")
+@click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplies positions.")
+@click.option("--lookahead", type=click.IntRange(min=2), default=2, show_default=True,
+              help="Frames a restart may wait for (the latency is 2 frames otherwise); 30 gives the "
+                   "offline estimate exactly.")
+@click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
+@click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
+              help="Kinematic policy reading no image features (default: checkpoints/kinematic_head_only).")
+@click.option("--controller", type=click.Path(path_type=Path), default=None,
+              help="Tracking-controller checkpoint (default: checkpoints/uhc/policy.pt).")
+@click.option("--joints", is_flag=True, help="Also print the 24 joint positions (m) of each frame.")
+@click.option("--max-frames", type=click.IntRange(min=2), default=18000, show_default=True,
+              help="The longest stream (10 min at 30 frames/s by default).")
+@click.option("--out", type=click.Path(path_type=Path), default=None,
+              help="At the end, write the whole estimate here as `kinpoly estimate` does (clips, BVH, "
+                   "SMPL parameters, contacts).")
+@click.option("--name", default="stream", show_default=True, help="Name of the estimate in --out.")
+def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, checkpoint, controller,
+                   joints, max_frames, out, name) -> None:
+    """Estimate full-body motion live from head poses, one line in, one JSON line out per
+    frame: {"frame", "qpos" (76: root position, quaternion wxyz, 69 hinge angles), "restart"
+    (the fall that put the body back on a pose there, or null)[, "joints" (24 x 3)]}. Each frame
+    comes 2 poses after its own (1 s for the first, the context window)."""
+    import sys
+
+    from ..egocentric.take import EgoDataError
+    from ..humanoid.kinematics import forward_kinematics
+    from .streaming import STREAM_FPS, StreamingEstimator
+
+    if out is not None:
+        check_output(out, folder=True)
+    try:
+        stream = StreamingEstimator(checkpoint, controller, lookahead=lookahead, world_up=world_up,
+                                    camera_axes=camera_axes, eye_height=eye_height, scale=scale, action=action,
+                                    max_frames=max_frames, name=name)
+    except (FileNotFoundError, ValueError, EgoDataError) as e:
+        raise click.ClickException(str(e)) from None
+    if stream.estimator.policy.cfg.feature_dim:
+        raise click.ClickException(f"{stream.estimator.checkpoint}: this policy reads image features, which a "
+                                   f"pose stream has none of (use a head-trajectory-only policy)")
+    body = stream.take.body
+
+    def emit(frames) -> None:
+        for f in frames:
+            row = {"frame": f.frame, "qpos": np.round(f.qpos, 6).tolist(), "restart": f.restart}
+            if joints:
+                row["joints"] = np.round(forward_kinematics(f.qpos, body).positions[0], 5).tolist()
+            click.echo(json.dumps(row))
+        sys.stdout.flush()
+
+    last_time = None
+    for line_no, line in enumerate(source, 1):
+        text = line.strip()
+        if not text or text.startswith("#"):
+            continue
+        try:
+            values = [float(v) for v in text.replace(",", " ").split()]
+        except ValueError:
+            if stream.frames or line_no > 1:
+                raise click.ClickException(f"line {line_no}: not numbers: {text[:60]!r}") from None
+            continue  # a header
+        if len(values) not in (7, 8):
+            raise click.ClickException(f"line {line_no}: {len(values)} values; a pose is 'x y z qw qx qy qz', "
+                                       f"optionally led by a time in seconds")
+        if len(values) == 8:
+            t, values = values[0], values[1:]
+            if last_time is not None and not 0.8 <= (t - last_time) * STREAM_FPS <= 1.25:
+                raise click.ClickException(f"line {line_no}: {t - last_time:.4f} s after the previous pose; "
+                                           f"a stream is one pose per 1/{STREAM_FPS:g} s (resample it, or "
+                                           f"estimate the file with `kinpoly estimate --head-poses`)")
+            last_time = t
+        try:
+            emit(stream.push(values[:3], values[3:]))
+        except (EgoDataError, ValueError) as e:
+            raise click.ClickException(f"line {line_no}: {e}") from None
+    try:
+        emit(stream.close())
+    except EgoDataError as e:
+        raise click.ClickException(str(e)) from None
+    if out is not None:
+        from .estimate import write_estimate
+
+        out.mkdir(parents=True, exist_ok=True)
+        write_estimate(stream.estimate(), out)
+        click.echo(f"wrote the estimate of {len(stream.frames)} frames to {out}", err=True)
+
+
 def _takes_without_features(path: Path) -> bool:
     """Whether a take folder's manifest (or a take file) says that none of its takes has image
     features (e.g. made by `kinpoly ego import-trajectory`): they need the head-only policy."""

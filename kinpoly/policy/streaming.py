@@ -41,7 +41,7 @@ import numpy as np
 import torch
 
 from .. import rotations as rot
-from ..egocentric.take import EgoDataError, action_one_hot
+from ..egocentric.take import ACTIONS, EgoDataError, action_one_hot
 from ..egocentric.video import MAX_HEAD_SPEED
 from ..humanoid.scene import SceneObject
 from ..humanoid.skeleton import BodyShape
@@ -91,6 +91,8 @@ class StreamingEstimator:
         from ..egocentric.trajectory import _M, world_up_rotation
         from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator
 
+        if action is not None and action not in ACTIONS:
+            raise ValueError(f"unknown action {action!r}: one of {', '.join(ACTIONS)} (or None)")
         if int(lookahead) < MIN_LOOKAHEAD:
             raise ValueError(f"lookahead {lookahead}: the loop reads {MIN_LOOKAHEAD} frames ahead, at least that")
         if camera_axes not in (*_M, "aria"):
@@ -99,7 +101,7 @@ class StreamingEstimator:
             raise ValueError(f"scale ({scale}) must be positive and eye_height ({eye_height}) finite")
         self.world = world_up_rotation(world_up, name) if level else None
         self.camera_axes, self.eye_height, self.scale = camera_axes, float(eye_height), float(scale)
-        self.lookahead, self.max_frames, self.name = int(lookahead), int(max_frames), name
+        self.lookahead, self.max_frames, self.name, self.action = int(lookahead), int(max_frames), name, action
         self.estimator = Estimator(checkpoint or SHIPPED_HEAD_ONLY_POLICY, controller)
         self.loop = self.estimator.loop
         self.objects = list(objects)
@@ -182,15 +184,26 @@ class StreamingEstimator:
         """Every final frame so far."""
         return list(self._frames)
 
-    def clip(self) -> MotionClip:
-        """The whole simulated motion of a closed stream as a clip (objects, falls in ``meta``),
-        as ``kinpoly estimate`` writes it."""
+    def estimate(self):
+        """The closed stream's :class:`~kinpoly.policy.estimate.Estimate` (the simulated motion
+        with its objects and falls, the proposals, the residual wrench; no ground truth), which
+        :func:`~kinpoly.policy.estimate.write_estimate` writes as ``kinpoly estimate`` does."""
+        from .estimate import Estimate
         from .regulated import episode_clip
 
         if self.episode is None:
             raise RuntimeError(f"{self.name}: close() the stream first")
-        return episode_clip(self.episode, self.take, self._tracks,
-                            {"live": {"lookahead": self.lookahead}, "estimator_settings": self.estimator.settings})
+        ep = self.episode
+        meta = {"checkpoint": str(self.estimator.checkpoint), "take": self.name,
+                "estimator": {**self.estimator.settings, "live_lookahead": self.lookahead}}
+        clip = episode_clip(ep, self.take, self._tracks, meta)
+        proposals = episode_clip(ep, self.take, self._tracks, meta, kinematic=True)
+        clip.action = proposals.action = self.action
+        return Estimate(self.name, clip, None, proposals, ep.falls, ep.seconds, ep.wrench)
+
+    def clip(self) -> MotionClip:
+        """The whole simulated motion of a closed stream (objects, falls in ``meta``)."""
+        return self.estimate().clip
 
     # --- internals ------------------------------------------------------------------------
     def _levelled(self, pos: np.ndarray, quat: np.ndarray) -> np.ndarray:
