@@ -3,9 +3,11 @@ the held-out test takes: accuracy, falls, latency and time per pushed pose.
 
     MUJOCO_GL=egl .venv/bin/python benchmarks/streaming.py [--lookahead 2 5 10 30] [-j 2]
 
-For each policy (the shipped one that reads image features, pushed with every pose, and the
-head-trajectory-only one) the offline estimate (``Estimator.estimate``) and a stream per
-``lookahead`` run on every test take of ``data/ego``, the stream fed the take's head poses one
+For each setting (the shipped policy that reads image features, pushed with every pose; the
+head-trajectory-only one, whose file has a restart encoder, so every lookahead is the same and
+only 2 is run; the same without its restart encoder) the offline estimate
+(``Estimator.estimate``, the same restart setting) and a stream per ``lookahead`` run on every
+test take of ``data/ego``, the stream fed the take's head poses one
 at a time in kinpoly's world (``level=False``) with the scene objects. Reported per setting:
 means over takes of MPJPE / global MPJPE (mm), takes without a fall, falls per 100 frames, the
 largest difference to the offline motion (0 where the stream must equal it), latency in frames
@@ -26,7 +28,10 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-POLICIES = {"features": "checkpoints/kinematic/policy.pt", "head_only": "checkpoints/kinematic_head_only/policy.pt"}
+# setting: (policy file, restart encoder (None: when the file has one), only these lookaheads)
+SETTINGS = {"features": ("checkpoints/kinematic/policy.pt", None, None),
+            "head_only": ("checkpoints/kinematic_head_only/policy.pt", None, (2,)),
+            "head_only_no_restart_encoder": ("checkpoints/kinematic_head_only/policy.pt", False, None)}
 
 
 def run_take(job) -> dict:
@@ -39,20 +44,22 @@ def run_take(job) -> dict:
     from kinpoly.policy.streaming import StreamingEstimator
 
     torch.set_num_threads(1)
-    data, name, policy, lookaheads = job
+    data, name, setting, lookaheads = job
+    path, restart, only = SETTINGS[setting]
+    lookaheads = only or lookaheads
     take = EgoDataset(data)[name]
-    features = policy == "features"
+    features = setting == "features"
     if not features:
         take.image_features = None
-    offline = Estimator(ROOT / POLICIES[policy]).estimate(take)
+    offline = Estimator(ROOT / path, restart_context=restart).estimate(take)
     gt = offline.ground_truth
     rows = {"offline": _scores(metrics.score_clip(offline.clip, gt), offline.falls, take.num_frames)}
     objects = [SceneObject.from_dict(d) for d in take.meta.get("objects") or []] \
         if take.object_world is not None else []
     context = None
     for L in lookaheads:
-        stream = StreamingEstimator(ROOT / POLICIES[policy], lookahead=L, level=False, objects=objects,
-                                    action=take.action, body=take.body, max_frames=take.num_frames, name=name)
+        stream = StreamingEstimator(ROOT / path, lookahead=L, level=False, objects=objects, action=take.action,
+                                    body=take.body, max_frames=take.num_frames, name=name, restart_context=restart)
         context = stream.loop.context.cfg.context_frames
         latency, push_ms = [], []
         for k in range(take.num_frames):
@@ -88,14 +95,14 @@ def main() -> None:
     ap.add_argument("--data", default=str(ROOT / "data" / "ego"))
     ap.add_argument("--split", default="test")
     ap.add_argument("--lookahead", type=int, nargs="+", default=[2, 5, 10, 30])
-    ap.add_argument("--policies", nargs="+", default=list(POLICIES), choices=list(POLICIES))
+    ap.add_argument("--settings", nargs="+", default=list(SETTINGS), choices=list(SETTINGS))
     ap.add_argument("-j", "--workers", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "streaming.json"))
     args = ap.parse_args()
     names = EgoDataset(args.data, split=args.split).names
     result = {"command": "benchmarks/streaming.py " + " ".join(f"--lookahead {x}" for x in args.lookahead),
               "takes": len(names), "split": args.split}
-    for policy in args.policies:
+    for policy in args.settings:
         jobs = [(args.data, n, policy, tuple(args.lookahead)) for n in names]
         takes = list(process_map(run_take, jobs, args.workers))
         summary = {}

@@ -74,12 +74,56 @@ def test_two_frame_lookahead_is_exact_until_the_first_restart_and_two_frames_lat
     assert len(stream.frames) == take.num_frames
 
 
-def test_head_only_policy_streams_without_features():
+def test_with_a_restart_encoder_the_live_stream_is_the_offline_estimate_two_frames_late():
+    # the shipped head-only policy file carries a restart encoder: restarts read the second
+    # before the fall, so nothing waits, and offline uses it too
     take = _take("walk_02_01")
     take.image_features = None
     offline = Estimator(SHIPPED_HEAD_ONLY_POLICY).estimate(take)
-    stream, _ = _stream(take, lookahead=30, checkpoint=None, features=False)  # None: the head-only default
+    assert offline.falls and Estimator(SHIPPED_HEAD_ONLY_POLICY).loop.restart_context is not None
+    stream, emitted = _stream(take, lookahead=2, checkpoint=None, features=False)  # None: the head-only default
     np.testing.assert_array_equal(stream.clip().qpos, offline.clip.qpos)
+    context = stream.loop.context.cfg.context_frames
+    assert {k - f.frame for k, f in emitted if context < k < take.num_frames} == {2}
+    # without it, the stream waits for the second after each restart, as before
+    plain = Estimator(SHIPPED_HEAD_ONLY_POLICY, restart_context=False).estimate(take)
+    assert not np.array_equal(plain.clip.qpos, offline.clip.qpos)
+
+
+def test_the_restart_encoder_reads_nothing_after_its_frame():
+    import torch
+
+    from kinpoly.policy.data import take_tensors
+    from kinpoly.policy.model import ContextEncoder, PolicyConfig
+
+    torch.manual_seed(0)
+    encoder = ContextEncoder(PolicyConfig()).eval()
+    tt = take_tensors(_take("walk_02_01"), use_features=False)
+    for frame in (0, 5, 40):
+        before = encoder.pose_before(tt, frame)
+        for key in ("head_pose", "head_vels", "obj"):
+            getattr(tt, key)[frame + 1:] += 0.5
+        torch.testing.assert_close(encoder.pose_before(tt, frame), before, rtol=0, atol=0)
+        assert not torch.equal(encoder.take_pose(tt, frame), encoder.take_pose(take_tensors(_take("walk_02_01"), False), frame))
+
+
+def test_train_restart_context_writes_a_policy_file_the_estimators_use(tmp_path):
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+    from kinpoly.config import read_checkpoint
+
+    out = tmp_path / "policy.pt"
+    res = CliRunner().invoke(main, ["train", "restart-context", str(SHIPPED_POLICY), str(out), "--no-progress",
+                                    "--set", f"data={SAMPLE_TAKES}", "--set", "iterations=3",
+                                    "--set", "eval_samples=2"])
+    assert res.exit_code == 0, res.output
+    blob = read_checkpoint(out, "policy")
+    assert blob["restart_context_training"]["config"]["iterations"] == 3 and "restart_context" in blob
+    assert Estimator(out).loop.restart_context is not None
+    assert Estimator(out, restart_context=False).loop.restart_context is None
+    with pytest.raises(ValueError, match="has no restart encoder"):
+        Estimator(SHIPPED_POLICY, restart_context=True)
 
 
 @pytest.mark.parametrize("world_up,camera_axes", [("z", "head"), ("y", "opencv"), ("z", "aria")])

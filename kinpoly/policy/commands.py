@@ -139,6 +139,26 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
     click.echo(json.dumps(rows[-1], indent=1))
 
 
+@train.command("restart-context")
+@click.argument("policy", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--config", "config_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="YAML config (see configs/restart_context.yaml).")
+@click.option("--set", "-o", "overrides", multiple=True, help="Override a config key, e.g. --set iterations=1000.")
+@click.option("--no-progress", is_flag=True)
+def restart_context_command(policy, out, config_path, overrides, no_progress) -> None:
+    """Train a restart encoder for a kinematic-policy file POLICY (the pose at a restart from
+    the second before it, so a live stream need not wait and a restart sees how the wearer got
+    there); writes OUT: POLICY with the encoder added, its training record inside."""
+    from .restart_context import RestartContextConfig, train_restart_context
+
+    check_output(out, option="OUT")
+    cfg = load_config(RestartContextConfig, config_path, list(overrides))
+    record = train_restart_context(policy, out, cfg, progress=not no_progress)
+    click.echo(json.dumps({k: record[k] for k in ("before", "after", "seconds")}, indent=1))
+    click.echo(f"wrote {out}")
+
+
 @click.command("estimate", cls=Command)
 @click.option("--take", "take_path", type=click.Path(exists=True, path_type=Path), default=None,
               help="One take (.npz) or a take folder (kinpoly ego build / import-video).")
@@ -187,6 +207,10 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
                    "targets and feed-forward run from it to the proposal, not from the previous "
                    "proposal (with --controller checkpoints/uhc_mocap_global/policy.pt --feedforward "
                    "static: a README results row).")
+@click.option("--restart-context/--no-restart-context", default=None,
+              help="After a fall, restart from the pose the policy file's restart encoder reads from the "
+                   "second before it (kinpoly train restart-context), or not (the context encoder on the "
+                   "second after). Default: when the policy file has one (the head-trajectory-only one does).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--resume", is_flag=True,
               help="Go on with a killed run: takes whose complete estimate OUT holds from the same "
@@ -197,7 +221,8 @@ def leg_refiner_command(config_path, out, overrides, no_progress) -> None:
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_camera, action, gt_file, out,
                      checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
-                     no_feedback, smoothing, feedforward, anchor, videos, resume, workers, no_progress) -> None:
+                     no_feedback, smoothing, feedforward, anchor, restart_context, videos, resume, workers,
+                     no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -215,7 +240,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
                               controller_overrides=controller_overrides, leg_refiner=leg_refiner,
                               feedback=not no_feedback, feedforward=feedforward, smoothing=smoothing,
-                              anchor=anchor)
+                              anchor=anchor, restart_context=restart_context)
     except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
     if trajectory_only and estimator.policy.cfg.feature_dim:

@@ -79,6 +79,15 @@ def load_policy(path: str | Path) -> tuple[KinematicPolicy, ContextEncoder]:
     return _checked_policy(read_checkpoint(path, "kinematic-policy checkpoint"), path)
 
 
+def restart_context_from_blob(ck: dict) -> ContextEncoder | None:
+    """The checkpoint's restart encoder (``restart_context``, :mod:`.restart_context`), or None."""
+    if "restart_context" not in ck:
+        return None
+    enc = ContextEncoder(PolicyConfig(**ck["policy_config"]))
+    enc.load_state_dict({k: v.float() for k, v in ck["restart_context"].items()})
+    return enc.eval()
+
+
 @torch.no_grad()
 def estimate_kinematic(policy: KinematicPolicy, context: ContextEncoder, take: TakeTensors,
                        start_from_truth: bool = False) -> MotionClip:
@@ -160,12 +169,17 @@ class Estimator:
     reference frame the body is at (from which the controller's targets and feed-forward
     run) is rewritten to the simulated pose, not left at the previous proposal
     (``RegulatedLoop.anchor_on_simulation``; measured in docs/estimation.md).
+    ``restart_context`` True: after a fall, restart from the pose the checkpoint's restart
+    encoder reads from the second *before* the fall (:mod:`.restart_context`), not the
+    context encoder's from the second after it; None (default): when the checkpoint has one
+    (the shipped head-trajectory-only policy does; measured a little better offline too,
+    docs/estimation.md); False: never.
     """
 
     def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
                  physics: bool = True, threads: int = 1, feedforward: bool | str | None = None,
                  controller_overrides=(), leg_refiner: str | Path | None = None, feedback: bool = True,
-                 smoothing: float | None = None, anchor: bool = False):
+                 smoothing: float | None = None, anchor: bool = False, restart_context: bool | None = None):
         from .dynamics import load_controller
         from .regulated import RegulatedLoop, loop_env_config
 
@@ -180,9 +194,16 @@ class Estimator:
         self.init_args = {"checkpoint": checkpoint, "controller": controller, "physics": physics,
                           "feedforward": feedforward, "controller_overrides": tuple(controller_overrides),
                           "leg_refiner": leg_refiner, "feedback": feedback, "smoothing": smoothing,
-                          "anchor": anchor}
+                          "anchor": anchor, "restart_context": restart_context}
         self.checkpoint = Path(checkpoint or SHIPPED_POLICY)
-        self.policy, self.context = load_policy(self.checkpoint)
+        blob = read_checkpoint(self.checkpoint, "kinematic-policy checkpoint")
+        self.policy, self.context = _checked_policy(blob, self.checkpoint)
+        restart = restart_context_from_blob(blob) if (restart_context is not False and physics and feedback) else None
+        if restart_context and restart is None:
+            raise ValueError(f"{self.checkpoint}: " + ("has no restart encoder (make a policy file with one: kinpoly "
+                                                       "train restart-context)" if physics and feedback else
+                                                       "a restart encoder needs the dynamics-regulated loop"))
+        self.restart_context = restart is not None
         self.physics = physics
         self.feedback = feedback
         if feedback:
@@ -202,6 +223,7 @@ class Estimator:
             env_cfg, ctrl = load_controller(self.controller_path, controller_overrides)
             self.loop = RegulatedLoop(self.policy, self.context, loop_env_config(env_cfg, self.feedforward), ctrl)
             self.loop.anchor_on_simulation = self.anchor
+            self.loop.restart_context = restart
             if leg_refiner:
                 from .leg_refiner import load_refiner
 
@@ -227,7 +249,7 @@ class Estimator:
         files only when they are the same)."""
         physics = {"controller": self.controller_path, "controller_overrides": self.controller_overrides,
                    "feedforward": self.feedforward, "anchor": self.anchor, "leg_refiner": self.leg_refiner,
-                   "smoothing": self.smoothing} if self.physics else {}
+                   "smoothing": self.smoothing, "restart_context": self.restart_context} if self.physics else {}
         return {"checkpoint": str(self.checkpoint), "physics": self.physics, "feedback": self.feedback, **physics}
 
     def estimate(self, take) -> Estimate:

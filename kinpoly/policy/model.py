@@ -164,10 +164,20 @@ class ContextEncoder(nn.Module):
         """The (1, 76) pose at frame ``start`` of a take (``TakeTensors``), from its next
         ``context_frames`` observations (image features when the encoder reads them)."""
         k = min(self.cfg.context_frames, take.num_frames - start)
-        sl = slice(start, start + k)
-        feat = take.feature[None, sl] if (take.feature is not None and self.cfg.feature_dim) else None
-        return self(take.head_pose[None, sl], take.head_vels[None, sl], take.obj[None, sl],
-                    take.action[None, None].expand(1, k, -1), feat)
+        return self._window(take, slice(start, start + k), reverse=False)
+
+    def pose_before(self, take, frame: int) -> torch.Tensor:
+        """The (1, 76) pose at ``frame`` from the ``context_frames`` observations up to it,
+        newest first: what a *restart* encoder reads (trained so by
+        :mod:`kinpoly.policy.restart_context`), which needs no frame after ``frame``."""
+        return self._window(take, slice(max(0, frame - self.cfg.context_frames + 1), frame + 1), reverse=True)
+
+    def _window(self, take, sl: slice, reverse: bool) -> torch.Tensor:
+        pick = (lambda x: x[None, sl].flip(1)) if reverse else (lambda x: x[None, sl])  # noqa: E731
+        feat = pick(take.feature) if (take.feature is not None and self.cfg.feature_dim) else None
+        head = pick(take.head_pose)
+        return self(head, pick(take.head_vels), pick(take.obj), take.action[None, None].expand(1, head.shape[1], -1),
+                    feat)
 
 
 def without_image_features(policy: KinematicPolicy, context: ContextEncoder) -> tuple[KinematicPolicy, ContextEncoder]:

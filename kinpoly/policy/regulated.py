@@ -183,6 +183,10 @@ class RegulatedLoop:
         # proposal is written, so the feed-forward's velocity and acceleration run from where the
         # body is to the proposal (False: from the previous proposal, another simulated anchor)
         self.anchor_on_simulation = False
+        # an encoder of the pose at a restart from the observations *up to* it, newest first
+        # (ContextEncoder.pose_before; kinpoly.policy.restart_context), or None: the context
+        # encoder on the observations from the restart on, as at the first frame
+        self.restart_context: ContextEncoder | None = None
         self.head_fall_distance = head_fall_distance
         self.restart_grace = 5  # frames after a restart before the camera is checked again
         self.reward_cfg = reward_cfg or RewardConfig()
@@ -199,6 +203,13 @@ class RegulatedLoop:
             raise ValueError(f"{take.name}: no context encoder to estimate the first pose")
         with torch.no_grad():
             q = self.context.take_pose(take, start)
+        return lift_above_floor(q, take.body)
+
+    def restart_pose(self, take: TakeTensors, frame: int) -> torch.Tensor:
+        """The pose to restart at ``frame`` from the observations up to it
+        (:attr:`restart_context`), lifted out of the floor."""
+        with torch.no_grad():
+            q = self.restart_context.pose_before(take, frame)
         return lift_above_floor(q, take.body)
 
     def _feature(self, take: TakeTensors):
@@ -342,6 +353,8 @@ class RegulatedLoop:
                     q_new = pose_on_motion(motion, start + t + 1, take.body)
                 elif gt is not None or (from_truth and take.qpos is not None):
                     q_new = take.qpos[start + t + 1:start + t + 2]
+                elif self.restart_context is not None:
+                    q_new = self.restart_pose(take, start + t + 1)
                 else:
                     yield start + t + 1 + (context - start), "context"
                     q_new = self.first_pose(take, start + t + 1)

@@ -16,10 +16,13 @@ implementation of both) on poses as they arrive::
 target), and a head velocity is the difference to the next pose, so frame ``f`` is final once
 pose ``f + 2`` has arrived: 67 ms at 30 frames/s. The first frame waits for the context
 encoder's window (``context_frames``, 30: one second) once. When the simulated body loses the
-camera and restarts (the loop's ``"lost_head"``), the context encoder reads the frames after
-the restart: it waits for at most ``lookahead`` of them (default 2). With ``lookahead`` at
-least the context window every restart sees what it sees offline, and the stream gives the
-offline estimate exactly (tested); below it, the same until the first restart.
+camera and restarts (the loop's ``"lost_head"``), a policy file with a restart encoder (the
+shipped head-trajectory-only one; :mod:`.restart_context`) restarts from the second *before*
+the fall, which needs no waiting: the stream is then the offline estimate of the same policy
+file, frame for frame (tested). Without one, the context encoder reads the frames after the
+restart and the stream waits for at most ``lookahead`` of them (default 2): with
+``lookahead`` at least the context window it is again the offline estimate exactly; below
+it, the same until the first restart.
 
 **Input.** One pose per 1/30 s (resample other rates first), positions in metres. By default
 (``level=True``) the world is made kinpoly's from the first pose as ``kinpoly estimate
@@ -81,13 +84,14 @@ class StreamingEstimator:
     :class:`~kinpoly.policy.estimate.Estimator`. ``action``: the take's action label (None:
     generic locomotion). ``objects``: :class:`~kinpoly.humanoid.scene.SceneObject` s in the
     input world. ``max_frames``: the longest stream (the simulation's reference is allocated
-    for it; about 3 KB a frame).
+    for it; about 3 KB a frame). ``restart_context``: restarts from the policy file's restart
+    encoder (None: when it has one; see the module docstring).
     """
 
     def __init__(self, checkpoint=None, controller=None, *, lookahead: int = MIN_LOOKAHEAD, level: bool = True,
                  world_up: str = "z", camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
                  action: str | None = None, objects: list[SceneObject] = (), body: BodyShape | None = None,
-                 max_frames: int = 18000, name: str = "stream"):
+                 max_frames: int = 18000, name: str = "stream", restart_context: bool | None = None):
         from ..egocentric.trajectory import _M, world_up_rotation
         from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator
 
@@ -102,7 +106,7 @@ class StreamingEstimator:
         self.world = world_up_rotation(world_up, name) if level else None
         self.camera_axes, self.eye_height, self.scale = camera_axes, float(eye_height), float(scale)
         self.lookahead, self.max_frames, self.name, self.action = int(lookahead), int(max_frames), name, action
-        self.estimator = Estimator(checkpoint or SHIPPED_HEAD_ONLY_POLICY, controller)
+        self.estimator = Estimator(checkpoint or SHIPPED_HEAD_ONLY_POLICY, controller, restart_context=restart_context)
         self.loop = self.estimator.loop
         self.objects = list(objects)
         body = body or BodyShape()
