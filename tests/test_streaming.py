@@ -233,3 +233,50 @@ def test_stream_command_mistakes_name_the_line(edit, message):
 def test_stream_command_refuses_a_policy_that_reads_image_features():
     res = _cli(["--checkpoint", SHIPPED_POLICY], _headset_lines(5))
     assert res.exit_code == 1 and "image features" in res.output
+
+
+def test_stream_command_view_shows_every_frame_as_it_comes(monkeypatch):
+    import contextlib
+
+    import mujoco
+
+    from kinpoly.visualization import viewer
+
+    shown = []
+
+    class Handle:  # MuJoCo's passive viewer, standing in
+        def __init__(self, model, data, key_callback=None):
+            self.data, self.cam, self.user_scn = data, mujoco.MjvCamera(), mujoco.MjvScene(model, maxgeom=10)
+            self.texts = []
+
+        def is_running(self):
+            return True
+
+        def lock(self):
+            return contextlib.nullcontext()
+
+        def set_texts(self, texts):
+            self.texts.append(texts[2])
+
+        def sync(self):
+            shown.append(self.data.qpos[:76].copy())
+
+        def close(self):
+            shown.append("closed")
+
+    monkeypatch.setattr(viewer, "check_display", lambda: None)
+    monkeypatch.setattr(viewer, "_launcher", lambda: Handle)
+    res = _cli(["--view"], _headset_lines(40))
+    assert res.exit_code == 0, res.output
+    import json
+
+    rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
+    assert len(shown) == 41 and shown[-1] == "closed"
+    np.testing.assert_allclose(np.stack(shown[:-1]), [r["qpos"] for r in rows], atol=1e-6)
+
+
+def test_stream_command_view_without_a_display_is_one_line(monkeypatch):
+    monkeypatch.delenv("DISPLAY", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    res = _cli(["--view"], _headset_lines(5))
+    assert res.exit_code == 1 and "no display" in res.output and "Traceback" not in res.output

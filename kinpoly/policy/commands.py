@@ -305,8 +305,9 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
               help="At the end, write the whole estimate here as `kinpoly estimate` does (clips, BVH, "
                    "SMPL parameters, contacts).")
 @click.option("--name", default="stream", show_default=True, help="Name of the estimate in --out.")
+@click.option("--view", is_flag=True, help="Also show each frame in MuJoCo's viewer as it comes (needs a display).")
 def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, checkpoint, controller,
-                   joints, max_frames, out, name) -> None:
+                   joints, max_frames, out, name, view) -> None:
     """Estimate full-body motion live from head poses, one line in, one JSON line out per
     frame: {"frame", "qpos" (76: root position, quaternion wxyz, 69 hinge angles), "restart"
     (the fall that put the body back on a pose there, or null)[, "joints" (24 x 3)]}. Each frame
@@ -315,7 +316,7 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
 
     from ..egocentric.take import EgoDataError
     from ..humanoid.kinematics import forward_kinematics
-    from .streaming import STREAM_FPS, StreamingEstimator
+    from .streaming import StreamingEstimator
 
     if out is not None:
         check_output(out, folder=True)
@@ -329,14 +330,43 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
         raise click.ClickException(f"{stream.estimator.checkpoint}: this policy reads image features, which a "
                                    f"pose stream has none of (use a head-trajectory-only policy)")
     body = stream.take.body
+    window = None
+    if view:
+        from ..visualization.viewer import LiveView, ViewerUnavailable
+
+        try:
+            window = LiveView(body)
+        except ViewerUnavailable as e:
+            raise click.ClickException(str(e)) from None
 
     def emit(frames) -> None:
         for f in frames:
+            if window is not None:
+                window.show(f.qpos, f"frame {f.frame}" + (f" (restarted: {f.restart})" if f.restart else ""))
             row = {"frame": f.frame, "qpos": np.round(f.qpos, 6).tolist(), "restart": f.restart}
             if joints:
                 row["joints"] = np.round(forward_kinematics(f.qpos, body).positions[0], 5).tolist()
             click.echo(json.dumps(row))
         sys.stdout.flush()
+
+    try:
+        _stream_lines(stream, source, emit)
+    finally:
+        if window is not None:
+            window.close()
+    if out is not None:
+        from .estimate import write_estimate
+
+        out.mkdir(parents=True, exist_ok=True)
+        write_estimate(stream.estimate(), out)
+        click.echo(f"wrote the estimate of {len(stream.frames)} frames to {out}", err=True)
+
+
+def _stream_lines(stream, source, emit) -> None:
+    """Push each pose line of ``source`` into ``stream`` (see ``kinpoly stream --help``), then
+    close it; ``emit`` gets the frames each push finishes."""
+    from ..egocentric.take import EgoDataError
+    from .streaming import STREAM_FPS
 
     last_time = None
     for line_no, line in enumerate(source, 1):
@@ -367,12 +397,6 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
         emit(stream.close())
     except EgoDataError as e:
         raise click.ClickException(str(e)) from None
-    if out is not None:
-        from .estimate import write_estimate
-
-        out.mkdir(parents=True, exist_ok=True)
-        write_estimate(stream.estimate(), out)
-        click.echo(f"wrote the estimate of {len(stream.frames)} frames to {out}", err=True)
 
 
 def _takes_without_features(path: Path) -> bool:

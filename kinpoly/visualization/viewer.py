@@ -251,6 +251,33 @@ def view(playback: Playback, *, launch: Callable | None = None, clock: Callable[
     return shown
 
 
+class LiveView:
+    """Poses shown as they arrive, e.g. the frames of a live estimate (``kinpoly stream
+    --view``): :meth:`show` one 76-value pose with a status line; nothing waits for a clock.
+    ``launch``: see :class:`Window`."""
+
+    def __init__(self, body, *, launch: Callable | None = None):
+        self.model = copy.copy(build_model(body, [], ModelOptions(room=False)))
+        self.data = mujoco.MjData(self.model)
+        self._poser = ScenePoser(self.model)
+        self.window = Window(self.model, self.data, launch=launch)
+
+    def show(self, qpos: np.ndarray, status: str | None = None) -> bool:
+        """Show ``qpos``; False once the window was closed (nothing is shown then)."""
+        if not self.window.is_running():
+            return False
+
+        def pose() -> None:
+            self._poser.pose(self.data, qpos)
+            mujoco.mj_kinematics(self.model, self.data)
+
+        self.window.show(pose, None, status)
+        return True
+
+    def close(self) -> None:
+        self.window.close()
+
+
 def track_live(ref, env_cfg, policy=None, *, launch: Callable | None = None,
                clock: Callable[[], float] = time.perf_counter, sleep: Callable[[float], None] = time.sleep,
                max_episodes: int | None = None, pause_after_end: float = 1.0) -> list[dict]:
