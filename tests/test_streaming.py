@@ -28,7 +28,7 @@ def _take(name: str = "step_03_03"):
 def _stream(take, lookahead: int, checkpoint=SHIPPED_POLICY, features: bool = True):
     objects = [SceneObject.from_dict(d) for d in take.meta.get("objects") or []]
     stream = StreamingEstimator(checkpoint, lookahead=lookahead, level=False, objects=objects, action=take.action,
-                                body=take.body, max_frames=take.num_frames, name=take.name)
+                                body=take.body, name=take.name)
     emitted = []
     for k in range(take.num_frames):
         out = stream.push(take.head_pose[k, :3], take.head_pose[k, 3:],
@@ -150,6 +150,24 @@ def test_levelling_matches_a_trajectory_file_import(world_up, camera_axes):
     for k in range(T):
         stream.push(pos[k], quat[k])
     np.testing.assert_allclose(stream._head[:T], expected, atol=1e-12)
+
+
+def test_a_stream_longer_than_its_first_buffers_is_still_the_offline_estimate(step_take, monkeypatch):
+    # the per-frame buffers start small and double: nothing changes in the estimate
+    from kinpoly.policy import streaming
+
+    take, offline = step_take
+    monkeypatch.setattr(streaming, "INITIAL_FRAMES", 16)
+    objects = [SceneObject.from_dict(d) for d in take.meta["objects"]]
+    stream = StreamingEstimator(SHIPPED_POLICY, lookahead=30, level=False, objects=objects, action=take.action,
+                                body=take.body, name=take.name)
+    for k in range(take.num_frames):
+        stream.push(take.head_pose[k, :3], take.head_pose[k, 3:], feature=take.image_features[k],
+                    object_poses=take.object_world[k])
+    stream.close()
+    assert len(stream._head) == 128 and stream.loop.sim.ref.num_frames == take.num_frames
+    np.testing.assert_array_equal(stream.clip().qpos, offline.clip.qpos)
+    np.testing.assert_array_equal(stream.clip().objects[0].poses, offline.clip.objects[0].poses)
 
 
 def test_stream_mistakes_are_clear():

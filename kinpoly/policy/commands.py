@@ -299,8 +299,8 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
 @click.option("--controller", type=click.Path(path_type=Path), default=None,
               help="Tracking-controller checkpoint (default: checkpoints/uhc/policy.pt).")
 @click.option("--joints", is_flag=True, help="Also print the 24 joint positions (m) of each frame.")
-@click.option("--max-frames", type=click.IntRange(min=2), default=18000, show_default=True,
-              help="The longest stream (10 min at 30 frames/s by default).")
+@click.option("--max-frames", type=click.IntRange(min=2), default=None,
+              help="Stop with an error after this many poses (default: no limit).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
               help="At the end, write the whole estimate here as `kinpoly estimate` does (clips, BVH, "
                    "SMPL parameters, contacts).")

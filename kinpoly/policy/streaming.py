@@ -52,6 +52,7 @@ from ..motion.clip import MotionClip, ObjectTrack
 from .data import TakeTensors
 
 STREAM_FPS = 30.0
+INITIAL_FRAMES = 1024  # per-frame buffers at the start (34 s); they double when full
 MIN_LOOKAHEAD = 2  # frames the loop reads beyond the one it simulates (see the module docstring)
 
 
@@ -83,15 +84,15 @@ class StreamingEstimator:
     reads image features needs ``feature`` with every push); ``controller``: as
     :class:`~kinpoly.policy.estimate.Estimator`. ``action``: the take's action label (None:
     generic locomotion). ``objects``: :class:`~kinpoly.humanoid.scene.SceneObject` s in the
-    input world. ``max_frames``: the longest stream (the simulation's reference is allocated
-    for it; about 3 KB a frame). ``restart_context``: restarts from the policy file's restart
+    input world. ``max_frames``: the longest stream (None: no limit; the buffers grow by
+    doubling, about 4 KB a frame). ``restart_context``: restarts from the policy file's restart
     encoder (None: when it has one; see the module docstring).
     """
 
     def __init__(self, checkpoint=None, controller=None, *, lookahead: int = MIN_LOOKAHEAD, level: bool = True,
                  world_up: str = "z", camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
                  action: str | None = None, objects: list[SceneObject] = (), body: BodyShape | None = None,
-                 max_frames: int = 18000, name: str = "stream", restart_context: bool | None = None):
+                 max_frames: int | None = None, name: str = "stream", restart_context: bool | None = None):
         from ..egocentric.trajectory import _M, world_up_rotation
         from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator
 
@@ -105,12 +106,14 @@ class StreamingEstimator:
             raise ValueError(f"scale ({scale}) must be positive and eye_height ({eye_height}) finite")
         self.world = world_up_rotation(world_up, name) if level else None
         self.camera_axes, self.eye_height, self.scale = camera_axes, float(eye_height), float(scale)
-        self.lookahead, self.max_frames, self.name, self.action = int(lookahead), int(max_frames), name, action
+        self.lookahead, self.name, self.action = int(lookahead), name, action
+        self.max_frames = None if max_frames is None else int(max_frames)
         self.estimator = Estimator(checkpoint or SHIPPED_HEAD_ONLY_POLICY, controller, restart_context=restart_context)
         self.loop = self.estimator.loop
         self.objects = list(objects)
         body = body or BodyShape()
-        n, feature_dim = self.max_frames + 1, self.estimator.policy.cfg.feature_dim
+        n = INITIAL_FRAMES if self.max_frames is None else min(INITIAL_FRAMES, self.max_frames + 1)
+        feature_dim = self.estimator.policy.cfg.feature_dim
         zeros = lambda *shape: torch.zeros(shape, dtype=torch.float32)  # noqa: E731
         self.take = _LiveTake(
             name=name, fps=STREAM_FPS, head_pose=zeros(n, 7), head_vels=zeros(n, 6), obj=zeros(n, 8),
@@ -140,9 +143,11 @@ class StreamingEstimator:
         if self._closed:
             raise RuntimeError(f"{self.name}: the stream is closed")
         k = self._pushed
-        if k >= self.max_frames:
+        if self.max_frames is not None and k >= self.max_frames:
             raise EgoDataError(f"{self.name}: the stream is longer than max_frames={self.max_frames} "
                                f"({self.max_frames / STREAM_FPS:.0f} s); make the StreamingEstimator with a larger one")
+        if k + 2 > len(self._head):  # room for this pose and the last frame's velocity
+            self._grow(2 * len(self._head))
         pos = np.asarray(position, dtype=np.float64).reshape(-1)
         quat = np.asarray(quaternion, dtype=np.float64).reshape(-1)
         if pos.shape != (3,) or quat.shape != (4,):
@@ -289,7 +294,7 @@ class StreamingEstimator:
             objects = [ObjectTrack(_levelled_object(o, self._object_world[0, i]), self._object_world[:, i])
                        for i, o in enumerate(self.objects)]
             self._tracks = objects
-            self._rollout = self.loop.rollout(self.take, objects, capacity=self.max_frames + 1,
+            self._rollout = self.loop.rollout(self.take, objects, capacity=len(self._head),
                                               on_frame=self._emit)
             self._request = (0, "start")
         while self._request[1] == "start" or (self._request[1] != "done" and self._ready()):
@@ -303,12 +308,31 @@ class StreamingEstimator:
         out, self._outbox = self._outbox, []
         return out
 
-    def _fit_reference(self) -> None:
-        """A closed stream's reference ends with its last frame, as a take's does (it is
-        allocated for ``max_frames``; None until the rollout loads the scene)."""
+    def _grow(self, n: int) -> None:
+        """Make every per-frame buffer ``n`` frames long (the rows so far kept)."""
+        def more(x):
+            pad = (n - x.shape[0],) + tuple(x.shape[1:])
+            return torch.cat([x, x.new_zeros(pad)]) if isinstance(x, torch.Tensor) else np.concatenate([x, np.zeros(pad)])
+
+        t = self.take
+        t.head_pose, t.head_vels, t.obj, t.obj_world = map(more, (t.head_pose, t.head_vels, t.obj, t.obj_world))
+        if t.feature is not None:
+            t.feature = more(t.feature)
+        self._head, self._object_world, self._object_rel = map(more, (self._head, self._object_world, self._object_rel))
         ref = self.loop.sim.ref if self._rollout is not None else None
-        if self._closed and ref is not None and ref.num_frames > self._pushed:
-            ref.truncate(self._pushed)
+        for tracks in (self._tracks, ref.clip.objects if ref is not None else ()):
+            for i, track in enumerate(tracks):  # the simulation reads a free object's pose at a reset
+                track.poses = self._object_world[:, i]
+        self._fit_reference()
+
+    def _fit_reference(self) -> None:
+        """The rollout's reference (None until it loads the scene) as long as the buffers while
+        the stream runs, and ending with its last frame once closed, as a take's does."""
+        ref = self.loop.sim.ref if self._rollout is not None else None
+        if ref is not None:
+            n = self._pushed if self._closed else len(self._head)
+            if ref.num_frames != n:
+                ref.resize(n)
 
     def _emit(self, t: int, reason: str | None) -> None:
         f = StreamFrame(t, self.loop.sim.qpos.copy(), reason)

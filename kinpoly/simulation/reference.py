@@ -258,11 +258,13 @@ class OnlineReference(Reference):
         out._feedforward = feedforward
         return out
 
-    def truncate(self, n: int) -> None:
-        """Keep the first ``n`` frames: a live stream that ended before the frames it was
-        created with (later writes stop there, as at the end of a clip)."""
+    def resize(self, n: int) -> None:
+        """Make the reference ``n`` frames long, for a live stream: longer, with zero frames
+        after the old ones (a frame is written before it is read); shorter, the first ``n``
+        (later writes stop there, as at the end of a clip)."""
         for f in ("qpos", "qvel", "qacc", "body_pos", "root_rot", "ff_ctrl", "root_wrench"):
-            setattr(self, f, getattr(self, f)[:n])
+            a = getattr(self, f)
+            setattr(self, f, a[:n] if n <= len(a) else np.concatenate([a, np.zeros((n - len(a),) + a.shape[1:])]))
         self.discontinuities = self.discontinuities[self.discontinuities < n - 1]
 
     def write(self, t: int, frames: np.ndarray) -> None:
