@@ -100,7 +100,9 @@ def main() -> None:
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "streaming.json"))
     args = ap.parse_args()
     names = EgoDataset(args.data, split=args.split).names
-    result = {"command": "benchmarks/streaming.py " + " ".join(f"--lookahead {x}" for x in args.lookahead),
+    result = {"command": f"MUJOCO_GL=egl .venv/bin/python benchmarks/streaming.py --lookahead "
+                         f"{' '.join(map(str, args.lookahead))} --settings {' '.join(args.settings)} -j {args.workers}",
+              "measured": "2026-12-07, 2-core CPU machine",
               "takes": len(names), "split": args.split}
     for policy in args.settings:
         jobs = [(args.data, n, policy, tuple(args.lookahead)) for n in names]
