@@ -291,8 +291,9 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
               help="Eye height of the first pose above the floor (m).")
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplies positions.")
 @click.option("--lookahead", type=click.IntRange(min=2), default=2, show_default=True,
-              help="Frames a restart may wait for (the latency is 2 frames otherwise); 30 gives the "
-                   "offline estimate exactly.")
+              help="For a policy file without a restart encoder: frames a restart may wait for (30 gives "
+                   "the offline estimate exactly). The shipped one has one: every frame is 2 poses late "
+                   "and the motion is the offline estimate.")
 @click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Kinematic policy reading no image features (default: checkpoints/kinematic_head_only).")
