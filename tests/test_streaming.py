@@ -298,3 +298,33 @@ def test_stream_command_view_without_a_display_is_one_line(monkeypatch):
     monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
     res = _cli(["--view"], _headset_lines(5))
     assert res.exit_code == 1 and "no display" in res.output and "Traceback" not in res.output
+
+
+def test_a_stream_of_images_is_the_video_import_and_its_estimate(shared_data):
+    # a real head-camera video (EgoEgo ARES, 30 frames/s) and its SLAM trajectory: pushing the
+    # frames one at a time computes the same flow features as `kinpoly estimate --video`
+    from kinpoly.egocentric.video import import_video, read_video
+
+    ares = shared_data / "egoego_ares"
+    take = import_video(ares / "egocentric_video.mp4", ares / "droid_slam_traj.npy").take
+    frames = read_video(ares / "egocentric_video.mp4", 224, 224)[0]  # resized by the stream itself
+    stream = StreamingEstimator(SHIPPED_POLICY, level=False, lookahead=30, body=take.body)
+    for k in range(take.num_frames):
+        stream.push(take.head_pose[k, :3], take.head_pose[k, 3:], image=frames[k])
+    stream.close()
+    np.testing.assert_allclose(stream.take.feature[:take.num_frames].numpy(), take.image_features, atol=1e-5)
+    offline = Estimator(SHIPPED_POLICY).estimate(take)
+    np.testing.assert_allclose(stream.clip().qpos, offline.clip.qpos, atol=1e-3)  # the encoder batched or not
+
+
+def test_image_input_mistakes():
+    s = StreamingEstimator(SHIPPED_POLICY, max_frames=5)
+    with pytest.raises(EgoDataError, match="RGB uint8"):
+        s.push([0, 0, 1.6], [1, 0, 0, 0], image=np.zeros((8, 8)))
+    with pytest.raises(EgoDataError, match="image or the 512-d feature"):
+        s.push([0, 0, 1.6], [1, 0, 0, 0], image=np.zeros((8, 8, 3), np.uint8), feature=np.zeros(512))
+    s.push([0, 0, 1.6], [1, 0, 0, 0], image=np.zeros((64, 80, 3), np.uint8))
+    with pytest.raises(EgoDataError, match="the same one each time"):
+        s.push([0.01, 0, 1.6], [1, 0, 0, 0], feature=np.zeros(512))
+    s.push([0.01, 0, 1.6], [1, 0, 0, 0], image=np.full((64, 80, 3), 90, np.uint8))
+    assert np.isfinite(s.take.feature[0].numpy()).all() and s.take.feature[0].abs().sum() > 0

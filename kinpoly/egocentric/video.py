@@ -26,6 +26,7 @@ TAKE_FPS = 30.0  # frame rate of imported takes: the policy's and the controller
 # Fastest plausible eye speed (m/s; sprinters reach about 12): a faster step between frames is a
 # tracking jump (relocalisation, a wrong time unit or scale), which no body can follow.
 MAX_HEAD_SPEED = 15.0
+VIDEO_SIZE = (128, 128)  # (width, height) head-camera frames are resized to before optical flow
 
 
 def read_video(path: str | os.PathLike, width: int, height: int) -> tuple[np.ndarray, float, tuple[int, int]]:
@@ -63,7 +64,8 @@ class ImportResult:
 
 def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, name: str | None = None,
                  fmt: str = "auto", fps: float | None = None, scale: float | None = None,
-                 eye_height: float = 1.6, time_offset: float = 0.0, width: int = 128, height: int = 128,
+                 eye_height: float = 1.6, time_offset: float = 0.0, width: int = VIDEO_SIZE[0],
+                 height: int = VIDEO_SIZE[1],
                  video_fovy: float | None = None, encoder_fovy: float = 100.0, encoder: str | None = None,
                  world_to_camera: bool = False, action: str | None = None,
                  flow_preset: str = "ultrafast", body_height: float | None = None) -> ImportResult:

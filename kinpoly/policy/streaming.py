@@ -33,7 +33,9 @@ stands for the floor. ``camera_axes`` says how the pose's rotation is written ("
 X forward / Y left / Z up; "opencv", "opengl", "aria"; :mod:`kinpoly.egocentric.trajectory`).
 ``level=False``: poses already in kinpoly's world (Z up, floor at z = 0, head axes), e.g. a
 take's ``head_pose``. Scene objects (``objects``) are given in the same world as the poses and
-levelled with them; a moving one's pose can come with each frame.
+levelled with them; a moving one's pose can come with each frame. A policy that reads image
+features takes the head camera's image with each pose (or a ready feature): the stream computes
+the optical flow to the next image and the flow encoder's feature, as a video import does.
 """
 
 from __future__ import annotations
@@ -125,6 +127,7 @@ class StreamingEstimator:
         self._object_world = np.zeros((n, len(self.objects), 7))
         self._object_rel = np.zeros((n, len(self.objects), 7))  # relative to the head, as the policy reads them
         self._levelling = None
+        self._flow = self._encoder = None  # image input: optical flow and the flow encoder
         self._pushed = 0
         self._closed = False
         self._rollout = None
@@ -135,11 +138,14 @@ class StreamingEstimator:
         self.episode = None
 
     # --- input ----------------------------------------------------------------------------
-    def push(self, position, quaternion, feature=None, object_poses=None) -> list[StreamFrame]:
+    def push(self, position, quaternion, feature=None, object_poses=None, image=None) -> list[StreamFrame]:
         """Add the next head pose (``position`` (3) m, ``quaternion`` (4) wxyz, in the input
         world and camera axes); returns the frames that became final, in order (often none
         while the first second fills the context window, then about one per push).
-        ``object_poses`` (K, 7): where the scene objects are now (default: where declared)."""
+        ``object_poses`` (K, 7): where the scene objects are now (default: where declared).
+        A policy that reads image features needs, with every pose, either the head camera's
+        ``image`` (H, W, 3) RGB, from which the stream computes them as ``kinpoly estimate
+        --video`` does (optical flow to the next image, the flow encoder), or the ``feature``."""
         if self._closed:
             raise RuntimeError(f"{self.name}: the stream is closed")
         k = self._pushed
@@ -167,7 +173,7 @@ class StreamingEstimator:
         self._head[k] = head
         self.take.head_pose[k] = torch.as_tensor(head, dtype=torch.float32)
         self._set_objects(k, object_poses)
-        self._set_feature(k, feature)
+        self._set_feature(k, feature, image)
         self._pushed = k + 1
         if k:
             self._set_velocity(k - 1)
@@ -183,6 +189,8 @@ class StreamingEstimator:
         if n < 2:
             raise EgoDataError(f"{self.name}: a stream needs at least 2 poses, got {n}")
         self._set_velocity(n - 1, last=True)
+        if self._flow is not None:  # the last frame repeats the flow before it, as a video's does
+            self.take.feature[n - 1] = self.take.feature[n - 2]
         self.take.available = n
         self._fit_reference()
         return self._advance()
@@ -258,17 +266,40 @@ class StreamingEstimator:
         self.take.obj[k] = torch.as_tensor(_first_object(rel, 1)[0])
         self.take.obj_world[k] = torch.as_tensor(_first_object(world[None], 1)[0])
 
-    def _set_feature(self, k: int, feature) -> None:
+    def _set_feature(self, k: int, feature, image) -> None:
         dim = self.estimator.policy.cfg.feature_dim
         if not dim:
             return
-        if feature is None:
-            raise EgoDataError(f"{self.name} frame {k}: the policy reads a {dim}-d image feature with every pose "
-                               f"(or use the head-trajectory-only policy, the default)")
+        if (feature is None) == (image is None) or (k and (image is None) != (self._flow is None)):
+            raise EgoDataError(f"{self.name} frame {k}: the policy reads image features: give the head camera's "
+                               f"image or the {dim}-d feature with every pose, the same one each time (or use "
+                               f"the head-trajectory-only policy, the default)")
+        if image is not None:
+            return self._set_image(k, image)
         f = np.asarray(feature, dtype=np.float32).reshape(-1)
         if f.shape != (dim,) or not np.isfinite(f).all():
             raise EgoDataError(f"{self.name} frame {k}: image feature must be finite ({dim},), got {f.shape}")
         self.take.feature[k] = torch.as_tensor(f)
+
+    def _set_image(self, k: int, image) -> None:
+        """Frame ``k - 1``'s feature: the flow from image k - 1 to image ``k`` through the flow
+        encoder (:mod:`kinpoly.egocentric.flow`), as ``import_video`` computes a whole video's."""
+        import cv2
+
+        from ..egocentric.flow import FlowComputer, load_encoder
+        from ..egocentric.video import VIDEO_SIZE
+
+        rgb = np.asarray(image)
+        if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
+            raise EgoDataError(f"{self.name} frame {k}: an image is (H, W, 3) RGB uint8, got {rgb.shape} {rgb.dtype}")
+        if self._flow is None:
+            self._encoder = load_encoder()
+            self._flow = FlowComputer(self._encoder.size)
+        if rgb.shape[:2] != (VIDEO_SIZE[1], VIDEO_SIZE[0]):
+            rgb = cv2.resize(rgb, VIDEO_SIZE, interpolation=cv2.INTER_AREA)
+        flow = self._flow.push(rgb)
+        if flow is not None:
+            self.take.feature[k - 1] = torch.as_tensor(self._encoder.encode(flow[None])[0][0])
 
     def _set_velocity(self, k: int, last: bool = False) -> None:
         """Frame ``k``'s head velocity, from poses k and k + 1 (``last``: k - 1 and k, the end of
