@@ -43,6 +43,7 @@ class RestartContextConfig:
     grad_clip: float = 1.0
     seed: int = 0
     eval_samples: int = 400  # test-split frames scored before and after (0: none)
+    threads: int = 1  # torch threads (one core: several trainings side by side do not fight)
 
 
 def _window_inputs(batch: dict, reverse: bool):
@@ -83,6 +84,7 @@ def train_restart_context(policy_path: str | Path, out: str | Path, cfg: Restart
     from .estimate import _checked_policy
 
     torch.manual_seed(cfg.seed)
+    torch.set_num_threads(cfg.threads)
     blob = read_checkpoint(policy_path, "kinematic-policy checkpoint")
     policy, context = _checked_policy(blob, policy_path)
     features = policy.cfg.feature_dim > 0
