@@ -226,12 +226,18 @@ def _cli(args, lines):
 def test_stream_command_answers_each_pose_with_a_json_line_and_writes_the_estimate(tmp_path):
     import json
 
-    res = _cli(["--joints", "--out", tmp_path / "est", "--name", "walk"], _headset_lines(45))
+    from kinpoly.motion.clip import ClipFolder
+    from kinpoly.motion.smpl import clip_to_smpl
+
+    res = _cli(["--joints", "--smpl", "--out", tmp_path / "est", "--name", "walk"], _headset_lines(45))
     assert res.exit_code == 0, res.output
     rows = [json.loads(line) for line in res.stdout.splitlines() if line.startswith("{")]
     assert [r["frame"] for r in rows] == list(range(45))
     assert len(rows[0]["qpos"]) == 76 and np.asarray(rows[0]["joints"]).shape == (24, 3)
     assert rows[0]["restart"] is None
+    whole = clip_to_smpl(ClipFolder(tmp_path / "est" / "clips").load("walk"))  # the written estimate, per frame
+    np.testing.assert_allclose([r["smpl_pose"] for r in rows], whole["poses"], atol=1e-5)
+    np.testing.assert_allclose([r["smpl_trans"] for r in rows], whole["trans"], atol=1e-5)
     for sub in ("clips/walk.npz", "bvh/walk.bvh", "smpl/walk.npz", "states/walk.npz", "proposals/walk.npz"):
         assert (tmp_path / "est" / sub).is_file(), sub
 

@@ -300,6 +300,9 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
 @click.option("--controller", type=click.Path(path_type=Path), default=None,
               help="Tracking-controller checkpoint (default: checkpoints/uhc/policy.pt).")
 @click.option("--joints", is_flag=True, help="Also print the 24 joint positions (m) of each frame.")
+@click.option("--smpl", is_flag=True,
+              help="Also print each frame as SMPL parameters: \"smpl_pose\" (72, axis-angle, SMPL's joint "
+                   "order) and \"smpl_trans\" (3), as `motion export --format amass` writes them.")
 @click.option("--max-frames", type=click.IntRange(min=2), default=None,
               help="Stop with an error after this many poses (default: no limit).")
 @click.option("--out", type=click.Path(path_type=Path), default=None,
@@ -308,15 +311,18 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
 @click.option("--name", default="stream", show_default=True, help="Name of the estimate in --out.")
 @click.option("--view", is_flag=True, help="Also show each frame in MuJoCo's viewer as it comes (needs a display).")
 def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, checkpoint, controller,
-                   joints, max_frames, out, name, view) -> None:
+                   joints, smpl, max_frames, out, name, view) -> None:
     """Estimate full-body motion live from head poses, one line in, one JSON line out per
     frame: {"frame", "qpos" (76: root position, quaternion wxyz, 69 hinge angles), "restart"
-    (the fall that put the body back on a pose there, or null)[, "joints" (24 x 3)]}. Each frame
+    (the fall that put the body back on a pose there, or null)[, "joints" (24 x 3)][, "smpl_pose",
+    "smpl_trans"]}. Each frame
     comes 2 poses after its own (1 s for the first, the context window)."""
     import sys
 
     from ..egocentric.take import EgoDataError
     from ..humanoid.kinematics import forward_kinematics
+    from ..motion.clip import MotionClip
+    from ..motion.smpl import clip_to_smpl
     from .streaming import StreamingEstimator
 
     if out is not None:
@@ -347,6 +353,10 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
             row = {"frame": f.frame, "qpos": np.round(f.qpos, 6).tolist(), "restart": f.restart}
             if joints:
                 row["joints"] = np.round(forward_kinematics(f.qpos, body).positions[0], 5).tolist()
+            if smpl:
+                params = clip_to_smpl(MotionClip(name=name, qpos=f.qpos[None], body=body))
+                row["smpl_pose"] = np.round(params["poses"][0], 6).tolist()
+                row["smpl_trans"] = np.round(params["trans"][0], 6).tolist()
             click.echo(json.dumps(row))
         sys.stdout.flush()
 
