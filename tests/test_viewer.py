@@ -245,13 +245,19 @@ cfg, policy = load_controller(None)
 episodes = track_live(prepare_reference(folder.load("walk_02_01").slice(0, 15, name="w")), cfg.env, policy,
                       max_episodes=1, pause_after_end=0.0)
 assert episodes and episodes[0]["end"] == "completed", episodes
+from kinpoly.visualization.viewer import LiveView
+walk = folder.load("walk_02_01")
+live = LiveView(walk.body)
+assert all(live.show(q, f"frame {k}") for k, q in enumerate(walk.qpos[:5]))
+live.close()
 print("shown", n)
 """
 
 
 def test_the_real_viewer_opens_plays_and_closes_under_xvfb():
     """MuJoCo's own viewer window (not a stand-in), on a virtual X display when xvfb-run is
-    installed (.ci/run installs it): kinpoly view's loop, live tracking, the env's human mode, and a clean
+    installed (.ci/run installs it): kinpoly view's loop, live tracking, the env's human mode, the
+    live stream's window (kinpoly stream --view), and a clean
     exit (the viewer thread is joined: without it Python hung or crashed on exit)."""
     import os
     import shutil
