@@ -303,8 +303,9 @@ class RegulatedLoop:
             raise ValueError(f"{take.name}: a motion to track has one 76-value pose per frame of the take "
                              f"({take.num_frames}, 76), got {tuple(motion.shape)}")
         t_start = time.perf_counter()
-        context = start + self.context.cfg.context_frames - 1 if self.context is not None else start
-        yield context, "context"
+        # the context window's last frame, counted from the frame it (re)starts at
+        reach = self.context.cfg.context_frames - 1 if self.context is not None else 0
+        yield start + reach, "context"
         q = self.first_pose(take, start, from_truth) if motion is None else pose_on_motion(motion, start, take.body)
         ref, objs = self.load_window(take, objects, start, capacity or T, q)
         sim = self.sim
@@ -356,7 +357,7 @@ class RegulatedLoop:
                 elif self.restart_context is not None:
                     q_new = self.restart_pose(take, start + t + 1)
                 else:
-                    yield start + t + 1 + (context - start), "context"
+                    yield start + t + 1 + reach, "context"
                     q_new = self.first_pose(take, start + t + 1)
                 self.restart(take, start + t + 1, t + 1, q_new.double().numpy()[0])
                 h_next = self.policy.initial_hidden(1)
