@@ -334,3 +334,30 @@ def test_image_input_mistakes():
         s.push([0.01, 0, 1.6], [1, 0, 0, 0], feature=np.zeros(512))
     s.push([0.01, 0, 1.6], [1, 0, 0, 0], image=np.full((64, 80, 3), 90, np.uint8))
     assert np.isfinite(s.take.feature[0].numpy()).all() and s.take.feature[0].abs().sum() > 0
+
+
+def test_objects_are_levelled_with_the_head():
+    # the same head and object motion given in another Z-up world (turned and moved): what the
+    # policy reads (the object relative to the head's heading frame) does not change
+    from kinpoly import rotations as rot
+
+    take = _take("step_03_03")
+    objects = [SceneObject.from_dict(d) for d in take.meta["objects"]]
+    R = rot.yaw_matrix(np.array(1.1))
+    shift = np.array([4.0, -2.0, 0.7])
+
+    def moved(poses):
+        poses = np.asarray(poses, dtype=np.float64).reshape(-1, 7)
+        q = rot.matrix_to_quat(R @ rot.quat_to_matrix(poses[:, 3:]))
+        return np.concatenate([poses[:, :3] @ R.T + shift, q], 1)
+
+    declared = [moved(np.r_[o.pos, o.quat])[0] for o in objects]
+    there = [SceneObject(o.kind, o.name, tuple(p[:3]), tuple(p[3:]), o.size) for o, p in zip(objects, declared)]
+    streams = [StreamingEstimator(SHIPPED_HEAD_ONLY_POLICY, level=level, objects=objs, max_frames=20)
+               for level, objs in ((False, objects), (True, there))]
+    for k in range(20):
+        head = take.head_pose[k]
+        streams[0].push(head[:3], head[3:], object_poses=take.object_world[k])
+        h = moved(head)[0]
+        streams[1].push(h[:3], h[3:], object_poses=moved(take.object_world[k]))
+    np.testing.assert_allclose(streams[1]._object_rel[:20], streams[0]._object_rel[:20], atol=1e-9)
