@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from ..errors import Group, check_output
+from ..motion.clip import ACTIONS
 
 
 def _config(path, overrides, seed=None):
@@ -213,7 +214,7 @@ def features_command(folder, encoder):
 @click.option("--video-fovy", type=float, default=None, help="Vertical field of view of the video (degrees).")
 @click.option("--world-to-camera", is_flag=True,
               help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")
-@click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
+@click.option("--action", type=click.Choice(ACTIONS), default=None)
 @click.option("--encoder", type=click.Path(path_type=Path), default=None)
 @click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file, e.g. the "
@@ -250,7 +251,7 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
 @click.option("--time-offset", type=float, default=0.0, help="Start this many seconds after the first pose.")
 @click.option("--world-to-camera", is_flag=True,
               help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")
-@click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
+@click.option("--action", type=click.Choice(ACTIONS), default=None)
 @click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file), same frames at "
                    "30 Hz; aligned to the take by yaw + translation.")

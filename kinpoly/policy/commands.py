@@ -12,6 +12,7 @@ import numpy as np
 
 from ..config import RunDir, load_config, resolve_path
 from ..errors import Command, Group, check_output
+from ..motion.clip import ACTIONS
 
 
 @click.group(cls=Group)
@@ -177,7 +178,7 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
 @click.option("--world-to-camera", is_flag=True,
               help="The --head-poses are world-to-camera (OpenCV solvePnP, COLMAP): invert them "
                    "(the import warns when a file looks inverted).")
-@click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None,
+@click.option("--action", type=click.Choice(ACTIONS), default=None,
               help="Action label of a video or trajectory (default: none).")
 @click.option("--gt", "gt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Ground-truth motion of a video (any importable file), for metrics.")
@@ -294,7 +295,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
               help="For a policy file without a restart encoder: frames a restart may wait for (30 gives "
                    "the offline estimate exactly). The shipped one has one: every frame is 2 poses late "
                    "and the motion is the offline estimate.")
-@click.option("--action", type=click.Choice(["sit", "push", "avoid", "step", "locomotion"]), default=None)
+@click.option("--action", type=click.Choice(ACTIONS), default=None)
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Kinematic policy reading no image features (default: checkpoints/kinematic_head_only).")
 @click.option("--controller", type=click.Path(path_type=Path), default=None,
