@@ -95,7 +95,7 @@ class StreamingEstimator:
                  world_up: str = "z", camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
                  action: str | None = None, objects: list[SceneObject] = (), body: BodyShape | None = None,
                  max_frames: int | None = None, name: str = "stream", restart_context: bool | None = None):
-        from ..egocentric.trajectory import _M, world_up_rotation
+        from ..egocentric.trajectory import _M, Levelling, world_up_rotation
         from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator
 
         if action is not None and action not in ACTIONS:
@@ -106,7 +106,10 @@ class StreamingEstimator:
             raise ValueError(f"camera axes {camera_axes!r}: one of {', '.join([*_M, 'aria'])}")
         if not (np.isfinite(scale) and scale > 0 and np.isfinite(eye_height)):
             raise ValueError(f"scale ({scale}) must be positive and eye_height ({eye_height}) finite")
+        # level: the world's up turned to +Z now, the rest from the first pose (_levelled);
+        # else the poses' own world, only scaled
         self.world = world_up_rotation(world_up, name) if level else None
+        self._levelling = None if level else Levelling(np.eye(3), None, None, float(scale))
         self.camera_axes, self.eye_height, self.scale = camera_axes, float(eye_height), float(scale)
         self.lookahead, self.name, self.action = int(lookahead), name, action
         self.max_frames = None if max_frames is None else int(max_frames)
@@ -126,7 +129,6 @@ class StreamingEstimator:
         self._head = np.zeros((n, 7))  # float64, as a take file holds them
         self._object_world = np.zeros((n, len(self.objects), 7))
         self._object_rel = np.zeros((n, len(self.objects), 7))  # relative to the head, as the policy reads them
-        self._levelling = None
         self._flow = self._encoder = None  # image input: optical flow and the flow encoder
         self._pushed = 0
         self._closed = False
@@ -164,8 +166,8 @@ class StreamingEstimator:
         if abs(np.linalg.norm(quat) - 1.0) > 1e-2:
             raise EgoDataError(f"{self.name} frame {k}: non-unit quaternion (norm {np.linalg.norm(quat):.4f}; wxyz)")
         head = self._levelled(pos, quat)
-        if k and np.dot(head[3:], self._head[k - 1, 3:]) < 0:  # continuous, as rotations.quat_continuous
-            head[3:] = -head[3:]
+        if k:  # the same hemisphere as the pose before, as a whole take's
+            head[3:] = rot.quat_continuous(np.stack([self._head[k - 1, 3:], head[3:]]))[1]
         step = np.linalg.norm(head[:3] - self._head[k - 1, :3]) if k else 0.0
         if step * STREAM_FPS > MAX_HEAD_SPEED:
             raise EgoDataError(f"{self.name} frame {k}: the head moved {step:.2f} m in one frame, faster than a "
@@ -228,18 +230,9 @@ class StreamingEstimator:
 
         R, p = head_rotations(Trajectory(pos=pos[None], quat=quat[None], camera_axes=self.camera_axes,
                                          source=self.name))
-        if self.world is None:
-            return np.concatenate([p[0] * self.scale, rot.matrix_to_quat(R[0])])
-        if self._levelling is None:
+        if self._levelling is None:  # the first pose
             self._levelling = first_frame_levelling(R[0], self.world, p, self.scale, self.eye_height)
         return self._levelling.head_poses(R, p)[0]
-
-    def _to_world(self, poses: np.ndarray) -> np.ndarray:
-        if self._levelling is None:
-            out = np.array(poses, dtype=np.float64).reshape(-1, 7)
-            out[:, :3] *= self.scale
-            return out
-        return self._levelling.poses(poses)
 
     def _set_objects(self, k: int, object_poses) -> None:
         from ..egocentric.features import objects_relative_to_head
@@ -255,12 +248,15 @@ class StreamingEstimator:
         if poses.shape != (K, 7) or not np.isfinite(poses).all():
             raise EgoDataError(f"{self.name} frame {k}: object poses must be finite ({K}, 7) for the {K} "
                                f"object(s) declared, got {poses.shape}")
-        world = self._to_world(poses)
+        if self.world is None:  # kinpoly's world already: as given (a rotation would round the quaternions)
+            world = poses.copy()
+            world[:, :3] *= self.scale
+        else:
+            world = self._levelling.poses(poses)
         self._object_world[k] = world
         rel = objects_relative_to_head(self._head[k:k + 1], world[None])[0]
         if k:  # continuous over time, as objects_relative_to_head makes a whole take's
-            flip = np.sum(rel[:, 3:] * self._object_rel[k - 1, :, 3:], axis=-1) < 0
-            rel[flip, 3:] *= -1.0
+            rel[:, 3:] = rot.quat_continuous(np.stack([self._object_rel[k - 1, :, 3:], rel[:, 3:]]))[1]
         self._object_rel[k] = rel
         rel = rel[None]
         self.take.obj[k] = torch.as_tensor(_first_object(rel, 1)[0])
