@@ -172,12 +172,20 @@ class ContextEncoder(nn.Module):
         :mod:`kinpoly.policy.restart_context`), which needs no frame after ``frame``."""
         return self._window(take, slice(max(0, frame - self.cfg.context_frames + 1), frame + 1), reverse=True)
 
+    def read(self, head_pose: torch.Tensor, head_vels: torch.Tensor, obj: torch.Tensor, action: torch.Tensor,
+             feature: torch.Tensor | None = None, newest_first: bool = False) -> torch.Tensor:
+        """The (B, 76) pose at the first frame of windows of observations (B, K, ...), with the
+        takes' actions (B, 5); ``newest_first``: at the last frame, the window read backwards
+        (a restart encoder's input)."""
+        if newest_first:
+            head_pose, head_vels, obj = head_pose.flip(1), head_vels.flip(1), obj.flip(1)
+            feature = None if feature is None else feature.flip(1)
+        return self(head_pose, head_vels, obj, action[:, None].expand(-1, head_pose.shape[1], -1), feature)
+
     def _window(self, take, sl: slice, reverse: bool) -> torch.Tensor:
-        pick = (lambda x: x[None, sl].flip(1)) if reverse else (lambda x: x[None, sl])  # noqa: E731
-        feat = pick(take.feature) if (take.feature is not None and self.cfg.feature_dim) else None
-        head = pick(take.head_pose)
-        return self(head, pick(take.head_vels), pick(take.obj), take.action[None, None].expand(1, head.shape[1], -1),
-                    feat)
+        feat = take.feature[None, sl] if (take.feature is not None and self.cfg.feature_dim) else None
+        return self.read(take.head_pose[None, sl], take.head_vels[None, sl], take.obj[None, sl], take.action[None],
+                         feat, newest_first=reverse)
 
 
 def without_image_features(policy: KinematicPolicy, context: ContextEncoder) -> tuple[KinematicPolicy, ContextEncoder]:

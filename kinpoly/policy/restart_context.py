@@ -46,13 +46,6 @@ class RestartContextConfig:
     threads: int = 1  # torch threads (one core: several trainings side by side do not fight)
 
 
-def _window_inputs(batch: dict, reverse: bool):
-    pick = (lambda x: None if x is None else x.flip(1)) if reverse else (lambda x: x)  # noqa: E731
-    head = pick(batch["head_pose"])
-    action = batch["action"].unsqueeze(1).expand(-1, head.shape[1], -1)
-    return head, pick(batch["head_vels"]), pick(batch["obj"]), action, pick(batch["feature"])
-
-
 @torch.no_grad()
 def restart_pose_error(encoder, takes, reverse: bool, samples: int, seed: int = 0) -> dict:
     """Mean errors of restart poses (lifted out of the floor, as the loop uses them) at
@@ -100,7 +93,9 @@ def train_restart_context(policy_path: str | Path, out: str | Path, cfg: Restart
     K = context.cfg.context_frames
     for it in tqdm(range(1, cfg.iterations + 1), desc="restart encoder", disable=not progress):
         batch = sample_windows(train, cfg.batch, K, rng)
-        loss = context_loss(encoder(*_window_inputs(batch, reverse=True)), batch["qpos"][:, -1], batch, fk)
+        q = encoder.read(batch["head_pose"], batch["head_vels"], batch["obj"], batch["action"], batch["feature"],
+                         newest_first=True)
+        loss = context_loss(q, batch["qpos"][:, -1], batch, fk)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(encoder.parameters(), cfg.grad_clip)

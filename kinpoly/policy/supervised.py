@@ -292,9 +292,8 @@ class SupervisedTrainer:
         terms = losses(pred[:, 1:], gt[:, 1:], {**batch, "obj_world": batch["obj_world"][:, 1:]},
                        self.fk, self.dt, cfg.weights)
         k = min(cfg.policy.context_frames, cfg.window)
-        q0 = self.context(batch["head_pose"][:, :k], batch["head_vels"][:, :k], batch["obj"][:, :k],
-                          batch["action"].unsqueeze(1).expand(-1, k, -1),
-                          None if batch["feature"] is None else batch["feature"][:, :k])
+        q0 = self.context.read(batch["head_pose"][:, :k], batch["head_vels"][:, :k], batch["obj"][:, :k],
+                               batch["action"], None if batch["feature"] is None else batch["feature"][:, :k])
         terms["context"] = context_loss(q0, gt[:, 0], batch, self.fk)
         total = terms["total"] + cfg.weights.context * terms["context"]
         self.opt.zero_grad()
