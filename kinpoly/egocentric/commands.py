@@ -197,6 +197,13 @@ def features_command(folder, encoder):
     click.echo(f"features for {len(m['takes'])} take(s) with {enc.path}")
 
 
+# --objects of every command that reads a recording (imports, estimate, stream)
+objects_option = click.option(
+    "--objects", "objects_file", type=click.Path(path_type=Path), default=None,
+    help="Scene objects in the head poses' world (YAML/JSON: kind, pos, quat, size; or a track of a "
+         "moving one; format in kinpoly/egocentric/objects.py).")
+
+
 @ego.command("import-video")
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--head-poses", required=True, type=click.Path(path_type=Path),
@@ -216,11 +223,12 @@ def features_command(folder, encoder):
               help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(ACTIONS), default=None)
 @click.option("--encoder", type=click.Path(path_type=Path), default=None)
+@objects_option
 @click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file, e.g. the "
                    "EgoEgo pickle), same frames; aligned to the take by yaw + translation.")
 def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
-                         video_fovy, world_to_camera, action, encoder, gt_file):
+                         video_fovy, world_to_camera, action, encoder, objects_file, gt_file):
     """Turn a head-camera VIDEO and its camera trajectory into an egocentric take."""
     from .take import EgoDataError
     from .video import import_video
@@ -230,7 +238,7 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
         res = import_video(video, head_poses, name=name, fmt=fmt, fps=fps, scale=scale,
                            eye_height=eye_height, body_height=body_height, time_offset=time_offset,
                            video_fovy=video_fovy, world_to_camera=world_to_camera, action=action,
-                           encoder=str(encoder) if encoder else None)
+                           encoder=str(encoder) if encoder else None, objects=objects_file)
     except EgoDataError as e:
         raise click.ClickException(str(e)) from None
     _write_imported_take(res, out, gt_file)
@@ -252,11 +260,12 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
 @click.option("--world-to-camera", is_flag=True,
               help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(ACTIONS), default=None)
+@objects_option
 @click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file), same frames at "
                    "30 Hz; aligned to the take by yaw + translation.")
 def import_trajectory_command(head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
-                              world_to_camera, action, gt_file):
+                              world_to_camera, action, objects_file, gt_file):
     """Turn a head trajectory alone (a headset's pose, no video) into an egocentric take without
     image features, for the head-trajectory-only policy (`kinpoly estimate --take OUT`)."""
     from .take import EgoDataError
@@ -266,7 +275,7 @@ def import_trajectory_command(head_poses, out, name, fmt, fps, scale, eye_height
     try:
         res = import_trajectory(head_poses, name=name, fmt=fmt, fps=fps, scale=scale, eye_height=eye_height,
                                 body_height=body_height, time_offset=time_offset,
-                                world_to_camera=world_to_camera, action=action)
+                                world_to_camera=world_to_camera, action=action, objects=objects_file)
     except EgoDataError as e:
         raise click.ClickException(str(e)) from None
     _write_imported_take(res, out, gt_file)

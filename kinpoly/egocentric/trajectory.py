@@ -301,7 +301,7 @@ class HeadTrack:
     head_pose: np.ndarray  # (T, 7) in kinpoly's world, scaled
     up_tilt_deg: float  # angle of the first frame's head up axis from the world up
     scale: float
-    world_rotation: np.ndarray  # (3, 3) applied to the source world
+    levelling: "Levelling"  # the map from the trajectory's world to kinpoly's (objects follow it)
 
 
 def to_head_poses(traj: Trajectory, scale: float = 1.0, eye_height: float = 1.6,
@@ -333,7 +333,7 @@ def to_head_poses(traj: Trajectory, scale: float = 1.0, eye_height: float = 1.6,
         else Levelling(W, None, None, float(scale))
     head = level.head_poses(R, pos)
     head[:, 3:] = rot.quat_continuous(head[:, 3:])
-    return HeadTrack(head, tilt, float(scale), level.rotation)
+    return HeadTrack(head, tilt, float(scale), level)
 
 
 @dataclass

@@ -68,7 +68,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                  height: int = VIDEO_SIZE[1],
                  video_fovy: float | None = None, encoder_fovy: float = 100.0, encoder: str | None = None,
                  world_to_camera: bool = False, action: str | None = None,
-                 flow_preset: str = "ultrafast", body_height: float | None = None) -> ImportResult:
+                 flow_preset: str = "ultrafast", body_height: float | None = None,
+                 objects=None) -> ImportResult:
     """Build an egocentric take from a head-camera video and its camera trajectory.
 
     The take is at ``TAKE_FPS`` (30 Hz, what the policy and controller run at): a video at
@@ -81,7 +82,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     ``body_height``: the wearer's standing height (m) for the gait scale prior (default:
     ``eye_height`` / 0.936). Without ``scale``, a monocular trajectory's scale is estimated
     (:func:`.scale.estimate_metric_scale`: gait, and the flow encoder when a checkpoint
-    exists); ``report["scale_estimate"]`` has each component.
+    exists); ``report["scale_estimate"]`` has each component. ``objects``: an objects file or
+    :class:`.objects.SceneInput` in the trajectory's world (:mod:`.objects`).
     """
     from .features import head_velocities
     from .flow import FlowComputer, flows_per_frame, load_encoder
@@ -94,18 +96,20 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
+    scene = _scene(objects)
     traj = _read_trajectory(head_poses, fmt, world_to_camera, vfps)
     same_rate = abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
     n = T if same_rate else int(np.floor((T - 1) / vfps * TAKE_FPS + 1e-3)) + 1  # take frames
-    if traj.times is None:
+    if traj.times is None:  # the trajectory's clock: the video's, from 0
         if len(traj.pos) != T:
             raise EgoDataError(f"{head_poses}: {len(traj.pos)} poses for {T} video frames in {video} "
                                f"(a trajectory without timestamps needs one pose per frame)")
+        times = np.arange(n) / TAKE_FPS
         if not same_rate:
-            traj = resample(replace(traj, times=np.arange(T) / vfps), np.arange(n) / TAKE_FPS)
+            traj = resample(replace(traj, times=np.arange(T) / vfps), times)
     else:
-        t0 = traj.times[0] + time_offset
-        traj = resample(traj, t0 + np.arange(n) / TAKE_FPS)
+        times = traj.times[0] + time_offset + np.arange(n) / TAKE_FPS
+        traj = resample(traj, times)
     # flows and encoder
     fc = FlowComputer(32, flow_preset)
     pair = np.stack([f for f in (fc.push(im) for im in frames) if f is not None])
@@ -128,18 +132,20 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
         pass  # no encoder: no image features; the scale comes from gait alone
     report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": n, "fps": TAKE_FPS,
                     "video_frames": T, "video_fps": vfps, "video_size": list(size)}
-    head = _metric_head_poses(traj, head_poses, TAKE_FPS, scale, eye_height, body_height, pred_vel, report)
+    track = _metric_head_poses(traj, head_poses, TAKE_FPS, scale, eye_height, body_height, pred_vel, report)
+    head = track.head_pose
     take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, TAKE_FPS), fps=TAKE_FPS,
                    action=action, image_features=feats, source_clip=None,
                    meta={"import": report, "encoder": enc_path,
                          "predicted_head_local_vels": None if pred_vel is None else np.round(pred_vel, 5).tolist()})
+    _attach_scene(take, scene, track, times, report)
     return ImportResult(take, report)
 
 
 def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None, fmt: str = "auto",
                       fps: float = 30.0, scale: float | None = None, eye_height: float = 1.6,
                       time_offset: float = 0.0, world_to_camera: bool = False, action: str | None = None,
-                      body_height: float | None = None, rate: float = 30.0) -> ImportResult:
+                      body_height: float | None = None, rate: float = 30.0, objects=None) -> ImportResult:
     """Build an egocentric take from a head trajectory alone (a headset's 6-DoF pose, no
     video): no image features, so only a head-trajectory-only policy reads it.
 
@@ -147,12 +153,14 @@ def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None,
     from ``time_offset`` (s after the trajectory's first time) to its end. A trajectory without
     timestamps has one pose every 1/``fps`` s. Without ``scale``, a metric trajectory (Aria, or
     one that says so) keeps its scale and any other is scaled by the wearer's gait
-    (:func:`.scale.estimate_metric_scale`, no flow encoder).
+    (:func:`.scale.estimate_metric_scale`, no flow encoder). ``objects``: an objects file or
+    :class:`.objects.SceneInput` in the trajectory's world (:mod:`.objects`).
     """
     from .features import head_velocities
     from .trajectory import resample
 
     head_poses = Path(head_poses)
+    scene = _scene(objects)
     if not (fps > 0 and rate > 0):
         raise EgoDataError(f"{head_poses}: frame rates must be positive, got {fps} and {rate}")
     traj = _read_trajectory(head_poses, fmt, world_to_camera, fps)
@@ -163,12 +171,34 @@ def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None,
     if n < 3:
         raise EgoDataError(f"{head_poses}: {max(n, 0)} frame(s) at {rate:g} fps from {time_offset:g} s on "
                            f"is too short (at least 3)")
-    traj = resample(traj, t0 + np.arange(n) / rate)
+    times = t0 + np.arange(n) / rate
+    traj = resample(traj, times)
     report: dict = {"video": None, "trajectory": str(head_poses), "frames": n, "fps": rate}
-    head = _metric_head_poses(traj, head_poses, rate, scale, eye_height, body_height, None, report)
+    track = _metric_head_poses(traj, head_poses, rate, scale, eye_height, body_height, None, report)
+    head = track.head_pose
     take = EgoTake(name=name or head_poses.stem, head_pose=head, head_vels=head_velocities(head, rate), fps=rate,
                    action=action, source_clip=None, meta={"import": report, "encoder": None})
+    _attach_scene(take, scene, track, times, report)
     return ImportResult(take, report)
+
+
+def _scene(objects):
+    """An objects file read (:func:`.objects.read_objects`), a scene as given, or None."""
+    if objects is None or not isinstance(objects, (str, os.PathLike)):
+        return objects
+    from .objects import read_objects
+
+    return read_objects(objects)
+
+
+def _attach_scene(take: EgoTake, scene, track, times: np.ndarray, report: dict) -> None:
+    """The scene's objects placed with the head's levelling, in the take and its report."""
+    if scene is None:
+        return
+    from .objects import attach_objects
+
+    report["objects"] = attach_objects(take, scene, track.levelling, times)
+    report["objects_file"] = scene.source
 
 
 def _interpolate_frames(x: np.ndarray, fps: float, n: int) -> np.ndarray:
@@ -218,8 +248,9 @@ def _read_trajectory(path: Path, fmt: str, world_to_camera: bool, fps: float = T
 
 
 def _metric_head_poses(traj, path: Path, fps: float, scale: float | None, eye_height: float,
-                       body_height: float | None, pred_vel, report: dict) -> np.ndarray:
-    """(T, 7) head poses, Z up, metric: the trajectory scaled by ``scale``, or (None) by its
+                       body_height: float | None, pred_vel, report: dict):
+    """The :class:`~.trajectory.HeadTrack` (head poses (T, 7), Z up, metric, and the levelling
+    that made them): the trajectory scaled by ``scale``, or (None) by its
     own metric scale or an estimate (gait, and the flow encoder's velocities ``pred_vel`` when
     given). Records the axes, scale and its source in ``report``."""
     from .scale import EYE_HEIGHT_FRACTION, estimate_metric_scale
@@ -251,7 +282,7 @@ def _metric_head_poses(traj, path: Path, fps: float, scale: float | None, eye_he
                            f"({i / fps:.2f} s; {speed[i]:.0f} m/s, faster than a person's "
                            f"{MAX_HEAD_SPEED:g}): a tracking jump, or a wrong scale ({float(scale):.3g}, "
                            f"{report['scale_source']}) or time unit")
-    return track.head_pose
+    return track
 
 
 def attach_ground_truth(take: EgoTake, clip) -> dict:

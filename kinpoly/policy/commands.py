@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 from ..config import RunDir, load_config, resolve_path
+from ..egocentric.commands import objects_option
 from ..errors import Command, Group, check_output
 from ..motion.clip import ACTIONS
 
@@ -175,11 +176,14 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="With --head-poses alone, for a trajectory without timestamps: its poses per "
                    "second (estimates are made at 30 Hz).")
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
+@click.option("--eye-height", type=float, default=1.6, show_default=True,
+              help="With --head-poses: the wearer's eye height in the first frame (m), which places the floor.")
 @click.option("--world-to-camera", is_flag=True,
               help="The --head-poses are world-to-camera (OpenCV solvePnP, COLMAP): invert them "
                    "(the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(ACTIONS), default=None,
               help="Action label of a video or trajectory (default: none).")
+@objects_option
 @click.option("--gt", "gt_file", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="Ground-truth motion of a video (any importable file), for metrics.")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output folder.")
@@ -220,8 +224,8 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="Processes estimating takes side by side, one core each (default: all cores, at most "
                    "one per take). The outputs are the same as with one.")
 @click.option("--no-progress", is_flag=True)
-def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_camera, action, gt_file, out,
-                     checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
+def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height, world_to_camera, action, objects_file,
+                     gt_file, out, checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
                      no_feedback, smoothing, feedforward, anchor, restart_context, videos, resume, workers,
                      no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
@@ -233,6 +237,8 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
         raise click.UsageError("give exactly one of --take, --video (with --head-poses) or --head-poses")
     if video is not None and head_poses is None:
         raise click.UsageError("--video needs --head-poses")
+    if objects_file is not None and head_poses is None:
+        raise click.UsageError("--objects goes with --head-poses (a take holds its own objects)")
     trajectory_only = video is None and head_poses is not None
     if checkpoint is None and (trajectory_only or (take_path is not None and _takes_without_features(take_path))):
         checkpoint = SHIPPED_HEAD_ONLY_POLICY
@@ -252,9 +258,10 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
         if head_poses is not None:
             from ..egocentric.video import attach_ground_truth, import_trajectory, import_video
 
-            take = (import_trajectory(head_poses, fps=fps, scale=scale, action=action, world_to_camera=world_to_camera)
-                    if trajectory_only else
-                    import_video(video, head_poses, scale=scale, action=action, world_to_camera=world_to_camera)).take
+            kw = {"scale": scale, "eye_height": eye_height, "action": action, "world_to_camera": world_to_camera,
+                  "objects": objects_file}
+            take = (import_trajectory(head_poses, fps=fps, **kw) if trajectory_only else
+                    import_video(video, head_poses, **kw)).take
             if gt_file is not None:
                 from ..motion.importers import import_file
 
@@ -269,7 +276,8 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
         raise click.ClickException(str(e)) from None
     RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
                  "head_poses": head_poses and str(head_poses), "fps": fps if trajectory_only else None,
-                 "scale": scale, "world_to_camera": world_to_camera, "action": action,
+                 "scale": scale, "eye_height": eye_height if head_poses is not None else None,
+                 "world_to_camera": world_to_camera, "action": action, "objects": objects_file and str(objects_file),
                  "gt": gt_file and str(gt_file), **estimator.settings},
            seed=0)  # config.yaml + run.json (the inputs and the estimator's settings); metrics.json below
     report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress,
@@ -296,6 +304,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
                    "the offline estimate exactly). The shipped one has one: every frame is 2 poses late "
                    "and the motion is the offline estimate.")
 @click.option("--action", type=click.Choice(ACTIONS), default=None)
+@objects_option
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Kinematic policy reading no image features (default: checkpoints/kinematic_head_only).")
 @click.option("--controller", type=click.Path(path_type=Path), default=None,
@@ -311,13 +320,14 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, world_to_c
                    "SMPL parameters, contacts).")
 @click.option("--name", default="stream", show_default=True, help="Name of the estimate in --out.")
 @click.option("--view", is_flag=True, help="Also show each frame in MuJoCo's viewer as it comes (needs a display).")
-def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, checkpoint, controller,
-                   joints, smpl, max_frames, out, name, view) -> None:
+def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, objects_file, checkpoint,
+                   controller, joints, smpl, max_frames, out, name, view) -> None:
     """Estimate full-body motion live from head poses, one line in, one JSON line out per
     frame: {"frame", "qpos" (76: root position, quaternion wxyz, 69 hinge angles), "restart"
     (the fall that put the body back on a pose there, or null)[, "joints" (24 x 3)][, "smpl_pose",
-    "smpl_trans"]}. Each frame
-    comes 2 poses after its own (1 s for the first, the context window)."""
+    "smpl_trans"]}. Each frame comes 2 poses after its own (1 s for the first, the context
+    window). With --objects, a line may go on with each object's pose now (x y z qw qx qy qz,
+    in the file's order); a moving object's (one with a track) must."""
     import sys
 
     from ..egocentric.take import EgoDataError
@@ -329,9 +339,14 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
     if out is not None:
         check_output(out, folder=True)
     try:
+        scene = ()
+        if objects_file is not None:
+            from ..egocentric.objects import read_objects
+
+            scene = read_objects(objects_file)
         stream = StreamingEstimator(checkpoint, controller, lookahead=lookahead, world_up=world_up,
                                     camera_axes=camera_axes, eye_height=eye_height, scale=scale, action=action,
-                                    max_frames=max_frames, name=name)
+                                    objects=scene, max_frames=max_frames, name=name)
     except (FileNotFoundError, ValueError, EgoDataError) as e:
         raise click.ClickException(str(e)) from None
     if stream.estimator.policy.cfg.feature_dim:
@@ -391,18 +406,22 @@ def _stream_lines(stream, source, emit) -> None:
             if stream.frames or line_no > 1:
                 raise click.ClickException(f"line {line_no}: not numbers: {text[:60]!r}") from None
             continue  # a header
-        if len(values) not in (7, 8):
+        K = len(stream.objects)
+        if len(values) not in (7, 8, 7 + 7 * K, 8 + 7 * K) or (len(values) < 7 + 7 * K and stream.scene.moving):
+            objects = (f", then x y z qw qx qy qz of each of the --objects ({K}){'' if stream.scene.moving else ', or none'}"
+                       if K else "")
             raise click.ClickException(f"line {line_no}: {len(values)} values; a pose is 'x y z qw qx qy qz', "
-                                       f"optionally led by a time in seconds")
-        if len(values) == 8:
+                                       f"optionally led by a time in seconds{objects}")
+        if len(values) % 7 == 1:
             t, values = values[0], values[1:]
             if last_time is not None and not 0.8 <= (t - last_time) * STREAM_FPS <= 1.25:
                 raise click.ClickException(f"line {line_no}: {t - last_time:.4f} s after the previous pose; "
                                            f"a stream is one pose per 1/{STREAM_FPS:g} s (resample it, or "
                                            f"estimate the file with `kinpoly estimate --head-poses`)")
             last_time = t
+        objects = np.reshape(values[7:], (K, 7)) if len(values) > 7 else None
         try:
-            emit(stream.push(values[:3], values[3:]))
+            emit(stream.push(values[:3], values[3:7], object_poses=objects))
         except (EgoDataError, ValueError) as e:
             raise click.ClickException(f"line {line_no}: {e}") from None
     try:

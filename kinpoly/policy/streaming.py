@@ -86,14 +86,15 @@ class StreamingEstimator:
     reads image features needs ``feature`` with every push); ``controller``: as
     :class:`~kinpoly.policy.estimate.Estimator`. ``action``: the take's action label (None:
     generic locomotion). ``objects``: :class:`~kinpoly.humanoid.scene.SceneObject` s in the
-    input world. ``max_frames``: the longest stream (None: no limit; the buffers grow by
+    input world, or a :class:`~kinpoly.egocentric.objects.SceneInput` (an objects file read:
+    those on the floor are put on kinpoly's, as an import does). ``max_frames``: the longest stream (None: no limit; the buffers grow by
     doubling, about 4 KB a frame). ``restart_context``: restarts from the policy file's restart
     encoder (None: when it has one; see the module docstring).
     """
 
     def __init__(self, checkpoint=None, controller=None, *, lookahead: int = MIN_LOOKAHEAD, level: bool = True,
                  world_up: str = "z", camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
-                 action: str | None = None, objects: list[SceneObject] = (), body: BodyShape | None = None,
+                 action: str | None = None, objects=(), body: BodyShape | None = None,
                  max_frames: int | None = None, name: str = "stream", restart_context: bool | None = None):
         from ..egocentric.trajectory import _M, Levelling, world_up_rotation
         from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator
@@ -115,7 +116,13 @@ class StreamingEstimator:
         self.max_frames = None if max_frames is None else int(max_frames)
         self.estimator = Estimator(checkpoint or SHIPPED_HEAD_ONLY_POLICY, controller, restart_context=restart_context)
         self.loop = self.estimator.loop
-        self.objects = list(objects)
+        from ..egocentric.objects import SceneInput
+
+        if not isinstance(objects, SceneInput):  # objects as given: none moved onto the floor
+            objects = SceneInput(list(objects), [None] * len(objects), [False] * len(objects), name)
+        self.scene = objects
+        self.objects = objects.objects
+        self._floor = np.zeros(len(objects))  # heights putting objects on the floor, from the first frame
         body = body or BodyShape()
         n = INITIAL_FRAMES if self.max_frames is None else min(INITIAL_FRAMES, self.max_frames + 1)
         feature_dim = self.estimator.policy.cfg.feature_dim
@@ -253,6 +260,11 @@ class StreamingEstimator:
             world[:, :3] *= self.scale
         else:
             world = self._levelling.poses(poses)
+        if k == 0:
+            from ..egocentric.objects import floor_offsets
+
+            self._floor = floor_offsets(self.scene, world)
+        world[:, 2] += self._floor
         self._object_world[k] = world
         rel = objects_relative_to_head(self._head[k:k + 1], world[None])[0]
         if k:  # continuous over time, as objects_relative_to_head makes a whole take's
