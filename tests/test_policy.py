@@ -288,3 +288,29 @@ def test_time_warped_windows_play_the_motion_at_another_speed():
     with_features = [t.__class__(**{**t.__dict__, "feature": torch.zeros(t.num_frames, 4)}) for t in takes]
     with pytest.raises(ValueError, match="image features"):
         sample_windows(with_features, 2, 20, np.random.default_rng(0), 0.25)
+
+
+def test_object_dropout_hides_the_object_from_the_policys_input_only():
+    """``object_dropout`` p: a share p of windows read "no object" (``obj``: zero pose, identity
+    quaternion, flag 0), their ``obj_world`` (the losses') kept; p = 0 draws the plain windows."""
+    from kinpoly.policy.data import sample_windows
+
+    def with_object(t):  # a table 2 m ahead of the head, as the policy reads it
+        obj = torch.tensor([2.0, 0.0, -1.6, 1.0, 0.0, 0.0, 0.0, 1.0]).expand(t.num_frames, 8).clone()
+        return t.__class__(**{**t.__dict__, "obj": obj, "obj_world": obj.clone()})
+
+    takes = [with_object(t) for t in _takes()]
+    plain = sample_windows(takes, 64, 20, np.random.default_rng(3))
+    torch.testing.assert_close(sample_windows(takes, 64, 20, np.random.default_rng(3), object_dropout=0.0)["obj"],
+                               plain["obj"])
+    dropped = sample_windows(takes, 64, 20, np.random.default_rng(3), object_dropout=0.3)
+    for k in ("qpos", "head_pose", "obj_world"):
+        torch.testing.assert_close(dropped[k], plain[k])  # the same windows
+    absent = dropped["obj"][..., 7] == 0  # (B, L)
+    assert bool((absent.all(1) | (~absent).all(1)).all())  # whole windows
+    n = int(absent.all(1).sum())
+    assert 8 <= n <= 32  # about 30% of 64
+    torch.testing.assert_close(dropped["obj"][absent.all(1)][..., :7],
+                               torch.tensor([0.0, 0, 0, 1, 0, 0, 0]).expand(n, 20, 7))
+    torch.testing.assert_close(dropped["obj"][~absent.all(1)], plain["obj"][~absent.all(1)])
+    assert bool((sample_windows(takes, 16, 20, np.random.default_rng(0), object_dropout=1.0)["obj"][..., 7] == 0).all())

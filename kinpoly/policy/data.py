@@ -75,9 +75,14 @@ def _interpolate(a: torch.Tensor, t: np.ndarray, quat: slice | None) -> torch.Te
 
 
 def sample_windows(takes: list[TakeTensors], batch: int, length: int, rng: np.random.Generator,
-                   time_warp: float = 0.0) -> dict:
+                   time_warp: float = 0.0, object_dropout: float = 0.0) -> dict:
     """``batch`` random windows of ``length`` frames (takes weighted by length): tensors
     (B, L, ...) plus per-window ``offsets`` (B, 24, 3), ``eye`` (B, 3), ``action`` (B, 5).
+
+    ``object_dropout`` p > 0: each window's object input (``obj``, what the policy reads) is
+    "no object" with probability p, its ``obj_world`` (what the losses read) kept: every
+    built take has an object (a distractor table at least), so without this a recording given
+    without objects is an input the policy never saw.
 
     ``time_warp`` W > 0: each window is the motion played at a speed drawn log-uniformly from
     [1/(1+W), 1+W] (poses interpolated, head velocities scaled), an augmentation of the
@@ -114,6 +119,9 @@ def sample_windows(takes: list[TakeTensors], batch: int, length: int, rng: np.ra
         out["eye"].append(t.eye)
         out["action"].append(t.action)
     batch_t = {k: torch.stack(v) for k, v in out.items() if k != "feature"}
+    if object_dropout > 0:
+        drop = torch.as_tensor(rng.random(batch) < object_dropout)
+        batch_t["obj"][drop] = torch.as_tensor(_first_object(None, 1)[0])
     feats = out["feature"]
     batch_t["feature"] = torch.stack(feats) if all(x is not None for x in feats) else None
     return batch_t

@@ -44,6 +44,7 @@ class RestartContextConfig:
     seed: int = 0
     eval_samples: int = 400  # test-split frames scored before and after (0: none)
     threads: int = 1  # torch threads (one core: several trainings side by side do not fight)
+    object_dropout: float = 0.0  # share of windows read without their object (as SupervisedConfig's)
 
 
 @torch.no_grad()
@@ -92,7 +93,7 @@ def train_restart_context(policy_path: str | Path, out: str | Path, cfg: Restart
     curve, t0 = [], time.perf_counter()
     K = context.cfg.context_frames
     for it in tqdm(range(1, cfg.iterations + 1), desc="restart encoder", disable=not progress):
-        batch = sample_windows(train, cfg.batch, K, rng)
+        batch = sample_windows(train, cfg.batch, K, rng, object_dropout=cfg.object_dropout)
         q = encoder.read(batch["head_pose"], batch["head_vels"], batch["obj"], batch["action"], batch["feature"],
                          newest_first=True)
         loss = context_loss(q, batch["qpos"][:, -1], batch, fk)

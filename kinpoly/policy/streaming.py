@@ -87,8 +87,9 @@ class StreamingEstimator:
     :class:`~kinpoly.policy.estimate.Estimator`. ``action``: the take's action label (None:
     generic locomotion). ``objects``: :class:`~kinpoly.humanoid.scene.SceneObject` s in the
     input world, or a :class:`~kinpoly.egocentric.objects.SceneInput` (an objects file read:
-    those on the floor are put on kinpoly's, as an import does). ``max_frames``: the longest stream (None: no limit; the buffers grow by
-    doubling, about 4 KB a frame). ``restart_context``: restarts from the policy file's restart
+    those on the floor are put on kinpoly's, as an import does; a moving object's pose comes
+    with each push, its track is not read). ``max_frames``: the longest stream (None: no limit;
+    the buffers grow by doubling, about 4 KB a frame). ``restart_context``: restarts from the policy file's restart
     encoder (None: when it has one; see the module docstring).
     """
 

@@ -100,6 +100,9 @@ class SupervisedConfig:
     # windows played at speeds from 1/(1+W) to 1+W (kinpoly.policy.data.sample_windows): more
     # gait speeds and cadences than the takes have; without image features only (0: off)
     time_warp: float = 0.0
+    # share of windows whose object input is "no object" (kinpoly.policy.data.sample_windows):
+    # a recording may come without its objects, which no built take does (0: off)
+    object_dropout: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
     policy: PolicyConfig = field(default_factory=PolicyConfig)
 
@@ -286,7 +289,7 @@ class SupervisedTrainer:
 
     def train_iteration(self) -> dict:
         cfg = self.cfg
-        batch = sample_windows(self.takes, cfg.batch, cfg.window, self.rng, cfg.time_warp)
+        batch = sample_windows(self.takes, cfg.batch, cfg.window, self.rng, cfg.time_warp, cfg.object_dropout)
         gt = batch["qpos"]
         pred = rollout(self.policy, self.fk, batch, gt[:, 0], self.dt, cfg.state_noise)
         terms = losses(pred[:, 1:], gt[:, 1:], {**batch, "obj_world": batch["obj_world"][:, 1:]},

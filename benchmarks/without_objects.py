@@ -1,0 +1,83 @@
+"""The estimate of the held-out test takes with their scene objects and without them (as a
+recording given without ``--objects`` is estimated), for a kinematic-policy file.
+
+    MUJOCO_GL=egl .venv/bin/python benchmarks/without_objects.py POLICY [--features] [--modes with without] [-j 2] [--out FILE]
+
+Every take ``kinpoly ego build`` makes has an object (the action's, or a distractor table at
+least 1 m from the body's path), so "no object" is an input a policy sees only if trained with
+``object_dropout``. ``without``: the take's objects removed from the policy's input and from the
+simulation. ``--features``: the take's image features are read (a policy that reads them);
+else they are dropped (the head-trajectory-only policy). Means over takes of MPJPE / global
+MPJPE (mm), skate (mm/frame), penetration (mm); falls per 100 frames and takes without a fall.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run(job) -> dict:
+    import torch
+
+    from kinpoly.egocentric.take import EgoDataset
+    from kinpoly.evaluation import metrics
+    from kinpoly.policy.estimate import Estimator
+
+    torch.set_num_threads(1)
+    data, name, policy, features, mode = job
+    take = EgoDataset(data, split="test")[name]
+    if not features:
+        take.image_features = None
+    if mode == "without":
+        T = take.num_frames
+        take.object_world, take.object_poses = None, np.zeros((T, 0, 7))
+        take.object_kinds, take.object_names, take.meta["objects"] = [], [], []
+    est = Estimator(policy).estimate(take)
+    s = metrics.score_clip(est.clip, est.ground_truth)
+    return {"take": name, "mode": mode, "frames": take.num_frames, "falls": len(est.falls),
+            **{k: s[k] for k in ("mpjpe_mm", "mpjpe_global_mm", "skate_mm", "penetration_mm")}}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("policy")
+    ap.add_argument("--features", action="store_true", help="the policy reads the takes' image features")
+    ap.add_argument("--modes", nargs="+", default=["with", "without"], choices=["with", "without"])
+    ap.add_argument("--data", default=str(ROOT / "data/ego"))
+    ap.add_argument("-j", "--workers", type=int, default=2)
+    ap.add_argument("--out", default=None, help="JSON file (default: print only)")
+    args = ap.parse_args()
+    from concurrent.futures import ProcessPoolExecutor
+
+    from kinpoly.egocentric.take import EgoDataset
+
+    names = EgoDataset(args.data, split="test").names
+    jobs = [(args.data, n, args.policy, args.features, m) for m in args.modes for n in names]
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = list(pool.map(run, jobs))
+    summary = {}
+    for m in args.modes:
+        r = [x for x in rows if x["mode"] == m]
+        summary[m] = {"takes": len(r), **{k: float(np.mean([x[k] for x in r])) for k in
+                                          ("mpjpe_mm", "mpjpe_global_mm", "skate_mm", "penetration_mm")},
+                      "falls_per_100_frames": 100.0 * sum(x["falls"] for x in r) / sum(x["frames"] for x in r),
+                      "no_fall": float(np.mean([x["falls"] == 0 for x in r]))}
+        print(m, json.dumps({k: round(v, 3) for k, v in summary[m].items()}))
+    if args.out:
+        cmd = "MUJOCO_GL=egl .venv/bin/python benchmarks/without_objects.py " + " ".join(
+            [args.policy, *(["--features"] if args.features else []), "--modes", *args.modes])
+        Path(args.out).write_text(json.dumps({"command": cmd, "summary": summary, "rows": rows}, indent=1) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
