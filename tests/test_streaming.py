@@ -361,3 +361,34 @@ def test_objects_are_levelled_with_the_head():
         h = moved(head)[0]
         streams[1].push(h[:3], h[3:], object_poses=moved(take.object_world[k]))
     np.testing.assert_allclose(streams[1]._object_rel[:20], streams[0]._object_rel[:20], atol=1e-9)
+
+
+def test_stream_command_with_the_head_cameras_video_is_the_video_estimate(shared_data, tmp_path):
+    # `kinpoly stream --video`: one frame per pose line; with the context window as lookahead
+    # the stream is `kinpoly estimate --video` of the same recording
+    import json
+
+    from kinpoly.egocentric.video import import_video
+
+    ares = shared_data / "egoego_ares"
+    take = import_video(ares / "egocentric_video.mp4", ares / "droid_slam_traj.npy").take
+    lines = [" ".join(f"{v:.12f}" for v in p) for p in take.head_pose]  # levelled already: levelling again changes nothing
+    args = ["--video", ares / "egocentric_video.mp4", "--lookahead", 30, "--eye-height", f"{take.head_pose[0, 2]:.12f}"]
+    res = _cli(args, lines)
+    assert res.exit_code == 0, res.output
+    qpos = np.array([json.loads(line)["qpos"] for line in res.stdout.splitlines() if line.startswith("{")])
+    offline = Estimator(SHIPPED_POLICY).estimate(take)
+    assert len(qpos) == take.num_frames
+    np.testing.assert_allclose(qpos, offline.clip.qpos, atol=2e-3)
+    # more poses than frames, a video at another rate, a policy that reads no features
+    res = _cli(args, lines + lines[-1:])
+    assert res.exit_code == 1 and f"line {take.num_frames + 1}: the video has no frame" in res.output
+    import imageio.v2 as imageio
+
+    with imageio.get_writer(str(tmp_path / "v25.mp4"), fps=25, codec="libx264", macro_block_size=1) as w:
+        for _ in range(3):
+            w.append_data(np.zeros((32, 32, 3), np.uint8))
+    res = _cli(["--video", tmp_path / "v25.mp4"], lines[:5])
+    assert res.exit_code == 1 and "25 frames/s" in res.output
+    res = _cli(["--video", tmp_path / "v25.mp4", "--checkpoint", SHIPPED_HEAD_ONLY_POLICY], lines[:5])
+    assert res.exit_code == 1 and "reads no image features" in res.output

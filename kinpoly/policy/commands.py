@@ -305,8 +305,13 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height
                    "and the motion is the offline estimate.")
 @click.option("--action", type=click.Choice(ACTIONS), default=None)
 @objects_option
+@click.option("--video", default=None,
+              help="The head camera's frames, one per pose line: a video file at 30 frames/s or a camera "
+                   "index (0, 1, ...). The policy then reads image features (default: "
+                   "checkpoints/kinematic/policy.pt, the method's; it has no restart encoder, see --lookahead).")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
-              help="Kinematic policy reading no image features (default: checkpoints/kinematic_head_only).")
+              help="Kinematic policy (default: checkpoints/kinematic_head_only, reading no image features; "
+                   "with --video checkpoints/kinematic).")
 @click.option("--controller", type=click.Path(path_type=Path), default=None,
               help="Tracking-controller checkpoint (default: checkpoints/uhc/policy.pt).")
 @click.option("--joints", is_flag=True, help="Also print the 24 joint positions (m) of each frame.")
@@ -320,8 +325,8 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height
                    "SMPL parameters, contacts).")
 @click.option("--name", default="stream", show_default=True, help="Name of the estimate in --out.")
 @click.option("--view", is_flag=True, help="Also show each frame in MuJoCo's viewer as it comes (needs a display).")
-def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, objects_file, checkpoint,
-                   controller, joints, smpl, max_frames, out, name, view) -> None:
+def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, objects_file, video,
+                   checkpoint, controller, joints, smpl, max_frames, out, name, view) -> None:
     """Estimate full-body motion live from head poses, one line in, one JSON line out per
     frame: {"frame", "qpos" (76: root position, quaternion wxyz, 69 hinge angles), "restart"
     (the fall that put the body back on a pose there, or null)[, "joints" (24 x 3)][, "smpl_pose",
@@ -334,10 +339,13 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
     from ..humanoid.kinematics import forward_kinematics
     from ..motion.clip import MotionClip
     from ..motion.smpl import clip_to_smpl
+    from .estimate import SHIPPED_POLICY
     from .streaming import StreamingEstimator
 
     if out is not None:
         check_output(out, folder=True)
+    if video is not None and checkpoint is None:
+        checkpoint = SHIPPED_POLICY
     try:
         scene = ()
         if objects_file is not None:
@@ -349,9 +357,14 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
                                     objects=scene, max_frames=max_frames, name=name)
     except (FileNotFoundError, ValueError, EgoDataError) as e:
         raise click.ClickException(str(e)) from None
-    if stream.estimator.policy.cfg.feature_dim:
+    if stream.estimator.policy.cfg.feature_dim and video is None:
         raise click.ClickException(f"{stream.estimator.checkpoint}: this policy reads image features, which a "
-                                   f"pose stream has none of (use a head-trajectory-only policy)")
+                                   f"pose stream has none of (give the head camera's --video, or use a "
+                                   f"head-trajectory-only policy)")
+    if video is not None and not stream.estimator.policy.cfg.feature_dim:
+        raise click.ClickException(f"{stream.estimator.checkpoint}: this policy reads no image features; "
+                                   f"--video needs one that does (the default with --video)")
+    frames = _video_frames(video) if video is not None else None
     body = stream.take.body
     window = None
     if view:
@@ -377,10 +390,12 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
         sys.stdout.flush()
 
     try:
-        _stream_lines(stream, source, emit)
+        _stream_lines(stream, source, emit, frames)
     finally:
         if window is not None:
             window.close()
+        if frames is not None:
+            frames.close()
     if out is not None:
         from .estimate import write_estimate
 
@@ -389,13 +404,44 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
         click.echo(f"wrote the estimate of {len(stream.frames)} frames to {out}", err=True)
 
 
-def _stream_lines(stream, source, emit) -> None:
+def _video_frames(video: str):
+    """The head camera's frames as RGB arrays, one per ``next``: a video file at 30 frames/s or
+    a camera index; a generator (``close`` releases the capture)."""
+    import cv2
+
+    from .streaming import STREAM_FPS
+
+    camera = video.isdigit()
+    cap = cv2.VideoCapture(int(video) if camera else video)
+    if not cap.isOpened():
+        raise click.ClickException(f"--video {video}: cannot open it ({'no such camera' if camera else 'not a video OpenCV reads'})")
+    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    if not camera and abs(fps - STREAM_FPS) > 0.01 * STREAM_FPS:
+        cap.release()
+        raise click.ClickException(f"--video {video}: {fps:g} frames/s; a stream is {STREAM_FPS:g} (estimate the "
+                                   f"file with `kinpoly estimate --video`, which resamples)")
+
+    def frames():
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    return
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+        finally:
+            cap.release()
+
+    return frames()
+
+
+def _stream_lines(stream, source, emit, frames=None) -> None:
     """Push each pose line of ``source`` into ``stream`` (see ``kinpoly stream --help``), then
-    close it; ``emit`` gets the frames each push finishes."""
+    close it; ``emit`` gets the frames each push finishes. ``frames``: the head camera's images,
+    one per pose (:func:`_video_frames`)."""
     from ..egocentric.take import EgoDataError
     from .streaming import STREAM_FPS
 
-    last_time = None
+    last_time, pushed = None, 0
     for line_no, line in enumerate(source, 1):
         text = line.strip()
         if not text or text.startswith("#"):
@@ -420,8 +466,15 @@ def _stream_lines(stream, source, emit) -> None:
                                            f"estimate the file with `kinpoly estimate --head-poses`)")
             last_time = t
         objects = np.reshape(values[7:], (K, 7)) if len(values) > 7 else None
+        image = None
+        if frames is not None:
+            image = next(frames, None)
+            if image is None:
+                raise click.ClickException(f"line {line_no}: the video has no frame for this pose "
+                                           f"(it has {pushed}; one frame per pose)")
         try:
-            emit(stream.push(values[:3], values[3:7], object_poses=objects))
+            emit(stream.push(values[:3], values[3:7], object_poses=objects, image=image))
+            pushed += 1
         except (EgoDataError, ValueError) as e:
             raise click.ClickException(f"line {line_no}: {e}") from None
     try:
