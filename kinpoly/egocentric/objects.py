@@ -13,8 +13,9 @@ stream``) reads them from a YAML or JSON file::
         quat: [1, 0, 0, 0]      # wxyz, the object's X forward, Y left, Z up; optional
         size: {seat_height: 0.45}   # optional, metres (DEFAULT_SIZES); not scaled
       - kind: box
-        track: box.csv          # a moving object: columns time (s, the trajectory's clock),
-                                # x, y, z, qw, qx, qy, qz; a path relative to this file
+        track: box.csv          # a moving object: columns time (s, the trajectory's clock;
+                                # for a trajectory without times, pose index / fps), x, y, z,
+                                # qw, qx, qy, qz; a path relative to this file
 
 ``on_floor`` (default: true, but false for ``bar`` and ``rail``, which hang at their axis):
 the object stands on the floor, so its base is put at kinpoly's floor (z = 0), which the import
