@@ -314,3 +314,30 @@ def test_object_dropout_hides_the_object_from_the_policys_input_only():
                                torch.tensor([0.0, 0, 0, 1, 0, 0, 0]).expand(n, 20, 7))
     torch.testing.assert_close(dropped["obj"][~absent.all(1)], plain["obj"][~absent.all(1)])
     assert bool((sample_windows(takes, 16, 20, np.random.default_rng(0), object_dropout=1.0)["obj"][..., 7] == 0).all())
+
+
+def test_the_placeholder_table_stays_behind_the_wearer():
+    """A take without objects shows the policy a table that is not there: on the floor 2.5 m
+    behind the first head pose, moved behind the head whenever the head comes within 1.5 m."""
+    from kinpoly import rotations as rot
+    from kinpoly.policy.data import (PLACEHOLDER_CLEARANCE_M, PLACEHOLDER_DISTANCE_M, PlaceholderTable,
+                                     placeholder_objects)
+
+    T = 200
+    head = np.zeros((T, 7))
+    head[:, 0] = -np.arange(T) * 0.03  # walking backwards (facing +X) at 0.9 m/s
+    head[:, 1] = 1.0
+    head[:, 2] = 1.6
+    head[:, 3] = 1.0
+    table = PlaceholderTable()
+    poses = np.stack([table.update(h) for h in head])
+    np.testing.assert_allclose(poses[0, :3], [-PLACEHOLDER_DISTANCE_M, 1.0, 0.0])
+    assert table.moves >= 2  # walked back into it, and again
+    dist = np.linalg.norm(poses[:, :2] - head[:, :2], axis=1)
+    assert dist.min() >= PLACEHOLDER_CLEARANCE_M - 1e-9 and dist.max() <= PLACEHOLDER_DISTANCE_M + 1e-9
+    obj = placeholder_objects(head)
+    assert obj.shape == (T, 8) and obj.dtype == np.float32 and (obj[:, 7] == 1).all()
+    np.testing.assert_allclose(obj[0, :3], [-PLACEHOLDER_DISTANCE_M, 0.0, -1.6], atol=1e-6)  # behind, on the floor
+    turned = head.copy()
+    turned[:, 3:] = rot.matrix_to_quat(rot.yaw_matrix(np.full(T, 2.0)))  # the same, heading 2 rad
+    np.testing.assert_allclose(placeholder_objects(turned)[0, :3], obj[0, :3], atol=1e-6)  # in the head's frame

@@ -392,3 +392,19 @@ def test_stream_command_with_the_head_cameras_video_is_the_video_estimate(shared
     assert res.exit_code == 1 and "25 frames/s" in res.output
     res = _cli(["--video", tmp_path / "v25.mp4", "--checkpoint", SHIPPED_HEAD_ONLY_POLICY], lines[:5])
     assert res.exit_code == 1 and "reads no image features" in res.output
+
+
+def test_without_objects_the_stream_and_the_offline_estimate_show_the_same_placeholder_table():
+    # a take without objects: both read a PlaceholderTable frame by frame, so the live stream is
+    # still the offline estimate; without the placeholder the estimate is another
+    take = _take("walk_02_01")
+    take.image_features = None
+    take.object_world, take.object_poses = None, np.zeros((take.num_frames, 0, 7))
+    take.object_kinds, take.object_names, take.meta["objects"] = [], [], []
+    offline = Estimator(SHIPPED_HEAD_ONLY_POLICY).estimate(take)
+    stream, _ = _stream(take, lookahead=2, checkpoint=None, features=False)
+    assert bool(stream.take.obj[:take.num_frames, 7].all())  # the table is there for the policy
+    np.testing.assert_array_equal(stream.clip().qpos, offline.clip.qpos)
+    bare = Estimator(SHIPPED_HEAD_ONLY_POLICY, placeholder_object=False).estimate(take)
+    assert not np.array_equal(bare.clip.qpos, offline.clip.qpos)
+    assert not offline.clip.objects  # and the simulation has no object

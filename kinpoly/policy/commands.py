@@ -216,6 +216,9 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="After a fall, restart from the pose the policy file's restart encoder reads from the "
                    "second before it (kinpoly train restart-context), or not (the context encoder on the "
                    "second after). Default: when the policy file has one (the head-trajectory-only one does).")
+@click.option("--placeholder-object/--no-placeholder-object", default=True, show_default=True,
+              help="A take without objects shows the policy a table that is not there, behind the wearer, as "
+                   "every take it learned from had one ('no object' it reads far worse; README).")
 @click.option("--videos", type=int, default=3, show_default=True, help="Render a video for the first N takes.")
 @click.option("--resume", is_flag=True,
               help="Go on with a killed run: takes whose complete estimate OUT holds from the same "
@@ -226,8 +229,8 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
 @click.option("--no-progress", is_flag=True)
 def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height, world_to_camera, action, objects_file,
                      gt_file, out, checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
-                     no_feedback, smoothing, feedforward, anchor, restart_context, videos, resume, workers,
-                     no_progress) -> None:
+                     no_feedback, smoothing, feedforward, anchor, restart_context, placeholder_object, videos, resume,
+                     workers, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
     from ..egocentric.take import EgoDataError, EgoDataset, EgoTake
@@ -247,7 +250,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height
         estimator = Estimator(checkpoint, "" if training_free else controller, physics=not no_physics,
                               controller_overrides=controller_overrides, leg_refiner=leg_refiner,
                               feedback=not no_feedback, feedforward=feedforward, smoothing=smoothing,
-                              anchor=anchor, restart_context=restart_context)
+                              anchor=anchor, restart_context=restart_context, placeholder_object=placeholder_object)
     except (FileNotFoundError, ValueError) as e:  # ValueError: also a bad --controller-override
         raise click.ClickException(str(e)) from None
     if trajectory_only and estimator.policy.cfg.feature_dim:

@@ -42,6 +42,62 @@ def _first_object(poses: np.ndarray | None, T: int) -> np.ndarray:
     return out
 
 
+PLACEHOLDER_DISTANCE_M = 2.5  # where the placeholder table goes: this far behind the head
+PLACEHOLDER_CLEARANCE_M = 1.5  # closer than this to the head, it moves behind it again
+
+
+class PlaceholderTable:
+    """A table that is not there, for the policy's object input when a take has no objects.
+
+    Every take the policies learned from had an object, a distractor table at least, kept clear
+    of the wearer's path; "no object" is an input they read far worse (docs/estimation.md). So
+    an estimate without objects shows the policy such a table, which the simulation does not
+    have: on the floor, ``PLACEHOLDER_DISTANCE_M`` behind the head's first pose, and moved
+    behind the head again whenever the head comes within ``PLACEHOLDER_CLEARANCE_M`` of it.
+    Causal (frame by frame), so a live stream places it as an offline estimate does.
+    """
+
+    def __init__(self) -> None:
+        self.pose: np.ndarray | None = None  # (7) world pose: base on the floor, yaw as the head's then
+        self.moves = 0
+
+    def update(self, head_pose: np.ndarray) -> np.ndarray:
+        """The table's world pose (7) at a frame with this head pose (7)."""
+        from .. import rotations as rot
+
+        head_pose = np.asarray(head_pose, dtype=np.float64)
+        first = self.pose is None
+        if first or np.linalg.norm(self.pose[:2] - head_pose[:2]) < PLACEHOLDER_CLEARANCE_M:
+            yaw = float(rot.heading_angle(rot.quat_to_matrix(head_pose[3:7])))
+            self.pose = np.zeros(7)
+            self.pose[:2] = head_pose[:2] - PLACEHOLDER_DISTANCE_M * np.array([np.cos(yaw), np.sin(yaw)])
+            self.pose[3:] = rot.matrix_to_quat(rot.yaw_matrix(np.array(yaw)))
+            self.moves += not first
+        return self.pose.copy()
+
+    def relative(self, head_pose: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
+        """The policy's object input (8, float64) at a frame: the table relative to the head,
+        present; its quaternion in the hemisphere of ``previous`` (the frame before's input)."""
+        from .. import rotations as rot
+        from ..egocentric.features import objects_relative_to_head
+
+        world = self.update(head_pose)
+        rel = objects_relative_to_head(np.asarray(head_pose)[None], world[None, None])[0, 0]
+        if previous is not None:
+            rel[3:] = rot.quat_continuous(np.stack([previous[3:7], rel[3:]]))[1]
+        return np.r_[rel, 1.0]
+
+
+def placeholder_objects(head_pose: np.ndarray) -> np.ndarray:
+    """(T, 8) float32 object input of a whole take from a :class:`PlaceholderTable`, frame by
+    frame as a stream computes it."""
+    table, rows, previous = PlaceholderTable(), [], None
+    for h in np.asarray(head_pose, dtype=np.float64):
+        previous = table.relative(h, previous)
+        rows.append(previous)
+    return np.stack(rows).astype(np.float32)
+
+
 def take_tensors(take: EgoTake, use_features: bool = True) -> TakeTensors:
     body = take.body
     f = lambda x: torch.as_tensor(np.ascontiguousarray(x), dtype=torch.float32)  # noqa: E731

@@ -41,7 +41,7 @@ from ..egocentric.take import EgoDataError
 from ..errors import InputError
 from ..motion.clip import ClipFolder, MotionClip, atomic_write_npz, atomic_write_text
 from ..processes import process_map
-from .data import TakeTensors, take_tensors
+from .data import TakeTensors, placeholder_objects, take_tensors
 from .model import ContextEncoder, KinematicPolicy, PolicyConfig
 from .supervised import rollout
 from .torch_kinematics import TorchFK
@@ -173,13 +173,17 @@ class Estimator:
     encoder reads from the second *before* the fall (:mod:`.restart_context`), not the
     context encoder's from the second after it; None (default): when the checkpoint has one
     (the shipped head-trajectory-only policy does; measured a little better offline too,
-    docs/estimation.md); False: never.
+    docs/estimation.md); False: never. ``placeholder_object``: a take without objects shows
+    the policy a :class:`~.data.PlaceholderTable` (a table that is not there, behind the
+    wearer), the input it was trained on; "no object" it reads far worse (README, "With the
+    recording's objects").
     """
 
     def __init__(self, checkpoint: str | Path | None = None, controller: str | Path | None = None,
                  physics: bool = True, threads: int = 1, feedforward: bool | str | None = None,
                  controller_overrides=(), leg_refiner: str | Path | None = None, feedback: bool = True,
-                 smoothing: float | None = None, anchor: bool = False, restart_context: bool | None = None):
+                 smoothing: float | None = None, anchor: bool = False, restart_context: bool | None = None,
+                 placeholder_object: bool = True):
         from .dynamics import load_controller
         from .regulated import RegulatedLoop, loop_env_config
 
@@ -194,7 +198,9 @@ class Estimator:
         self.init_args = {"checkpoint": checkpoint, "controller": controller, "physics": physics,
                           "feedforward": feedforward, "controller_overrides": tuple(controller_overrides),
                           "leg_refiner": leg_refiner, "feedback": feedback, "smoothing": smoothing,
-                          "anchor": anchor, "restart_context": restart_context}
+                          "anchor": anchor, "restart_context": restart_context,
+                          "placeholder_object": placeholder_object}
+        self.placeholder_object = bool(placeholder_object)
         self.checkpoint = Path(checkpoint or SHIPPED_POLICY)
         blob = read_checkpoint(self.checkpoint, "kinematic-policy checkpoint")
         self.policy, self.context = _checked_policy(blob, self.checkpoint)
@@ -250,13 +256,16 @@ class Estimator:
         physics = {"controller": self.controller_path, "controller_overrides": self.controller_overrides,
                    "feedforward": self.feedforward, "anchor": self.anchor, "leg_refiner": self.leg_refiner,
                    "smoothing": self.smoothing, "restart_context": self.restart_context} if self.physics else {}
-        return {"checkpoint": str(self.checkpoint), "physics": self.physics, "feedback": self.feedback, **physics}
+        return {"checkpoint": str(self.checkpoint), "physics": self.physics, "feedback": self.feedback,
+                "placeholder_object": self.placeholder_object, **physics}
 
     def estimate(self, take) -> Estimate:
         """Estimate one :class:`~kinpoly.egocentric.take.EgoTake`."""
         from .regulated import episode_clip, take_objects
 
         tt = take_tensors(take, use_features=self.policy.cfg.feature_dim > 0)
+        if self.placeholder_object and not bool(tt.obj[:, 7].any()):
+            tt.obj = torch.as_tensor(placeholder_objects(take.head_pose))
         if self.policy.cfg.feature_dim and tt.feature is None:
             raise EgoDataError(f"{take.name}: the policy reads image features but the take has none "
                              f"(run `kinpoly ego features` on it, or use the head-trajectory-only policy: "

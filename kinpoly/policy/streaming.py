@@ -51,7 +51,7 @@ from ..egocentric.video import MAX_HEAD_SPEED
 from ..humanoid.scene import SceneObject
 from ..humanoid.skeleton import BodyShape
 from ..motion.clip import MotionClip, ObjectTrack
-from .data import TakeTensors
+from .data import PlaceholderTable, TakeTensors
 
 STREAM_FPS = 30.0
 INITIAL_FRAMES = 1024  # per-frame buffers at the start (34 s); they double when full
@@ -90,13 +90,15 @@ class StreamingEstimator:
     those on the floor are put on kinpoly's, as an import does; a moving object's pose comes
     with each push, its track is not read). ``max_frames``: the longest stream (None: no limit;
     the buffers grow by doubling, about 4 KB a frame). ``restart_context``: restarts from the policy file's restart
-    encoder (None: when it has one; see the module docstring).
+    encoder (None: when it has one; see the module docstring). ``placeholder_object``: without
+    objects, the policy reads a table that is not there, as :class:`~.estimate.Estimator` does.
     """
 
     def __init__(self, checkpoint=None, controller=None, *, lookahead: int = MIN_LOOKAHEAD, level: bool = True,
                  world_up: str = "z", camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
                  action: str | None = None, objects=(), body: BodyShape | None = None,
-                 max_frames: int | None = None, name: str = "stream", restart_context: bool | None = None):
+                 max_frames: int | None = None, name: str = "stream", restart_context: bool | None = None,
+                 placeholder_object: bool = True):
         from ..egocentric.trajectory import _M, Levelling, world_up_rotation
         from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator
 
@@ -115,7 +117,8 @@ class StreamingEstimator:
         self.camera_axes, self.eye_height, self.scale = camera_axes, float(eye_height), float(scale)
         self.lookahead, self.name, self.action = int(lookahead), name, action
         self.max_frames = None if max_frames is None else int(max_frames)
-        self.estimator = Estimator(checkpoint or SHIPPED_HEAD_ONLY_POLICY, controller, restart_context=restart_context)
+        self.estimator = Estimator(checkpoint or SHIPPED_HEAD_ONLY_POLICY, controller, restart_context=restart_context,
+                                   placeholder_object=placeholder_object)
         self.loop = self.estimator.loop
         from ..egocentric.objects import SceneInput
 
@@ -124,6 +127,8 @@ class StreamingEstimator:
         self.scene = objects
         self.objects = objects.objects
         self._floor = np.zeros(len(objects))  # heights putting objects on the floor, from the first frame
+        self._placeholder = PlaceholderTable() if self.estimator.placeholder_object and not len(objects) else None
+        self._placeholder_rel = None
         body = body or BodyShape()
         n = INITIAL_FRAMES if self.max_frames is None else min(INITIAL_FRAMES, self.max_frames + 1)
         feature_dim = self.estimator.policy.cfg.feature_dim
@@ -250,6 +255,9 @@ class StreamingEstimator:
         if object_poses is None:
             if not K:
                 self.take.obj[k] = self.take.obj_world[k] = torch.as_tensor(_first_object(None, 1)[0])
+                if self._placeholder is not None:  # as Estimator.estimate: a table that is not there
+                    self._placeholder_rel = self._placeholder.relative(self._head[k], self._placeholder_rel)
+                    self.take.obj[k] = torch.as_tensor(self._placeholder_rel.astype(np.float32))
                 return
             object_poses = [np.r_[o.pos, o.quat] for o in self.objects]
         poses = np.asarray(object_poses, dtype=np.float64)
