@@ -31,6 +31,7 @@ them all (:mod:`kinpoly.humanoid.scene`).
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -40,6 +41,9 @@ import numpy as np
 from .. import rotations as rot
 from ..humanoid.scene import OBJECT_KINDS, SceneObject
 from .take import EgoDataError, EgoTake
+from .trajectory import interpolate_poses
+
+log = logging.getLogger(__name__)
 
 HANGING_KINDS = ("bar", "rail")  # placed at their axis, not standing on the floor
 MAX_TILT_DEG = 10.0  # an object standing on the floor leans at most this far from upright
@@ -87,12 +91,8 @@ class SceneInput:
             if times[0] < t[0] - 1e-3 or times[-1] > t[-1] + 1e-3:
                 raise EgoDataError(f"{track.source}: {obj.name}'s track covers {t[0]:.3f}-{t[-1]:.3f} s of the "
                                    f"trajectory's clock, the take {times[0]:.3f}-{times[-1]:.3f} s")
-            tt = np.clip(times, t[0], t[-1])
-            i = np.clip(np.searchsorted(t, tt) - 1, 0, len(t) - 2)
-            w = (tt - t[i]) / (t[i + 1] - t[i])
-            q = rot.quat_continuous(track.poses[:, 3:])
-            out[:, k, :3] = track.poses[i, :3] + w[:, None] * (track.poses[i + 1, :3] - track.poses[i, :3])
-            out[:, k, 3:] = rot.quat_slerp(q[i], q[i + 1], w)
+            out[:, k, :3], out[:, k, 3:] = interpolate_poses(t, track.poses[:, :3], track.poses[:, 3:],
+                                                             np.clip(times, t[0], t[-1]))
         return out
 
 
@@ -235,8 +235,6 @@ def place_objects(scene: SceneInput, poses: np.ndarray, levelling, floor: np.nda
 def floor_offsets(scene: SceneInput, first: np.ndarray) -> np.ndarray:
     """(K,) heights that put the objects on the floor at their first levelled poses ``first``
     (K, 7) (0 for hanging ones); raises for a tilted one standing on the floor."""
-    import logging
-
     out = np.zeros(len(scene))
     for k, obj in enumerate(scene.objects):
         if not scene.on_floor[k]:
@@ -249,7 +247,7 @@ def floor_offsets(scene: SceneInput, first: np.ndarray) -> np.ndarray:
                                f"an upright object's quaternion turns its Z to the world's Y)")
         out[k] = -first[k, 2]
         if abs(out[k]) > FLOOR_WARNING_M:
-            logging.getLogger(__name__).warning(
+            log.warning(
                 "%s: %s's base is %.2f m %s the floor the import assumes (eye height below the first eyes); "
                 "put on it (on_floor: false keeps it where given)", scene.source, obj.name, abs(out[k]),
                 "above" if out[k] < 0 else "below")

@@ -270,17 +270,29 @@ def resample(traj: Trajectory, times: np.ndarray) -> Trajectory:
         raise EgoDataError(f"{traj.source}: trajectory covers {t[0]:.3f}-{t[-1]:.3f} s, the video needs "
                            f"{times[0]:.3f}-{times[-1]:.3f} s")
     times = np.clip(times, t[0], t[-1])
-    i = np.clip(np.searchsorted(t, times) - 1, 0, len(t) - 2)
+    i = _bracket(t, times)
     gap = t[i + 1] - t[i]
     if gap.max() > MAX_GAP_S:  # interpolating across lost tracking would invent the motion
         k = i[int(np.argmax(gap))]
         raise EgoDataError(f"{traj.source}: no pose for {gap.max():.2f} s between {t[k]:.3f} and {t[k + 1]:.3f} s "
                            f"(tracking lost?); cut the trajectory at the gap")
-    w = (times - t[i]) / (t[i + 1] - t[i])
-    pos = traj.pos[i] + w[:, None] * (traj.pos[i + 1] - traj.pos[i])
-    q = rot.quat_continuous(traj.quat)
-    quat = rot.quat_slerp(q[i], q[i + 1], w)
+    pos, quat = interpolate_poses(t, traj.pos, traj.quat, times)
     return Trajectory(pos, quat, times, traj.camera_axes, traj.world_up, traj.metric, traj.source, traj.meta)
+
+
+def _bracket(t: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Index of the sample at or before each of ``times`` (inside ``t``), at most the last but one."""
+    return np.clip(np.searchsorted(t, times) - 1, 0, len(t) - 2)
+
+
+def interpolate_poses(t: np.ndarray, pos: np.ndarray, quat: np.ndarray,
+                      times: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Poses sampled at times ``t`` (positions (N, 3), quaternions (N, 4) wxyz) at ``times``
+    within ``t``'s range: positions linearly, rotations by slerp (the shorter way)."""
+    i = _bracket(t, times)
+    w = (times - t[i]) / (t[i + 1] - t[i])
+    q = rot.quat_continuous(quat)
+    return pos[i] + w[:, None] * (pos[i + 1] - pos[i]), rot.quat_slerp(q[i], q[i + 1], w)
 
 
 def head_rotations(traj: Trajectory) -> tuple[np.ndarray, np.ndarray]:
