@@ -277,6 +277,29 @@ def test_bvh_skeleton_variants_import_sensibly(tmp_path, variant):
     check_sensible(clip, 2.0)
 
 
+def _root_angle_deg(a, b) -> np.ndarray:
+    """Per-frame angle between two clips' root orientations."""
+    ra = Rotation.from_quat(a.qpos[:, 3:7], scalar_first=True)
+    rb = Rotation.from_quat(b.qpos[:, 3:7], scalar_first=True)
+    return np.degrees((ra.inv() * rb).magnitude())
+
+
+@pytest.mark.parametrize("body", ["fit", "default"])
+def test_bvh_hips_level_with_the_root_joint(base, tmp_path, body):
+    """LAFAN1's rig puts the hip joints level with the root joint, 2 cm in front of it. The
+    pelvis must still stand upright (not pitched 90 degrees with the hips bent to match)."""
+    moved = {"LeftUpLeg": (9, 0, 2), "RightUpLeg": (-9, 0, 2)}
+    rig = [(n, p, moved.get(n, o)) for n, p, o in RIG]
+    shape = BodyShape() if body == "default" else "fit"
+    clip = import_file(walk_bvh(tmp_path / "walk.bvh", rig=rig), body=shape)[0]
+    if body == "fit":  # a given body keeps its own proportions, so not the source's height
+        check_sensible(clip, 2.0)
+    reference = base if body == "fit" else import_file(walk_bvh(tmp_path / "ref.bvh"), body=shape)[0]
+    assert _root_angle_deg(clip, reference).max() < 10.0
+    hips = np.degrees(np.abs(clip.qpos[:, 7:10]))  # L_Hip's three hinges
+    assert hips.max() < 45.0, hips.max()
+
+
 def test_bvh_one_frame(tmp_path):
     clip = import_file(walk_bvh(tmp_path / "pose.bvh", frames=1))[0]
     assert clip.num_frames == 1 and upright_share(clip) == 1.0 and 1.5 < clip.body.height < 1.9
