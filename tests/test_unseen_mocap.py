@@ -259,9 +259,10 @@ def _fingers():
     return out
 
 
-@pytest.mark.parametrize("variant", ["no_toes", "no_hands", "no_neck", "fingers", "no_end_sites"])
+@pytest.mark.parametrize("variant", ["no_toes", "no_hands", "no_neck", "fingers", "no_end_sites",
+                                     "collars_at_spine"])
 def test_bvh_skeleton_variants_import_sensibly(tmp_path, variant):
-    rig, ends = RIG, ENDS
+    rig, ends, rename = RIG, ENDS, None
     if variant == "no_toes":
         rig = _drop(_drop(RIG, "LeftToeBase"), "RightToeBase")
         ends = {**ENDS, "LeftFoot": (0, -6, 13), "RightFoot": (0, -6, 13)}
@@ -273,7 +274,11 @@ def test_bvh_skeleton_variants_import_sensibly(tmp_path, variant):
         rig = RIG + _fingers()
     elif variant == "no_end_sites":
         ends = {}
-    clip = import_file(walk_bvh(tmp_path / "walk.bvh", rig=rig, ends=ends))[0]
+    elif variant == "collars_at_spine":  # both collar joints on the spine: one point, no axis
+        at = {"LeftShoulder": (0, 20, 0), "RightShoulder": (0, 20, 0), "LeftArm": (17, 0, 0), "RightArm": (-17, 0, 0)}
+        rig = [(n, p, at.get(n, o)) for n, p, o in RIG]
+        rename = {"Spine1": "Chest"}  # so that the chest's frame is taken from the collars
+    clip = import_file(walk_bvh(tmp_path / "walk.bvh", rig=rig, ends=ends, rename=rename))[0]
     check_sensible(clip, 2.0)
 
 
@@ -298,6 +303,11 @@ def test_bvh_hips_level_with_the_root_joint(base, tmp_path, body):
     assert _root_angle_deg(clip, reference).max() < 10.0
     hips = np.degrees(np.abs(clip.qpos[:, 7:10]))  # L_Hip's three hinges
     assert hips.max() < 45.0, hips.max()
+
+
+def test_bvh_coinciding_hips_are_a_one_line_error(tmp_path):
+    rig = [(n, p, (0, -5, 0) if n.endswith("UpLeg") else o) for n, p, o in RIG]
+    one_line_error(walk_bvh(tmp_path / "walk.bvh", rig=rig), "orientation of Pelvis is undefined")
 
 
 def test_bvh_one_frame(tmp_path):

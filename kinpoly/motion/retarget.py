@@ -51,7 +51,8 @@ _BEND = {
     "L_Shoulder": (("L_Elbow", "L_Wrist"), (0, 0, -1)), "R_Shoulder": (("R_Elbow", "R_Wrist"), (0, 0, 1)),
 }
 _MIN_BEND = np.sin(np.radians(25.0))
-SPINE_OFF_UP = np.radians(60.0)  # see _pelvis_frame
+SPINE_OFF_UP = np.radians(60.0)  # see _hips_up_off_spine
+MIN_SPAN = 0.02  # m: a left/right joint pair closer than this gives no lateral axis
 FIT_HEIGHT_RANGE = (0.7, 2.5)  # m: a fitted body outside it means the file's units were misread
 TOE_CLEARANCE = 0.009  # default toe joint height above the sole, fraction of height  # below this bend the twist blends back to the swing
 
@@ -148,9 +149,12 @@ def _hips_span_pelvis(t: "_Targets") -> bool:
 
 
 def _chest_pair(t: _Targets) -> tuple[str, str] | None:
+    """The left/right joints that give the chest its lateral axis: the collars, or the shoulders
+    where a rig has no collars or puts both at the spine (one point, no axis)."""
     for side in ("Thorax", "Shoulder"):
-        if f"L_{side}" in t and f"R_{side}" in t:
-            return f"L_{side}", f"R_{side}"
+        pair = f"L_{side}", f"R_{side}"
+        if pair[0] in t and pair[1] in t and np.median(np.linalg.norm(t[pair[0]] - t[pair[1]], axis=-1)) > MIN_SPAN:
+            return pair
     return None
 
 
@@ -431,6 +435,11 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
         raise ValueError(f"body must be 'fit' or a BodyShape, got {body!r}")
 
     G, root = solve_rotations(t, shape)
+    degenerate = ~(np.linalg.det(G) > 0.5)  # also NaN: an axis taken from coinciding joints
+    if degenerate.any():
+        frame, body = np.argwhere(degenerate)[0]
+        raise MotionFormatError(f"{where}: the orientation of {BODY_NAMES[body]} is undefined at frame "
+                                f"{frame} (the source joints it is aimed from coincide)")
     local = np.swapaxes(G[:, PARENTS[1:]], -1, -2) @ G[:, 1:]
     # interpolate to the output frames: root linearly, rotations by slerp
     k0, k1 = np.searchsorted(needed, i0), np.searchsorted(needed, i1)
