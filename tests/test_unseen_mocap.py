@@ -310,6 +310,24 @@ def test_bvh_coinciding_hips_are_a_one_line_error(tmp_path):
     one_line_error(walk_bvh(tmp_path / "walk.bvh", rig=rig), "orientation of Pelvis is undefined")
 
 
+def test_bvh_leading_t_pose_frame_is_left_out(tmp_path):
+    """CMU BVH conversions start with one T-pose frame, which the motion leaves in 1/120 s."""
+    walk = walk_bvh(tmp_path / "walk.bvh", fps=120.0, seconds=1.0)
+    head, motion = walk.read_text().split("Frame Time:")
+    lines = motion.strip().splitlines()
+    first = lines[1].split()
+    t_pose = " ".join(first[:3] + ["0"] * (len(first) - 3))  # root where the walk starts, no rotation
+    with_t_pose = tmp_path / "with_t_pose.bvh"
+    with_t_pose.write_text(head.replace(f"Frames: {len(lines) - 1}", f"Frames: {len(lines)}")
+                           + "Frame Time:" + "\n".join([lines[0], t_pose] + lines[1:]) + "\n")
+    plain, clip = import_file(walk)[0], import_file(with_t_pose)[0]
+    assert clip.meta["dropped_leading_frames"] == 1 and "dropped_leading_frames" not in plain.meta
+    np.testing.assert_allclose(clip.qpos, plain.qpos, atol=1e-9)
+    result = CliRunner().invoke(main, ["motion", "import", str(with_t_pose), "--out", str(tmp_path / "out"),
+                                       "--no-progress"])
+    assert result.exit_code == 0 and "T-pose frame" in result.output, result.output
+
+
 def test_bvh_one_frame(tmp_path):
     clip = import_file(walk_bvh(tmp_path / "pose.bvh", frames=1))[0]
     assert clip.num_frames == 1 and upright_share(clip) == 1.0 and 1.5 < clip.body.height < 1.9

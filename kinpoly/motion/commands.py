@@ -72,6 +72,11 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, un
         click.echo(f"{len(lying)} clip(s) keep the head above the pelvis in under 20% of their frames, "
                    f"as crawls and lying motions do{hint}: {', '.join(lying[:10])}"
                    + (" ..." if len(lying) > 10 else ""), err=True)
+    jumped = [c["name"] for c in report.imported if c["dropped_leading_frames"]]
+    if jumped:
+        click.echo(f"{len(jumped)} clip(s) start with a pose the motion jumps out of (a T-pose frame, as "
+                   f"in CMU BVH conversions), left out: {', '.join(jumped[:10])}"
+                   + (" ..." if len(jumped) > 10 else ""), err=True)
     if report.failed:
         click.echo(f"{len(report.failed)} file(s) failed:", err=True)
         for f in report.failed:

@@ -222,7 +222,8 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
                 clip.name = name
                 taken.add(name)
                 folder.add(clip, write_index=False)
-                report.imported.append({**clip.summary(), "upright": round(upright_share(clip), 3)})
+                report.imported.append({**clip.summary(), "upright": round(upright_share(clip), 3),
+                                        "dropped_leading_frames": clip.meta.get("dropped_leading_frames", 0)})
             folder.write_index()  # index after each file: a killed import keeps what it wrote
     finally:
         if pool is not None:

@@ -26,7 +26,7 @@ Steps (all vectorised over frames):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -52,6 +52,7 @@ _BEND = {
 }
 _MIN_BEND = np.sin(np.radians(25.0))
 SPINE_OFF_UP = np.radians(60.0)  # see _hips_up_off_spine
+LEAD_JUMP_SPEED = 8.0  # m/s, mean over joints: see leading_pose_jumps
 MIN_SPAN = 0.02  # m: a left/right joint pair closer than this gives no lateral axis
 FIT_HEIGHT_RANGE = (0.7, 2.5)  # m: a fitted body outside it means the file's units were misread
 TOE_CLEARANCE = 0.009  # default toe joint height above the sole, fraction of height  # below this bend the twist blends back to the swing
@@ -401,6 +402,28 @@ def _sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     return np.min(lows, axis=0)
 
 
+def leading_pose_jumps(source: SourceMotion) -> int:
+    """How many first frames are a pose the clip jumps out of: its joints (relative to the root)
+    move on by more than LEAD_JUMP_SPEED on average, and 5 times the clip's median, into the
+    next frame. The CMU BVH conversions (cgspeed, Holden's) start with one T-pose frame, which
+    the motion leaves in 1/120 s (42 m/s); the shared clips' first frames move at most 3.2 m/s."""
+    P = source.positions - source.positions[:, :1]
+    speed = np.linalg.norm(np.diff(P, axis=0), axis=-1).mean(axis=1) * source.fps
+    if len(speed) < 4:
+        return 0
+    limit = max(LEAD_JUMP_SPEED, 5.0 * float(np.median(speed)))
+    lead = 0
+    while lead < 2 and lead < len(speed) - 2 and speed[lead] > limit:
+        lead += 1
+    return lead
+
+
+def _drop_first(source: SourceMotion, n: int) -> SourceMotion:
+    return replace(source, positions=source.positions[n:],
+                   rotations=None if source.rotations is None else source.rotations[n:],
+                   end_sites={k: v[n:] for k, v in source.end_sites.items()})
+
+
 def retarget(source: SourceMotion, body: BodyShape | str = "fit",
              options: RetargetOptions | None = None) -> MotionClip:
     """Retarget a source motion onto the humanoid; see the module docstring for the steps."""
@@ -409,6 +432,8 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
     bad = ~np.isfinite(source.positions).all(axis=(1, 2))
     if bad.any():
         raise MotionFormatError(f"{where}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.argmax(bad)})")
+    dropped = leading_pose_jumps(source)
+    source = _drop_first(source, dropped) if dropped else source
     mapping = map_joints(source)
     i0, i1, frac = rot.resample_indices(source.num_frames, source.fps, opts.fps)
     times = np.arange(len(i0)) / opts.fps
@@ -463,8 +488,9 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
         name=source.name, qpos=qpos, fps=opts.fps, body=shape, source=source.source,
         license=source.license, retarget_error_mm=round(float(err.mean()), 3),
         retarget_max_error_mm=round(float(err.max()), 3),
-        meta={"source_fps": source.fps, "source_frames": source.num_frames, "scale": scale,
+        meta={"source_fps": source.fps, "source_frames": source.num_frames + dropped, "scale": scale,
               "joint_map": mapping, "source_format": source.meta.get("format", ""),
               "retarget_joint_error_mm": per_joint,
-              "retarget_worst": {"frame": int(worst_frame), "joint": list(t.pos)[worst_joint]}},
+              "retarget_worst": {"frame": int(worst_frame), "joint": list(t.pos)[worst_joint]},
+              **({"dropped_leading_frames": dropped} if dropped else {})},
     )
