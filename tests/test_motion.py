@@ -205,13 +205,22 @@ _CONVENTIONS = {
                "Neck": "Neck", "Head": "Head", "L_Hip": "HipLeft", "L_Knee": "KneeLeft", "L_Ankle": "AnkleLeft",
                "L_Toe": "FootLeft", "L_Thorax": "Thorax_unused_L", "L_Shoulder": "ShoulderLeft",
                "L_Elbow": "ElbowLeft", "L_Wrist": "WristLeft", "L_Hand": "HandLeft"},
+    # the "Daz-friendly" CMU BVH release (cgspeed) and MakeHuman: no toe, hand or middle spine joint
+    "DAZ": {"Pelvis": "hip", "Torso": "abdomen", "Spine": "Spine_unused", "Chest": "chest", "Neck": "neck",
+            "Head": "head", "L_Hip": "lThigh", "L_Knee": "lShin", "L_Ankle": "lFoot", "L_Toe": "Toe_unused_L",
+            "L_Thorax": "lCollar", "L_Shoulder": "lShldr", "L_Elbow": "lForeArm", "L_Wrist": "lHand",
+            "L_Hand": "Hand_unused_L"},
+    "DAZ Genesis": {"Pelvis": "hip", "Torso": "abdomenLower", "Spine": "abdomenUpper", "Chest": "chestUpper",
+                    "Neck": "neckLower", "Head": "head", "L_Hip": "lThighBend", "L_Knee": "lShin",
+                    "L_Ankle": "lFoot", "L_Toe": "lToe", "L_Thorax": "lCollar", "L_Shoulder": "lShldrBend",
+                    "L_Elbow": "lForearmBend", "L_Wrist": "lHand", "L_Hand": "lMid1"},
 }
 
 
 def _right(name: str) -> str:
     for a, b in (("Left", "Right"), (" L ", " R "), ("left_", "right_"), ("_L", "_R")):
         name = name.replace(a, b)
-    return name
+    return "r" + name[1:] if name[:1] == "l" and name[1:2].isupper() else name  # DAZ: lThigh
 
 
 @pytest.mark.parametrize("convention", sorted(_CONVENTIONS))

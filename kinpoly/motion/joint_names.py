@@ -26,24 +26,27 @@ from .source import MotionFormatError, SourceMotion
 _SIDES = {"L": ("left", "l", "lft"), "R": ("right", "r", "rgt")}
 
 # Resolution order matters (see module docstring): upper arm before clavicle, wrist before hand.
+# DAZ / Poser / MakeHuman names (the "Daz-friendly" CMU BVH release: hip, abdomen, chest,
+# lCollar, lShldr, lThigh, lShin; DAZ Genesis: abdomenLower/Upper, chestUpper, lShldrBend,
+# lForearmBend, lThighBend) are in these tables too.
 _CENTRE_BASES = {
     "Pelvis": ("hips", "pelvis", "hip", "root", "spinebase"),
-    "Torso": ("torso", "spine1"),
-    "Spine": ("spine", "spine2", "spinemid"),
-    "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2", "spineshoulder"),
-    "Neck": ("neck", "neck1", "lowerneck"),
+    "Torso": ("torso", "spine1", "abdomen", "abdomenlower"),
+    "Spine": ("spine", "spine2", "spinemid", "abdomenupper"),
+    "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2", "spineshoulder", "chestupper"),
+    "Neck": ("neck", "neck1", "lowerneck", "necklower"),
     "Head": ("head",),
 }
 _SIDE_BASES = {
-    "Hip": ("upleg", "upperleg", "hip", "thigh", "femur"),
+    "Hip": ("upleg", "upperleg", "hip", "thigh", "femur", "thighbend"),
     "Knee": ("leg", "lowerleg", "knee", "shin", "calf", "tibia", "crus"),
     "Ankle": ("ankle", "foot"),
     "Toe": ("toebase", "toe", "toes", "toe0", "ball", "foot2", "foot"),
-    "Shoulder": ("arm", "upperarm", "uparm", "humerus", "shoulder"),
+    "Shoulder": ("arm", "upperarm", "uparm", "humerus", "shoulder", "shldr", "shldrbend"),
     "Thorax": ("collar", "clavicle", "thorax", "shoulder"),
-    "Elbow": ("forearm", "lowerarm", "elbow", "radius"),
+    "Elbow": ("forearm", "lowerarm", "elbow", "radius", "forearmbend"),
     "Wrist": ("wrist", "hand"),
-    "Hand": ("hand", "handmiddle1", "palm"),
+    "Hand": ("hand", "handmiddle1", "palm", "mid1"),
 }
 _ORDER = ["Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "L_Toe", "R_Toe",
           "Chest", "Torso", "Spine", "Neck", "Head", "L_Shoulder", "R_Shoulder", "L_Thorax", "R_Thorax",
