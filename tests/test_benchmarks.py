@@ -86,3 +86,16 @@ def test_the_feed_forward_leaves_a_standing_bodys_weight_on_its_feet_and_a_float
     q[:, 2] += 0.2
     floating = prepare_reference(MotionClip(name="float", qpos=q, fps=30.0, body=body))
     assert abs(residual_budget.feedforward_root_share(floating) - weight) < 0.01 * weight
+
+
+def test_unseen_mocap_rows_report_the_import_or_its_error(tmp_path):
+    import unseen_mocap
+    from test_unseen_mocap import walk_bvh
+
+    row, clip = unseen_mocap.import_row(walk_bvh(tmp_path / "walk.bvh"), "fit")
+    assert clip is not None and row["bodies_mapped"] == "23/24" and row["upright"] == 1.0  # no middle spine joint
+    assert row["retarget_error_mm"] < 10.0 and 0.0 <= row["sole_at_start_cm"] < 5.0
+    bad = tmp_path / "bad.bvh"
+    bad.write_text("HIERARCHY\nROOT a\n{\n")
+    row, clip = unseen_mocap.import_row(bad, "fit")
+    assert clip is None and "bad.bvh" in row["error"]
