@@ -289,13 +289,15 @@ def _root_angle_deg(a, b) -> np.ndarray:
     return np.degrees((ra.inv() * rb).magnitude())
 
 
-@pytest.mark.parametrize("body", ["fit", "default"])
+@pytest.mark.parametrize("body", ["fit", "default", "hips_level"])
 def test_bvh_hips_level_with_the_root_joint(base, tmp_path, body):
     """LAFAN1's rig puts the hip joints level with the root joint, 2 cm in front of it. The
     pelvis must still stand upright (not pitched 90 degrees with the hips bent to match)."""
     moved = {"LeftUpLeg": (9, 0, 2), "RightUpLeg": (-9, 0, 2)}
     rig = [(n, p, moved.get(n, o)) for n, p, o in RIG]
-    shape = BodyShape() if body == "default" else "fit"
+    shape = "fit" if body == "fit" else BodyShape()
+    if body == "hips_level":  # a given body whose hips are level with its pelvis too: no up from them
+        shape.offsets[[1, 5], 2] = 0.0
     clip = import_file(walk_bvh(tmp_path / "walk.bvh", rig=rig), body=shape)[0]
     if body == "fit":  # a given body keeps its own proportions, so not the source's height
         check_sensible(clip, 2.0)

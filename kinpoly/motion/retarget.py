@@ -140,13 +140,14 @@ def _hips_up_off_spine(t: "_Targets", use_hips: bool, top: str) -> bool:
     return use_hips and float(np.percentile(np.abs(_spine_lean(F, t, top)), 5)) > SPINE_OFF_UP
 
 
-def _hips_span_pelvis(t: "_Targets") -> bool:
-    """True if the pelvis joint sits clearly off the hip line (>= 1 cm), so the pelvis frame
-    can be taken from the three points alone, which move rigidly together."""
+def _hips_span_pelvis(t: "_Targets", min_off: float = 0.01) -> bool:
+    """True if the pelvis joint sits clearly off the hip line (by ``min_off``: 1 cm for noisy
+    mocap), so the pelvis frame can be taken from the three points alone, which move rigidly
+    together."""
     lateral = _unit(t["L_Hip"] - t["R_Hip"])
     up = _pelvis_up(t, True, "")
     off_line = up - np.sum(up * lateral, -1, keepdims=True) * lateral
-    return bool(np.median(np.linalg.norm(off_line, axis=-1)) > 0.01)
+    return bool(np.median(np.linalg.norm(off_line, axis=-1)) > min_off)
 
 
 def _chest_pair(t: _Targets) -> tuple[str, str] | None:
@@ -321,8 +322,12 @@ def solve_rotations(t: _Targets, shape: BodyShape) -> tuple[np.ndarray, np.ndarr
     rest_named = {n: rest[i] for i, n in enumerate(BODY_NAMES)}
     top = _spine_top(t)
     use_hips = _hips_span_pelvis(t)
-    onto_spine = _hips_up_off_spine(t, use_hips, top)
-    G[:, 0] = _pelvis_frame(t, use_hips, top, onto_spine) @ _pelvis_frame(rest_named, use_hips, top, onto_spine).T
+    # a given body whose hips sit level with its pelvis has no up from the three points: its
+    # frame then follows its spine, and the source's is turned onto the source's spine to match
+    rest_use_hips = use_hips and _hips_span_pelvis(rest_named, 1e-4)
+    onto_spine = use_hips and (_hips_up_off_spine(t, use_hips, top) or not rest_use_hips)
+    G[:, 0] = (_pelvis_frame(t, use_hips, top, onto_spine)
+               @ _pelvis_frame(rest_named, rest_use_hips, top, onto_spine and rest_use_hips).T)
     P[:, 0] = t["Pelvis"]
     mapped = {_I[b] for b in t.pos}
     pair = _chest_pair(t)
