@@ -13,7 +13,7 @@ from click.testing import CliRunner
 
 from kinpoly import rotations as rot
 from kinpoly.egocentric.take import EgoDataError, EgoTake, write_manifest
-from kinpoly.egocentric.trajectory import _M, read_trajectory
+from kinpoly.egocentric.trajectory import _M, find_trajectory, read_trajectory
 from kinpoly.egocentric.video import import_trajectory, import_video
 
 T = 150  # 5 s at 30 Hz
@@ -72,6 +72,24 @@ def test_tum_text_variants_read_alike(tmp_path):
         np.testing.assert_allclose(h, ref, atol=1e-4, err_msg=name)
     assert read_trajectory(tmp_path / "ns.txt").meta["time_unit"] == "ns"
     assert read_trajectory(tmp_path / "ms.txt").meta["time_unit"] == "ms"
+
+
+def test_a_folder_holding_the_trajectory(tmp_path):
+    """An output folder (Aria MPS puts its trajectory in ``slam/``) reads as the file in it; the
+    closed-loop trajectory is preferred over the open-loop one."""
+    a = _tum_rows()
+    (tmp_path / "rec" / "slam").mkdir(parents=True)
+    np.savetxt(tmp_path / "rec" / "slam" / "trajectory.txt", a, fmt="%.9f")
+    np.savetxt(tmp_path / "plain.txt", a, fmt="%.9f")
+    np.testing.assert_array_equal(_imported(tmp_path / "rec"), _imported(tmp_path / "plain.txt"))
+    assert read_trajectory(tmp_path / "rec").source.endswith("trajectory.txt")
+    for name in ("open_loop_trajectory.csv", "closed_loop_trajectory.csv"):
+        (tmp_path / "mps" / "slam").mkdir(parents=True, exist_ok=True)
+        (tmp_path / "mps" / "slam" / name).write_text("tracking_timestamp_us\n")
+    assert find_trajectory(tmp_path / "mps").name == "closed_loop_trajectory.csv"
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EgoDataError, match="a folder without a trajectory file"):
+        read_trajectory(tmp_path / "empty")
 
 
 @pytest.mark.parametrize("edit, message", [

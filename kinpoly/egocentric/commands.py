@@ -208,7 +208,8 @@ objects_option = click.option(
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--head-poses", required=True, type=click.Path(path_type=Path),
               help="Camera trajectory: .npy (T,7 tx ty tz qx qy qz qw, camera-to-world, OpenCV axes: "
-                   "DROID-SLAM), TUM .txt, Aria MPS/ADT .csv, or csv/npz (time, position, quaternion).")
+                   "DROID-SLAM), TUM .txt, Aria MPS/ADT .csv, or csv/npz (time, position, quaternion); "
+                   "or a folder holding one (an Aria MPS output folder).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Take folder to write into.")
 @click.option("--name", default=None, help="Take name (default: the video's file name).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "tum", "aria", "csv", "npz"]), default="auto", show_default=True)

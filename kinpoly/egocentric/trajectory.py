@@ -141,8 +141,27 @@ def _tum_rows(path: Path) -> np.ndarray:
     return a
 
 
+# In a folder given as the trajectory (an Aria MPS or ADT output folder, a SLAM run's output),
+# the file read, by preference: MPS's closed-loop (globally consistent) trajectory before its
+# open-loop one, ADT's, then DROID-SLAM's / TUM-style names.
+TRAJECTORY_NAMES = ("closed_loop_trajectory.csv", "aria_trajectory.csv", "open_loop_trajectory.csv",
+                    "traj_est.npy", "poses.npy", "trajectory.txt", "trajectory.csv", "groundtruth.txt")
+
+
+def find_trajectory(folder: Path) -> Path:
+    """The trajectory file in ``folder`` (or a subfolder: MPS puts its files in ``slam/``), by
+    :data:`TRAJECTORY_NAMES`; a clear error naming what was looked for if there is none."""
+    for name in TRAJECTORY_NAMES:
+        hits = sorted(folder.glob(name)) or sorted(folder.glob(f"*/{name}")) or sorted(folder.glob(f"*/*/{name}"))
+        if hits:
+            return hits[0]
+    raise EgoDataError(f"{folder}: a folder without a trajectory file (looked for {', '.join(TRAJECTORY_NAMES)} "
+                       f"in it and two levels below); pass the file itself")
+
+
 def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
-    """Read a camera trajectory. Formats (``fmt``):
+    """Read a camera trajectory (a file, or a folder holding one: :func:`find_trajectory`).
+    Formats (``fmt``):
 
     - ``tum`` (default for ``.npy`` and headerless ``.txt`` / ``.csv``, whitespace or comma
       separated, ``#`` comments): rows ``tx ty tz qx qy qz qw`` (7 columns, no time: one pose
@@ -163,6 +182,8 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
     unit than seconds count from the first pose).
     """
     path = Path(path)
+    if path.is_dir():
+        path = find_trajectory(path)
     if not path.is_file():
         raise EgoDataError(f"{path}: no such trajectory file")
     suffix = path.suffix.lower()

@@ -168,8 +168,9 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="With a take folder: which split to estimate (train, test, test_mirror, ... or all).")
 @click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="A head-camera video (with --head-poses) instead of --take.")
-@click.option("--head-poses", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="The video's camera trajectory (formats: see `kinpoly ego import-video --help`); "
+@click.option("--head-poses", type=click.Path(exists=True, path_type=Path), default=None,
+              help="The video's camera trajectory, or a folder holding it (formats: see `kinpoly ego "
+                   "import-video --help`); "
                    "alone, without --video: a headset's head trajectory, estimated by the "
                    "head-trajectory-only policy (checkpoints/kinematic_head_only).")
 @click.option("--fps", type=float, default=30.0, show_default=True,
