@@ -2,6 +2,8 @@
 
 Steps (all vectorised over frames):
 
+0. **Leading frames.** A first frame the motion jumps out of (the T-pose frame that CMU BVH
+   conversions start with) is left out: :func:`leading_pose_jumps`.
 1. **Axes.** Convert the file's world to ours (Z up, metres).
 2. **Joint map.** :func:`kinpoly.motion.joint_names.map_joints` pairs humanoid bodies with
    source joints by name.
@@ -11,7 +13,8 @@ Steps (all vectorised over frames):
    source's bone lengths, and the height follows. ``body=BodyShape(...)`` keeps a given body
    and instead scales the source uniformly to it (by leg + trunk length).
 4. **Rotations.** Pelvis and chest orientations come from frames spanned by their child
-   joints (hips, shoulders); every other body takes the smallest rotation ("swing") from its
+   joints (hips, shoulders; the pelvis's turned onto the spine where a rig's hips sit level
+   with its root joint, as LAFAN1's do); every other body takes the smallest rotation ("swing") from its
    parent's orientation that points it at its next mapped joint, and limbs get their twist
    from the plane of the bend (knee, elbow, foot), so knees bend forward and feet stay flat.
    The spine's bend is spread over its three bodies.
