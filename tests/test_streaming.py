@@ -201,7 +201,7 @@ def test_stream_mistakes_are_clear():
     with pytest.raises(EgoDataError, match="world up 'auto'"):
         StreamingEstimator(world_up="auto")
     with pytest.raises(ValueError, match="camera axes"):
-        StreamingEstimator(camera_axes="unity")
+        StreamingEstimator(camera_axes="directx")  # unity and unreal are known (left-handed engines)
     features = StreamingEstimator(SHIPPED_POLICY, max_frames=5)
     with pytest.raises(EgoDataError, match="image feature"):
         features.push([0, 0, 1.6], [1, 0, 0, 0])

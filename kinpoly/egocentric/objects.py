@@ -6,7 +6,8 @@ user knows where the chair stood or has a tracked box's poses. ``--objects FILE`
 estimate --head-poses``, ``kinpoly ego import-video`` / ``import-trajectory``, ``kinpoly
 stream``) reads them from a YAML or JSON file::
 
-    # in the head trajectory's world and units (the import's scale applies to positions)
+    # in the head trajectory's world and units (the import's scale applies to positions;
+    # a Unity or Unreal log's objects are mirrored with its poses, Unreal's cm made metres)
     objects:
       - kind: chair             # chair, box, table, can, step, platform, bar, rail
         pos: [2.0, 0.4, 0.0]    # its base: the centre of its footprint (bar, rail: the axis)

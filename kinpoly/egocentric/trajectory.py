@@ -15,7 +15,15 @@ camera axes       used by                                     M (columns: head x
 ``opengl``        OpenGL, Blender, ARKit, NeRF                  x right, y up, z backward:
                                                                head x = -cam z, y = -cam x, z = cam y
 ``head``          already kinpoly's head axes                  identity
+``unity``         Unity (left-handed, Y up, metres)            world and camera mirrored in Z,
+                                                               then ``opengl`` in a Y-up world
+``unreal``        Unreal Engine (left-handed, Z up, cm)        world and camera mirrored in Y,
+                                                               metres, then ``head`` in a Z-up world
 ================  ==========================================  ===================================
+
+The two game engines' poses are left-handed: :func:`engine_to_right_handed` mirrors them (and
+a recording's objects, given in the same world) into a right-handed world first; a file or
+stream that says ``unity`` / ``unreal`` needs no ``world_up``.
 
 World: a SLAM world with unknown gravity (``world_up="auto"``) is levelled by assuming the
 head's mean "up" axis over the take is vertical (people keep their head roughly upright; the
@@ -58,6 +66,20 @@ ARIA_T_DEVICE_CPF = np.array([
     [0.6079270619591686, -0.05233600761538676, 0.7922661356164198, -0.04994988069828615],
     [0.0, 0.0, 0.0, 1.0]])
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+# Left-handed game-engine worlds: engine -> (mirror into a right-handed world, metres per unit,
+# the camera axes and world up that the mirrored poses are in)
+ENGINES = {
+    "unity": (np.diag([1.0, 1.0, -1.0]), 1.0, "opengl", "y"),  # x right, y up, z forward
+    "unreal": (np.diag([1.0, -1.0, 1.0]), 0.01, "head", "z"),  # x forward, y right, z up; cm
+}
+CAMERA_AXES = (*_M, "aria", *ENGINES)
+
+
+def engine_to_right_handed(pos: np.ndarray, R: np.ndarray, engine: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (..., 3) and rotations (..., 3, 3) of a left-handed engine's world (and camera)
+    mirrored into a right-handed one, in metres: ``S p * unit`` and ``S R S``."""
+    S, unit, _, _ = ENGINES[engine]
+    return np.asarray(pos, dtype=np.float64) @ S * unit, S @ np.asarray(R, dtype=np.float64) @ S
 MAX_GAP_S = 1.0  # longest interval between poses that resampling interpolates across
 # Largest mean tilt (deg) of the head's up axis from a declared world up (Y or Z): people keep
 # their head roughly upright, so more means a wrong world or camera convention.
@@ -175,7 +197,9 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
     - ``csv``: a header with ``time``/``t``/``timestamp`` (s, optional), ``x y z`` or
       ``tx ty tz``, ``qw qx qy qz``; ``npz``: arrays ``time`` (optional), ``position`` (T, 3),
       ``quaternion`` (T, 4) wxyz. Both in kinpoly's head axes and a Z-up metric world unless
-      ``camera_axes``/``world_up`` columns or arrays say otherwise.
+      ``camera_axes``/``world_up`` columns or arrays say otherwise (``camera_axes`` one of
+      :data:`CAMERA_AXES`; ``unity`` / ``unreal``: a game engine's left-handed log, whose
+      world up and units the name implies).
 
     Timestamps (``tum``, ``csv``, ``npz``) may be s, ms, us or ns: the unit is the one that
     makes the median pose interval 0.5 ms to 0.5 s (``meta["time_unit"]``; times in another
@@ -255,7 +279,7 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
                 raise EgoDataError(f"{path}: CSV needs columns x,y,z (or tx,ty,tz) and qw,qx,qy,qz")
             pos, quat = np.stack(xyz, 1), np.stack(q, 1)
             axes = rows[0].get(keys.get("camera_axes", ""), "") or "head"
-            up = rows[0].get(keys.get("world_up", ""), "") or "z"
+            up = rows[0].get(keys.get("world_up", ""), "") or (ENGINES[axes][3] if axes in ENGINES else "z")
             _check(path, pos, quat, times)
             times, unit = _seconds(path, times)
             return Trajectory(pos, quat, times, axes, up, True, str(path), {"format": "csv", "time_unit": unit})
@@ -272,8 +296,9 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
                                    f"{pos.shape} and {quat.shape}")
             _check(path, pos, quat, times)
             times, unit = _seconds(path, times)
-            return Trajectory(pos, quat, times, str(d.get("camera_axes", "head")),
-                              str(d.get("world_up", "z")), bool(d.get("metric", True)), str(path),
+            axes = str(d.get("camera_axes", "head"))
+            up = str(d.get("world_up", ENGINES[axes][3] if axes in ENGINES else "z"))
+            return Trajectory(pos, quat, times, axes, up, bool(d.get("metric", True)), str(path),
                               {"format": "npz", "time_unit": unit})
     except EgoDataError:
         raise
@@ -324,9 +349,13 @@ def head_rotations(traj: Trajectory) -> tuple[np.ndarray, np.ndarray]:
         Rdc = ARIA_T_DEVICE_CPF[:3, :3]
         pos = pos + (R @ ARIA_T_DEVICE_CPF[:3, 3])
         return R @ Rdc @ _M["cpf"], pos
-    if traj.camera_axes not in _M:
-        raise EgoDataError(f"{traj.source}: unknown camera axes {traj.camera_axes!r} ({', '.join(list(_M) + ['aria'])})")
-    return R @ _M[traj.camera_axes], pos
+    axes = traj.camera_axes
+    if axes in ENGINES:
+        pos, R = engine_to_right_handed(pos, R, axes)
+        axes = ENGINES[axes][2]
+    if axes not in _M:
+        raise EgoDataError(f"{traj.source}: unknown camera axes {traj.camera_axes!r} ({', '.join(CAMERA_AXES)})")
+    return R @ _M[axes], pos
 
 
 @dataclass
@@ -364,6 +393,8 @@ def to_head_poses(traj: Trajectory, scale: float = 1.0, eye_height: float = 1.6,
     tilt = float(np.degrees(np.arccos(np.clip(Rw[0, 2, 2], -1.0, 1.0))))
     level = first_frame_levelling(R[0], W, pos, scale, eye_height) if level_first \
         else Levelling(W, None, None, float(scale))
+    if traj.camera_axes in ENGINES:  # the heads are mirrored already (head_rotations); objects not yet
+        level = replace(level, engine=traj.camera_axes)
     head = level.head_poses(R, pos)
     head[:, 3:] = rot.quat_continuous(head[:, 3:])
     return HeadTrack(head, tilt, float(scale), level)
@@ -380,6 +411,7 @@ class Levelling:
     origin: np.ndarray | None
     scale: float
     lift: np.ndarray | None = None
+    engine: str | None = None  # objects are given in this left-handed engine's world (ENGINES)
 
     @property
     def rotation(self) -> np.ndarray:
@@ -401,7 +433,10 @@ class Levelling:
     def poses(self, poses: np.ndarray) -> np.ndarray:
         """(K, 7) object poses (position, quaternion wxyz) in the trajectory's world -> kinpoly's."""
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 7)
-        return self.head_poses(rot.quat_to_matrix(poses[:, 3:7]), poses[:, :3])
+        R, pos = rot.quat_to_matrix(poses[:, 3:7]), poses[:, :3]
+        if self.engine is not None:
+            pos, R = engine_to_right_handed(pos, R, self.engine)
+        return self.head_poses(R, pos)
 
 
 def first_frame_levelling(R0: np.ndarray, world: np.ndarray, pos: np.ndarray, scale: float = 1.0,

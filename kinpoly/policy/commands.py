@@ -296,10 +296,12 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height
               help="Head poses, one line per frame at 30 frames/s: 'x y z qw qx qy qz' (metres; commas "
                    "or spaces), optionally led by a time in seconds; '#' lines and a header are skipped. "
                    "'-': standard input, e.g. piped from a headset's SDK.")
-@click.option("--world-up", type=click.Choice(["z", "y"]), default="z", show_default=True,
-              help="The poses' world up axis.")
-@click.option("--camera-axes", type=click.Choice(["head", "opencv", "opengl", "aria"]), default="head",
-              show_default=True, help="How a pose's rotation is written (kinpoly.egocentric.trajectory).")
+@click.option("--world-up", type=click.Choice(["z", "y"]), default=None,
+              help="The poses' world up axis (default: Z; with --camera-axes unity Y, unreal Z).")
+@click.option("--camera-axes", type=click.Choice(["head", "opencv", "opengl", "aria", "unity", "unreal"]),
+              default="head", show_default=True,
+              help="How a pose's rotation is written (kinpoly.egocentric.trajectory); unity / unreal: a "
+                   "left-handed game engine's poses (Unreal's in cm), mirrored, objects too.")
 @click.option("--eye-height", type=float, default=1.6, show_default=True,
               help="Eye height of the first pose above the floor (m).")
 @click.option("--scale", type=float, default=1.0, show_default=True, help="Multiplies positions.")

@@ -30,7 +30,9 @@ it, the same until the first restart.
 ``world_up`` ("z" or "y"; a live stream cannot level by the whole trajectory's mean head up axis)
 turned to +Z, the first frame facing +X with its eyes ``eye_height`` above the origin, which
 stands for the floor. ``camera_axes`` says how the pose's rotation is written ("head": kinpoly's
-X forward / Y left / Z up; "opencv", "opengl", "aria"; :mod:`kinpoly.egocentric.trajectory`).
+X forward / Y left / Z up; "opencv", "opengl", "aria"; "unity", "unreal": a left-handed game
+engine's poses and objects, mirrored, with the engine's own up when ``world_up`` is None;
+:mod:`kinpoly.egocentric.trajectory`).
 ``level=False``: poses already in kinpoly's world (Z up, floor at z = 0, head axes), e.g. a
 take's ``head_pose``. Scene objects (``objects``) are given in the same world as the poses and
 levelled with them; a moving one's pose can come with each frame. A policy that reads image
@@ -40,7 +42,7 @@ the optical flow to the next image and the flow encoder's feature, as a video im
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -95,25 +97,29 @@ class StreamingEstimator:
     """
 
     def __init__(self, checkpoint=None, controller=None, *, lookahead: int = MIN_LOOKAHEAD, level: bool = True,
-                 world_up: str = "z", camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
+                 world_up: str | None = "z", camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
                  action: str | None = None, objects=(), body: BodyShape | None = None,
                  max_frames: int | None = None, name: str = "stream", restart_context: bool | None = None,
                  placeholder_object: bool = True):
-        from ..egocentric.trajectory import _M, Levelling, world_up_rotation
+        from ..egocentric.trajectory import CAMERA_AXES, ENGINES, Levelling, world_up_rotation
         from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator
 
         if action is not None and action not in ACTIONS:
             raise ValueError(f"unknown action {action!r}: one of {', '.join(ACTIONS)} (or None)")
         if int(lookahead) < MIN_LOOKAHEAD:
             raise ValueError(f"lookahead {lookahead}: the loop reads {MIN_LOOKAHEAD} frames ahead, at least that")
-        if camera_axes not in (*_M, "aria"):
-            raise ValueError(f"camera axes {camera_axes!r}: one of {', '.join([*_M, 'aria'])}")
+        if camera_axes not in CAMERA_AXES:
+            raise ValueError(f"camera axes {camera_axes!r}: one of {', '.join(CAMERA_AXES)}")
+        if world_up is None:  # a game engine's own up, else Z
+            world_up = ENGINES[camera_axes][3] if camera_axes in ENGINES else "z"
+        engine = camera_axes if camera_axes in ENGINES else None
         if not (np.isfinite(scale) and scale > 0 and np.isfinite(eye_height)):
             raise ValueError(f"scale ({scale}) must be positive and eye_height ({eye_height}) finite")
         # level: the world's up turned to +Z now, the rest from the first pose (_levelled);
         # else the poses' own world, only scaled
         self.world = world_up_rotation(world_up, name) if level else None
-        self._levelling = None if level else Levelling(np.eye(3), None, None, float(scale))
+        self._levelling = None if level else Levelling(np.eye(3), None, None, float(scale), engine=engine)
+        self._engine = engine
         self.camera_axes, self.eye_height, self.scale = camera_axes, float(eye_height), float(scale)
         self.lookahead, self.name, self.action = int(lookahead), name, action
         self.max_frames = None if max_frames is None else int(max_frames)
@@ -244,7 +250,8 @@ class StreamingEstimator:
         R, p = head_rotations(Trajectory(pos=pos[None], quat=quat[None], camera_axes=self.camera_axes,
                                          source=self.name))
         if self._levelling is None:  # the first pose
-            self._levelling = first_frame_levelling(R[0], self.world, p, self.scale, self.eye_height)
+            self._levelling = replace(first_frame_levelling(R[0], self.world, p, self.scale, self.eye_height),
+                                      engine=self._engine)
         return self._levelling.head_poses(R, p)[0]
 
     def _set_objects(self, k: int, object_poses) -> None:
@@ -264,8 +271,8 @@ class StreamingEstimator:
         if poses.shape != (K, 7) or not np.isfinite(poses).all():
             raise EgoDataError(f"{self.name} frame {k}: object poses must be finite ({K}, 7) for the {K} "
                                f"object(s) declared, got {poses.shape}")
-        if self.world is None:  # kinpoly's world already: as given (a rotation would round the quaternions)
-            world = poses.copy()
+        if self.world is None and self._engine is None:  # kinpoly's world already: as given (a
+            world = poses.copy()                             # rotation would round the quaternions)
             world[:, :3] *= self.scale
         else:
             world = self._levelling.poses(poses)
