@@ -615,3 +615,45 @@ def test_motion_info_of_raw_mocap_says_import_first(tmp_path):
     msg = _info_error(tmp_path)
     assert "no clips" in msg and "2 mocap file(s)" in msg and "walk.bvh" in msg and "run.bvh" in msg, msg
     assert f"kinpoly motion import {tmp_path} --out" in msg and "import them first" in msg, msg
+
+
+# ----------------------------------------------------------------------------- joint positions (.npy)
+def _smpl_joints_y_up(clip) -> np.ndarray:
+    """A clip's joint positions as HumanML3D writes them: SMPL's order, Y up."""
+    from kinpoly.humanoid.skeleton import BODY_TO_SMPL
+
+    p = positions(clip)[:, list(BODY_TO_SMPL)]
+    return np.stack([p[..., 0], p[..., 2], -p[..., 1]], -1)
+
+
+def test_joint_positions_npy_imports_as_the_motion(base, tmp_path):
+    """HumanML3D / MDM / T2M-GPT joints ((T, 22, 3), Y up, float32) give back the motion."""
+    joints = _smpl_joints_y_up(base)
+    np.save(tmp_path / "walk.npy", joints[:, :22].astype(np.float32))
+    clip = import_file(tmp_path / "walk.npy", npy_fps=30.0)[0]
+    check_sensible(clip, 2.0)
+    err = np.linalg.norm(positions(clip) - positions(base), axis=-1)  # hands too, not given
+    assert err.mean() < 0.01, err.mean()
+    # 20 frames/s (HumanML3D's) is the default; 24 joints are SMPL's full order
+    np.save(tmp_path / "walk24.npy", joints[::3])
+    assert import_file(tmp_path / "walk24.npy")[0].num_frames == int(np.floor((len(joints[::3]) - 1) / 20 * 30)) + 1
+
+
+def test_mdm_results_give_a_clip_per_sample(base, tmp_path):
+    joints = _smpl_joints_y_up(base)[:, :22]  # (T, 22, 3)
+    motion = np.stack([np.moveaxis(joints, 0, -1)] * 2)  # MDM: (N, 22, 3, T)
+    np.save(tmp_path / "results.npy", {"motion": motion, "lengths": np.array([40, 61]),
+                                       "text": ["a person walks forward", "walking"]}, allow_pickle=True)
+    clips = import_file(tmp_path / "results.npy", npy_fps=30.0)
+    assert [c.name for c in clips] == ["results_00", "results_01"]
+    assert [c.num_frames for c in clips] == [40, 61]
+    assert clips[0].meta["description"] == "a person walks forward"
+
+
+@pytest.mark.parametrize("array, match", [
+    (np.zeros((50, 263)), "263-value features"), (np.zeros((50, 17, 3)), r"\(T, 22 or 24, 3\)"),
+    ({"poses": 1}, "without 'motion'")])
+def test_joint_position_mistakes_are_one_line_errors(tmp_path, array, match):
+    path = tmp_path / "bad.npy"
+    np.save(path, array, allow_pickle=True)
+    one_line_error(path, match)

@@ -31,17 +31,22 @@ def motion() -> None:
                    "with --betas, other sources are retargeted onto that body.")
 @click.option("--betas", type=str, default=None, help="Comma-separated SMPL betas for --smpl-model.")
 @click.option("--up-axis", type=click.Choice(["y", "z"]), default=None,
-              help="World up axis of BVH / AMC files (default: Y, their convention; z for a Z-up export).")
+              help="World up axis of BVH / AMC / joint-position .npy files (default: Y, their convention; "
+                   "z for a Z-up export).")
 @click.option("--units", type=click.Choice(["m", "dm", "cm", "mm", "in", "ft", "cmu"]), default=None,
               help="Length unit of BVH files (default: guessed from the skeleton's size; dm: "
                    "decimetres; cmu: the CMU database's BVH conversions, 1/0.45 inch).")
 @click.option("--amc-fps", type=click.FloatRange(1, 1000), default=None,
               help="Frame rate of AMC files, which they do not store (default: 120, the CMU database's).")
+@click.option("--npy-fps", type=click.FloatRange(1, 1000), default=None,
+              help="Frame rate of joint-position .npy files (HumanML3D, MDM, T2M-GPT: SMPL-order joints), "
+                   "which they do not store (default: 20, HumanML3D's).")
 @click.option("--workers", "-j", type=int, default=None, help="Processes (default: all cores).")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
-def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, units, amc_fps, workers,
+def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, units, amc_fps, npy_fps, workers,
                    no_progress) -> None:
-    """Import mocap files or folders (BVH, ASF/AMC, DeepMimic, AMASS npz, Kin-Poly pickles).
+    """Import mocap files or folders (BVH, ASF/AMC, DeepMimic, AMASS npz, Kin-Poly pickles,
+    joint-position .npy of text-to-motion models).
 
     Bad files are skipped and listed at the end; the exit code is non-zero only if nothing
     was imported.
@@ -61,7 +66,8 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, un
             raise click.ClickException(str(e)) from None
     t0 = time.perf_counter()
     report = import_many(files, out_dir, body=shape, workers=workers, progress=not no_progress,
-                         smpl_model=smpl_model, up_axis=up_axis, units=units, amc_fps=amc_fps)
+                         smpl_model=smpl_model, up_axis=up_axis, units=units, amc_fps=amc_fps,
+                         npy_fps=npy_fps)
     dt = time.perf_counter() - t0
     seconds = sum(c["seconds"] for c in report.imported)
     click.echo(f"imported {len(report.imported)} clip(s), {seconds:.1f} s of motion, from "

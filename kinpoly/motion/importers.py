@@ -36,7 +36,7 @@ from .source import MotionFormatError
 
 log = logging.getLogger(__name__)
 
-MOTION_SUFFIXES = (".bvh", ".amc", ".txt", ".json", ".npz", ".p", ".pkl")
+MOTION_SUFFIXES = (".bvh", ".amc", ".txt", ".json", ".npz", ".npy", ".p", ".pkl")
 CMU_LICENSE = "CMU Graphics Lab Motion Capture Database: free for all uses; cite mocap.cs.cmu.edu"
 _SKIP_NAMES = {"labels.csv", "humanoid3d_character.json", "index.json", "summary.json",
                "metadata.json", "skeleton_labels.json", "device_calibration.json",
@@ -91,7 +91,8 @@ def _license_for(path: Path) -> str:
 
 def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
                 smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
-                units: str | None = None, amc_fps: float | None = None) -> list[MotionClip]:
+                units: str | None = None, amc_fps: float | None = None,
+                npy_fps: float | None = None) -> list[MotionClip]:
     """Read one motion file into clips (30 Hz, grounded, labelled when labels.csv says so).
 
     ``up_axis`` ("y" or "z"): the world up axis of a BVH or AMC file, if not the formats' usual
@@ -99,6 +100,8 @@ def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
     Bandai BVH's points its head along X) and a clip's motion need not be upright (a crawl).
     ``units``: a BVH file's length unit (``m dm cm mm in ft cmu``), if not the guessed one.
     ``amc_fps``: an AMC file's frame rate, which the format does not store (default: CMU's 120).
+    ``npy_fps``: the frame rate of a joint-position ``.npy`` (HumanML3D, MDM; default their 20;
+    :mod:`.formats.joints`), whose up axis is ``up_axis`` (default Y).
 
     Raises MotionFormatError / ClipError with a message naming the file.
     """
@@ -134,6 +137,14 @@ def import_file(path: str | os.PathLike, body: BodyShape | str = "fit",
                 why = [str(e).removeprefix(str(path)).lstrip(": ") for e in (first, second)]
                 raise MotionFormatError(f"{path}: neither a Kin-Poly pickle ({why[0]}) nor an "
                                         f"EgoEgo/SMPL pickle ({why[1]})") from None
+    elif suffix == ".npy":
+        from .formats.joints import read_joint_positions
+
+        clips = []
+        for src in read_joint_positions(path, fps=npy_fps, up_axis=up_axis, license=lic):
+            clips.append(retarget(src, body))
+            if src.meta.get("description"):  # MDM's text prompt
+                clips[-1].meta["description"] = src.meta["description"]
     elif suffix in (".bvh", ".amc", ".txt", ".json"):
         options = {"up_axis": up_axis} if up_axis and suffix in (".bvh", ".amc") else {}
         if units and suffix == ".bvh":
@@ -172,11 +183,12 @@ def upright_share(clip: MotionClip) -> float:
 
 def try_import(path: str | os.PathLike, body: BodyShape | str = "fit",
                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
-               units: str | None = None, amc_fps: float | None = None) -> tuple[list[MotionClip] | None, str | None]:
+               units: str | None = None, amc_fps: float | None = None,
+               npy_fps: float | None = None) -> tuple[list[MotionClip] | None, str | None]:
     """:func:`import_file` that never raises: ``(clips, None)``, or ``(None, message)`` with a
     one-line message naming the file (for batches, where one bad file must not stop the rest)."""
     try:
-        return import_file(path, body, smpl_model, up_axis, units, amc_fps), None
+        return import_file(path, body, smpl_model, up_axis, units, amc_fps, npy_fps), None
     except InputError as e:  # MotionFormatError, ClipError: the message says what is wrong
         error = str(e)
     except Exception as e:  # keep the type for the report
@@ -193,7 +205,8 @@ def _import_one(args) -> tuple[str, list[MotionClip] | None, str | None]:
 def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fit",
                 workers: int | None = None, progress: bool = True,
                 smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
-                units: str | None = None, amc_fps: float | None = None) -> ImportReport:
+                units: str | None = None, amc_fps: float | None = None,
+                npy_fps: float | None = None) -> ImportReport:
     """Import ``files`` into the clip folder ``out_dir`` in parallel, collecting failures."""
     from tqdm import tqdm
 
@@ -202,7 +215,7 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
     folder = ClipFolder(out_dir, create=True)
     report = ImportReport()
     workers = workers or min(len(files), os.cpu_count() or 1)
-    jobs = [(f, body, smpl_model, up_axis, units, amc_fps) for f in files]
+    jobs = [(f, body, smpl_model, up_axis, units, amc_fps, npy_fps) for f in files]
     if workers > 1 and len(files) > 1:
         pool = ProcessPoolExecutor(max_workers=workers)
         results = pool.map(_import_one, jobs, chunksize=1)

@@ -7,7 +7,8 @@ does the mapping. See the modules for each format's conventions:
 
 * :mod:`.bvh` - ``.bvh`` (Biovision hierarchy), also :func:`write_bvh`;
 * :mod:`.asf_amc` - ``.amc`` motion + ``.asf`` skeleton (Acclaim, CMU);
-* :mod:`.deepmimic` - ``.txt``/``.json`` DeepMimic motion + ``humanoid3d_character.json``.
+* :mod:`.deepmimic` - ``.txt``/``.json`` DeepMimic motion + ``humanoid3d_character.json``;
+* :mod:`.joints` - ``.npy`` joint positions in SMPL's order (HumanML3D, MDM, T2M-GPT).
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ from pathlib import Path
 from kinpoly.motion.formats.asf_amc import AsfSkeleton, find_asf, read_amc, read_asf
 from kinpoly.motion.formats.bvh import read_bvh, write_bvh
 from kinpoly.motion.formats.deepmimic import read_deepmimic
+from kinpoly.motion.formats.joints import read_joint_positions
 from kinpoly.motion.source import MotionFormatError, SourceMotion
 
-SUPPORTED_SUFFIXES = (".bvh", ".amc", ".txt", ".json")
+SUPPORTED_SUFFIXES = (".bvh", ".amc", ".txt", ".json", ".npy")
 
 # first line of a LICENSE file -> short licence name
 _KNOWN_LICENSES = {
@@ -57,13 +59,14 @@ def read_source_motion(path: str | Path, *, asf: str | Path | AsfSkeleton | None
     """Read any supported mocap file, choosing the reader by the file extension.
 
     Args:
-        path: a ``.bvh``, ``.amc`` (needs its ASF) or DeepMimic ``.txt``/``.json`` file.
+        path: a ``.bvh``, ``.amc`` (needs its ASF), DeepMimic ``.txt``/``.json`` or joint-position
+            ``.npy`` file.
         asf: for ``.amc``: the skeleton; default ``<subject>.asf`` beside ``<subject>_<take>.amc``.
         license: licence of the data; default :func:`guess_license`.
         **options: passed to the reader (``units``/``scale``/``up_axis`` for BVH, ``fps``/``up_axis``
             for AMC, ``character`` for DeepMimic, ``name`` for all).
 
-    Returns a list (every supported format holds one clip per file, so one element).
+    Returns a list: one element, but one per sample of an MDM ``results.npy``.
     Raises :class:`MotionFormatError` naming the file for anything unreadable.
     """
     path = Path(path)
@@ -77,10 +80,12 @@ def read_source_motion(path: str | Path, *, asf: str | Path | AsfSkeleton | None
         return [read_amc(path, asf, license=license, **options)]
     if suffix in (".txt", ".json"):
         return [read_deepmimic(path, license=license, **options)]
+    if suffix == ".npy":
+        return read_joint_positions(path, license=license, **options)
     raise MotionFormatError(f"{path}: unsupported file type {suffix!r}; "
                             f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
 
 
 __all__ = ["SUPPORTED_SUFFIXES", "AsfSkeleton", "MotionFormatError", "SourceMotion", "find_asf",
-           "guess_license", "read_amc", "read_asf", "read_bvh", "read_deepmimic", "read_source_motion",
+           "guess_license", "read_amc", "read_asf", "read_bvh", "read_deepmimic", "read_joint_positions", "read_source_motion",
            "write_bvh"]
