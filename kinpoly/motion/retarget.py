@@ -245,6 +245,12 @@ def fit_body(t: _Targets, mass: float | None = None) -> BodyShape:
         if a == 0 and b in (_I["Chest"], _I["Neck"], _I["Head"]):
             continue
         length = np.median(np.linalg.norm(t[BODY_NAMES[b]] - t[BODY_NAMES[a]], axis=-1))
+        if BODY_NAMES[b].endswith("_Thorax") and BODY_NAMES[a] in ("Pelvis", *_SPINE):
+            # a collar hung from the spine below an unmapped chest: its direction as measured
+            # in the pelvis frame, as the spine's segments are (not the default's, off to the side)
+            rel = in_pelvis(BODY_NAMES[b]) - (in_pelvis(BODY_NAMES[a]) if a else 0.0)
+            _set_chain(off, _chain(a, b), _unit(rel) * length)
+            continue
         _set_chain_length(off, _chain(a, b), length)
     # feet: in stance (ankle near its lowest) the foot is flat, so the ankle -> toe vector then
     # gives the toe offset in the foot's rest frame, and the ankle's height above the sole
