@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -82,6 +83,26 @@ def test_uhc_eval_records_the_clips_it_cannot_track(tmp_path):
     only_bad.add(MotionClip(name="walk_120fps", qpos=walk.qpos, fps=120.0, body=walk.body))
     res = CliRunner().invoke(main, ["uhc", "eval", "--motions", str(only_bad.root), "--json", str(out)])
     assert res.exit_code == 1 and "none of the 1 clip(s) can be tracked" in res.output
+
+
+def test_uhc_eval_writes_the_simulated_motion(tmp_path):
+    """--out: the physically tracked version of each clip, as a clip folder and BVH, which
+    `kinpoly eval` scores against the clips it came from."""
+    walk = ClipFolder(SAMPLE_CLIPS).load("walk_02_01").slice(0, 20, name="walk")
+    folder = ClipFolder(tmp_path / "clips", create=True)
+    folder.add(walk)
+    res = CliRunner().invoke(main, ["uhc", "eval", "--motions", str(folder.root), "--json", str(tmp_path / "m.json"),
+                                    "--no-video", "--out", str(tmp_path / "sim")])
+    assert res.exit_code == 0, res.output
+    sim = ClipFolder(tmp_path / "sim" / "clips").load("walk")
+    assert sim.num_frames == 20 and sim.meta["simulated"] and not np.array_equal(sim.qpos, walk.qpos)
+    assert (tmp_path / "sim" / "bvh" / "walk.bvh").read_text().startswith("HIERARCHY")
+    m = json.loads((tmp_path / "m.json").read_text())
+    res = CliRunner().invoke(main, ["eval", "--pred", str(tmp_path / "sim" / "clips"), "--gt", str(folder.root),
+                                    "--json", str(tmp_path / "scores.json")])
+    assert res.exit_code == 0, res.output
+    scores = json.loads((tmp_path / "scores.json").read_text())
+    assert abs(scores["mpjpe_global_mm"] - m["per_clip"]["walk"]["mpjpe_global_mm"]) < 1.0
 
 
 def test_default_configs_are_found_from_any_directory(tmp_path, monkeypatch):

@@ -120,8 +120,13 @@ def split_command(motions, fraction, seed, ego_data, out) -> None:
               help="Render reference vs simulation of the worst clip next to the JSON.")
 @click.option("-j", "--workers", type=click.IntRange(min=1), default=None,
               help="Processes tracking clips side by side (default: all cores, at most one per clip).")
-def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video, workers) -> None:
-    """Track every clip from its first frame and write per-clip and overall metrics."""
+@click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Also write the simulated motion here: a clip folder (clips/, as `motion import` "
+                   "makes) and a BVH per clip (bvh/); a clip that fell ends where it fell.")
+def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video, workers,
+                 out_dir) -> None:
+    """Track every clip from its first frame and write per-clip and overall metrics (with
+    --out, the simulated motion too: physically valid versions of the clips)."""
     from ..errors import InputError, did_you_mean
     from ..motion.clip import atomic_write_text, load_clips
     from .evaluate import evaluate, load_controller, worst_clip
@@ -130,6 +135,8 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
 
     cfg, policy = load_controller(checkpoint, config_path, override)
     check_output(json_out, option="--json")  # before the clips are tracked, not after
+    if out_dir is not None:
+        check_output(out_dir, folder=True)
     env_cfg = cfg.env
     if no_residual:
         env_cfg.sim.residual_force = False
@@ -182,6 +189,16 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
         except Exception as e:  # rendering needs an OpenGL backend; metrics do not
             result["worst_clip_video"] = f"not rendered: {e}"
         result["worst_clip"] = name
+    if out_dir is not None:
+        from ..motion.clip import ClipFolder
+        from ..motion.export import export_bvh
+
+        clips = ClipFolder(out_dir / "clips", create=True)
+        for name, tr in tracked.items():
+            clips.add(tr.clip, write_index=False)
+            export_bvh(tr.clip, out_dir / "bvh" / f"{name}.bvh")
+        clips.write_index()
+        result["simulated_motion"] = str(out_dir)
     atomic_write_text(out, json.dumps(result, indent=1, default=float))
     click.echo(json.dumps(result["overall"], indent=1, default=float))
 
