@@ -122,11 +122,12 @@ def split_command(motions, fraction, seed, ego_data, out) -> None:
               help="Processes tracking clips side by side (default: all cores, at most one per clip).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the simulated motion here: a clip folder (clips/, as `motion import` "
-                   "makes) and a BVH per clip (bvh/); a clip that fell ends where it fell.")
+                   "makes) and a BVH per clip (bvh/); a clip that fell ends where it fell. It had the "
+                   "residual root force's help unless --no-residual.")
 def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video, workers,
                  out_dir) -> None:
     """Track every clip from its first frame and write per-clip and overall metrics (with
-    --out, the simulated motion too: physically valid versions of the clips)."""
+    --out, the simulated motion too: the clips as the simulated humanoid performs them)."""
     from ..errors import InputError, did_you_mean
     from ..motion.clip import atomic_write_text, load_clips
     from .evaluate import evaluate, load_controller, worst_clip
