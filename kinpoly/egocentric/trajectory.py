@@ -66,20 +66,6 @@ ARIA_T_DEVICE_CPF = np.array([
     [0.6079270619591686, -0.05233600761538676, 0.7922661356164198, -0.04994988069828615],
     [0.0, 0.0, 0.0, 1.0]])
 Y_UP_TO_Z_UP = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
-# Left-handed game-engine worlds: engine -> (mirror into a right-handed world, metres per unit,
-# the camera axes and world up that the mirrored poses are in)
-ENGINES = {
-    "unity": (np.diag([1.0, 1.0, -1.0]), 1.0, "opengl", "y"),  # x right, y up, z forward
-    "unreal": (np.diag([1.0, -1.0, 1.0]), 0.01, "head", "z"),  # x forward, y right, z up; cm
-}
-CAMERA_AXES = (*_M, "aria", *ENGINES)
-
-
-def engine_to_right_handed(pos: np.ndarray, R: np.ndarray, engine: str) -> tuple[np.ndarray, np.ndarray]:
-    """Positions (..., 3) and rotations (..., 3, 3) of a left-handed engine's world (and camera)
-    mirrored into a right-handed one, in metres: ``S p * unit`` and ``S R S``."""
-    S, unit, _, _ = ENGINES[engine]
-    return np.asarray(pos, dtype=np.float64) @ S * unit, S @ np.asarray(R, dtype=np.float64) @ S
 MAX_GAP_S = 1.0  # longest interval between poses that resampling interpolates across
 # Largest mean tilt (deg) of the head's up axis from a declared world up (Y or Z): people keep
 # their head roughly upright, so more means a wrong world or camera convention.
@@ -96,6 +82,20 @@ DIRECTION_MIN_COHERENCE = 0.7  # path over 0.5 s / path over 0.1 s steps: motion
 DIRECTION_MIN_PATH_M = 1.0  # horizontal path of a metric trajectory (a walk, not a sway)
 DIRECTION_MAX_PATH_RATIO = 0.95  # the favoured reading's path over the other's (turn-coupled motion)
 DIRECTION_MAX_TILT_DEG = 30.0  # mean tilt of the inverted reading that makes a tilt misreading clear
+# Left-handed game-engine worlds: engine -> (mirror into a right-handed world, metres per unit,
+# the camera axes and world up that the mirrored poses are in)
+ENGINES = {
+    "unity": (np.diag([1.0, 1.0, -1.0]), 1.0, "opengl", "y"),  # x right, y up, z forward
+    "unreal": (np.diag([1.0, -1.0, 1.0]), 0.01, "head", "z"),  # x forward, y right, z up; cm
+}
+CAMERA_AXES = (*_M, "aria", *ENGINES)
+
+
+def engine_to_right_handed(pos: np.ndarray, R: np.ndarray, engine: str) -> tuple[np.ndarray, np.ndarray]:
+    """Positions (..., 3) and rotations (..., 3, 3) of a left-handed engine's world (and camera)
+    mirrored into a right-handed one, in metres: ``S p * unit`` and ``S R S``."""
+    S, unit, _, _ = ENGINES[engine]
+    return np.asarray(pos, dtype=np.float64) @ S * unit, S @ np.asarray(R, dtype=np.float64) @ S
 
 
 @dataclass

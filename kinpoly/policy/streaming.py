@@ -97,7 +97,7 @@ class StreamingEstimator:
     """
 
     def __init__(self, checkpoint=None, controller=None, *, lookahead: int = MIN_LOOKAHEAD, level: bool = True,
-                 world_up: str | None = "z", camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
+                 world_up: str | None = None, camera_axes: str = "head", eye_height: float = 1.6, scale: float = 1.0,
                  action: str | None = None, objects=(), body: BodyShape | None = None,
                  max_frames: int | None = None, name: str = "stream", restart_context: bool | None = None,
                  placeholder_object: bool = True):
