@@ -408,3 +408,11 @@ def test_without_objects_the_stream_and_the_offline_estimate_show_the_same_place
     bare = Estimator(SHIPPED_HEAD_ONLY_POLICY, placeholder_object=False).estimate(take)
     assert not np.array_equal(bare.clip.qpos, offline.clip.qpos)
     assert not offline.clip.objects  # and the simulation has no object
+
+
+def test_a_game_engines_stream_takes_its_own_up():
+    from kinpoly.egocentric.trajectory import world_up_rotation
+
+    np.testing.assert_array_equal(StreamingEstimator(camera_axes="unity").world, world_up_rotation("y"))
+    np.testing.assert_array_equal(StreamingEstimator(camera_axes="unreal").world, world_up_rotation("z"))
+    np.testing.assert_array_equal(StreamingEstimator().world, world_up_rotation("z"))
