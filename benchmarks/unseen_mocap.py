@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def import_row(path: Path, body) -> tuple[dict, object | None]:
     from kinpoly.humanoid.skeleton import NUM_BODIES
     from kinpoly.motion.importers import try_import, upright_share
-    from kinpoly.motion.retarget import _sole_height
+    from kinpoly.motion.retarget import sole_height
 
     clips, error = try_import(path, body=body)
     if error is not None:
@@ -48,7 +48,7 @@ def import_row(path: Path, body) -> tuple[dict, object | None]:
         "retarget_error_mm": clip.retarget_error_mm, "retarget_max_error_mm": clip.retarget_max_error_mm,
         "upright": round(upright_share(clip), 2),
         "dropped_leading_frames": clip.meta.get("dropped_leading_frames", 0),
-        "sole_at_start_cm": round(float(_sole_height(clip.qpos[:1], clip.body)[0]) * 100, 1),
+        "sole_at_start_cm": round(float(sole_height(clip.qpos[:1], clip.body)[0]) * 100, 1),
     }, clip
 
 

@@ -21,7 +21,7 @@ from kinpoly.motion.clip import ClipError, ClipFolder, MotionClip
 from kinpoly.motion.export import export_amass, export_bvh, export_npz
 from kinpoly.motion.importers import find_motion_files, import_file, import_many
 from kinpoly.motion.joint_names import map_joints, shared_prefix
-from kinpoly.motion.retarget import _sole_height, retarget
+from kinpoly.motion.retarget import sole_height, retarget
 from kinpoly.motion.smpl import clip_to_smpl, smpl_to_clip
 from kinpoly.motion.source import MotionFormatError, SourceMotion
 
@@ -108,7 +108,7 @@ def test_imported_clips_are_plausible(imported):
         assert np.median(head_over_pelvis) > 0.4  # upright most of the time
         jumps = np.abs(np.diff(clip.qpos[:, 7:], axis=0)).max(axis=1)
         assert np.mean(jumps > 1.5) < 0.005, name  # no Euler flips (a rare mocap glitch aside)
-        assert _sole_height(clip.qpos, clip.body).min() == pytest.approx(0.0, abs=1e-6)  # grounded
+        assert sole_height(clip.qpos, clip.body).min() == pytest.approx(0.0, abs=1e-6)  # grounded
         if "walk" in name or name == "02_01":  # walking: feet flat on the floor in stance
             feet = pos[:, [BODY_INDEX["L_Ankle"], BODY_INDEX["R_Ankle"]], 2]
             assert feet.min() == pytest.approx(clip.body.ankle_height, abs=0.03), name

@@ -400,7 +400,7 @@ def solve_rotations(t: _Targets, shape: BodyShape) -> tuple[np.ndarray, np.ndarr
     return G, t["Pelvis"]
 
 
-def _sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
+def sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     """Lowest point (z) of the foot and toe boxes' soles per frame."""
     st = forward_kinematics(qpos, shape)
     s = shape.scale
@@ -489,7 +489,7 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
     qpos = np.concatenate([root_pos, rot.quat_continuous(q[:, 0]), hinges], axis=1)
     lift = 0.0
     if opts.ground:
-        lift = -float(_sole_height(qpos, shape).min())
+        lift = -float(sole_height(qpos, shape).min())
         qpos[:, 2] += lift
 
     # error of the fit itself, at the solved source frames (resampling is not retargeting error)
