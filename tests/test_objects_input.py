@@ -252,15 +252,16 @@ def test_track_mistakes_are_one_clear_line(tmp_path, track, message):
     assert message in str(e.value) and "(crate)" in str(e.value)
 
 
-def _engine_world(poses: np.ndarray, engine: str, head: bool) -> np.ndarray:
-    """Poses of kinpoly's world (a head's, or an object's) as a left-handed game engine logs them:
-    Unity (Y up, camera x right / y up / z forward), Unreal (Z up, x forward / y right, cm)."""
+def _engine_world(poses: np.ndarray, engine: str) -> np.ndarray:
+    """Poses of kinpoly's world (a head's or an object's) as a left-handed game engine logs
+    them: Unity (Y up; a camera's or object's x right, y up, z forward), Unreal (Z up; x forward,
+    y right, z up; cm)."""
     from kinpoly.egocentric.trajectory import _M
 
     R, p = rot.quat_to_matrix(np.asarray(poses)[..., 3:7]), np.asarray(poses)[..., :3]
     if engine == "unity":
         S, A = np.diag([1.0, 1.0, -1.0]), Y_UP_TO_Z_UP.T
-        R, p = S @ (A @ R @ (_M["opengl"].T if head else np.eye(3))) @ S, p @ (S @ A).T
+        R, p = S @ (A @ R @ _M["opengl"].T) @ S, p @ (S @ A).T
     else:
         S = np.diag([1.0, -1.0, 1.0])
         R, p = S @ R @ S, p @ S * 100.0
@@ -269,15 +270,16 @@ def _engine_world(poses: np.ndarray, engine: str, head: bool) -> np.ndarray:
 
 @pytest.mark.parametrize("engine", ["unity", "unreal"])
 def test_a_game_engines_left_handed_recording(sit_recording, tmp_path, engine):
-    """Head poses and objects logged by Unity or Unreal (left-handed) read as the take, once the
-    file says which engine (no world_up needed); a stream says it with --camera-axes."""
+    """Head poses and objects logged by Unity or Unreal (left-handed, their own object axes) read
+    as the take, once the file says which engine (no world_up needed); a stream says it with
+    --camera-axes."""
     take, folder = sit_recording
-    head = _engine_world(take.head_pose, engine, head=True)
+    head = _engine_world(take.head_pose, engine)
     rows = [",".join(f"{v:.10f}" for v in [i / 30.0, *p]) + f",{engine}" for i, p in enumerate(head)]
     (tmp_path / "head.csv").write_text("\n".join(["time,x,y,z,qw,qx,qy,qz,camera_axes"] + rows) + "\n")
     objects = []
     for k, d in enumerate(take.meta["objects"]):
-        p = _engine_world(take.object_world[0, k], engine, head=False)
+        p = _engine_world(take.object_world[0, k], engine)
         objects.append({"kind": d["kind"], "name": d["name"], "pos": p[:3].tolist(), "quat": p[3:].tolist(),
                         "size": d["size"]})
     (tmp_path / "objects.yaml").write_text(yaml.safe_dump({"objects": objects}))

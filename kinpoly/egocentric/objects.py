@@ -7,7 +7,8 @@ estimate --head-poses``, ``kinpoly ego import-video`` / ``import-trajectory``, `
 stream``) reads them from a YAML or JSON file::
 
     # in the head trajectory's world and units (the import's scale applies to positions;
-    # a Unity or Unreal log's objects are mirrored with its poses, Unreal's cm made metres)
+    # a Unity or Unreal log's objects keep the engine's own axes and are mirrored with its
+    # poses, Unreal's cm made metres)
     objects:
       - kind: chair             # chair, box, table, can, step, platform, bar, rail
         pos: [2.0, 0.4, 0.0]    # its base: the centre of its footprint (bar, rail: the axis)

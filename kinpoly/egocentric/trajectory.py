@@ -411,7 +411,7 @@ class Levelling:
     origin: np.ndarray | None
     scale: float
     lift: np.ndarray | None = None
-    engine: str | None = None  # objects are given in this left-handed engine's world (ENGINES)
+    engine: str | None = None  # objects are given in this left-handed engine's world and axes (ENGINES)
 
     @property
     def rotation(self) -> np.ndarray:
@@ -434,8 +434,9 @@ class Levelling:
         """(K, 7) object poses (position, quaternion wxyz) in the trajectory's world -> kinpoly's."""
         poses = np.asarray(poses, dtype=np.float64).reshape(-1, 7)
         R, pos = rot.quat_to_matrix(poses[:, 3:7]), poses[:, :3]
-        if self.engine is not None:
+        if self.engine is not None:  # mirrored, and the engine's object axes made ours (as a camera's)
             pos, R = engine_to_right_handed(pos, R, self.engine)
+            R = R @ _M[ENGINES[self.engine][2]]
         return self.head_poses(R, pos)
 
 
