@@ -664,6 +664,11 @@ def test_mdm_results_give_a_clip_per_sample(base, tmp_path):
     assert [c.name for c in clips] == ["results_00", "results_01"]
     assert [c.num_frames for c in clips] == [40, 61]
     assert clips[0].meta["description"] == "a person walks forward"
+    # T2M-GPT's pred_xyz: a batch axis first
+    np.save(tmp_path / "pred_xyz.npy", joints[None])
+    one = import_file(tmp_path / "pred_xyz.npy", npy_fps=30.0)
+    assert [c.name for c in one] == ["pred_xyz"] and one[0].num_frames == len(joints)
+    np.testing.assert_allclose(one[0].qpos, clips[1].qpos, atol=1e-6)
 
 
 @pytest.mark.parametrize("array, match", [

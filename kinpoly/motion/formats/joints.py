@@ -1,7 +1,8 @@
 """Joint positions in SMPL's joint order, as text-to-motion and pose-estimation models write them.
 
 HumanML3D's ``new_joints/*.npy``, and the outputs of models trained on it (MDM, T2M-GPT,
-MoMask), are ``(T, 22, 3)`` arrays of global joint positions. They are in metres, in a Y-up
+MoMask), are ``(T, 22, 3)`` arrays of global joint positions (T2M-GPT's ``pred_xyz`` with a
+batch axis first: one clip per batch element). They are in metres, in a Y-up
 world, at 20 frames/s, in SMPL's joint order without the two hands. A ``(T, 24, 3)`` array is
 taken as SMPL's full order. MDM's ``results.npy`` is a pickled dict: ``motion`` is
 ``(N, 22, 3, T)`` with each sample's ``lengths`` and ``text``, so it gives one clip per sample,
@@ -89,4 +90,11 @@ def read_joint_positions(path: str | Path, *, fps: float | None = None, up_axis:
             out.append(_motion(path, np.moveaxis(sample, -1, 0)[: int(n)], f"{name}_{i:02d}", fps, up_axis,
                                license, meta))
         return out
+    data = np.asarray(data)
+    if data.ndim == 4:  # a batch: (B, T, J, 3) (T2M-GPT's pred_xyz) or MDM's (N, J, 3, T) bare
+        if data.shape[-1] != 3 and data.shape[2] == 3:
+            data = np.moveaxis(data, -1, 1)
+        if len(data) == 1:
+            return [_motion(path, data[0], name, fps, up_axis, license, {})]
+        return [_motion(path, x, f"{name}_{i:02d}", fps, up_axis, license, {}) for i, x in enumerate(data)]
     return [_motion(path, data, name, fps, up_axis, license, {})]
