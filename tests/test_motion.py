@@ -214,12 +214,20 @@ _CONVENTIONS = {
                     "Neck": "neckLower", "Head": "head", "L_Hip": "lThighBend", "L_Knee": "lShin",
                     "L_Ankle": "lFoot", "L_Toe": "lToe", "L_Thorax": "lCollar", "L_Shoulder": "lShldrBend",
                     "L_Elbow": "lForearmBend", "L_Wrist": "lHand", "L_Hand": "lMid1"},
+    # Unreal Engine's mannequin (UE4; UE5's Manny adds spine_04/05 and neck_02)
+    "Unreal mannequin": {"Pelvis": "pelvis", "Torso": "spine_01", "Spine": "spine_02", "Chest": "spine_03",
+                         "Neck": "neck_01", "Head": "head", "L_Hip": "thigh_l", "L_Knee": "calf_l",
+                         "L_Ankle": "foot_l", "L_Toe": "ball_l", "L_Thorax": "clavicle_l",
+                         "L_Shoulder": "upperarm_l", "L_Elbow": "lowerarm_l", "L_Wrist": "hand_l",
+                         "L_Hand": "middle_01_l"},
 }
 
 
 def _right(name: str) -> str:
     for a, b in (("Left", "Right"), (" L ", " R "), ("left_", "right_"), ("_L", "_R")):
         name = name.replace(a, b)
+    if name.endswith("_l"):  # Unreal: thigh_l
+        return name[:-2] + "_r"
     return "r" + name[1:] if name[:1] == "l" and name[1:2].isupper() else name  # DAZ: lThigh
 
 

@@ -28,13 +28,14 @@ _SIDES = {"L": ("left", "l", "lft"), "R": ("right", "r", "rgt")}
 # Resolution order matters (see module docstring): upper arm before clavicle, wrist before hand.
 # DAZ / Poser / MakeHuman names (the "Daz-friendly" CMU BVH release: hip, abdomen, chest,
 # lCollar, lShldr, lThigh, lShin; DAZ Genesis: abdomenLower/Upper, chestUpper, lShldrBend,
-# lForearmBend, lThighBend) are in these tables too.
+# lForearmBend, lThighBend) and the Unreal Engine mannequin's (spine_01, neck_01, thigh_l,
+# calf_l, ball_l, clavicle_l, upperarm_l, lowerarm_l, middle_01_l) are in these tables too.
 _CENTRE_BASES = {
     "Pelvis": ("hips", "pelvis", "hip", "root", "spinebase"),
-    "Torso": ("torso", "spine1", "abdomen", "abdomenlower"),
-    "Spine": ("spine", "spine2", "spinemid", "abdomenupper"),
-    "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2", "spineshoulder", "chestupper"),
-    "Neck": ("neck", "neck1", "lowerneck", "necklower"),
+    "Torso": ("torso", "spine1", "abdomen", "abdomenlower", "spine01"),
+    "Spine": ("spine", "spine2", "spinemid", "abdomenupper", "spine02"),
+    "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2", "spineshoulder", "chestupper", "spine03"),
+    "Neck": ("neck", "neck1", "lowerneck", "necklower", "neck01"),
     "Head": ("head",),
 }
 _SIDE_BASES = {
@@ -46,7 +47,7 @@ _SIDE_BASES = {
     "Thorax": ("collar", "clavicle", "thorax", "shoulder"),
     "Elbow": ("forearm", "lowerarm", "elbow", "radius", "forearmbend"),
     "Wrist": ("wrist", "hand"),
-    "Hand": ("hand", "handmiddle1", "palm", "mid1"),
+    "Hand": ("hand", "handmiddle1", "palm", "mid1", "middle01"),
 }
 _ORDER = ["Pelvis", "L_Hip", "R_Hip", "L_Knee", "R_Knee", "L_Ankle", "R_Ankle", "L_Toe", "R_Toe",
           "Chest", "Torso", "Spine", "Neck", "Head", "L_Shoulder", "R_Shoulder", "L_Thorax", "R_Thorax",
