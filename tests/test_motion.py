@@ -214,6 +214,11 @@ _CONVENTIONS = {
                     "Neck": "neckLower", "Head": "head", "L_Hip": "lThighBend", "L_Knee": "lShin",
                     "L_Ankle": "lFoot", "L_Toe": "lToe", "L_Thorax": "lCollar", "L_Shoulder": "lShldrBend",
                     "L_Elbow": "lForearmBend", "L_Wrist": "lHand", "L_Hand": "lMid1"},
+    # Xsens MVN's BVH export (its Chest3 sits between Chest2 and Chest4)
+    "Xsens MVN": {"Pelvis": "Hips", "Torso": "Chest", "Spine": "Chest2", "Chest": "Chest4", "Neck": "Neck",
+                  "Head": "Head", "L_Hip": "LeftHip", "L_Knee": "LeftKnee", "L_Ankle": "LeftAnkle",
+                  "L_Toe": "LeftToe", "L_Thorax": "LeftCollar", "L_Shoulder": "LeftShoulder",
+                  "L_Elbow": "LeftElbow", "L_Wrist": "LeftWrist", "L_Hand": "Hand_unused_L"},
     # Unreal Engine's mannequin (UE4; UE5's Manny adds spine_04/05 and neck_02)
     "Unreal mannequin": {"Pelvis": "pelvis", "Torso": "spine_01", "Spine": "spine_02", "Chest": "spine_03",
                          "Neck": "neck_01", "Head": "head", "L_Hip": "thigh_l", "L_Knee": "calf_l",

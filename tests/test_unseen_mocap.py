@@ -323,6 +323,26 @@ def test_bvh_collars_without_a_chest_joint_keep_their_place(tmp_path, collars):
     assert worst < {"beside_the_spine": 15.0, "at_the_neck": 30.0}[collars], err
 
 
+def test_bvh_xsens_mvn_rig(tmp_path):
+    """Xsens MVN's BVH export: hips exactly level with the root joint, four chest joints, the
+    upper arm named "Shoulder" below a "Collar"."""
+    geometry = {"LeftUpLeg": (8, 0, 0), "RightUpLeg": (-8, 0, 0), "Spine": (0, 10, 0), "Spine1": (0, 11, 0)}
+    rig = [(n, p, geometry.get(n, o)) for n, p, o in RIG]
+    i = [n for n, _, _ in rig].index("Spine1") + 1
+    rig = rig[:i] + [("Chest3", "Spine1", (0, 10, 0)), ("Chest4", "Chest3", (0, 10, 0))] + rig[i:]
+    rig = [(n, "Chest4" if p == "Spine1" and n != "Chest3" else p, o) for n, p, o in rig]
+    rename = {"Spine": "Chest", "Spine1": "Chest2", "LeftShoulder": "LeftCollar", "LeftArm": "LeftShoulder",
+              "LeftForeArm": "LeftElbow", "LeftHand": "LeftWrist", "LeftUpLeg": "LeftHip", "LeftLeg": "LeftKnee",
+              "LeftFoot": "LeftAnkle", "LeftToeBase": "LeftToe"}
+    rename.update({k.replace("Left", "Right"): v.replace("Left", "Right") for k, v in rename.items()})
+    clip = import_file(walk_bvh(tmp_path / "mvn.bvh", rig=rig, rename=rename, fps=60.0))[0]
+    check_sensible(clip, 2.0)
+    assert clip.retarget_error_mm < 1.0
+    m = clip.meta["joint_map"]
+    assert (m["Torso"], m["Spine"], m["Chest"], m["L_Thorax"], m["L_Shoulder"]) == (
+        "Chest", "Chest2", "Chest4", "LeftCollar", "LeftShoulder")
+
+
 def test_bvh_coinciding_hips_are_a_one_line_error(tmp_path):
     rig = [(n, p, (0, -5, 0) if n.endswith("UpLeg") else o) for n, p, o in RIG]
     one_line_error(walk_bvh(tmp_path / "walk.bvh", rig=rig), "orientation of Pelvis is undefined")

@@ -29,12 +29,14 @@ _SIDES = {"L": ("left", "l", "lft"), "R": ("right", "r", "rgt")}
 # DAZ / Poser / MakeHuman names (the "Daz-friendly" CMU BVH release: hip, abdomen, chest,
 # lCollar, lShldr, lThigh, lShin; DAZ Genesis: abdomenLower/Upper, chestUpper, lShldrBend,
 # lForearmBend, lThighBend) and the Unreal Engine mannequin's (spine_01, neck_01, thigh_l,
-# calf_l, ball_l, clavicle_l, upperarm_l, lowerarm_l, middle_01_l) are in these tables too.
+# calf_l, ball_l, clavicle_l, upperarm_l, lowerarm_l, middle_01_l) and Xsens MVN's BVH export's
+# (Chest, Chest2, Chest3, Chest4 up the spine: the collars hang from Chest4) are in these tables too.
 _CENTRE_BASES = {
     "Pelvis": ("hips", "pelvis", "hip", "root", "spinebase"),
-    "Torso": ("torso", "spine1", "abdomen", "abdomenlower", "spine01"),
-    "Spine": ("spine", "spine2", "spinemid", "abdomenupper", "spine02"),
-    "Chest": ("spine3", "chest", "upperchest", "thorax", "spine2", "spineshoulder", "chestupper", "spine03"),
+    "Torso": ("torso", "spine1", "abdomen", "abdomenlower", "spine01", "chest"),
+    "Spine": ("spine", "spine2", "spinemid", "abdomenupper", "spine02", "chest2"),
+    "Chest": ("spine3", "chest4", "chest", "upperchest", "thorax", "spine2", "spineshoulder", "chestupper",
+              "spine03"),
     "Neck": ("neck", "neck1", "lowerneck", "necklower", "neck01"),
     "Head": ("head",),
 }
