@@ -219,6 +219,13 @@ _CONVENTIONS = {
                   "Head": "Head", "L_Hip": "LeftHip", "L_Knee": "LeftKnee", "L_Ankle": "LeftAnkle",
                   "L_Toe": "LeftToe", "L_Thorax": "LeftCollar", "L_Shoulder": "LeftShoulder",
                   "L_Elbow": "LeftElbow", "L_Wrist": "LeftWrist", "L_Hand": "Hand_unused_L"},
+    # OptiTrack Motive's own skeleton names (no middle spine joint; LShoulder is the collar)
+    "OptiTrack Motive": {"Pelvis": "Skeleton1_Hip", "Torso": "Skeleton1_Ab", "Spine": "Skeleton1_Spine_unused",
+                         "Chest": "Skeleton1_Chest", "Neck": "Skeleton1_Neck", "Head": "Skeleton1_Head",
+                         "L_Hip": "Skeleton1_LThigh", "L_Knee": "Skeleton1_LShin", "L_Ankle": "Skeleton1_LFoot",
+                         "L_Toe": "Skeleton1_LToe", "L_Thorax": "Skeleton1_LShoulder",
+                         "L_Shoulder": "Skeleton1_LUArm", "L_Elbow": "Skeleton1_LFArm",
+                         "L_Wrist": "Skeleton1_LHand", "L_Hand": "Skeleton1_LHand_unused"},
     # Unreal Engine's mannequin (UE4; UE5's Manny adds spine_04/05 and neck_02)
     "Unreal mannequin": {"Pelvis": "pelvis", "Torso": "spine_01", "Spine": "spine_02", "Chest": "spine_03",
                          "Neck": "neck_01", "Head": "head", "L_Hip": "thigh_l", "L_Knee": "calf_l",
@@ -231,6 +238,8 @@ _CONVENTIONS = {
 def _right(name: str) -> str:
     for a, b in (("Left", "Right"), (" L ", " R "), ("left_", "right_"), ("_L", "_R")):
         name = name.replace(a, b)
+    if "_L" in name and name[name.index("_L") + 2:][:1].isupper():  # Motive: Skeleton1_LThigh
+        return name.replace("_L", "_R", 1)
     if name.endswith("_l"):  # Unreal: thigh_l
         return name[:-2] + "_r"
     return "r" + name[1:] if name[:1] == "l" and name[1:2].isupper() else name  # DAZ: lThigh

@@ -30,10 +30,12 @@ _SIDES = {"L": ("left", "l", "lft"), "R": ("right", "r", "rgt")}
 # lCollar, lShldr, lThigh, lShin; DAZ Genesis: abdomenLower/Upper, chestUpper, lShldrBend,
 # lForearmBend, lThighBend) and the Unreal Engine mannequin's (spine_01, neck_01, thigh_l,
 # calf_l, ball_l, clavicle_l, upperarm_l, lowerarm_l, middle_01_l) and Xsens MVN's BVH export's
-# (Chest, Chest2, Chest3, Chest4 up the spine: the collars hang from Chest4) are in these tables too.
+# (Chest, Chest2, Chest3, Chest4 up the spine: the collars hang from Chest4) and OptiTrack
+# Motive's (Hip, Ab, Chest, LShoulder = the collar, LUArm, LFArm, LThigh, LShin) are in these
+# tables too.
 _CENTRE_BASES = {
     "Pelvis": ("hips", "pelvis", "hip", "root", "spinebase"),
-    "Torso": ("torso", "spine1", "abdomen", "abdomenlower", "spine01", "chest"),
+    "Torso": ("torso", "spine1", "abdomen", "abdomenlower", "spine01", "chest", "ab"),
     "Spine": ("spine", "spine2", "spinemid", "abdomenupper", "spine02", "chest2"),
     "Chest": ("spine3", "chest4", "chest", "upperchest", "thorax", "spine2", "spineshoulder", "chestupper",
               "spine03"),
@@ -45,9 +47,9 @@ _SIDE_BASES = {
     "Knee": ("leg", "lowerleg", "knee", "shin", "calf", "tibia", "crus"),
     "Ankle": ("ankle", "foot"),
     "Toe": ("toebase", "toe", "toes", "toe0", "ball", "foot2", "foot"),
-    "Shoulder": ("arm", "upperarm", "uparm", "humerus", "shoulder", "shldr", "shldrbend"),
+    "Shoulder": ("arm", "upperarm", "uparm", "uarm", "humerus", "shoulder", "shldr", "shldrbend"),
     "Thorax": ("collar", "clavicle", "thorax", "shoulder"),
-    "Elbow": ("forearm", "lowerarm", "elbow", "radius", "forearmbend"),
+    "Elbow": ("forearm", "lowerarm", "elbow", "radius", "forearmbend", "farm"),
     "Wrist": ("wrist", "hand"),
     "Hand": ("hand", "handmiddle1", "palm", "mid1", "middle01"),
 }
