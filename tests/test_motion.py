@@ -238,8 +238,6 @@ _CONVENTIONS = {
 def _right(name: str) -> str:
     for a, b in (("Left", "Right"), (" L ", " R "), ("left_", "right_"), ("_L", "_R")):
         name = name.replace(a, b)
-    if "_L" in name and name[name.index("_L") + 2:][:1].isupper():  # Motive: Skeleton1_LThigh
-        return name.replace("_L", "_R", 1)
     if name.endswith("_l"):  # Unreal: thigh_l
         return name[:-2] + "_r"
     return "r" + name[1:] if name[:1] == "l" and name[1:2].isupper() else name  # DAZ: lThigh
