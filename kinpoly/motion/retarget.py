@@ -246,8 +246,9 @@ def fit_body(t: _Targets, mass: float | None = None) -> BodyShape:
             continue
         length = np.median(np.linalg.norm(t[BODY_NAMES[b]] - t[BODY_NAMES[a]], axis=-1))
         if BODY_NAMES[b].endswith("_Thorax") and BODY_NAMES[a] in ("Pelvis", *_SPINE):
-            # a collar hung from the spine below an unmapped chest: its direction as measured
-            # in the pelvis frame, as the spine's segments are (not the default's, off to the side)
+            # a collar hung from the spine without a chest frame (mostly: no chest joint): its
+            # direction as measured in the pelvis frame, as the spine's segments are (the
+            # default's points off to the side)
             rel = in_pelvis(BODY_NAMES[b]) - (in_pelvis(BODY_NAMES[a]) if a else 0.0)
             _set_chain(off, _chain(a, b), _unit(rel) * length)
             continue
