@@ -91,6 +91,12 @@ ENGINES = {
 CAMERA_AXES = (*_M, "aria", *ENGINES)
 
 
+def default_world_up(camera_axes: str) -> str:
+    """The world up a trajectory in these camera axes has when it does not say: a game engine's
+    own (``ENGINES``), else Z."""
+    return ENGINES[camera_axes][3] if camera_axes in ENGINES else "z"
+
+
 def engine_to_right_handed(pos: np.ndarray, R: np.ndarray, engine: str) -> tuple[np.ndarray, np.ndarray]:
     """Positions (..., 3) and rotations (..., 3, 3) of a left-handed engine's world (and camera)
     mirrored into a right-handed one, in metres: ``S p * unit`` and ``S R S``."""
@@ -279,7 +285,7 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
                 raise EgoDataError(f"{path}: CSV needs columns x,y,z (or tx,ty,tz) and qw,qx,qy,qz")
             pos, quat = np.stack(xyz, 1), np.stack(q, 1)
             axes = rows[0].get(keys.get("camera_axes", ""), "") or "head"
-            up = rows[0].get(keys.get("world_up", ""), "") or (ENGINES[axes][3] if axes in ENGINES else "z")
+            up = rows[0].get(keys.get("world_up", ""), "") or default_world_up(axes)
             _check(path, pos, quat, times)
             times, unit = _seconds(path, times)
             return Trajectory(pos, quat, times, axes, up, True, str(path), {"format": "csv", "time_unit": unit})
@@ -297,7 +303,7 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
             _check(path, pos, quat, times)
             times, unit = _seconds(path, times)
             axes = str(d.get("camera_axes", "head"))
-            up = str(d.get("world_up", ENGINES[axes][3] if axes in ENGINES else "z"))
+            up = str(d.get("world_up", default_world_up(axes)))
             return Trajectory(pos, quat, times, axes, up, bool(d.get("metric", True)), str(path),
                               {"format": "npz", "time_unit": unit})
     except EgoDataError:

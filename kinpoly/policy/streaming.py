@@ -101,7 +101,8 @@ class StreamingEstimator:
                  action: str | None = None, objects=(), body: BodyShape | None = None,
                  max_frames: int | None = None, name: str = "stream", restart_context: bool | None = None,
                  placeholder_object: bool = True):
-        from ..egocentric.trajectory import CAMERA_AXES, ENGINES, Levelling, world_up_rotation
+        from ..egocentric.trajectory import (CAMERA_AXES, ENGINES, Levelling, default_world_up,
+                                             world_up_rotation)
         from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator
 
         if action is not None and action not in ACTIONS:
@@ -110,8 +111,7 @@ class StreamingEstimator:
             raise ValueError(f"lookahead {lookahead}: the loop reads {MIN_LOOKAHEAD} frames ahead, at least that")
         if camera_axes not in CAMERA_AXES:
             raise ValueError(f"camera axes {camera_axes!r}: one of {', '.join(CAMERA_AXES)}")
-        if world_up is None:  # a game engine's own up, else Z
-            world_up = ENGINES[camera_axes][3] if camera_axes in ENGINES else "z"
+        world_up = world_up or default_world_up(camera_axes)
         engine = camera_axes if camera_axes in ENGINES else None
         if not (np.isfinite(scale) and scale > 0 and np.isfinite(eye_height)):
             raise ValueError(f"scale ({scale}) must be positive and eye_height ({eye_height}) finite")

@@ -53,9 +53,6 @@ def _motion(path: Path, positions, name: str, fps: float, up_axis: str, license:
                 if x.ndim == 2 and x.shape[1] == 263 else "")
         raise MotionFormatError(f"{path}: expected joint positions (T, 22 or 24, 3) in SMPL's joint order, "
                                 f"got an array of shape {x.shape}{hint}")
-    bad = ~np.isfinite(x).all(axis=(1, 2))
-    if bad.any():
-        raise MotionFormatError(f"{path}: {bad.sum()} frame(s) contain NaN/inf (first: frame {np.argmax(bad)})")
     J = x.shape[1]
     return SourceMotion(name=name, joint_names=list(SMPL_JOINTS[:J]), parents=np.array(SMPL_PARENTS[:J]),
                         positions=x, fps=fps, up_axis=up_axis, source=str(path), license=license,
