@@ -226,6 +226,9 @@ def test_import_ares_video_matches_ground_truth(shared_data):
     res = import_video(ares / "egocentric_video.mp4", ares / "droid_slam_traj.npy", scale=1.0)
     take = res.take
     assert take.num_frames == 140 and take.head_vels.shape == (140, 6)
+    # a video from another project, with its own SLAM trajectory: read upright and in step
+    assert res.report["video_rotation"]["degrees"] == 0 and res.report["video_rotation"]["agreement"]["0"] > 0.9
+    assert res.report["video_lag"]["lag"] == 0
     gt = np.asarray(joblib.load(ares / "demo_ares_data.p")[0]["head_qpos"], dtype=float)
     src = to_head_poses(rt(ares / "droid_slam_traj.npy"), 1.0, 0.0).head_pose[:, :3]
     s, R, t = umeyama(src, gt[:, :3])

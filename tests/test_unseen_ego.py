@@ -179,6 +179,131 @@ def test_video_errors(tmp_path):
             import_video(tmp_path / video, tmp_path / "traj.txt", scale=1.0)
 
 
+def _turning_camera(tmp_path, turned_by: tuple[int, ...] = (0,), T: int = 90, amplitude: float = 0.35,
+                    skip: int = 0):
+    """A camera whose head yaws and pitches over a still, textured wall: the wall pans across
+    the 128 px, 100-degree view (``amplitude`` rad of yaw). Writes ``traj.npy`` (DROID-SLAM
+    layout, one row per frame), ``traj.txt`` (TUM, with times) and, per rotation in
+    ``turned_by``, ``v<deg>.mp4``: the frames after the first ``skip``, stored turned that many
+    degrees anticlockwise, so that as many clockwise make them upright."""
+    import cv2
+    import imageio.v2 as imageio
+
+    rng = np.random.default_rng(0)
+    wall = cv2.GaussianBlur(rng.integers(0, 255, (600, 900, 3), dtype=np.uint8), (0, 0), 2.0)
+    t = np.arange(T) / 30.0
+    yaw, pitch = amplitude * np.sin(2 * np.pi * 0.7 * t), amplitude / 3 * np.sin(2 * np.pi * 0.45 * t + 1.0)
+    px = 64.0 / np.tan(np.radians(50.0))  # pixels per radian at the image centre
+    frames = [wall[int(round(230 - px * b)):][:128, int(round(380 - px * a)):][:, :128] for a, b in zip(yaw, pitch)]
+    R = rot.yaw_matrix(yaw) @ rot.quat_to_matrix(np.stack([np.cos(pitch / 2), 0 * t, np.sin(pitch / 2), 0 * t], 1))
+    q = rot.matrix_to_quat(R @ _M["opencv"].T)
+    rows = np.concatenate([np.stack([0.3 * t, 0 * t, 1.6 + 0 * t], 1), q[:, [1, 2, 3, 0]]], 1)
+    np.save(tmp_path / "traj.npy", rows)
+    np.savetxt(tmp_path / "traj.txt", np.concatenate([t[:, None], rows], 1), fmt="%.9f")
+    for deg in turned_by:
+        imageio.mimwrite(tmp_path / f"v{deg}.mp4", [np.ascontiguousarray(np.rot90(f, k=deg // 90)) for f in frames[skip:]],
+                         fps=30, macro_block_size=1, quality=9, ffmpeg_log_level="error")
+
+
+def test_a_turned_camera_is_turned_upright(tmp_path):
+    """Frames stored turned (Aria's RGB camera is mounted at 90 degrees) show the head's yaw as
+    vertical flow, which the encoder reads as pitch: the import finds the rotation whose flow
+    turns the way the trajectory does, and its features are then those of the upright video."""
+    _turning_camera(tmp_path, (0, 90, 180, 270))
+    upright = import_video(tmp_path / "v0.mp4", tmp_path / "traj.npy", scale=1.0)
+    assert upright.report["video_rotation"]["degrees"] == 0
+    norm = np.linalg.norm(upright.take.image_features, axis=1).mean()
+
+    def distance(take):
+        return np.linalg.norm(take.image_features - upright.take.image_features, axis=1).mean() / norm
+
+    for deg in (90, 180, 270):
+        res = import_video(tmp_path / f"v{deg}.mp4", tmp_path / "traj.npy", scale=1.0)
+        r = res.report["video_rotation"]
+        assert r["degrees"] == deg and r["source"] == "auto" and r["agreement"][str(deg)] > 0.7, r
+        as_stored = import_video(tmp_path / f"v{deg}.mp4", tmp_path / "traj.npy", scale=1.0, video_rotation=0)
+        assert as_stored.report["video_rotation"] == {"degrees": 0, "source": "given"}
+        # the same features as upright but for the MP4 compression of a turned picture
+        assert distance(res.take) < 0.1 < 0.5 < distance(as_stored.take)
+    with pytest.raises(EgoDataError, match="video rotation must be one of 0, 90, 180, 270"):
+        import_video(tmp_path / "v0.mp4", tmp_path / "traj.npy", scale=1.0, video_rotation=45)
+
+
+def test_a_stream_turns_its_video_as_told(tmp_path):
+    """`kinpoly stream --video FILE --video-rotation 90`: a live stream cannot look ahead to find
+    the rotation, so it is given; the frames the stream reads are then upright."""
+    import imageio.v2 as imageio
+
+    from kinpoly.policy.commands import _video_frames
+
+    _turning_camera(tmp_path, (0, 90), T=30)
+    upright = np.stack(imageio.mimread(tmp_path / "v0.mp4")).astype(float)
+    read = np.stack(list(_video_frames(str(tmp_path / "v90.mp4"), 90))).astype(float)
+    as_stored = np.stack(list(_video_frames(str(tmp_path / "v90.mp4")))).astype(float)
+    assert read.shape == upright.shape == as_stored.shape  # square frames: only their content turns
+    assert np.abs(read - upright).mean() < 0.2 * np.abs(as_stored - upright).mean()
+
+
+def test_a_head_that_does_not_turn_keeps_the_video_as_stored(tmp_path):
+    """Without head rotation the flow cannot tell which way is up: the frames stay as stored."""
+    _turning_camera(tmp_path, (90,), amplitude=0.002)
+    r = import_video(tmp_path / "v90.mp4", tmp_path / "traj.npy", scale=1.0).report["video_rotation"]
+    assert r["degrees"] == 0 and r["head_turn_rate"] < 0.1
+
+
+def test_a_video_out_of_step_with_its_trajectory_is_reported(tmp_path, caplog):
+    """A video that starts 0.2 s into its trajectory, paired from the trajectory's start: the
+    import warns with the --time-offset that puts the two in step (and is quiet with it)."""
+    _turning_camera(tmp_path, T=150, skip=6)
+    with caplog.at_level("WARNING", logger="kinpoly.egocentric.video"):
+        lag = import_video(tmp_path / "v0.mp4", tmp_path / "traj.txt", scale=1.0).report["video_lag"]
+    assert lag["lag"] == -6 and lag["agreement"] > 0.7 > 0.6 > lag["agreement_unshifted"], lag
+    assert "pass --time-offset 0.200" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="kinpoly.egocentric.video"):
+        lag = import_video(tmp_path / "v0.mp4", tmp_path / "traj.txt", scale=1.0, time_offset=0.2).report["video_lag"]
+    assert lag["lag"] == 0 and "time-offset" not in caplog.text
+
+
+def test_what_the_flow_encoder_reads_of_a_frame():
+    """A 16:9 frame keeps its centre square (the encoder's square view of its vertical field of
+    view) instead of being squashed; a portrait frame is squashed whole (its centre square would
+    see less than the encoder's view)."""
+    from kinpoly.egocentric.video import encoder_view
+
+    img = np.zeros((90, 160, 3), np.uint8)
+    img[:, 35:125] = 255  # the centre square white, the sides black
+    assert (encoder_view(img, 32, 32) == 255).all()
+    tall = np.zeros((160, 90, 3), np.uint8)
+    tall[:40] = 255  # the top quarter white
+    seen = encoder_view(tall, 32, 32)
+    assert (seen[:7] == 255).all() and (seen[9:] == 0).all()
+
+
+def test_a_folder_of_frames_is_a_video(tmp_path):
+    """Datasets that ship frames as image files (EPIC-Kitchens, EgoBody, ADT): a folder in name
+    order at the --fps given gives the take the same video as an MP4 of those frames."""
+    import imageio.v2 as imageio
+
+    _turning_camera(tmp_path)
+    (tmp_path / "frames").mkdir()
+    for i, f in enumerate(imageio.get_reader(tmp_path / "v0.mp4")):
+        imageio.imwrite(tmp_path / "frames" / f"frame_{i:05d}.png", f)
+    (tmp_path / "frames" / "notes.txt").write_text("not a frame\n")
+    res = import_video(tmp_path / "frames", tmp_path / "traj.npy", scale=1.0, fps=30.0)
+    ref = import_video(tmp_path / "v0.mp4", tmp_path / "traj.npy", scale=1.0)
+    assert res.report["video_frames"] == 90 and res.report["video_size"] == [128, 128]
+    np.testing.assert_allclose(res.take.image_features, ref.take.image_features, atol=1e-5)
+    with pytest.raises(EgoDataError, match="a folder of frames has no frame rate: give it"):
+        import_video(tmp_path / "frames", tmp_path / "traj.npy", scale=1.0)
+    imageio.imwrite(tmp_path / "frames" / "frame_99999.png", np.zeros((64, 64, 3), np.uint8))
+    with pytest.raises(EgoDataError, match="frame_99999.png: 64x64, but the frames before it are 128x128"):
+        import_video(tmp_path / "frames", tmp_path / "traj.npy", scale=1.0, fps=30.0)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(EgoDataError, match="needs image files"):
+        import_video(tmp_path / "empty", tmp_path / "traj.npy", scale=1.0, fps=30.0)
+
+
 def _run(args):
     from kinpoly.cli import main
 
@@ -201,6 +326,30 @@ def test_estimate_refuses_before_writing(tmp_path):
         assert res.exit_code == 1 and message in res.output, res.output
         assert not isinstance(res.exception, Exception) or isinstance(res.exception, SystemExit)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o2").exists()
+
+
+def test_estimate_from_a_turned_folder_of_frames(tmp_path):
+    """`kinpoly estimate --video FOLDER --fps`: the frames of a camera mounted turned, as image
+    files; the estimate turns them upright and shows them so beside the estimate."""
+    import imageio.v2 as imageio
+
+    from kinpoly.egocentric.video import encoder_view
+
+    _turning_camera(tmp_path, (0, 90))
+    (tmp_path / "frames").mkdir()
+    for i, f in enumerate(imageio.get_reader(tmp_path / "v90.mp4")):
+        imageio.imwrite(tmp_path / "frames" / f"{i:04d}.png", f)
+    args = ["estimate", "--video", tmp_path / "frames", "--head-poses", tmp_path / "traj.npy", "--scale", "1",
+            "--no-physics", "--no-progress"]
+    res = _run(args + ["--videos", "0", "--out", tmp_path / "no_fps"])
+    assert res.exit_code == 1 and "a folder of frames has no frame rate: give it (--fps)" in res.output, res.output
+    res = _run(args + ["--fps", "30", "--videos", "1", "--out", tmp_path / "out"])
+    assert res.exit_code == 0, res.output
+    assert "video_rotation: auto" in (tmp_path / "out" / "config.yaml").read_text()
+    shown = imageio.mimread(tmp_path / "out" / "videos" / "frames.mp4")[0][40:, -240:].astype(float)  # below the label
+    upright, turned = (encoder_view(next(iter(imageio.get_reader(tmp_path / f"v{d}.mp4"))), 240, 240)[40:]
+                       for d in (0, 90))
+    assert np.abs(shown - upright).mean() < 0.5 * np.abs(shown - turned).mean()
 
 
 def test_hand_made_take_folder(tmp_path):

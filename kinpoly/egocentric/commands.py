@@ -204,6 +204,13 @@ objects_option = click.option(
          "moving one; format in kinpoly/egocentric/objects.py).")
 
 
+# --video-rotation of the commands that read a head-camera video (import-video, estimate)
+video_rotation_option = click.option(
+    "--video-rotation", type=click.Choice(["auto", "0", "90", "180", "270"]), default="auto", show_default=True,
+    help="Degrees clockwise that turn the stored frames upright (Project Aria's RGB camera: 90); auto: the "
+         "rotation whose optical flow turns the way the trajectory's head does.")
+
+
 @ego.command("import-video")
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--head-poses", required=True, type=click.Path(path_type=Path),
@@ -213,13 +220,16 @@ objects_option = click.option(
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Take folder to write into.")
 @click.option("--name", default=None, help="Take name (default: the video's file name).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "tum", "aria", "csv", "npz"]), default="auto", show_default=True)
-@click.option("--fps", type=float, default=None, help="Expected video frame rate (checked).")
+@click.option("--fps", type=float, default=None,
+              help="Frame rate of a folder of frames (required), or the one a video file must have (checked).")
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--eye-height", type=float, default=1.6, show_default=True, help="Eye height in the first frame (m).")
 @click.option("--body-height", type=float, default=None,
               help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
 @click.option("--time-offset", type=float, default=0.0, help="Trajectory time of the first frame minus its first pose time (s).")
-@click.option("--video-fovy", type=float, default=None, help="Vertical field of view of the video (degrees).")
+@click.option("--video-fovy", type=float, default=None,
+              help="Vertical field of view of the video (degrees).")
+@video_rotation_option
 @click.option("--world-to-camera", is_flag=True,
               help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(ACTIONS), default=None)
@@ -229,8 +239,9 @@ objects_option = click.option(
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file, e.g. the "
                    "EgoEgo pickle), same frames; aligned to the take by yaw + translation.")
 def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
-                         video_fovy, world_to_camera, action, encoder, objects_file, gt_file):
-    """Turn a head-camera VIDEO and its camera trajectory into an egocentric take."""
+                         video_fovy, video_rotation, world_to_camera, action, encoder, objects_file, gt_file):
+    """Turn a head-camera VIDEO (a file, or a folder of its frames as image files) and its camera
+    trajectory into an egocentric take."""
     from .take import EgoDataError
     from .video import import_video
 
@@ -239,10 +250,16 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
         res = import_video(video, head_poses, name=name, fmt=fmt, fps=fps, scale=scale,
                            eye_height=eye_height, body_height=body_height, time_offset=time_offset,
                            video_fovy=video_fovy, world_to_camera=world_to_camera, action=action,
+                           video_rotation=rotation_choice(video_rotation),
                            encoder=str(encoder) if encoder else None, objects=objects_file)
     except EgoDataError as e:
         raise click.ClickException(str(e)) from None
     _write_imported_take(res, out, gt_file)
+
+
+def rotation_choice(choice: str) -> int | str:
+    """``--video-rotation``'s value as ``import_video`` takes it."""
+    return choice if choice == "auto" else int(choice)
 
 
 @ego.command("import-trajectory")

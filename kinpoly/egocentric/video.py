@@ -1,18 +1,30 @@
 """``kinpoly ego import-video``: a real head-camera video + its camera trajectory -> an
 :class:`~kinpoly.egocentric.take.EgoTake` (the same sample type as the synthetic takes).
 
-Steps: read the video (every frame, its fps), read the trajectory (:mod:`.trajectory`), pair one
-pose per frame (by timestamps, or one row per frame when the file has none), convert to
-kinpoly's head frame and a Z-up world, compute DIS flow on frames resized to the encoder's
-image size, encode it (image features and a metric head-velocity estimate), estimate the metric
-scale of a monocular trajectory from the wearer's gait and that velocity (:mod:`.scale`, unless
-``scale`` is given), and derive the head features. Errors name the file and what does not match.
+Steps: read the video (every frame, its fps; a video file or a folder of image files), read the
+trajectory (:mod:`.trajectory`), pair one pose per frame (by timestamps, or one row per frame
+when the file has none), convert to kinpoly's head frame and a Z-up world, compute DIS flow on
+the frames as the encoder reads them (:func:`encoder_view`), turned upright (the rotation
+given, or the one whose flow turns the way the trajectory does), encode it (image features and
+a metric head-velocity estimate; checked in step with the trajectory), estimate the metric
+scale of a monocular trajectory from the wearer's gait and that velocity (:mod:`.scale`,
+unless ``scale`` is given), and derive the head features. Errors name the file and what does
+not match.
+
+The flow encoder was trained on square head-camera renders (:mod:`.build`: 100 degrees field of
+view, upright). A landscape frame is cut to its centre square, not squashed: squashing a 16:9
+video to a square stretches its horizontal flow against its vertical
+(`benchmarks/video_geometry.py`). A stored frame that is not upright (Project Aria's RGB
+camera is mounted turned 90 degrees; a phone held sideways) shows a head's yaw as vertical
+flow, which the encoder reads as pitch. The flow encoder's head rotation also tells whether
+the video is in step with the trajectory (:func:`video_lag`); a clear shift is reported.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -27,39 +39,228 @@ TAKE_FPS = 30.0  # frame rate of imported takes: the policy's and the controller
 # tracking jump (relocalisation, a wrong time unit or scale), which no body can follow.
 MAX_HEAD_SPEED = 15.0
 VIDEO_SIZE = (128, 128)  # (width, height) head-camera frames are resized to before optical flow
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+# Degrees clockwise that turn a stored frame upright; "auto" picks one by the flow (import_video).
+VIDEO_ROTATIONS = (0, 90, 180, 270)
+# Rotation detection: the head's yaw and pitch rates must move by this much (RMS, rad/s) for the
+# flow to tell a rotation, and the rotation taken must agree with them this much better than the
+# frames as stored (cosine of the centred rates; see benchmarks/video_geometry.py).
+ROTATION_MIN_RATE = 0.1
+ROTATION_MIN_GAIN = 0.3
+# Synchronisation check: the shifts (frames at 30 Hz) tried between the video's head turns and
+# the trajectory's, and when a shift is reported as a likely wrong --time-offset.
+SYNC_MAX_LAG = 30
+SYNC_MIN_LAG = 3
+SYNC_MIN_AGREEMENT = 0.5
+SYNC_MIN_GAIN = 0.2
 
 
-def read_video(path: str | os.PathLike, width: int, height: int) -> tuple[np.ndarray, float, tuple[int, int]]:
-    """All frames resized to (height, width) RGB uint8 (T, H, W, 3), the fps, original size."""
+def encoder_view(image: np.ndarray, width: int, height: int) -> np.ndarray:
+    """What the flow encoder reads of an (H, W, C) frame, resized to (height, width): a frame
+    wider than tall is cut to its centre square, whose view spans the frame's vertical field of
+    view as the encoder's square renders do; a taller one is squashed whole (cut, its view would
+    narrow to its width's; ``benchmarks/video_geometry.py`` measured both ways)."""
     import cv2
 
-    path = Path(path)
-    if not path.is_file():
-        raise EgoDataError(f"{path}: no such video file")
-    cap = cv2.VideoCapture(str(path))
-    if not cap.isOpened():
-        raise EgoDataError(f"{path}: unreadable video (OpenCV/FFmpeg cannot open it)")
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+    h, w = image.shape[:2]
+    if w > h:
+        x0 = (w - h) // 2
+        image = image[:, x0:x0 + h]
+    return cv2.resize(image, (width, height), interpolation=cv2.INTER_AREA)
+
+
+@dataclass(frozen=True)
+class VideoSource:
+    """Where a take's head-camera frames come from: a video file or a folder of image files
+    (one per frame, in name order), its frame rate, and the degrees clockwise that turn its
+    frames upright."""
+
+    path: Path
+    fps: float
+    rotation: int = 0
+
+    @classmethod
+    def open(cls, path: str | os.PathLike, fps: float | None = None, rotation: int = 0) -> VideoSource:
+        """The source of ``path``, its frame rate from the file (checked against ``fps`` to 1%)
+        or, for a folder of frames, ``fps`` (required)."""
+        import cv2
+
+        path = Path(path)
+        if path.is_dir():
+            if fps is None:
+                raise EgoDataError(f"{path}: a folder of frames has no frame rate: give it (--fps)")
+            rate = float(fps)
+        elif not path.is_file():
+            raise EgoDataError(f"{path}: no such video file or folder of frames")
+        else:
+            cap = cv2.VideoCapture(str(path))
+            try:
+                if not cap.isOpened():
+                    raise EgoDataError(f"{path}: unreadable video (OpenCV/FFmpeg cannot open it)")
+                rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+                if not cap.read()[0]:
+                    raise EgoDataError(f"{path}: unreadable video (no frame could be decoded)")
+            finally:
+                cap.release()
+            if fps is not None and 1.0 <= rate <= 1000.0 and abs(rate - fps) > 0.01 * fps:
+                raise EgoDataError(f"{path}: video is at {rate:.3f} fps, expected {fps}")
+        if not (1.0 <= rate <= 1000.0):
+            raise EgoDataError(f"{path}: " + ("the video reports an invalid frame rate" if path.is_file() else
+                                              "frame rate must be between 1 and 1000, got") + f" ({rate:g})")
+        turn_upright(np.zeros((0, 1, 1, 3), np.uint8), rotation)  # checks the value
+        return cls(path, rate, rotation)
+
+    def frames(self) -> Iterator[np.ndarray]:
+        """The frames, RGB uint8 (H, W, 3), turned upright; a one-line error for an unreadable
+        one or a folder whose images differ in size."""
+        import cv2
+
+        k = -(self.rotation // 90)
+        if self.path.is_dir():
+            files = sorted(f for f in self.path.iterdir()
+                           if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+            if not files:
+                raise EgoDataError(f"{self.path}: a folder of frames needs image files "
+                                   f"({', '.join(IMAGE_SUFFIXES)}); none found")
+            size = None
+            for f in files:
+                bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
+                if bgr is None:
+                    raise EgoDataError(f"{f}: unreadable image")
+                if size is not None and bgr.shape != size:
+                    raise EgoDataError(f"{f}: {bgr.shape[1]}x{bgr.shape[0]}, but the frames before it are "
+                                       f"{size[1]}x{size[0]}")
+                size = bgr.shape
+                yield np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=k))
+            return
+        cap = cv2.VideoCapture(str(self.path))
+        try:
+            while True:
+                ok, bgr = cap.read()
+                if not ok:
+                    break
+                yield np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=k))
+        finally:
+            cap.release()
+
+
+def read_video(path: str | os.PathLike, width: int, height: int,
+               fps: float | None = None) -> tuple[np.ndarray, float, tuple[int, int]]:
+    """All frames as the flow encoder reads them (:func:`encoder_view`) at (height, width), RGB
+    uint8 (T, H, W, 3), as stored (not turned), the frame rate and the original (width, height).
+
+    ``path`` is a video file (OpenCV/FFmpeg; ``fps``, when given, must agree with the file's to
+    1%) or a folder of image files, one per frame in file-name order (``fps`` required)."""
+    source = VideoSource.open(path, fps)
     frames, size = [], (0, 0)
-    while True:
-        ok, bgr = cap.read()
-        if not ok:
-            break
-        size = (bgr.shape[1], bgr.shape[0])
-        small = cv2.resize(bgr, (width, height), interpolation=cv2.INTER_AREA)
-        frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-    cap.release()
+    for f in source.frames():
+        size = (f.shape[1], f.shape[0])
+        frames.append(encoder_view(f, width, height))
     if not frames:
-        raise EgoDataError(f"{path}: unreadable video (no frame could be decoded)")
-    if not (1.0 <= fps <= 1000.0):
-        raise EgoDataError(f"{path}: the video reports an invalid frame rate ({fps})")
-    return np.stack(frames), fps, size
+        raise EgoDataError(f"{source.path}: unreadable video (no frame could be decoded)")
+    return np.stack(frames), source.fps, size
+
+
+def turn_upright(frames: np.ndarray, rotation: int) -> np.ndarray:
+    """(T, H, W, C) frames turned ``rotation`` degrees clockwise (one of VIDEO_ROTATIONS)."""
+    if rotation not in VIDEO_ROTATIONS:
+        raise EgoDataError(f"video rotation must be one of {', '.join(map(str, VIDEO_ROTATIONS))} degrees "
+                           f"(clockwise) or auto, got {rotation}")
+    return np.ascontiguousarray(np.rot90(frames, k=-(rotation // 90), axes=(1, 2)))
+
+
+def _cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine between two centred series (rows: frames)."""
+    a, b = a - a.mean(0), b - b.mean(0)
+    denom = np.linalg.norm(a) * np.linalg.norm(b)
+    return float(np.sum(a * b) / denom) if denom > 0 else 0.0
+
+
+def _head_turn_rates(head_pose: np.ndarray, fps: float) -> np.ndarray:
+    """(T, 2) yaw and pitch rates (rad/s, head frame) of head poses (T, 7) of any scale, as the
+    flow encoder estimates them (its velocity's last two components)."""
+    from .features import head_local_velocities
+
+    return head_local_velocities(head_pose, fps)[:, 4:6]
+
+
+def head_turn_rate(head_pose: np.ndarray, fps: float) -> float:
+    """RMS (rad/s) of the head's yaw and pitch rates about their means (head poses (T, 7))."""
+    rates = _head_turn_rates(head_pose, fps)
+    return float(np.sqrt(np.mean(np.sum((rates - rates.mean(0)) ** 2, axis=1))))
+
+
+def _shifted(a: np.ndarray, b: np.ndarray, lag: int) -> tuple[np.ndarray, np.ndarray]:
+    """The overlap of two series when ``a`` runs ``lag`` frames behind ``b``."""
+    n = len(a)
+    return a[max(lag, 0):n + min(lag, 0)], b[max(-lag, 0):n - max(lag, 0)]
+
+
+def video_lag(pred_vel: np.ndarray, head_pose: np.ndarray, fps: float, max_lag: int) -> int:
+    """The shift (frames) at which the flow encoder's head turns (``pred_vel``, (T, 6) per take
+    frame) follow the trajectory's (``head_pose`` (T, 7), any scale) best: > 0 when the video
+    shows them that many frames after the trajectory does. Read from the turn speeds (the norm
+    of the yaw and pitch rates), which turning the picture does not change, over shifts up to
+    ``max_lag`` frames and a quarter of the take; a tie goes to the smaller shift."""
+    pred = np.linalg.norm(np.asarray(pred_vel, dtype=np.float64)[:, 4:6], axis=1)[:, None]
+    true = np.linalg.norm(_head_turn_rates(head_pose, fps), axis=1)[:, None]
+    max_lag = max(0, min(int(max_lag), len(pred) // 4))
+    return max(range(-max_lag, max_lag + 1), key=lambda lag: (round(_cosine(*_shifted(pred, true, lag)), 6), -abs(lag)))
+
+
+def turn_agreement(pred_vel: np.ndarray, head_pose: np.ndarray, fps: float, lag: int = 0) -> float:
+    """How well the flow encoder's head rotation turns as the trajectory's head does, the video
+    ``lag`` frames behind: the cosine between the two centred yaw and pitch rate series."""
+    return _cosine(*_shifted(np.asarray(pred_vel, dtype=np.float64)[:, 4:6], _head_turn_rates(head_pose, fps), lag))
+
+
+def _orient_and_check_sync(encode, video_rotation, unit_head: np.ndarray, video: Path, time_offset: float | None,
+                           report: dict):
+    """The image features and head velocities of the video turned upright: by ``video_rotation``
+    degrees, or ("auto") by the rotation whose flow turns the way the trajectory's head does
+    (``unit_head``), by ``ROTATION_MIN_GAIN`` over the frames as stored, when the head turns
+    enough to tell. Both are compared where the video's turn speeds follow the trajectory's
+    best (:func:`video_lag`), so that a video out of step with its trajectory is turned right
+    too. A shift of ``SYNC_MIN_LAG`` frames or more that agrees clearly better than the pairing
+    is reported as a warning (a wrong ``--time-offset``: a video and a trajectory from different
+    clocks or starts; for a trajectory without timestamps, ``time_offset`` None, rows that do
+    not start with the video); the pairing is not changed. Both go in ``report``."""
+    rotations = VIDEO_ROTATIONS if video_rotation == "auto" else (int(video_rotation),)
+    encoded = {r: encode(r) for r in rotations}
+    lag = video_lag(encoded[rotations[0]][1], unit_head, TAKE_FPS, SYNC_MAX_LAG)
+    agree = {r: round(turn_agreement(encoded[r][1], unit_head, TAKE_FPS, lag), 4) for r in rotations}
+    if video_rotation == "auto":
+        best = max(VIDEO_ROTATIONS, key=agree.get)
+        rate = head_turn_rate(unit_head, TAKE_FPS)
+        rotation = best if rate >= ROTATION_MIN_RATE and agree[best] - agree[0] >= ROTATION_MIN_GAIN else 0
+        report["video_rotation"] = {"degrees": rotation, "source": "auto", "head_turn_rate": round(rate, 4),
+                                    "agreement": {str(r): agree[r] for r in VIDEO_ROTATIONS}}
+        if rotation:
+            log.warning("%s: the frames are turned %d degrees clockwise to be upright: their flow turns the way the "
+                        "trajectory's head does only then (agreement %.2f against %.2f as stored); "
+                        "--video-rotation 0 keeps them as stored", video, rotation, agree[rotation], agree[0])
+    else:
+        rotation = rotations[0]
+        report["video_rotation"] = {"degrees": rotation, "source": "given"}
+    feats, pred_vel = encoded[rotation]
+    sync = {"lag": lag, "seconds": round(lag / TAKE_FPS, 4), "agreement": agree[rotation],
+            "agreement_unshifted": round(turn_agreement(pred_vel, unit_head, TAKE_FPS), 4)}
+    report["video_lag"] = sync
+    if (abs(lag) >= SYNC_MIN_LAG and sync["agreement"] >= SYNC_MIN_AGREEMENT
+            and sync["agreement"] - sync["agreement_unshifted"] >= SYNC_MIN_GAIN):
+        fix = (f"pass --time-offset {time_offset - sync['seconds']:.3f}" if time_offset is not None else
+               f"leave out the first {abs(sync['seconds']):.2f} s of the {'video' if lag > 0 else 'trajectory'}")
+        log.warning("%s: the video shows the head's turns %.2f s %s the trajectory does (agreement %.2f against %.2f "
+                    "as paired): if the two are not in step, %s", video, abs(sync["seconds"]),
+                    "after" if lag > 0 else "before", sync["agreement"], sync["agreement_unshifted"], fix)
+    return feats, pred_vel
 
 
 @dataclass
 class ImportResult:
     take: EgoTake
     report: dict
+    video: VideoSource | None = None  # the frames the take was made from, turned as they were read
 
 
 def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, name: str | None = None,
@@ -67,32 +268,37 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                  eye_height: float = 1.6, time_offset: float = 0.0, width: int = VIDEO_SIZE[0],
                  height: int = VIDEO_SIZE[1],
                  video_fovy: float | None = None, encoder_fovy: float = 100.0, encoder: str | None = None,
+                 video_rotation: int | str = "auto",
                  world_to_camera: bool = False, action: str | None = None,
                  flow_preset: str = "ultrafast", body_height: float | None = None,
                  objects=None) -> ImportResult:
     """Build an egocentric take from a head-camera video and its camera trajectory.
 
-    The take is at ``TAKE_FPS`` (30 Hz, what the policy and controller run at): a video at
-    another rate is resampled in time (head poses at the 30 Hz times, image features
-    interpolated between the video frames, its optical flow rescaled to a 1/30 s interval).
-    ``fps``: the expected video frame rate (an error if the file says otherwise by > 1%).
-    ``time_offset``: trajectory time (s) of the first video frame, for timestamped formats
-    (default: the trajectory's first time). ``video_fovy``: the video's vertical field of view;
-    flow is rescaled to the encoder's ``encoder_fovy`` (default: assumed equal).
-    ``body_height``: the wearer's standing height (m) for the gait scale prior (default:
-    ``eye_height`` / 0.936). Without ``scale``, a monocular trajectory's scale is estimated
-    (:func:`.scale.estimate_metric_scale`: gait, and the flow encoder when a checkpoint
-    exists); ``report["scale_estimate"]`` has each component. ``objects``: an objects file or
-    :class:`.objects.SceneInput` in the trajectory's world (:mod:`.objects`).
+    ``video``: a video file, or a folder of image files, one per frame in name order (then
+    ``fps`` is its frame rate). The take is at ``TAKE_FPS`` (30 Hz, what the policy and
+    controller run at): a video at another rate is resampled in time (head poses at the 30 Hz
+    times, image features interpolated between the video frames, its optical flow rescaled to a
+    1/30 s interval). ``fps``: the expected video frame rate (an error if the file says
+    otherwise by > 1%). ``time_offset``: trajectory time (s) of the first video frame, for
+    timestamped formats (default: the trajectory's first time). The encoder reads each frame
+    as :func:`encoder_view` gives it. ``video_fovy``: the video's vertical field of view; flow
+    is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal).
+    ``video_rotation``: degrees clockwise that turn the stored frames upright, or ``"auto"``:
+    the rotation whose flow turns the way the trajectory's head does, by a clear margin over the
+    frames as stored (``report["video_rotation"]``; needs the flow encoder and a head that
+    turns). ``body_height``: the wearer's standing height (m) for the gait scale prior
+    (default: ``eye_height`` / 0.936). Without ``scale``, a monocular trajectory's scale is
+    estimated (:func:`.scale.estimate_metric_scale`: gait, and the flow encoder when a
+    checkpoint exists); ``report["scale_estimate"]`` has each component. ``objects``: an
+    objects file or :class:`.objects.SceneInput` in the trajectory's world (:mod:`.objects`).
     """
     from .features import head_velocities
-    from .flow import FlowComputer, flows_per_frame, load_encoder
-    from .trajectory import resample
+    from .trajectory import resample, to_head_poses
 
+    if video_rotation != "auto":
+        turn_upright(np.zeros((0, 1, 1, 3), np.uint8), video_rotation)  # a bad value: an error before any work
     video, head_poses = Path(video), Path(head_poses)
-    frames, vfps, size = read_video(video, width, height)
-    if fps is not None and abs(vfps - fps) > 0.01 * fps:
-        raise EgoDataError(f"{video}: video is at {vfps:.3f} fps, expected {fps}")
+    frames, vfps, size = read_video(video, width, height, fps)
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
@@ -100,7 +306,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     traj = _read_trajectory(head_poses, fmt, world_to_camera, vfps)
     same_rate = abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
     n = T if same_rate else int(np.floor((T - 1) / vfps * TAKE_FPS + 1e-3)) + 1  # take frames
-    if traj.times is None:  # the trajectory's clock: the video's, from 0
+    timed = traj.times
+    if timed is None:  # the trajectory's clock: the video's, from 0
         if len(traj.pos) != T:
             raise EgoDataError(f"{head_poses}: {len(traj.pos)} poses for {T} video frames in {video} "
                                f"(a trajectory without timestamps needs one pose per frame)")
@@ -110,28 +317,27 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     else:
         times = traj.times[0] + time_offset + np.arange(n) / TAKE_FPS
         traj = resample(traj, times)
-    # flows and encoder
-    fc = FlowComputer(32, flow_preset)
-    pair = np.stack([f for f in (fc.push(im) for im in frames) if f is not None])
-    if video_fovy is not None:
-        pair = pair * (np.tan(np.radians(video_fovy) / 2) / np.tan(np.radians(encoder_fovy) / 2))
-    feats = pred_vel = None
-    enc_path = None
-    try:
-        enc = load_encoder(encoder)
-        if enc.size != pair.shape[-1]:
-            fc = FlowComputer(enc.size, flow_preset)
-            pair = np.stack([f for f in (fc.push(im) for im in frames) if f is not None])
-        if not same_rate:  # the flow of a 1/30 s interval, as the encoder was trained on
-            pair = pair * np.float32(vfps / TAKE_FPS)
-        feats, pred_vel = enc.encode(flows_per_frame(pair))
-        if not same_rate:  # per video frame -> per take frame
-            feats, pred_vel = (_interpolate_frames(x, vfps, n) for x in (feats, pred_vel))
-        enc_path = enc.path
-    except FileNotFoundError:
-        pass  # no encoder: no image features; the scale comes from gait alone
     report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": n, "fps": TAKE_FPS,
                     "video_frames": T, "video_fps": vfps, "video_size": list(size)}
+    feats = pred_vel = enc_path = None
+    enc = _encoder_or_none(encoder)
+    if enc is not None:
+        gain = 1.0 if same_rate else vfps / TAKE_FPS  # the flow of a 1/30 s interval, as the encoder was trained on
+        if video_fovy is not None:  # ... and of its field of view
+            gain *= np.tan(np.radians(video_fovy) / 2) / np.tan(np.radians(encoder_fovy) / 2)
+
+        def encode(rotation: int):
+            from .flow import FlowComputer, flows_per_frame
+
+            fc = FlowComputer(enc.size, flow_preset)
+            pair = np.stack([f for f in map(fc.push, turn_upright(frames, rotation)) if f is not None])
+            out = enc.encode(flows_per_frame(pair * np.float32(gain)))
+            return out if same_rate else tuple(_interpolate_frames(x, vfps, n) for x in out)
+
+        unit = to_head_poses(traj, 1.0, eye_height).head_pose  # any scale: only its rotation is read
+        feats, pred_vel = _orient_and_check_sync(encode, video_rotation, unit, video,
+                                                 None if timed is None else time_offset, report)
+        enc_path = enc.path
     track = _metric_head_poses(traj, head_poses, TAKE_FPS, scale, eye_height, body_height, pred_vel, report)
     head = track.head_pose
     take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, TAKE_FPS), fps=TAKE_FPS,
@@ -139,7 +345,19 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                    meta={"import": report, "encoder": enc_path,
                          "predicted_head_local_vels": None if pred_vel is None else np.round(pred_vel, 5).tolist()})
     _attach_scene(take, scene, track, times, report)
-    return ImportResult(take, report)
+    rotation = report.get("video_rotation", {}).get("degrees", 0 if video_rotation == "auto" else int(video_rotation))
+    return ImportResult(take, report, VideoSource(video, vfps, rotation))
+
+
+def _encoder_or_none(path: str | None):
+    """The flow encoder (:func:`.flow.load_encoder`), or None when there is no checkpoint: the
+    take then has no image features, and a monocular trajectory's scale comes from gait alone."""
+    from .flow import load_encoder
+
+    try:
+        return load_encoder(path)
+    except FileNotFoundError:
+        return None
 
 
 def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None, fmt: str = "auto",

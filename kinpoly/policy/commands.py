@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from ..config import RunDir, load_config, resolve_path
-from ..egocentric.commands import objects_option
+from ..egocentric.commands import objects_option, rotation_choice, video_rotation_option
 from ..errors import Command, Group, check_output
 from ..motion.clip import ACTIONS
 
@@ -166,16 +166,19 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="One take (.npz) or a take folder (kinpoly ego build / import-video).")
 @click.option("--split", default="all", show_default=True,
               help="With a take folder: which split to estimate (train, test, test_mirror, ... or all).")
-@click.option("--video", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="A head-camera video (with --head-poses) instead of --take.")
+@click.option("--video", type=click.Path(exists=True, path_type=Path), default=None,
+              help="A head-camera video, or a folder of its frames as image files (with --fps), with "
+                   "--head-poses, instead of --take.")
 @click.option("--head-poses", type=click.Path(exists=True, path_type=Path), default=None,
               help="The video's camera trajectory, or a folder holding it (formats: see `kinpoly ego "
                    "import-video --help`); "
                    "alone, without --video: a headset's head trajectory, estimated by the "
                    "head-trajectory-only policy (checkpoints/kinematic_head_only).")
-@click.option("--fps", type=float, default=30.0, show_default=True,
+@click.option("--fps", type=float, default=None,
               help="With --head-poses alone, for a trajectory without timestamps: its poses per "
-                   "second (estimates are made at 30 Hz).")
+                   "second (default 30; estimates are made at 30 Hz). With --video: the frame rate of "
+                   "a folder of frames (required), or the one a video file must have (checked).")
+@video_rotation_option
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--eye-height", type=float, default=1.6, show_default=True,
               help="With --head-poses: the wearer's eye height in the first frame (m), which places the floor.")
@@ -228,7 +231,8 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="Processes estimating takes side by side, one core each (default: all cores, at most "
                    "one per take). The outputs are the same as with one.")
 @click.option("--no-progress", is_flag=True)
-def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height, world_to_camera, action, objects_file,
+def estimate_command(take_path, split, video, head_poses, fps, video_rotation, scale, eye_height, world_to_camera,
+                     action, objects_file,
                      gt_file, out, checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
                      no_feedback, smoothing, feedforward, anchor, restart_context, placeholder_object, videos, resume,
                      workers, no_progress) -> None:
@@ -258,14 +262,16 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height
         raise click.ClickException(f"{estimator.checkpoint}: this policy reads image features, which a head "
                                    f"trajectory without --video has none of (use a head-trajectory-only policy, "
                                    f"e.g. the default {SHIPPED_HEAD_ONLY_POLICY.parent.name}/{SHIPPED_HEAD_ONLY_POLICY.name})")
+    input_video = None  # a video's frames, shown beside the estimate
     try:
         if head_poses is not None:
             from ..egocentric.video import attach_ground_truth, import_trajectory, import_video
 
             kw = {"scale": scale, "eye_height": eye_height, "action": action, "world_to_camera": world_to_camera,
                   "objects": objects_file}
-            take = (import_trajectory(head_poses, fps=fps, **kw) if trajectory_only else
-                    import_video(video, head_poses, **kw)).take
+            imported = (import_trajectory(head_poses, fps=fps or 30.0, **kw) if trajectory_only else
+                        import_video(video, head_poses, fps=fps, video_rotation=rotation_choice(video_rotation), **kw))
+            take, input_video = imported.take, imported.video
             if gt_file is not None:
                 from ..motion.importers import import_file
 
@@ -279,12 +285,13 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height
     except (EgoDataError, ValueError, OSError) as e:
         raise click.ClickException(str(e)) from None
     RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
-                 "head_poses": head_poses and str(head_poses), "fps": fps if trajectory_only else None,
+                 "head_poses": head_poses and str(head_poses), "fps": (fps or 30.0) if trajectory_only else fps,
+                 "video_rotation": video_rotation if video is not None else None,
                  "scale": scale, "eye_height": eye_height if head_poses is not None else None,
                  "world_to_camera": world_to_camera, "action": action, "objects": objects_file and str(objects_file),
                  "gt": gt_file and str(gt_file), **estimator.settings},
            seed=0)  # config.yaml + run.json (the inputs and the estimator's settings); metrics.json below
-    report = estimate_takes(takes, estimator, out, videos=videos, input_video=video, progress=not no_progress,
+    report = estimate_takes(takes, estimator, out, videos=videos, input_video=input_video, progress=not no_progress,
                             resume=resume, workers=workers or os.cpu_count() or 1)
     click.echo((out / "metrics.md").read_text())
     if not report["takes"]:
@@ -315,6 +322,9 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height
               help="The head camera's frames, one per pose line: a video file at 30 frames/s or a camera "
                    "index (0, 1, ...). The policy then reads image features (default: "
                    "checkpoints/kinematic/policy.pt, the method's; it has no restart encoder, see --lookahead).")
+@click.option("--video-rotation", type=click.Choice(["0", "90", "180", "270"]), default="0", show_default=True,
+              help="Degrees clockwise that turn the --video frames upright (Project Aria's RGB camera: 90). A "
+                   "stream cannot look ahead to tell, as `kinpoly estimate --video` does.")
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Kinematic policy (default: checkpoints/kinematic_head_only, reading no image features; "
                    "with --video checkpoints/kinematic).")
@@ -332,7 +342,7 @@ def estimate_command(take_path, split, video, head_poses, fps, scale, eye_height
 @click.option("--name", default="stream", show_default=True, help="Name of the estimate in --out.")
 @click.option("--view", is_flag=True, help="Also show each frame in MuJoCo's viewer as it comes (needs a display).")
 def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, objects_file, video,
-                   checkpoint, controller, joints, smpl, max_frames, out, name, view) -> None:
+                   video_rotation, checkpoint, controller, joints, smpl, max_frames, out, name, view) -> None:
     """Estimate full-body motion live from head poses, one line in, one JSON line out per
     frame: {"frame", "qpos" (76: root position, quaternion wxyz, 69 hinge angles), "restart"
     (the fall that put the body back on a pose there, or null)[, "joints" (24 x 3)][, "smpl_pose",
@@ -370,7 +380,7 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
     if video is not None and not stream.estimator.policy.cfg.feature_dim:
         raise click.ClickException(f"{stream.estimator.checkpoint}: this policy reads no image features; "
                                    f"--video needs one that does (the default with --video)")
-    frames = _video_frames(video) if video is not None else None
+    frames = _video_frames(video, int(video_rotation)) if video is not None else None
     body = stream.take.body
     window = None
     if view:
@@ -410,9 +420,10 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
         click.echo(f"wrote the estimate of {len(stream.frames)} frames to {out}", err=True)
 
 
-def _video_frames(video: str):
-    """The head camera's frames as RGB arrays, one per ``next``: a video file at 30 frames/s or
-    a camera index; a generator (``close`` releases the capture)."""
+def _video_frames(video: str, rotation: int = 0):
+    """The head camera's frames as RGB arrays, turned ``rotation`` degrees clockwise, one per
+    ``next``: a video file at 30 frames/s or a camera index; a generator (``close`` releases the
+    capture)."""
     import cv2
 
     from .streaming import STREAM_FPS
@@ -433,7 +444,7 @@ def _video_frames(video: str):
                 ok, bgr = cap.read()
                 if not ok:
                     return
-                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=-(rotation // 90)))
         finally:
             cap.release()
 

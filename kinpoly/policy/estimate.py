@@ -296,12 +296,14 @@ class Estimator:
         return Estimate(take.name, clip, gt, proposals, falls, seconds, wrench)
 
 
-def write_estimate(est: Estimate, out: Path, video: bool = False, input_video: str | Path | None = None,
+def write_estimate(est: Estimate, out: Path, video: bool = False, input_video=None,
                    width: int = 240, height: int = 240) -> str | None:
     """The files of one estimate (see the module docstring). Everything that can fail on the
     data (contacts, BVH) is computed before the first file is written; each file is written
     atomically. The video comes last: a rendering failure is returned as a message (the
-    estimate's other files stay valid), not raised."""
+    estimate's other files stay valid), not raised. ``input_video``: the head-camera video's
+    :class:`~kinpoly.egocentric.video.VideoSource` (``ImportResult.video``) or a video file,
+    shown beside the estimate."""
     import tempfile
 
     from ..evaluation.metrics import scan_contacts
@@ -375,32 +377,32 @@ def render_estimate_video(est: Estimate, path: Path, input_video=None, width: in
         return path
     render_clips(clips, path, width=width, height=height, labels=labels, show_progress=False)
     if input_video is not None:
-        _append_video_panel(path, Path(input_video), width, height)
+        from ..egocentric.video import VideoSource
+
+        source = input_video if isinstance(input_video, VideoSource) else VideoSource.open(input_video)
+        _append_video_panel(path, source, width, height)
     return path
 
 
-def _append_video_panel(path: Path, video: Path, width: int, height: int) -> None:
-    """Append the input video as a right-hand panel of the rendered video at ``path``."""
-    import cv2
+def _append_video_panel(path: Path, video, width: int, height: int) -> None:
+    """Append the input video (a :class:`~kinpoly.egocentric.video.VideoSource`, upright, as
+    the flow encoder reads it) as a right-hand panel of the rendered video at ``path``."""
     import imageio.v2 as imageio
 
+    from ..egocentric.video import encoder_view
     from ..visualization.render import draw_label
 
     src = imageio.get_reader(str(path))
     fps = src.get_meta_data().get("fps", 30.0)
     frames = [f for f in src]
     src.close()
-    cam = imageio.get_reader(str(video))
-    step = (cam.get_meta_data().get("fps") or fps) / fps  # input frames per rendered frame
-    want = np.round(np.arange(len(frames)) * step).astype(int)
+    want = np.round(np.arange(len(frames)) * (video.fps / fps)).astype(int)  # input frame per rendered frame
     cam_frames = []
-    for k, f in enumerate(cam):
+    for k, f in enumerate(video.frames()):
         if k > want[-1]:
             break
         if (reps := int(np.sum(want == k))):
-            cam_frames += [draw_label(cv2.resize(f[..., :3], (width, height), interpolation=cv2.INTER_AREA),
-                                      "head camera (input)")] * reps
-    cam.close()
+            cam_frames += [draw_label(encoder_view(f, width, height), "head camera (input)")] * reps
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     with imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=6, macro_block_size=1) as w:
         for i, f in enumerate(frames):

@@ -165,8 +165,10 @@ class StreamingEstimator:
         while the first second fills the context window, then about one per push).
         ``object_poses`` (K, 7): where the scene objects are now (default: where declared).
         A policy that reads image features needs, with every pose, either the head camera's
-        ``image`` (H, W, 3) RGB, from which the stream computes them as ``kinpoly estimate
-        --video`` does (optical flow to the next image, the flow encoder), or the ``feature``."""
+        ``image`` (H, W, 3) RGB, upright, from which the stream computes them as ``kinpoly estimate
+        --video`` does (``encoder_view``, optical flow to the next image, the flow encoder), or
+        the ``feature``. A stream cannot look ahead to tell a turned camera from the motion, so
+        turn the images upright first (``kinpoly.egocentric.video.turn_upright``)."""
         if self._closed:
             raise RuntimeError(f"{self.name}: the stream is closed")
         k = self._pushed
@@ -308,10 +310,8 @@ class StreamingEstimator:
     def _set_image(self, k: int, image) -> None:
         """Frame ``k - 1``'s feature: the flow from image k - 1 to image ``k`` through the flow
         encoder (:mod:`kinpoly.egocentric.flow`), as ``import_video`` computes a whole video's."""
-        import cv2
-
         from ..egocentric.flow import FlowComputer, load_encoder
-        from ..egocentric.video import VIDEO_SIZE
+        from ..egocentric.video import VIDEO_SIZE, encoder_view
 
         rgb = np.asarray(image)
         if rgb.ndim != 3 or rgb.shape[2] != 3 or rgb.dtype != np.uint8:
@@ -320,7 +320,7 @@ class StreamingEstimator:
             self._encoder = load_encoder()
             self._flow = FlowComputer(self._encoder.size)
         if rgb.shape[:2] != (VIDEO_SIZE[1], VIDEO_SIZE[0]):
-            rgb = cv2.resize(rgb, VIDEO_SIZE, interpolation=cv2.INTER_AREA)
+            rgb = encoder_view(rgb, *VIDEO_SIZE)  # as import_video reads a video's frames
         flow = self._flow.push(rgb)
         if flow is not None:
             self.take.feature[k - 1] = torch.as_tensor(self._encoder.encode(flow[None])[0][0])
