@@ -1,0 +1,215 @@
+"""A head-camera video of another shape or orientation than the flow encoder's renders: what it
+does to the image features and to the estimate, and whether ``import_video`` puts it right.
+
+    MUJOCO_GL=egl .venv/bin/python benchmarks/video_geometry.py [--work DIR] [-j 2] [--out FILE]
+
+The held-out test takes of ``data/ego`` are rendered again (``kinpoly ego build --save-video``,
+the same scenes) as square 128x128 videos, as landscape 16:9 (228x128) and as portrait 9:16
+(128x228) videos, all with the build's 100-degree vertical field of view. Each variant below is
+written as an MP4 and imported by :func:`kinpoly.egocentric.video.import_video` with the take's
+true head trajectory (as DROID-SLAM writes one, scale given); its image features then replace
+the take's own, and the shipped estimator runs as ``kinpoly estimate`` does:
+
+* ``square``: the square render (MP4 compression is the only difference from the take);
+* ``wide``: cut to its centre square by the import; ``wide_squashed``: squashed to a square
+  first (what the import did before it cut);
+* ``tall``: squashed to a square by the import; ``tall_cropped``: cut to its centre square
+  first (what the import does to a landscape video);
+* ``turned_<deg>``: the square render stored turned <deg> degrees anticlockwise, so that
+  <deg> clockwise turns it upright (Aria's RGB camera: 90), imported with ``video_rotation``
+  "auto" (``*_as_stored``: 0, the frames read as they are, what the import did before);
+* ``late_6``: the square render without its first 6 frames, paired row by row with the
+  trajectory without its last 6 rows (a video that starts 0.2 s after its trajectory): the
+  import's synchronisation check should report a shift of -6 frames.
+
+Per variant: the rotation the import chose (how many takes right), the shift the
+synchronisation check found and how many takes it warned about (``sync_warnings``; right:
+none but on ``late_6``), the flow encoder's head
+velocity error against the truth (mean absolute, linear m/s and angular rad/s over the head's
+axes), the image features' distance from the take's own (relative), and the estimate's means
+over takes (MPJPE / global MPJPE mm, takes without a fall). ``--ares``: also the rotation the
+import chooses for the EgoEgo ARES video (upright) and for it turned by each rotation.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ.setdefault("MUJOCO_GL", "egl")
+
+import numpy as np  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZES = {"square": (128, 128), "wide": (228, 128), "tall": (128, 228)}
+# variant -> (render, transform of the stored frames, video_rotation of the import, estimate it)
+VARIANTS = {
+    "square": ("square", None, "auto", True),
+    "wide": ("wide", None, "auto", True),
+    "wide_squashed": ("wide", "squash", "auto", True),
+    "tall": ("tall", None, "auto", True),
+    "tall_cropped": ("tall", "crop", "auto", True),
+    "turned_90": ("square", 90, "auto", True),
+    "turned_90_as_stored": ("square", 90, 0, True),
+    "turned_180": ("square", 180, "auto", False),
+    "turned_180_as_stored": ("square", 180, 0, True),
+    "turned_270": ("square", 270, "auto", False),
+    "late_6": ("square", "late", "auto", False),
+}
+LATE = 6  # frames the "late_6" video misses at its start
+
+
+def _write_video(src: Path, dst: Path, transform) -> None:
+    import cv2
+    import imageio.v2 as imageio
+
+    frames = [np.asarray(f) for f in imageio.get_reader(src)]
+    if transform == "late":
+        frames = frames[LATE:]
+    elif transform == "squash":
+        frames = [cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in frames]
+    elif transform == "crop":
+        frames = [f[(len(f) - f.shape[1]) // 2:][:f.shape[1]] for f in frames]  # portrait: its centre square
+    elif transform is not None:  # stored turned anticlockwise: turning it clockwise makes it upright
+        frames = [np.ascontiguousarray(np.rot90(f, k=transform // 90)) for f in frames]
+    imageio.mimwrite(dst, frames, fps=30, macro_block_size=1, quality=9, ffmpeg_log_level="error")
+
+
+def _slam_npy(path: Path, head_pose: np.ndarray) -> None:
+    """(T, 7) ``tx ty tz qx qy qz qw`` camera-to-world in OpenCV camera axes, as DROID-SLAM writes."""
+    from kinpoly import rotations as rot
+    from kinpoly.egocentric.trajectory import _M
+
+    q = rot.matrix_to_quat(rot.quat_to_matrix(head_pose[:, 3:]) @ _M["opencv"].T)
+    np.save(path, np.concatenate([head_pose[:, :3], q[:, [1, 2, 3, 0]]], 1))
+
+
+class _warnings:
+    """Collects the messages the video import logs as warnings."""
+
+    def __enter__(self):
+        import logging
+
+        self.messages, self.logger = [], logging.getLogger("kinpoly.egocentric.video")
+        self.handler = logging.Handler(logging.WARNING)
+        self.handler.emit = lambda record: self.messages.append(record.getMessage())
+        self.logger.addHandler(self.handler)
+        return self.messages
+
+    def __exit__(self, *exc):
+        self.logger.removeHandler(self.handler)
+
+
+def run(job) -> dict:
+    import torch
+
+    from kinpoly.egocentric.features import head_local_velocities
+    from kinpoly.egocentric.take import EgoDataset
+    from kinpoly.egocentric.video import import_video
+    from kinpoly.evaluation import metrics
+    from kinpoly.policy.estimate import Estimator
+
+    torch.set_num_threads(1)
+    data, work, name, variant = job
+    render, transform, rotation, estimate = VARIANTS[variant]
+    take = EgoDataset(data, split="test")[name]
+    tmp = Path(work) / "jobs" / variant
+    tmp.mkdir(parents=True, exist_ok=True)
+    video, traj = tmp / f"{name}.mp4", tmp / f"{name}.npy"
+    _write_video(Path(work) / render / "videos" / f"{name}.mp4", video, transform)
+    late = LATE if transform == "late" else 0
+    _slam_npy(traj, take.head_pose[:take.num_frames - late])
+    with _warnings() as caught:
+        res = import_video(video, traj, scale=1.0, video_rotation=rotation)
+    pred = np.asarray(res.take.meta["predicted_head_local_vels"])
+    err = np.abs(pred - head_local_velocities(take.gt_head_pose[late:], take.fps)).mean(0)
+    own = take.image_features[late:]
+    lag = res.report["video_lag"]
+    row = {"take": name, "variant": variant, "frames": take.num_frames,
+           "rotation": res.report["video_rotation"]["degrees"],
+           "rotation_right": res.report["video_rotation"]["degrees"] == (transform if isinstance(transform, int) else 0),
+           "agreement": res.report["video_rotation"].get("agreement"),
+           "lag": lag["lag"], "lag_right": lag["lag"] == -late,
+           "sync_warning": any("not in step" in m for m in caught),
+           "linear_velocity_mae": float(err[:3].mean()), "angular_velocity_mae": float(err[3:].mean()),
+           "feature_distance": float(np.linalg.norm(res.take.image_features - own, axis=1).mean()
+                                     / np.linalg.norm(own, axis=1).mean())}
+    video.unlink()
+    if estimate:
+        take.image_features = res.take.image_features
+        est = Estimator().estimate(take)
+        s = metrics.score_clip(est.clip, est.ground_truth)
+        row.update({"falls": len(est.falls), "mpjpe_mm": s["mpjpe_mm"], "mpjpe_global_mm": s["mpjpe_global_mm"]})
+    return row
+
+
+def ares_rotations(work: Path) -> dict:
+    from kinpoly.egocentric.video import import_video
+
+    ares = ROOT.parent / "shared/data/egoego_ares"
+    if not ares.is_dir():
+        return {}
+    out = {}
+    for turned in (0, 90, 180, 270):
+        video = work / f"ares_{turned}.mp4"
+        _write_video(ares / "egocentric_video.mp4", video, turned or None)
+        rep = import_video(video, ares / "droid_slam_traj.npy", scale=2.35).report["video_rotation"]
+        out[str(turned)] = rep
+        print(f"ARES stored turned {turned}: chose {rep['degrees']}, agreement {rep['agreement']}, "
+              f"head turn rate {rep['head_turn_rate']} rad/s", flush=True)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--data", default=str(ROOT / "data/ego"))
+    ap.add_argument("--motions", default=str(ROOT / "data/motions"))
+    ap.add_argument("--work", default="/tmp/kinpoly_video_geometry", help="renders and temporary videos")
+    ap.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    ap.add_argument("--ares", action="store_true", help="also the ARES video turned each way")
+    ap.add_argument("-j", "--workers", type=int, default=2)
+    ap.add_argument("--out", default=None, help="JSON file (default: print only)")
+    args = ap.parse_args()
+    from concurrent.futures import ProcessPoolExecutor
+
+    from kinpoly.egocentric.take import EgoDataset
+
+    work = Path(args.work)
+    names = EgoDataset(args.data, split="test").names
+    for render in sorted({VARIANTS[v][0] for v in args.variants}):
+        w, h = SIZES[render]
+        if len(list((work / render / "videos").glob("*.mp4"))) < len(names):
+            subprocess.run([sys.executable, "-m", "kinpoly.cli", "ego", "build", "--motions", args.motions,
+                            "--out", str(work / render), "--set", f"width={w}", "--set", f"height={h}",
+                            "--save-video", "--no-progress", "-j", str(args.workers),
+                            *[a for n in names for a in ("--clip", n)]], check=True)
+    ares = ares_rotations(work) if args.ares else {}
+    jobs = [(args.data, str(work), n, v) for v in args.variants for n in names]
+    with ProcessPoolExecutor(args.workers) as pool:
+        rows = list(pool.map(run, jobs))
+    summary = {}
+    for v in args.variants:
+        r = [x for x in rows if x["variant"] == v]
+        s = {"takes": len(r), "rotation_right": int(sum(x["rotation_right"] for x in r)),
+             "lag_right": int(sum(x["lag_right"] for x in r)), "sync_warnings": int(sum(x["sync_warning"] for x in r)),
+             **{k: float(np.mean([x[k] for x in r])) for k in
+                ("linear_velocity_mae", "angular_velocity_mae", "feature_distance")}}
+        if "mpjpe_mm" in r[0]:
+            s.update({k: float(np.mean([x[k] for x in r])) for k in ("mpjpe_mm", "mpjpe_global_mm")})
+            s["no_fall"] = float(np.mean([x["falls"] == 0 for x in r]))
+        summary[v] = s
+        print(f"{v:22s}", json.dumps({k: round(x, 4) if isinstance(x, float) else x for k, x in s.items()}), flush=True)
+    if args.out:
+        cmd = "MUJOCO_GL=egl .venv/bin/python benchmarks/video_geometry.py" + (" --ares" if args.ares else "") + (
+            "" if args.variants == list(VARIANTS) else " --variants " + " ".join(args.variants))
+        Path(args.out).write_text(json.dumps({"command": cmd, "summary": summary, "ares": ares, "rows": rows},
+                                             indent=1) + "\n")
+        print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
