@@ -296,6 +296,8 @@ def test_a_folder_of_frames_is_a_video(tmp_path):
     np.testing.assert_allclose(res.take.image_features, ref.take.image_features, atol=1e-5)
     with pytest.raises(EgoDataError, match="a folder of frames has no frame rate: give it"):
         import_video(tmp_path / "frames", tmp_path / "traj.npy", scale=1.0)
+    with pytest.raises(EgoDataError, match="frame rate must be between 1 and 1000, got 0"):
+        import_video(tmp_path / "frames", tmp_path / "traj.npy", scale=1.0, fps=0.0)
     imageio.imwrite(tmp_path / "frames" / "frame_99999.png", np.zeros((64, 64, 3), np.uint8))
     with pytest.raises(EgoDataError, match="frame_99999.png: 64x64, but the frames before it are 128x128"):
         import_video(tmp_path / "frames", tmp_path / "traj.npy", scale=1.0, fps=30.0)

@@ -227,8 +227,7 @@ video_rotation_option = click.option(
 @click.option("--body-height", type=float, default=None,
               help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
 @click.option("--time-offset", type=float, default=0.0, help="Trajectory time of the first frame minus its first pose time (s).")
-@click.option("--video-fovy", type=float, default=None,
-              help="Vertical field of view of the video (degrees).")
+@click.option("--video-fovy", type=float, default=None, help="Vertical field of view of the video (degrees).")
 @video_rotation_option
 @click.option("--world-to-camera", is_flag=True,
               help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")

@@ -86,28 +86,28 @@ class VideoSource:
         import cv2
 
         path = Path(path)
+        turn_upright(np.zeros((0, 1, 1, 3), np.uint8), rotation)  # checks the value
         if path.is_dir():
             if fps is None:
                 raise EgoDataError(f"{path}: a folder of frames has no frame rate: give it (--fps)")
-            rate = float(fps)
-        elif not path.is_file():
+            if not (1.0 <= fps <= 1000.0):
+                raise EgoDataError(f"{path}: frame rate must be between 1 and 1000, got {fps:g}")
+            return cls(path, float(fps), rotation)
+        if not path.is_file():
             raise EgoDataError(f"{path}: no such video file or folder of frames")
-        else:
-            cap = cv2.VideoCapture(str(path))
-            try:
-                if not cap.isOpened():
-                    raise EgoDataError(f"{path}: unreadable video (OpenCV/FFmpeg cannot open it)")
-                rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-                if not cap.read()[0]:
-                    raise EgoDataError(f"{path}: unreadable video (no frame could be decoded)")
-            finally:
-                cap.release()
-            if fps is not None and 1.0 <= rate <= 1000.0 and abs(rate - fps) > 0.01 * fps:
-                raise EgoDataError(f"{path}: video is at {rate:.3f} fps, expected {fps}")
+        cap = cv2.VideoCapture(str(path))
+        try:
+            if not cap.isOpened():
+                raise EgoDataError(f"{path}: unreadable video (OpenCV/FFmpeg cannot open it)")
+            rate = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
+            if not cap.read()[0]:
+                raise EgoDataError(f"{path}: unreadable video (no frame could be decoded)")
+        finally:
+            cap.release()
         if not (1.0 <= rate <= 1000.0):
-            raise EgoDataError(f"{path}: " + ("the video reports an invalid frame rate" if path.is_file() else
-                                              "frame rate must be between 1 and 1000, got") + f" ({rate:g})")
-        turn_upright(np.zeros((0, 1, 1, 3), np.uint8), rotation)  # checks the value
+            raise EgoDataError(f"{path}: the video reports an invalid frame rate ({rate:g})")
+        if fps is not None and abs(rate - fps) > 0.01 * fps:
+            raise EgoDataError(f"{path}: video is at {rate:.3f} fps, expected {fps}")
         return cls(path, rate, rotation)
 
     def frames(self) -> Iterator[np.ndarray]:
@@ -151,13 +151,11 @@ def read_video(path: str | os.PathLike, width: int, height: int,
 
     ``path`` is a video file (OpenCV/FFmpeg; ``fps``, when given, must agree with the file's to
     1%) or a folder of image files, one per frame in file-name order (``fps`` required)."""
-    source = VideoSource.open(path, fps)
+    source = VideoSource.open(path, fps)  # a file with no frame or a folder without images: an error
     frames, size = [], (0, 0)
     for f in source.frames():
         size = (f.shape[1], f.shape[0])
         frames.append(encoder_view(f, width, height))
-    if not frames:
-        raise EgoDataError(f"{source.path}: unreadable video (no frame could be decoded)")
     return np.stack(frames), source.fps, size
 
 
