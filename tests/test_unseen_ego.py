@@ -265,6 +265,33 @@ def test_a_video_out_of_step_with_its_trajectory_is_reported(tmp_path, caplog):
     assert lag["lag"] == 0 and "time-offset" not in caplog.text
 
 
+def test_a_variable_frame_rate_video_is_read_at_its_frame_times(tmp_path):
+    """Phones record at a variable frame rate: here 1.5 s at 30 frames/s, then 1.5 s at 15. The
+    take pairs each frame with the pose of its own time, not of its place at the mean rate, and
+    reads the flow of each pair per 1/30 s: it is the take of the same camera filmed evenly."""
+    import subprocess
+
+    import imageio.v2 as imageio
+    import imageio_ffmpeg
+
+    _turning_camera(tmp_path)
+    frames = imageio.mimread(tmp_path / "v0.mp4")
+    for name, part, fps in (("a.mp4", frames[:45], 30), ("b.mp4", frames[45::2], 15)):
+        imageio.mimwrite(tmp_path / name, part, fps=fps, macro_block_size=1, quality=9, ffmpeg_log_level="error")
+    (tmp_path / "parts.txt").write_text("file 'a.mp4'\nfile 'b.mp4'\n")
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-y", "-loglevel", "error", "-f", "concat", "-safe", "0",
+                    "-i", str(tmp_path / "parts.txt"), "-c", "copy", str(tmp_path / "vfr.mp4")], check=True)
+    even = import_video(tmp_path / "v0.mp4", tmp_path / "traj.txt", scale=1.0)
+    res = import_video(tmp_path / "vfr.mp4", tmp_path / "traj.txt", scale=1.0)
+    assert res.report["video_frames"] == 68 and res.report["frames"] == 90  # 3 s at 30 Hz, as the even video
+    assert res.report["variable_frame_rate"]["frame_interval_ms"] == pytest.approx([33.333, 66.667], abs=0.01)
+    assert "variable_frame_rate" not in even.report
+    np.testing.assert_allclose(res.take.head_pose, even.take.head_pose, atol=1e-9)
+    pred = {k: np.asarray(r.take.meta["predicted_head_local_vels"])[:, 5] for k, r in (("vfr", res), ("even", even))}
+    assert np.corrcoef(pred["vfr"], pred["even"])[0, 1] > 0.95  # the same yaw rates, frame for frame
+    assert res.report["video_lag"]["lag"] == 0
+
+
 def test_what_the_flow_encoder_reads_of_a_frame():
     """A 16:9 frame keeps its centre square (the encoder's square view of its vertical field of
     view) instead of being squashed; a portrait frame is squashed whole (its centre square would

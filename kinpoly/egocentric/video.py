@@ -53,6 +53,7 @@ SYNC_MAX_LAG = 30
 SYNC_MIN_LAG = 3
 SYNC_MIN_AGREEMENT = 0.5
 SYNC_MIN_GAIN = 0.2
+SYNC_MIN_SPEED_GAIN = 0.1  # a shift is taken at all only when the turn speeds agree this much better
 
 
 def encoder_view(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -113,6 +114,12 @@ class VideoSource:
     def frames(self) -> Iterator[np.ndarray]:
         """The frames, RGB uint8 (H, W, 3), turned upright; a one-line error for an unreadable
         one or a folder whose images differ in size."""
+        return (f for _, f in self.timed_frames())
+
+    def timed_frames(self) -> Iterator[tuple[float, np.ndarray]]:
+        """(time in s, frame) of every frame, as :meth:`frames`: a file's presentation times
+        (which a variable-frame-rate video, as phones record, spaces unevenly), a folder's at
+        ``fps``."""
         import cv2
 
         k = -(self.rotation // 90)
@@ -123,7 +130,7 @@ class VideoSource:
                 raise EgoDataError(f"{self.path}: a folder of frames needs image files "
                                    f"({', '.join(IMAGE_SUFFIXES)}); none found")
             size = None
-            for f in files:
+            for i, f in enumerate(files):
                 bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
                 if bgr is None:
                     raise EgoDataError(f"{f}: unreadable image")
@@ -131,32 +138,43 @@ class VideoSource:
                     raise EgoDataError(f"{f}: {bgr.shape[1]}x{bgr.shape[0]}, but the frames before it are "
                                        f"{size[1]}x{size[0]}")
                 size = bgr.shape
-                yield np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=k))
+                yield i / self.fps, np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=k))
             return
         cap = cv2.VideoCapture(str(self.path))
         try:
+            i = 0
             while True:
                 ok, bgr = cap.read()
                 if not ok:
                     break
-                yield np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=k))
+                t = cap.get(cv2.CAP_PROP_POS_MSEC) * 1e-3
+                yield (t if np.isfinite(t) else i / self.fps), \
+                    np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=k))
+                i += 1
         finally:
             cap.release()
 
 
 def read_video(path: str | os.PathLike, width: int, height: int,
-               fps: float | None = None) -> tuple[np.ndarray, float, tuple[int, int]]:
+               fps: float | None = None) -> tuple[np.ndarray, float, tuple[int, int], np.ndarray | None]:
     """All frames as the flow encoder reads them (:func:`encoder_view`) at (height, width), RGB
-    uint8 (T, H, W, 3), as stored (not turned), the frame rate and the original (width, height).
+    uint8 (T, H, W, 3), as stored (not turned); the frame rate; the original (width, height);
+    and, for a video whose frames are not evenly spaced (by more than half a frame at its mean
+    rate: variable frame rate), their times (T,) in s from the first, else None.
 
     ``path`` is a video file (OpenCV/FFmpeg; ``fps``, when given, must agree with the file's to
     1%) or a folder of image files, one per frame in file-name order (``fps`` required)."""
     source = VideoSource.open(path, fps)  # a file with no frame or a folder without images: an error
-    frames, size = [], (0, 0)
-    for f in source.frames():
+    frames, times, size = [], [], (0, 0)
+    for t, f in source.timed_frames():
         size = (f.shape[1], f.shape[0])
         frames.append(encoder_view(f, width, height))
-    return np.stack(frames), source.fps, size
+        times.append(t)
+    times = np.asarray(times) - times[0]
+    even = np.arange(len(times)) / source.fps
+    if len(times) > 1 and np.all(np.diff(times) > 0) and np.abs(times - even).max() > 0.5 / source.fps:
+        return np.stack(frames), source.fps, size, times
+    return np.stack(frames), source.fps, size, None
 
 
 def turn_upright(frames: np.ndarray, rotation: int) -> np.ndarray:
@@ -199,11 +217,15 @@ def video_lag(pred_vel: np.ndarray, head_pose: np.ndarray, fps: float, max_lag: 
     frame) follow the trajectory's (``head_pose`` (T, 7), any scale) best: > 0 when the video
     shows them that many frames after the trajectory does. Read from the turn speeds (the norm
     of the yaw and pitch rates), which turning the picture does not change, over shifts up to
-    ``max_lag`` frames and a quarter of the take; a tie goes to the smaller shift."""
+    ``max_lag`` frames and a quarter of the take. 0 unless a shift agrees ``SYNC_MIN_SPEED_GAIN``
+    better than none: a head turning to and fro at a steady rhythm agrees about as well half a
+    swing later, where its turns are reversed, as a picture upside down would show them."""
     pred = np.linalg.norm(np.asarray(pred_vel, dtype=np.float64)[:, 4:6], axis=1)[:, None]
     true = np.linalg.norm(_head_turn_rates(head_pose, fps), axis=1)[:, None]
     max_lag = max(0, min(int(max_lag), len(pred) // 4))
-    return max(range(-max_lag, max_lag + 1), key=lambda lag: (round(_cosine(*_shifted(pred, true, lag)), 6), -abs(lag)))
+    agree = {lag: _cosine(*_shifted(pred, true, lag)) for lag in range(-max_lag, max_lag + 1)}
+    best = max(agree, key=lambda lag: (agree[lag], -abs(lag)))
+    return best if agree[best] - agree[0] >= SYNC_MIN_SPEED_GAIN else 0
 
 
 def turn_agreement(pred_vel: np.ndarray, head_pose: np.ndarray, fps: float, lag: int = 0) -> float:
@@ -296,14 +318,15 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     if video_rotation != "auto":
         turn_upright(np.zeros((0, 1, 1, 3), np.uint8), video_rotation)  # a bad value: an error before any work
     video, head_poses = Path(video), Path(head_poses)
-    frames, vfps, size = read_video(video, width, height, fps)
+    frames, vfps, size, uneven = read_video(video, width, height, fps)
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
     scene = _scene(objects)
     traj = _read_trajectory(head_poses, fmt, world_to_camera, vfps)
-    same_rate = abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
-    n = T if same_rate else int(np.floor((T - 1) / vfps * TAKE_FPS + 1e-3)) + 1  # take frames
+    same_rate = uneven is None and abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
+    frame_times = np.arange(T) / vfps if uneven is None else uneven
+    n = T if same_rate else int(np.floor(frame_times[-1] * TAKE_FPS + 1e-3)) + 1  # take frames
     timed = traj.times
     if timed is None:  # the trajectory's clock: the video's, from 0
         if len(traj.pos) != T:
@@ -311,16 +334,22 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                                f"(a trajectory without timestamps needs one pose per frame)")
         times = np.arange(n) / TAKE_FPS
         if not same_rate:
-            traj = resample(replace(traj, times=np.arange(T) / vfps), times)
+            traj = resample(replace(traj, times=frame_times), times)
     else:
         times = traj.times[0] + time_offset + np.arange(n) / TAKE_FPS
         traj = resample(traj, times)
     report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": n, "fps": TAKE_FPS,
                     "video_frames": T, "video_fps": vfps, "video_size": list(size)}
+    if uneven is not None:
+        gaps = np.diff(uneven) * 1e3
+        report["variable_frame_rate"] = {"frame_interval_ms": [round(float(gaps.min()), 3), round(float(gaps.max()), 3)]}
     feats = pred_vel = enc_path = None
     enc = _encoder_or_none(encoder)
     if enc is not None:
-        gain = 1.0 if same_rate else vfps / TAKE_FPS  # the flow of a 1/30 s interval, as the encoder was trained on
+        # the flow of a 1/30 s interval, as the encoder was trained on (of each pair's own interval
+        # in a variable-frame-rate video)
+        gain = 1.0 if same_rate else (vfps / TAKE_FPS if uneven is None else
+                                      (1.0 / TAKE_FPS / np.diff(uneven))[:, None, None, None])
         if video_fovy is not None:  # ... and of its field of view
             gain *= np.tan(np.radians(video_fovy) / 2) / np.tan(np.radians(encoder_fovy) / 2)
 
@@ -329,8 +358,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
 
             fc = FlowComputer(enc.size, flow_preset)
             pair = np.stack([f for f in map(fc.push, turn_upright(frames, rotation)) if f is not None])
-            out = enc.encode(flows_per_frame(pair * np.float32(gain)))
-            return out if same_rate else tuple(_interpolate_frames(x, vfps, n) for x in out)
+            out = enc.encode(flows_per_frame((pair * gain).astype(np.float32)))
+            return out if same_rate else tuple(_interpolate_frames(x, frame_times, n) for x in out)
 
         unit = to_head_poses(traj, 1.0, eye_height).head_pose  # any scale: only its rotation is read
         feats, pred_vel = _orient_and_check_sync(encode, video_rotation, unit, video,
@@ -417,9 +446,10 @@ def _attach_scene(take: EgoTake, scene, track, times: np.ndarray, report: dict) 
     report["objects_file"] = scene.source
 
 
-def _interpolate_frames(x: np.ndarray, fps: float, n: int) -> np.ndarray:
-    """Rows of ``x`` (one per frame at ``fps``) linearly interpolated at ``n`` take frames."""
-    pos = np.minimum(np.arange(n) * (fps / TAKE_FPS), len(x) - 1)
+def _interpolate_frames(x: np.ndarray, frame_times: np.ndarray, n: int) -> np.ndarray:
+    """Rows of ``x`` (one per frame, at ``frame_times`` s) linearly interpolated at ``n`` take
+    frames (at 1/30 s steps from the first frame)."""
+    pos = np.minimum(np.interp(np.arange(n) / TAKE_FPS, frame_times, np.arange(len(x))), len(x) - 1)
     i = np.minimum(pos.astype(int), len(x) - 2)
     w = (pos - i)[:, None]
     return ((1.0 - w) * x[i] + w * x[i + 1]).astype(x.dtype)
