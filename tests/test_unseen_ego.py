@@ -292,6 +292,24 @@ def test_a_variable_frame_rate_video_is_read_at_its_frame_times(tmp_path):
     assert res.report["video_lag"]["lag"] == 0
 
 
+def test_the_input_video_beside_an_estimate_keeps_its_own_time(tmp_path):
+    """The estimate's video (30 frames/s) shows, at each of its frames, the input frame nearest
+    its time: a 15 frames/s folder of frames shows each one twice."""
+    import imageio.v2 as imageio
+
+    from kinpoly.egocentric.video import VideoSource
+    from kinpoly.policy.estimate import _append_video_panel
+
+    (tmp_path / "frames").mkdir()
+    for k in range(10):  # input frame k is grey level 20 k
+        imageio.imwrite(tmp_path / "frames" / f"{k:02d}.png", np.full((48, 64, 3), 20 * k, np.uint8))
+    imageio.mimwrite(tmp_path / "est.mp4", [np.zeros((32, 32, 3), np.uint8)] * 20, fps=30, macro_block_size=1,
+                     ffmpeg_log_level="error")
+    _append_video_panel(tmp_path / "est.mp4", VideoSource.open(tmp_path / "frames", fps=15.0), 32, 32)
+    shown = [float(f[24:, 40:].mean()) for f in imageio.mimread(tmp_path / "est.mp4")]
+    np.testing.assert_allclose(shown, [20 * (i // 2) for i in range(20)], atol=4)
+
+
 def test_what_the_flow_encoder_reads_of_a_frame():
     """A 16:9 frame keeps its centre square (the encoder's square view of its vertical field of
     view) instead of being squashed; a portrait frame is squashed whole (its centre square would

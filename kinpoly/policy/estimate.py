@@ -396,13 +396,17 @@ def _append_video_panel(path: Path, video, width: int, height: int) -> None:
     fps = src.get_meta_data().get("fps", 30.0)
     frames = [f for f in src]
     src.close()
-    want = np.round(np.arange(len(frames)) * (video.fps / fps)).astype(int)  # input frame per rendered frame
-    cam_frames = []
-    for k, f in enumerate(video.frames()):
-        if k > want[-1]:
+    want = np.arange(len(frames)) / fps  # each rendered frame shows the input frame nearest its time
+    cam_frames, prev, start = [], None, None
+    for t, f in video.timed_frames():  # a variable-frame-rate video's frames at their own times
+        start = t if start is None else start
+        if prev is not None:
+            reps = int(np.searchsorted(want, (prev[0] + t - start) / 2, side="right")) - len(cam_frames)
+            cam_frames += [prev[1]] * max(reps, 0)
+        if len(cam_frames) >= len(want):
             break
-        if (reps := int(np.sum(want == k))):
-            cam_frames += [draw_label(encoder_view(f, width, height), "head camera (input)")] * reps
+        prev = (t - start, draw_label(encoder_view(f, width, height), "head camera (input)"))
+    cam_frames += [prev[1]] * (len(want) - len(cam_frames))
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     with imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=6, macro_block_size=1) as w:
         for i, f in enumerate(frames):
