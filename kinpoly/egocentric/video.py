@@ -298,9 +298,12 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     ``fps`` is its frame rate). The take is at ``TAKE_FPS`` (30 Hz, what the policy and
     controller run at): a video at another rate is resampled in time (head poses at the 30 Hz
     times, image features interpolated between the video frames, its optical flow rescaled to a
-    1/30 s interval). ``fps``: the expected video frame rate (an error if the file says
-    otherwise by > 1%). ``time_offset``: trajectory time (s) of the first video frame, for
-    timestamped formats (default: the trajectory's first time). The encoder reads each frame
+    1/30 s interval); a variable-frame-rate video at its frames' own times
+    (``report["variable_frame_rate"]``). ``fps``: the expected video frame rate (an error if
+    the file says otherwise by > 1%). ``time_offset``: trajectory time (s) of the first video
+    frame, for timestamped formats (default: the trajectory's first time); the video's head
+    turns are checked against the trajectory's (``report["video_lag"]``), and a clear shift is
+    a warning with the offset that removes it. The encoder reads each frame
     as :func:`encoder_view` gives it. ``video_fovy``: the video's vertical field of view; flow
     is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal).
     ``video_rotation``: degrees clockwise that turn the stored frames upright, or ``"auto"``:
