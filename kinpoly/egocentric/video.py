@@ -122,7 +122,6 @@ class VideoSource:
         ``fps``."""
         import cv2
 
-        k = -(self.rotation // 90)
         if self.path.is_dir():
             files = sorted(f for f in self.path.iterdir()
                            if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
@@ -138,7 +137,7 @@ class VideoSource:
                     raise EgoDataError(f"{f}: {bgr.shape[1]}x{bgr.shape[0]}, but the frames before it are "
                                        f"{size[1]}x{size[0]}")
                 size = bgr.shape
-                yield i / self.fps, np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=k))
+                yield i / self.fps, turn_upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.rotation)
             return
         cap = cv2.VideoCapture(str(self.path))
         try:
@@ -148,8 +147,8 @@ class VideoSource:
                 if not ok:
                     break
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) * 1e-3
-                yield (t if np.isfinite(t) else i / self.fps), \
-                    np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=k))
+                rgb = turn_upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.rotation)
+                yield (t if np.isfinite(t) else i / self.fps), rgb
                 i += 1
         finally:
             cap.release()
@@ -178,11 +177,12 @@ def read_video(path: str | os.PathLike, width: int, height: int,
 
 
 def turn_upright(frames: np.ndarray, rotation: int) -> np.ndarray:
-    """(T, H, W, C) frames turned ``rotation`` degrees clockwise (one of VIDEO_ROTATIONS)."""
+    """A frame (H, W, C), or frames (T, H, W, C), turned ``rotation`` degrees clockwise (one of
+    VIDEO_ROTATIONS)."""
     if rotation not in VIDEO_ROTATIONS:
         raise EgoDataError(f"video rotation must be one of {', '.join(map(str, VIDEO_ROTATIONS))} degrees "
                            f"(clockwise) or auto, got {rotation}")
-    return np.ascontiguousarray(np.rot90(frames, k=-(rotation // 90), axes=(1, 2)))
+    return np.ascontiguousarray(np.rot90(frames, k=-(rotation // 90), axes=(-3, -2)))
 
 
 def _cosine(a: np.ndarray, b: np.ndarray) -> float:

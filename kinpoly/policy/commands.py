@@ -426,6 +426,7 @@ def _video_frames(video: str, rotation: int = 0):
     capture)."""
     import cv2
 
+    from ..egocentric.video import turn_upright
     from .streaming import STREAM_FPS
 
     camera = video.isdigit()
@@ -444,7 +445,7 @@ def _video_frames(video: str, rotation: int = 0):
                 ok, bgr = cap.read()
                 if not ok:
                     return
-                yield np.ascontiguousarray(np.rot90(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), k=-(rotation // 90)))
+                yield turn_upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), rotation)
         finally:
             cap.release()
 

@@ -168,7 +168,8 @@ class StreamingEstimator:
         ``image`` (H, W, 3) RGB, upright, from which the stream computes them as ``kinpoly estimate
         --video`` does (``encoder_view``, optical flow to the next image, the flow encoder), or
         the ``feature``. A stream cannot look ahead to tell a turned camera from the motion, so
-        turn the images upright first (``kinpoly.egocentric.video.turn_upright``)."""
+        turn the images upright first (``kinpoly.egocentric.video.turn_upright``, as ``kinpoly
+        stream --video-rotation`` does)."""
         if self._closed:
             raise RuntimeError(f"{self.name}: the stream is closed")
         k = self._pushed
