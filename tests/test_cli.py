@@ -85,6 +85,28 @@ def test_uhc_eval_records_the_clips_it_cannot_track(tmp_path):
     assert res.exit_code == 1 and "none of the 1 clip(s) can be tracked" in res.output
 
 
+def test_uhc_eval_tracks_mocap_files_as_they_are(tmp_path):
+    """`uhc eval --motions` takes mocap too (a file or a folder of them), imported for the run
+    as `motion import` would: a user's BVH is tracked without a clip folder first; a file that
+    cannot be imported is named, the others are tracked. A command that needs a clip file
+    (render) says how to make one from a mocap file."""
+    from kinpoly.motion.export import export_bvh
+
+    walk = ClipFolder(SAMPLE_CLIPS).load("walk_02_01").slice(0, 12, name="walk")
+    (tmp_path / "mocap").mkdir()
+    export_bvh(walk, tmp_path / "mocap" / "walk.bvh")
+    (tmp_path / "mocap" / "broken.bvh").write_text("HIERARCHY\nROOT Hips\n")
+    for motions in (tmp_path / "mocap", tmp_path / "mocap" / "walk.bvh"):
+        res = CliRunner().invoke(main, ["uhc", "eval", "--motions", str(motions), "--json", str(tmp_path / "m.json"),
+                                        "--no-video"])
+        assert res.exit_code == 0, res.output
+        m = json.loads((tmp_path / "m.json").read_text())
+        assert set(m["per_clip"]) == {"walk"} and m["overall"]["success_rate"] == 1.0
+        assert ("broken.bvh" in res.output) == motions.is_dir()
+    res = CliRunner().invoke(main, ["render", str(tmp_path / "mocap" / "walk.bvh"), "--out", str(tmp_path / "w.mp4")])
+    assert res.exit_code == 1 and "a mocap file, not a kinpoly clip: import it first" in res.output, res.output
+
+
 def test_uhc_eval_writes_the_simulated_motion(tmp_path):
     """--out: the physically tracked version of each clip, as a clip folder and BVH, which
     `kinpoly eval` scores against the clips it came from."""

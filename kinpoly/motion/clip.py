@@ -34,6 +34,8 @@ from ..errors import InputError, did_you_mean
 ACTIONS = ("sit", "push", "avoid", "step", "locomotion")
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
+# mocap formats `kinpoly motion import` reads that are never a clip file (clips are .npz)
+MOCAP_SUFFIXES = (".bvh", ".amc", ".asf", ".txt", ".json", ".npy", ".p", ".pkl", ".fbx", ".c3d")
 
 
 class ClipError(InputError):
@@ -189,6 +191,9 @@ class MotionClip:
         path = Path(path)
         if not path.exists():
             raise ClipError(f"{path}: no such clip file")
+        if path.suffix.lower() in MOCAP_SUFFIXES:
+            raise ClipError(f"{path}: a mocap file, not a kinpoly clip: import it first "
+                            f"(`kinpoly motion import {path} --out DIR`)")
         try:
             with np.load(path, allow_pickle=False) as z:
                 meta = json.loads(str(z["meta"]))

@@ -247,3 +247,47 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
 def _source_of(folder, name: str) -> str | None:
     entry = next((e for e in folder.entries() if e["name"] == name), None)
     return entry.get("source") if entry else None
+
+
+def is_clip_source(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a kinpoly clip file or a folder holding clips (not mocap to import)."""
+    from .clip import ClipFolder
+
+    path = Path(path)
+    if path.is_dir():
+        return bool(len(ClipFolder(path)))
+    if path.suffix.lower() != ".npz" or not zipfile.is_zipfile(path):
+        return False
+    with np.load(path, allow_pickle=False) as z:
+        return {"qpos", "meta"} <= set(z.files)
+
+
+def open_motions(path: str | os.PathLike, body: BodyShape | str = "fit"):
+    """The clips of ``path`` for a command that tracks them: a clip file or a clip folder as it
+    is, else mocap (a file, or a folder of files, in any format :func:`import_file` reads)
+    imported on the fly with ``body``, nothing written (``kinpoly motion import`` makes a clip
+    folder to reuse). Returns ``(names, load, failures)``: the clip names, a function loading
+    a clip by name, and the files that could not be imported (file -> one-line message)."""
+    from .clip import ClipFolder, load_clips
+
+    path = Path(path)
+    if is_clip_source(path):
+        if path.is_dir():
+            folder = ClipFolder(path)
+            return list(folder), folder.load, {}
+        clips = {c.name: c for c in load_clips(path)}
+        return list(clips), clips.__getitem__, {}
+    clips, failures = {}, {}
+    for f in find_motion_files([path]):
+        imported, error = try_import(f, body)
+        if error is not None:
+            failures[str(f)] = error
+            continue
+        for clip in imported:
+            name, k = clip.name, 1
+            while name in clips:
+                k += 1
+                name = f"{clip.name}_{k}"
+            clip.name = name
+            clips[name] = clip
+    return list(clips), clips.__getitem__, failures

@@ -106,7 +106,9 @@ def split_command(motions, fraction, seed, ego_data, out) -> None:
 
 
 @uhc.command("eval")
-@click.option("--motions", required=True, type=click.Path(exists=True), help="Clip folder or clip file.")
+@click.option("--motions", required=True, type=click.Path(exists=True),
+              help="Clip folder or clip file, or mocap (a file or a folder of BVH, ASF/AMC, AMASS, ... files) "
+                   "imported for this run as `kinpoly motion import` would.")
 @click.option("--checkpoint", type=click.Path(exists=True, dir_okay=False), default=None,
               help="Policy (.pt); without it the training-free controller runs.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), default="configs/uhc.yaml",
@@ -129,7 +131,8 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
     """Track every clip from its first frame and write per-clip and overall metrics (with
     --out, the simulated motion too: the clips as the simulated humanoid performs them)."""
     from ..errors import InputError, did_you_mean
-    from ..motion.clip import atomic_write_text, load_clips
+    from ..motion.clip import atomic_write_text
+    from ..motion.importers import is_clip_source, open_motions
     from .evaluate import evaluate, load_controller, worst_clip
     from .reference import prepare_reference
     from .split import read_split
@@ -141,18 +144,19 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
     env_cfg = cfg.env
     if no_residual:
         env_cfg.sim.residual_force = False
-    if Path(motions).is_dir():
-        from ..motion.clip import ClipFolder
-
-        folder = ClipFolder(motions)
-        available, load = list(folder), folder.load
-    else:
-        clips = {c.name: c for c in load_clips(motions)}
-        available, load = list(clips), clips.__getitem__
+    available, load, unimported = open_motions(motions)  # clips, or mocap files imported on the fly
+    if unimported:
+        click.echo(f"{motions}: {len(unimported)} file(s) could not be imported:", err=True)
+        for why in unimported.values():
+            click.echo(f"  {why}", err=True)
+    elif available and not is_clip_source(motions):
+        click.echo(f"{motions}: {len(available)} clip(s) imported from mocap for this run "
+                   f"(`kinpoly motion import` keeps them)", err=True)
     names = read_split(split) if split else available
     if not names:
         raise InputError(f"{split}: the split lists no clips" if split else
-                         f"{motions}: no clips to track (a clip folder of `kinpoly motion import`)")
+                         f"{motions}: no clips to track (a clip folder of `kinpoly motion import`, or "
+                         f"mocap files it reads)")
     missing = [n for n in names if n not in available]
     if missing:
         raise InputError(f"{len(missing)} clip(s) of the split are not in {motions}: {missing[:5]}"
