@@ -262,21 +262,30 @@ def is_clip_source(path: str | os.PathLike) -> bool:
         return {"qpos", "meta"} <= set(z.files)
 
 
-def open_motions(path: str | os.PathLike, body: BodyShape | str = "fit"):
+@dataclass
+class OpenedMotions:
+    """The clips a command tracks (:func:`open_motions`)."""
+
+    names: list[str]
+    load: object  # name -> MotionClip
+    imported: bool = False  # imported from mocap files for this run, not read from clips
+    failures: dict = field(default_factory=dict)  # mocap file -> one-line message
+
+
+def open_motions(path: str | os.PathLike, body: BodyShape | str = "fit") -> OpenedMotions:
     """The clips of ``path`` for a command that tracks them: a clip file or a clip folder as it
     is, else mocap (a file, or a folder of files, in any format :func:`import_file` reads)
     imported on the fly with ``body``, nothing written (``kinpoly motion import`` makes a clip
-    folder to reuse). Returns ``(names, load, failures)``: the clip names, a function loading
-    a clip by name, and the files that could not be imported (file -> one-line message)."""
+    folder to reuse), with the files that could not be imported."""
     from .clip import ClipFolder, load_clips
 
     path = Path(path)
     if is_clip_source(path):
         if path.is_dir():
             folder = ClipFolder(path)
-            return list(folder), folder.load, {}
+            return OpenedMotions(list(folder), folder.load)
         clips = {c.name: c for c in load_clips(path)}
-        return list(clips), clips.__getitem__, {}
+        return OpenedMotions(list(clips), clips.__getitem__)
     clips, failures = {}, {}
     for f in find_motion_files([path]):
         imported, error = try_import(f, body)
@@ -290,4 +299,4 @@ def open_motions(path: str | os.PathLike, body: BodyShape | str = "fit"):
                 name = f"{clip.name}_{k}"
             clip.name = name
             clips[name] = clip
-    return list(clips), clips.__getitem__, failures
+    return OpenedMotions(list(clips), clips.__getitem__, True, failures)

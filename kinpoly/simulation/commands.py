@@ -132,7 +132,7 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
     --out, the simulated motion too: the clips as the simulated humanoid performs them)."""
     from ..errors import InputError, did_you_mean
     from ..motion.clip import atomic_write_text
-    from ..motion.importers import is_clip_source, open_motions
+    from ..motion.importers import open_motions
     from .evaluate import evaluate, load_controller, worst_clip
     from .reference import prepare_reference
     from .split import read_split
@@ -144,14 +144,13 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
     env_cfg = cfg.env
     if no_residual:
         env_cfg.sim.residual_force = False
-    available, load, unimported = open_motions(motions)  # clips, or mocap files imported on the fly
-    if unimported:
-        click.echo(f"{motions}: {len(unimported)} file(s) could not be imported:", err=True)
-        for why in unimported.values():
-            click.echo(f"  {why}", err=True)
-    elif available and not is_clip_source(motions):
+    opened = open_motions(motions)  # clips, or mocap files imported on the fly
+    available, load = opened.names, opened.load
+    if opened.imported:
         click.echo(f"{motions}: {len(available)} clip(s) imported from mocap for this run "
                    f"(`kinpoly motion import` keeps them)", err=True)
+    for why in opened.failures.values():
+        click.echo(f"not imported: {why}", err=True)
     names = read_split(split) if split else available
     if not names:
         raise InputError(f"{split}: the split lists no clips" if split else
