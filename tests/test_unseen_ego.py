@@ -253,7 +253,8 @@ def test_a_head_that_does_not_turn_keeps_the_video_as_stored(tmp_path):
 
 def test_a_video_out_of_step_with_its_trajectory_is_reported(tmp_path, caplog):
     """A video that starts 0.2 s into its trajectory, paired from the trajectory's start: the
-    import warns with the --time-offset that puts the two in step (and is quiet with it)."""
+    import warns with the --time-offset that puts the two in step (and is quiet with it);
+    --time-offset auto pairs them so."""
     _turning_camera(tmp_path, T=150, skip=6)
     with caplog.at_level("WARNING", logger="kinpoly.egocentric.video"):
         lag = import_video(tmp_path / "v0.mp4", tmp_path / "traj.txt", scale=1.0).report["video_lag"]
@@ -261,8 +262,19 @@ def test_a_video_out_of_step_with_its_trajectory_is_reported(tmp_path, caplog):
     assert "pass --time-offset 0.200" in caplog.text
     caplog.clear()
     with caplog.at_level("WARNING", logger="kinpoly.egocentric.video"):
-        lag = import_video(tmp_path / "v0.mp4", tmp_path / "traj.txt", scale=1.0, time_offset=0.2).report["video_lag"]
-    assert lag["lag"] == 0 and "time-offset" not in caplog.text
+        right = import_video(tmp_path / "v0.mp4", tmp_path / "traj.txt", scale=1.0, time_offset=0.2)
+    assert right.report["video_lag"]["lag"] == 0 and "time-offset" not in caplog.text
+    # --time-offset auto pairs the two at the offset it finds: the take paired by hand
+    auto = import_video(tmp_path / "v0.mp4", tmp_path / "traj.txt", scale=1.0, time_offset="auto")
+    assert auto.report["time_offset"] == {"seconds": 0.2, "source": "auto"}
+    np.testing.assert_allclose(auto.take.head_pose, right.take.head_pose, atol=1e-9)
+    with pytest.raises(EgoDataError, match="--time-offset auto needs a trajectory with timestamps"):
+        import_video(tmp_path / "v0.mp4", tmp_path / "traj.npy", scale=1.0, time_offset="auto")
+    res = _run(["estimate", "--head-poses", tmp_path / "traj.txt", "--time-offset", "auto", "--out", tmp_path / "o"])
+    assert res.exit_code == 2 and "--time-offset auto goes with --video" in res.output
+    res = _run(["ego", "import-video", tmp_path / "v0.mp4", "--head-poses", tmp_path / "traj.txt", "--time-offset",
+                "soon", "--out", tmp_path / "o"])
+    assert res.exit_code == 2 and "'soon' is neither a number of seconds nor auto" in res.output
 
 
 def test_a_variable_frame_rate_video_is_read_at_its_frame_times(tmp_path):

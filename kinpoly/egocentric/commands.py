@@ -204,6 +204,27 @@ objects_option = click.option(
          "moving one; format in kinpoly/egocentric/objects.py).")
 
 
+class _TimeOffset(click.ParamType):
+    """Seconds, or "auto" (for a video: the offset its head turns say)."""
+
+    name = "SECONDS|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, (int, float)):
+            return value
+        try:
+            return float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a number of seconds nor auto", param, ctx)
+
+
+# --time-offset of the commands that read a head-camera video and its trajectory (import-video, estimate)
+time_offset_option = click.option(
+    "--time-offset", type=_TimeOffset(), default=0.0, show_default=True,
+    help="Trajectory time of the first frame minus its first pose time (s), for a trajectory with "
+         "timestamps; auto: the offset, within 1 s, at which the video's head turns follow the trajectory's.")
+
+
 # --video-rotation of the commands that read a head-camera video (import-video, estimate)
 video_rotation_option = click.option(
     "--video-rotation", type=click.Choice(["auto", "0", "90", "180", "270"]), default="auto", show_default=True,
@@ -226,7 +247,7 @@ video_rotation_option = click.option(
 @click.option("--eye-height", type=float, default=1.6, show_default=True, help="Eye height in the first frame (m).")
 @click.option("--body-height", type=float, default=None,
               help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
-@click.option("--time-offset", type=float, default=0.0, help="Trajectory time of the first frame minus its first pose time (s).")
+@time_offset_option
 @click.option("--video-fovy", type=float, default=None, help="Vertical field of view of the video (degrees).")
 @video_rotation_option
 @click.option("--world-to-camera", is_flag=True,

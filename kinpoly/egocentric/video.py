@@ -235,7 +235,7 @@ def turn_agreement(pred_vel: np.ndarray, head_pose: np.ndarray, fps: float, lag:
 
 
 def _orient_and_check_sync(encode, video_rotation, unit_head: np.ndarray, video: Path, time_offset: float | None,
-                           report: dict):
+                           report: dict, apply_shift: bool = False):
     """The image features and head velocities of the video turned upright: by ``video_rotation``
     degrees, or ("auto") by the rotation whose flow turns the way the trajectory's head does
     (``unit_head``), by ``ROTATION_MIN_GAIN`` over the frames as stored, when the head turns
@@ -244,7 +244,9 @@ def _orient_and_check_sync(encode, video_rotation, unit_head: np.ndarray, video:
     too. A shift of ``SYNC_MIN_LAG`` frames or more that agrees clearly better than the pairing
     is reported as a warning (a wrong ``--time-offset``: a video and a trajectory from different
     clocks or starts; for a trajectory without timestamps, ``time_offset`` None, rows that do
-    not start with the video); the pairing is not changed. Both go in ``report``."""
+    not start with the video); the pairing is not changed here. Both go in ``report``; the
+    shift's offset (``time_offset`` less the shift) goes in ``report["video_lag"]["offset"]``
+    when it is clear, and ``apply_shift`` words the warning as the caller applying it."""
     rotations = VIDEO_ROTATIONS if video_rotation == "auto" else (int(video_rotation),)
     encoded = {r: encode(r) for r in rotations}
     lag = video_lag(encoded[rotations[0]][1], unit_head, TAKE_FPS, SYNC_MAX_LAG)
@@ -268,11 +270,16 @@ def _orient_and_check_sync(encode, video_rotation, unit_head: np.ndarray, video:
     report["video_lag"] = sync
     if (abs(lag) >= SYNC_MIN_LAG and sync["agreement"] >= SYNC_MIN_AGREEMENT
             and sync["agreement"] - sync["agreement_unshifted"] >= SYNC_MIN_GAIN):
-        fix = (f"pass --time-offset {time_offset - sync['seconds']:.3f}" if time_offset is not None else
-               f"leave out the first {abs(sync['seconds']):.2f} s of the {'video' if lag > 0 else 'trajectory'}")
+        if time_offset is not None:
+            sync["offset"] = round(time_offset - sync["seconds"], 4)
+            fix = (f"paired with --time-offset {sync['offset']:.3f} instead" if apply_shift else
+                   f"if the two are not in step, pass --time-offset {sync['offset']:.3f} (or auto)")
+        else:
+            fix = (f"if the two are not in step, leave out the first {abs(sync['seconds']):.2f} s of the "
+                   f"{'video' if lag > 0 else 'trajectory'} (a trajectory without timestamps has no offset to shift)")
         log.warning("%s: the video shows the head's turns %.2f s %s the trajectory does (agreement %.2f against %.2f "
-                    "as paired): if the two are not in step, %s", video, abs(sync["seconds"]),
-                    "after" if lag > 0 else "before", sync["agreement"], sync["agreement_unshifted"], fix)
+                    "as paired): %s", video, abs(sync["seconds"]), "after" if lag > 0 else "before",
+                    sync["agreement"], sync["agreement_unshifted"], fix)
     return feats, pred_vel
 
 
@@ -285,7 +292,7 @@ class ImportResult:
 
 def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, name: str | None = None,
                  fmt: str = "auto", fps: float | None = None, scale: float | None = None,
-                 eye_height: float = 1.6, time_offset: float = 0.0, width: int = VIDEO_SIZE[0],
+                 eye_height: float = 1.6, time_offset: float | str = 0.0, width: int = VIDEO_SIZE[0],
                  height: int = VIDEO_SIZE[1],
                  video_fovy: float | None = None, encoder_fovy: float = 100.0, encoder: str | None = None,
                  video_rotation: int | str = "auto",
@@ -303,7 +310,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     the file says otherwise by > 1%). ``time_offset``: trajectory time (s) of the first video
     frame, for timestamped formats (default: the trajectory's first time); the video's head
     turns are checked against the trajectory's (``report["video_lag"]``), and a clear shift is
-    a warning with the offset that removes it. The encoder reads each frame
+    a warning with the offset that removes it; ``"auto"`` pairs with that offset (0 when no
+    clear shift is found; within 1 s of the trajectory's first time; ``report["time_offset"]``). The encoder reads each frame
     as :func:`encoder_view` gives it. ``video_fovy``: the video's vertical field of view; flow
     is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal).
     ``video_rotation``: degrees clockwise that turn the stored frames upright, or ``"auto"``:
@@ -320,6 +328,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
 
     if video_rotation != "auto":
         turn_upright(np.zeros((0, 1, 1, 3), np.uint8), video_rotation)  # a bad value: an error before any work
+    auto_offset = time_offset == "auto"
+    time_offset = 0.0 if auto_offset else float(time_offset)
     video, head_poses = Path(video), Path(head_poses)
     frames, vfps, size, uneven = read_video(video, width, height, fps)
     T = len(frames)
@@ -330,8 +340,11 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     same_rate = uneven is None and abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
     frame_times = np.arange(T) / vfps if uneven is None else uneven
     n = T if same_rate else int(np.floor(frame_times[-1] * TAKE_FPS + 1e-3)) + 1  # take frames
-    timed = traj.times
-    if timed is None:  # the trajectory's clock: the video's, from 0
+    stamped = traj if traj.times is not None else None  # as read, to pair again at another offset
+    if auto_offset and stamped is None:
+        raise EgoDataError(f"{head_poses}: --time-offset auto needs a trajectory with timestamps "
+                           f"(this one has a pose per frame, paired in order)")
+    if stamped is None:  # the trajectory's clock: the video's, from 0
         if len(traj.pos) != T:
             raise EgoDataError(f"{head_poses}: {len(traj.pos)} poses for {T} video frames in {video} "
                                f"(a trajectory without timestamps needs one pose per frame)")
@@ -348,6 +361,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
         report["variable_frame_rate"] = {"frame_interval_ms": [round(float(gaps.min()), 3), round(float(gaps.max()), 3)]}
     feats = pred_vel = enc_path = None
     enc = _encoder_or_none(encoder)
+    if auto_offset and enc is None:
+        raise EgoDataError(f"{video}: --time-offset auto needs the flow encoder (no checkpoint found)")
     if enc is not None:
         # the flow of a 1/30 s interval, as the encoder was trained on (of each pair's own interval
         # in a variable-frame-rate video)
@@ -366,8 +381,18 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
 
         unit = to_head_poses(traj, 1.0, eye_height).head_pose  # any scale: only its rotation is read
         feats, pred_vel = _orient_and_check_sync(encode, video_rotation, unit, video,
-                                                 None if timed is None else time_offset, report)
+                                                 None if stamped is None else time_offset, report,
+                                                 apply_shift=auto_offset)
+        if auto_offset and "offset" in report["video_lag"]:  # pair again at the offset found
+            time_offset = report["video_lag"]["offset"]
+            times = stamped.times[0] + time_offset + np.arange(n) / TAKE_FPS
+            try:
+                traj = resample(stamped, times)
+            except EgoDataError as e:
+                raise EgoDataError(f"{e} (at the --time-offset {time_offset:.3f} that auto found)") from None
         enc_path = enc.path
+    if auto_offset:
+        report["time_offset"] = {"seconds": time_offset, "source": "auto"}
     track = _metric_head_poses(traj, head_poses, TAKE_FPS, scale, eye_height, body_height, pred_vel, report)
     head = track.head_pose
     take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, TAKE_FPS), fps=TAKE_FPS,

@@ -11,7 +11,7 @@ import click
 import numpy as np
 
 from ..config import RunDir, load_config, resolve_path
-from ..egocentric.commands import objects_option, rotation_choice, video_rotation_option
+from ..egocentric.commands import objects_option, rotation_choice, time_offset_option, video_rotation_option
 from ..errors import Command, Group, check_output
 from ..motion.clip import ACTIONS
 
@@ -178,6 +178,7 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="With --head-poses alone, for a trajectory without timestamps: its poses per "
                    "second (default 30; estimates are made at 30 Hz). With --video: the frame rate of "
                    "a folder of frames (required), or the one a video file must have (checked).")
+@time_offset_option
 @video_rotation_option
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--eye-height", type=float, default=1.6, show_default=True,
@@ -231,10 +232,9 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="Processes estimating takes side by side, one core each (default: all cores, at most "
                    "one per take). The outputs are the same as with one.")
 @click.option("--no-progress", is_flag=True)
-def estimate_command(take_path, split, video, head_poses, fps, video_rotation, scale, eye_height, world_to_camera,
-                     action, objects_file,
-                     gt_file, out, checkpoint, controller, training_free, controller_overrides, leg_refiner, no_physics,
-                     no_feedback, smoothing, feedforward, anchor, restart_context, placeholder_object, videos, resume,
+def estimate_command(take_path, split, video, head_poses, fps, time_offset, video_rotation, scale, eye_height,
+                     world_to_camera, action, objects_file, gt_file, out, checkpoint, controller, training_free,
+                     controller_overrides, leg_refiner, no_physics, no_feedback, smoothing, feedforward, anchor, restart_context, placeholder_object, videos, resume,
                      workers, no_progress) -> None:
     """Estimate full-body motion from egocentric takes or a head-camera video: simulated motion
     (+ BVH), contacts and object states, videos and metrics in OUT (see kinpoly.policy.estimate)."""
@@ -245,6 +245,8 @@ def estimate_command(take_path, split, video, head_poses, fps, video_rotation, s
         raise click.UsageError("give exactly one of --take, --video (with --head-poses) or --head-poses")
     if video is not None and head_poses is None:
         raise click.UsageError("--video needs --head-poses")
+    if time_offset == "auto" and video is None:
+        raise click.UsageError("--time-offset auto goes with --video (it reads the video's head turns)")
     if objects_file is not None and head_poses is None:
         raise click.UsageError("--objects goes with --head-poses (a take holds its own objects)")
     trajectory_only = video is None and head_poses is not None
@@ -268,7 +270,7 @@ def estimate_command(take_path, split, video, head_poses, fps, video_rotation, s
             from ..egocentric.video import attach_ground_truth, import_trajectory, import_video
 
             kw = {"scale": scale, "eye_height": eye_height, "action": action, "world_to_camera": world_to_camera,
-                  "objects": objects_file}
+                  "objects": objects_file, "time_offset": time_offset}
             imported = (import_trajectory(head_poses, fps=fps or 30.0, **kw) if trajectory_only else
                         import_video(video, head_poses, fps=fps, video_rotation=rotation_choice(video_rotation), **kw))
             take, input_video = imported.take, imported.video
@@ -286,7 +288,7 @@ def estimate_command(take_path, split, video, head_poses, fps, video_rotation, s
         raise click.ClickException(str(e)) from None
     RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
                  "head_poses": head_poses and str(head_poses), "fps": (fps or 30.0) if trajectory_only else fps,
-                 "video_rotation": video_rotation if video is not None else None,
+                 "video_rotation": video_rotation if video is not None else None, "time_offset": time_offset,
                  "scale": scale, "eye_height": eye_height if head_poses is not None else None,
                  "world_to_camera": world_to_camera, "action": action, "objects": objects_file and str(objects_file),
                  "gt": gt_file and str(gt_file), **estimator.settings},
