@@ -310,10 +310,10 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     the file says otherwise by > 1%). ``time_offset``: trajectory time (s) of the first video
     frame, for timestamped formats (default: the trajectory's first time); the video's head
     turns are checked against the trajectory's (``report["video_lag"]``), and a clear shift is
-    a warning with the offset that removes it; ``"auto"`` pairs with that offset (0 when no
-    clear shift is found; within 1 s of the trajectory's first time; ``report["time_offset"]``). The encoder reads each frame
-    as :func:`encoder_view` gives it. ``video_fovy``: the video's vertical field of view; flow
-    is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal).
+    a warning with the offset that removes it; ``"auto"`` pairs with that offset (found within
+    1 s of 0, and 0 when no clear shift is found; ``report["time_offset"]``). The encoder reads
+    each frame as :func:`encoder_view` gives it. ``video_fovy``: the video's vertical field of
+    view; flow is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal).
     ``video_rotation``: degrees clockwise that turn the stored frames upright, or ``"auto"``:
     the rotation whose flow turns the way the trajectory's head does, by a clear margin over the
     frames as stored (``report["video_rotation"]``; needs the flow encoder and a head that
