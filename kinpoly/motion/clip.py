@@ -34,8 +34,8 @@ from ..errors import InputError, did_you_mean
 ACTIONS = ("sit", "push", "avoid", "step", "locomotion")
 FORMAT_VERSION = 1
 INDEX_FILE = "index.json"
-# mocap formats `kinpoly motion import` reads that are never a clip file (clips are .npz)
-MOCAP_SUFFIXES = (".bvh", ".amc", ".asf", ".txt", ".json", ".npy", ".p", ".pkl", ".fbx", ".c3d")
+# mocap formats `kinpoly motion import` reads that are never a clip file (clips are .npz, as AMASS files are)
+MOCAP_SUFFIXES = (".bvh", ".amc", ".txt", ".json", ".npy", ".p", ".pkl")
 
 
 class ClipError(InputError):

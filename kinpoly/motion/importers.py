@@ -31,12 +31,12 @@ import numpy as np
 
 from ..errors import InputError
 from ..humanoid.skeleton import BODY_INDEX, BodyShape
-from .clip import ACTIONS, MotionClip
+from .clip import ACTIONS, MOCAP_SUFFIXES, MotionClip
 from .source import MotionFormatError
 
 log = logging.getLogger(__name__)
 
-MOTION_SUFFIXES = (".bvh", ".amc", ".txt", ".json", ".npz", ".npy", ".p", ".pkl")
+MOTION_SUFFIXES = (*MOCAP_SUFFIXES, ".npz")  # .npz: AMASS, or a kinpoly clip
 CMU_LICENSE = "CMU Graphics Lab Motion Capture Database: free for all uses; cite mocap.cs.cmu.edu"
 _SKIP_NAMES = {"labels.csv", "humanoid3d_character.json", "index.json", "summary.json",
                "metadata.json", "skeleton_labels.json", "device_calibration.json",
@@ -249,13 +249,8 @@ def _source_of(folder, name: str) -> str | None:
     return entry.get("source") if entry else None
 
 
-def is_clip_source(path: str | os.PathLike) -> bool:
-    """Whether ``path`` is a kinpoly clip file or a folder holding clips (not mocap to import)."""
-    from .clip import ClipFolder
-
-    path = Path(path)
-    if path.is_dir():
-        return bool(len(ClipFolder(path)))
+def _is_clip_file(path: Path) -> bool:
+    """Whether ``path`` is a kinpoly clip file (an AMASS .npz is mocap to import)."""
     if path.suffix.lower() != ".npz" or not zipfile.is_zipfile(path):
         return False
     with np.load(path, allow_pickle=False) as z:
@@ -280,10 +275,11 @@ def open_motions(path: str | os.PathLike, body: BodyShape | str = "fit") -> Open
     from .clip import ClipFolder, load_clips
 
     path = Path(path)
-    if is_clip_source(path):
-        if path.is_dir():
-            folder = ClipFolder(path)
+    if path.is_dir():
+        folder = ClipFolder(path)  # read once: an unindexed folder loads every clip to list it
+        if len(folder):
             return OpenedMotions(list(folder), folder.load)
+    elif _is_clip_file(path):
         clips = {c.name: c for c in load_clips(path)}
         return OpenedMotions(list(clips), clips.__getitem__)
     clips, failures = {}, {}
