@@ -20,7 +20,13 @@ the take's own, and the shipped estimator runs as ``kinpoly estimate`` does:
   "auto" (``*_as_stored``: 0, the frames read as they are, what the import did before);
 * ``late_6``: the square render without its first 6 frames, paired row by row with the
   trajectory without its last 6 rows (a video that starts 0.2 s after its trajectory): the
-  import's synchronisation check should report a shift of -6 frames.
+  import's synchronisation check should report a shift of -6 frames;
+* ``fisheye``: a 140-degree pinhole render (384x384) resampled through Project Aria's RGB lens
+  (its real calibration, ``aria_adt_sample/device_calibration.json``, scaled to 256x256 frames),
+  dark outside its image circle (60 degrees off axis) and stored turned as Aria stores it (90),
+  imported with that calibration as ``video_lens``; ``fisheye_as_pinhole``: imported without it
+  (what the import did before); ``fisheye_fovy_110``: without it but with Aria's nominal
+  110-degree field of view as ``video_fovy``, as a user might pass it.
 
 Per variant: the rotation the import chose (how many takes right), the shift the
 synchronisation check found and how many takes it warned about (``sync_warnings``; right:
@@ -45,30 +51,62 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import numpy as np  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
-SIZES = {"square": (128, 128), "wide": (228, 128), "tall": (128, 228)}
-# variant -> (render, transform of the stored frames, video_rotation of the import, estimate it)
+ARIA_CALIBRATION = ROOT.parent / "shared/data/aria_adt_sample/device_calibration.json"
+RENDERS = {"square": (128, 128, 100.0), "wide": (228, 128, 100.0), "tall": (128, 228, 100.0),
+           "wide_angle": (384, 384, 140.0)}  # width, height, vertical field of view
+# variant -> (render, transform of the stored frames, import_video's options, estimate it)
 VARIANTS = {
-    "square": ("square", None, "auto", True),
-    "wide": ("wide", None, "auto", True),
-    "wide_squashed": ("wide", "squash", "auto", True),
-    "tall": ("tall", None, "auto", True),
-    "tall_cropped": ("tall", "crop", "auto", True),
-    "turned_90": ("square", 90, "auto", True),
-    "turned_90_as_stored": ("square", 90, 0, True),
-    "turned_180": ("square", 180, "auto", False),
-    "turned_180_as_stored": ("square", 180, 0, True),
-    "turned_270": ("square", 270, "auto", False),
-    "late_6": ("square", "late", "auto", False),
+    "square": ("square", None, {}, True),
+    "wide": ("wide", None, {}, True),
+    "wide_squashed": ("wide", "squash", {}, True),
+    "tall": ("tall", None, {}, True),
+    "tall_cropped": ("tall", "crop", {}, True),
+    "turned_90": ("square", 90, {}, True),
+    "turned_90_as_stored": ("square", 90, {"video_rotation": 0}, True),
+    "turned_180": ("square", 180, {}, False),
+    "turned_180_as_stored": ("square", 180, {"video_rotation": 0}, True),
+    "turned_270": ("square", 270, {}, False),
+    "late_6": ("square", "late", {}, False),
+    "fisheye": ("wide_angle", "fisheye", {"video_lens": str(ARIA_CALIBRATION)}, True),
+    "fisheye_as_pinhole": ("wide_angle", "fisheye", {}, True),
+    "fisheye_fovy_110": ("wide_angle", "fisheye", {"video_fovy": 110.0}, True),
 }
 LATE = 6  # frames the "late_6" video misses at its start
+FISHEYE_SIZE, FISHEYE_CIRCLE = 256, 60.0  # the fisheye frames' side (px) and image circle (degrees off axis)
+
+
+def _rotation_stored(transform) -> int:
+    """Degrees clockwise that turn a variant's stored frames upright."""
+    return transform if isinstance(transform, int) else 90 if transform == "fisheye" else 0
+
+
+def _fisheye_maps(render_size: int, render_fovy: float):
+    """Where each pixel of an Aria fisheye frame (stored turned, as Aria stores it) looks in a
+    pinhole render turned the same way (a square pinhole turned is one still), NaN outside the
+    lens's image circle."""
+    from kinpoly.egocentric.lens import Lens, load_lens
+
+    lens = load_lens(ARIA_CALIBRATION).fit(FISHEYE_SIZE, FISHEYE_SIZE)
+    u, v = np.meshgrid(np.arange(FISHEYE_SIZE, dtype=float), np.arange(FISHEYE_SIZE, dtype=float))
+    rays = lens.unproject(np.stack([u.ravel(), v.ravel()], 1))
+    f = render_size / 2 / np.tan(np.radians(render_fovy) / 2)
+    c = (render_size - 1) / 2
+    px = Lens("pinhole", f, f, c, c).project(rays)
+    px[np.degrees(np.arccos(np.clip(rays[:, 2], -1, 1))) > FISHEYE_CIRCLE] = -1e4
+    px = px.reshape(FISHEYE_SIZE, FISHEYE_SIZE, 2).astype(np.float32)
+    return px[..., 0], px[..., 1]
 
 
 def _write_video(src: Path, dst: Path, transform) -> None:
     import cv2
     import imageio.v2 as imageio
 
-    frames = [np.asarray(f) for f in imageio.get_reader(src)]
-    if transform == "late":
+    frames = [np.asarray(f) for f in imageio.mimread(src, memtest=False)]
+    if transform == "fisheye":
+        mx, my = _fisheye_maps(frames[0].shape[0], RENDERS["wide_angle"][2])
+        frames = [cv2.remap(np.ascontiguousarray(np.rot90(f)), mx, my, cv2.INTER_LINEAR,
+                            borderMode=cv2.BORDER_CONSTANT) for f in frames]
+    elif transform == "late":
         frames = frames[LATE:]
     elif transform == "squash":
         frames = [cv2.resize(f, (128, 128), interpolation=cv2.INTER_AREA) for f in frames]
@@ -115,7 +153,7 @@ def run(job) -> dict:
 
     torch.set_num_threads(1)
     data, work, name, variant = job
-    render, transform, rotation, estimate = VARIANTS[variant]
+    render, transform, options, estimate = VARIANTS[variant]
     take = EgoDataset(data, split="test")[name]
     tmp = Path(work) / "jobs" / variant
     tmp.mkdir(parents=True, exist_ok=True)
@@ -124,14 +162,14 @@ def run(job) -> dict:
     late = LATE if transform == "late" else 0
     _slam_npy(traj, take.head_pose[:take.num_frames - late])
     with _warnings() as caught:
-        res = import_video(video, traj, scale=1.0, video_rotation=rotation)
+        res = import_video(video, traj, scale=1.0, **options)
     pred = np.asarray(res.take.meta["predicted_head_local_vels"])
     err = np.abs(pred - head_local_velocities(take.gt_head_pose[late:], take.fps)).mean(0)
     own = take.image_features[late:]
     lag = res.report["video_lag"]
     row = {"take": name, "variant": variant, "frames": take.num_frames,
            "rotation": res.report["video_rotation"]["degrees"],
-           "rotation_right": res.report["video_rotation"]["degrees"] == (transform if isinstance(transform, int) else 0),
+           "rotation_right": res.report["video_rotation"]["degrees"] == _rotation_stored(transform),
            "agreement": res.report["video_rotation"].get("agreement"),
            "lag": lag["lag"], "lag_right": lag["lag"] == -late,
            "sync_warning": any("not in step" in m for m in caught),
@@ -181,11 +219,11 @@ def main() -> None:
     work = Path(args.work)
     names = EgoDataset(args.data, split="test").names
     for render in sorted({VARIANTS[v][0] for v in args.variants}):
-        w, h = SIZES[render]
+        w, h, fovy = RENDERS[render]
         if len(list((work / render / "videos").glob("*.mp4"))) < len(names):
             subprocess.run([sys.executable, "-m", "kinpoly.cli", "ego", "build", "--motions", args.motions,
                             "--out", str(work / render), "--set", f"width={w}", "--set", f"height={h}",
-                            "--save-video", "--no-progress", "-j", str(args.workers),
+                            "--set", f"fovy={fovy:g}", "--save-video", "--no-progress", "-j", str(args.workers),
                             *[a for n in names for a in ("--clip", n)]], check=True)
     ares = ares_rotations(work) if args.ares else {}
     jobs = [(args.data, str(work), n, v) for v in args.variants for n in names]

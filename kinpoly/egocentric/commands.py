@@ -232,6 +232,16 @@ video_rotation_option = click.option(
          "rotation whose optical flow turns the way the trajectory's head does.")
 
 
+# --video-lens of the commands that read a head-camera video (import-video, estimate, stream)
+video_lens_option = click.option(
+    "--video-lens", default=None, metavar="FILE|fisheye:DEGREES",
+    help="The video camera's lens when it is not a plain pinhole: a calibration file (Project Aria device "
+         "calibration JSON or MPS online_calibration.jsonl, camera-rgb unless FILE#LABEL names another; or "
+         "YAML/JSON: model, fx, cx, cy, distortion, width, height), or fisheye:DEGREES for an equidistant "
+         "fisheye with that field of view across the frame's shorter side. Each frame is resampled as the "
+         "flow encoder's 100-degree pinhole camera would see it.")
+
+
 @ego.command("import-video")
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--head-poses", required=True, type=click.Path(path_type=Path),
@@ -248,8 +258,10 @@ video_rotation_option = click.option(
 @click.option("--body-height", type=float, default=None,
               help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
 @time_offset_option
-@click.option("--video-fovy", type=float, default=None, help="Vertical field of view of the video (degrees).")
+@click.option("--video-fovy", type=float, default=None,
+              help="Vertical field of view of a pinhole video (degrees; a fisheye: --video-lens).")
 @video_rotation_option
+@video_lens_option
 @click.option("--world-to-camera", is_flag=True,
               help="The poses are world-to-camera: invert them (the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(ACTIONS), default=None)
@@ -259,7 +271,8 @@ video_rotation_option = click.option(
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file, e.g. the "
                    "EgoEgo pickle), same frames; aligned to the take by yaw + translation.")
 def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
-                         video_fovy, video_rotation, world_to_camera, action, encoder, objects_file, gt_file):
+                         video_fovy, video_rotation, video_lens, world_to_camera, action, encoder, objects_file,
+                         gt_file):
     """Turn a head-camera VIDEO (a file, or a folder of its frames as image files) and its camera
     trajectory into an egocentric take."""
     from .take import EgoDataError
@@ -270,7 +283,7 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
         res = import_video(video, head_poses, name=name, fmt=fmt, fps=fps, scale=scale,
                            eye_height=eye_height, body_height=body_height, time_offset=time_offset,
                            video_fovy=video_fovy, world_to_camera=world_to_camera, action=action,
-                           video_rotation=rotation_choice(video_rotation),
+                           video_rotation=rotation_choice(video_rotation), video_lens=video_lens,
                            encoder=str(encoder) if encoder else None, objects=objects_file)
     except EgoDataError as e:
         raise click.ClickException(str(e)) from None

@@ -27,9 +27,11 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
+from .lens import Lens, Rectifier, load_lens
 from .take import EgoDataError, EgoTake
 
 log = logging.getLogger(__name__)
@@ -39,6 +41,7 @@ TAKE_FPS = 30.0  # frame rate of imported takes: the policy's and the controller
 # tracking jump (relocalisation, a wrong time unit or scale), which no body can follow.
 MAX_HEAD_SPEED = 15.0
 VIDEO_SIZE = (128, 128)  # (width, height) head-camera frames are resized to before optical flow
+ENCODER_FOVY = 100.0  # vertical field of view (degrees) of the renders the flow encoder was trained on
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 # Degrees clockwise that turn a stored frame upright; "auto" picks one by the flow (import_video).
 VIDEO_ROTATIONS = (0, 90, 180, 270)
@@ -71,17 +74,31 @@ def encoder_view(image: np.ndarray, width: int, height: int) -> np.ndarray:
 
 
 @dataclass(frozen=True)
+class _EncoderView:
+    """:func:`encoder_view` at (height, width), as :class:`.lens.Rectifier` is called."""
+
+    width: int
+    height: int
+    fovy = coverage = None  # the video's own
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        return encoder_view(frame, self.width, self.height)
+
+
+@dataclass(frozen=True)
 class VideoSource:
     """Where a take's head-camera frames come from: a video file or a folder of image files
-    (one per frame, in name order), its frame rate, and the degrees clockwise that turn its
-    frames upright."""
+    (one per frame, in name order), its frame rate, the degrees clockwise that turn its frames
+    upright, and its camera's lens when it is not a pinhole (:mod:`.lens`: a fisheye)."""
 
     path: Path
     fps: float
     rotation: int = 0
+    lens: Lens | None = None
 
     @classmethod
-    def open(cls, path: str | os.PathLike, fps: float | None = None, rotation: int = 0) -> VideoSource:
+    def open(cls, path: str | os.PathLike, fps: float | None = None, rotation: int = 0,
+             lens: Lens | None = None) -> VideoSource:
         """The source of ``path``, its frame rate from the file (checked against ``fps`` to 1%)
         or, for a folder of frames, ``fps`` (required)."""
         import cv2
@@ -93,7 +110,7 @@ class VideoSource:
                 raise EgoDataError(f"{path}: a folder of frames has no frame rate: give it (--fps)")
             if not (1.0 <= fps <= 1000.0):
                 raise EgoDataError(f"{path}: frame rate must be between 1 and 1000, got {fps:g}")
-            return cls(path, float(fps), rotation)
+            return cls(path, float(fps), rotation, lens)
         if not path.is_file():
             raise EgoDataError(f"{path}: no such video file or folder of frames")
         cap = cv2.VideoCapture(str(path))
@@ -109,17 +126,32 @@ class VideoSource:
             raise EgoDataError(f"{path}: the video reports an invalid frame rate ({rate:g})")
         if fps is not None and abs(rate - fps) > 0.01 * fps:
             raise EgoDataError(f"{path}: video is at {rate:.3f} fps, expected {fps}")
-        return cls(path, rate, rotation)
+        return cls(path, rate, rotation, lens)
 
-    def frames(self) -> Iterator[np.ndarray]:
-        """The frames, RGB uint8 (H, W, 3), turned upright; a one-line error for an unreadable
-        one or a folder whose images differ in size."""
-        return (f for _, f in self.timed_frames())
+    def viewer(self, frame_size: tuple[int, int], width: int, height: int, fovy: float = ENCODER_FOVY,
+               narrow: bool = True):
+        """What turns a stored frame of ``frame_size`` (width, height) into the view the flow
+        encoder reads, (height, width): through the lens a pinhole's view of ``fovy`` degrees
+        (:class:`.lens.Rectifier`; ``narrow``: no wider than the frames cover), else
+        :func:`encoder_view`. Its ``fovy`` attribute: the view's field of view, None for the
+        video's own."""
+        if self.lens is not None:
+            return Rectifier(self.lens, frame_size, width, height, fovy, narrow)
+        return _EncoderView(width, height)
 
-    def timed_frames(self) -> Iterator[tuple[float, np.ndarray]]:
-        """(time in s, frame) of every frame, as :meth:`frames`: a file's presentation times
-        (which a variable-frame-rate video, as phones record, spaces unevenly), a folder's at
-        ``fps``."""
+    def timed_views(self, width: int, height: int, fovy: float = ENCODER_FOVY) -> Iterator[tuple[float, np.ndarray]]:
+        """(time in s, frame as the flow encoder reads it, (height, width), turned upright) of
+        every frame (:meth:`viewer`)."""
+        view = None
+        for t, f in self._stored():
+            if view is None:
+                view = self.viewer((f.shape[1], f.shape[0]), width, height, fovy)
+            yield t, turn_upright(view(f), self.rotation)
+
+    def _stored(self) -> Iterator[tuple[float, np.ndarray]]:
+        """(time in s, frame as stored, RGB uint8 (H, W, 3)) of every frame: a file's presentation
+        times (which a variable-frame-rate video, as phones record, spaces unevenly), a folder's at
+        ``fps``; a one-line error for an unreadable frame or a folder whose images differ in size."""
         import cv2
 
         if self.path.is_dir():
@@ -137,7 +169,7 @@ class VideoSource:
                     raise EgoDataError(f"{f}: {bgr.shape[1]}x{bgr.shape[0]}, but the frames before it are "
                                        f"{size[1]}x{size[0]}")
                 size = bgr.shape
-                yield i / self.fps, turn_upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.rotation)
+                yield i / self.fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             return
         cap = cv2.VideoCapture(str(self.path))
         try:
@@ -147,33 +179,61 @@ class VideoSource:
                 if not ok:
                     break
                 t = cap.get(cv2.CAP_PROP_POS_MSEC) * 1e-3
-                rgb = turn_upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), self.rotation)
-                yield (t if np.isfinite(t) else i / self.fps), rgb
+                yield (t if np.isfinite(t) else i / self.fps), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
                 i += 1
         finally:
             cap.release()
 
 
-def read_video(path: str | os.PathLike, width: int, height: int,
-               fps: float | None = None) -> tuple[np.ndarray, float, tuple[int, int], np.ndarray | None]:
-    """All frames as the flow encoder reads them (:func:`encoder_view`) at (height, width), RGB
-    uint8 (T, H, W, 3), as stored (not turned); the frame rate; the original (width, height);
-    and, for a video whose frames are not evenly spaced (by more than half a frame at its mean
-    rate: variable frame rate), their times (T,) in s from the first, else None.
+class VideoFrames(NamedTuple):
+    frames: np.ndarray  # (T, H, W, 3) RGB uint8 as the flow encoder reads them, not turned
+    fps: float
+    size: tuple[int, int]  # the stored frames' (width, height)
+    times: np.ndarray | None  # (T,) s from the first frame, for a variable-frame-rate video
+    fovy: float | None = None  # the view's vertical field of view through a lens (None: the video's own)
+    coverage: float | None = None  # the widest the lens's frames cover whole (degrees)
+
+
+def read_video(path: str | os.PathLike, width: int, height: int, fps: float | None = None,
+               lens: Lens | None = None, fovy: float = ENCODER_FOVY) -> VideoFrames:
+    """All frames as the flow encoder reads them at (height, width), RGB uint8 (T, H, W, 3), as
+    stored (not turned): through ``lens`` a pinhole's view of ``fovy`` degrees, narrower where
+    the frames cover less (:class:`.lens.Rectifier`), else :func:`encoder_view`; the frame rate;
+    the original (width, height); and, for a video whose frames are not evenly spaced (by more
+    than half a frame at its mean rate: variable frame rate), their times (T,) in s from the
+    first, else None.
 
     ``path`` is a video file (OpenCV/FFmpeg; ``fps``, when given, must agree with the file's to
     1%) or a folder of image files, one per frame in file-name order (``fps`` required)."""
-    source = VideoSource.open(path, fps)  # a file with no frame or a folder without images: an error
-    frames, times, size = [], [], (0, 0)
-    for t, f in source.timed_frames():
-        size = (f.shape[1], f.shape[0])
-        frames.append(encoder_view(f, width, height))
+    source = VideoSource.open(path, fps, lens=lens)  # a file with no frame or a folder without images: an error
+    frames, times, view = [], [], None
+    for t, f in source._stored():
+        if view is None:
+            size = (f.shape[1], f.shape[0])
+            view = source.viewer(size, width, height, fovy)
+        frames.append(view(f))
         times.append(t)
     times = np.asarray(times) - times[0]
     even = np.arange(len(times)) / source.fps
-    if len(times) > 1 and np.all(np.diff(times) > 0) and np.abs(times - even).max() > 0.5 / source.fps:
-        return np.stack(frames), source.fps, size, times
-    return np.stack(frames), source.fps, size, None
+    uneven = len(times) > 1 and np.all(np.diff(times) > 0) and np.abs(times - even).max() > 0.5 / source.fps
+    return VideoFrames(np.stack(frames), source.fps, size, times if uneven else None, view.fovy, view.coverage)
+
+
+def looks_fisheye(frames: np.ndarray) -> bool:
+    """Whether frames (T, H, W, 3) look like a fisheye lens's: the corners dark in every frame
+    (outside the lens's image circle, as Project Aria's RGB frames are), the middle of each side
+    less so (not black bars: a letterboxed video) and the middle of the frame not."""
+    h, w = frames.shape[1:3]
+    k = max(1, min(h, w) // 16)
+    y, x = h // 2 - k // 2, w // 2 - k // 2
+
+    def means(*patches):
+        return np.stack([p.reshape(len(frames), -1).mean(-1) for p in patches])  # (patches, T)
+
+    corners = means(frames[:, :k, :k], frames[:, :k, -k:], frames[:, -k:, :k], frames[:, -k:, -k:])
+    sides = means(frames[:, :k, x:x + k], frames[:, -k:, x:x + k], frames[:, y:y + k, :k], frames[:, y:y + k, -k:])
+    return bool(corners.max() < 8 and sides.mean(1).min() > corners.mean() + 5
+                and frames[:, y - k:y + 2 * k, x - k:x + 2 * k].mean() > 30)
 
 
 def turn_upright(frames: np.ndarray, rotation: int) -> np.ndarray:
@@ -294,8 +354,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                  fmt: str = "auto", fps: float | None = None, scale: float | None = None,
                  eye_height: float = 1.6, time_offset: float | str = 0.0, width: int = VIDEO_SIZE[0],
                  height: int = VIDEO_SIZE[1],
-                 video_fovy: float | None = None, encoder_fovy: float = 100.0, encoder: str | None = None,
-                 video_rotation: int | str = "auto",
+                 video_fovy: float | None = None, encoder_fovy: float = ENCODER_FOVY, encoder: str | None = None,
+                 video_rotation: int | str = "auto", video_lens: str | os.PathLike | Lens | None = None,
                  world_to_camera: bool = False, action: str | None = None,
                  flow_preset: str = "ultrafast", body_height: float | None = None,
                  objects=None) -> ImportResult:
@@ -314,6 +374,10 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     1 s of 0, and 0 when no clear shift is found; ``report["time_offset"]``). The encoder reads
     each frame as :func:`encoder_view` gives it. ``video_fovy``: the video's vertical field of
     view; flow is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal).
+    ``video_lens``: the video camera's lens, a :class:`.lens.Lens` or what
+    :func:`.lens.load_lens` reads (a calibration file, ``"fisheye:DEGREES"``): each frame is
+    resampled as the encoder's pinhole camera would see it (``report["video_lens"]``); without
+    it, frames that look like a fisheye's (dark corners) get a warning.
     ``video_rotation``: degrees clockwise that turn the stored frames upright, or ``"auto"``:
     the rotation whose flow turns the way the trajectory's head does, by a clear margin over the
     frames as stored (``report["video_rotation"]``; needs the flow encoder and a head that
@@ -331,7 +395,11 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     auto_offset = time_offset == "auto"
     time_offset = 0.0 if auto_offset else float(time_offset)
     video, head_poses = Path(video), Path(head_poses)
-    frames, vfps, size, uneven = read_video(video, width, height, fps)
+    if video_lens is not None and video_fovy is not None:
+        raise EgoDataError(f"{video}: give the video's lens or its field of view, not both (a lens's view is "
+                           f"resampled to the encoder's)")
+    lens = load_lens(video_lens) if isinstance(video_lens, (str, os.PathLike)) else video_lens
+    frames, vfps, size, uneven, view_fovy, coverage = read_video(video, width, height, fps, lens, encoder_fovy)
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
@@ -359,6 +427,17 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     if uneven is not None:
         gaps = np.diff(uneven) * 1e3
         report["variable_frame_rate"] = {"frame_interval_ms": [round(float(gaps.min()), 3), round(float(gaps.max()), 3)]}
+    if lens is not None:
+        report["video_lens"] = {"lens": lens.source, "model": lens.model, "view_fovy": round(view_fovy, 3),
+                                "covered_fovy": round(coverage, 3)}
+        if view_fovy < encoder_fovy:
+            log.warning("%s: the lens covers %.1f degrees, less than the flow encoder's %.0f: its view is that "
+                        "narrow and its flow rescaled", video, coverage, encoder_fovy)
+        video_fovy = view_fovy
+    elif looks_fisheye(frames):
+        log.warning("%s: the frames' corners are dark throughout, as a fisheye lens's are (Project Aria's RGB "
+                    "camera): give its calibration or field of view (--video-lens FILE or fisheye:DEGREES) so "
+                    "the flow encoder sees it as through its own pinhole camera", video)
     feats = pred_vel = enc_path = None
     enc = _encoder_or_none(encoder)
     if auto_offset and enc is None:
@@ -401,7 +480,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                          "predicted_head_local_vels": None if pred_vel is None else np.round(pred_vel, 5).tolist()})
     _attach_scene(take, scene, track, times, report)
     rotation = report.get("video_rotation", {}).get("degrees", 0 if video_rotation == "auto" else int(video_rotation))
-    return ImportResult(take, report, VideoSource(video, vfps, rotation))
+    return ImportResult(take, report, VideoSource(video, vfps, rotation, lens))
 
 
 def _encoder_or_none(path: str | None):

@@ -11,7 +11,8 @@ import click
 import numpy as np
 
 from ..config import RunDir, load_config, resolve_path
-from ..egocentric.commands import objects_option, rotation_choice, time_offset_option, video_rotation_option
+from ..egocentric.commands import (objects_option, rotation_choice, time_offset_option, video_lens_option,
+                                   video_rotation_option)
 from ..errors import Command, Group, check_output
 from ..motion.clip import ACTIONS
 
@@ -180,6 +181,7 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
                    "a folder of frames (required), or the one a video file must have (checked).")
 @time_offset_option
 @video_rotation_option
+@video_lens_option
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--eye-height", type=float, default=1.6, show_default=True,
               help="With --head-poses: the wearer's eye height in the first frame (m), which places the floor.")
@@ -232,7 +234,7 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="Processes estimating takes side by side, one core each (default: all cores, at most "
                    "one per take). The outputs are the same as with one.")
 @click.option("--no-progress", is_flag=True)
-def estimate_command(take_path, split, video, head_poses, fps, time_offset, video_rotation, scale, eye_height,
+def estimate_command(take_path, split, video, head_poses, fps, time_offset, video_rotation, video_lens, scale, eye_height,
                      world_to_camera, action, objects_file, gt_file, out, checkpoint, controller, training_free,
                      controller_overrides, leg_refiner, no_physics, no_feedback, smoothing, feedforward, anchor, restart_context, placeholder_object, videos, resume,
                      workers, no_progress) -> None:
@@ -247,6 +249,8 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
         raise click.UsageError("--video needs --head-poses")
     if time_offset == "auto" and video is None:
         raise click.UsageError("--time-offset auto goes with --video (it reads the video's head turns)")
+    if video_lens is not None and video is None:
+        raise click.UsageError("--video-lens goes with --video")
     if objects_file is not None and head_poses is None:
         raise click.UsageError("--objects goes with --head-poses (a take holds its own objects)")
     trajectory_only = video is None and head_poses is not None
@@ -272,7 +276,8 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
             kw = {"scale": scale, "eye_height": eye_height, "action": action, "world_to_camera": world_to_camera,
                   "objects": objects_file, "time_offset": time_offset}
             imported = (import_trajectory(head_poses, fps=fps or 30.0, **kw) if trajectory_only else
-                        import_video(video, head_poses, fps=fps, video_rotation=rotation_choice(video_rotation), **kw))
+                        import_video(video, head_poses, fps=fps, video_rotation=rotation_choice(video_rotation),
+                                     video_lens=video_lens, **kw))
             take, input_video = imported.take, imported.video
             if gt_file is not None:
                 from ..motion.importers import import_file
@@ -288,7 +293,8 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
         raise click.ClickException(str(e)) from None
     RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
                  "head_poses": head_poses and str(head_poses), "fps": (fps or 30.0) if trajectory_only else fps,
-                 "video_rotation": video_rotation if video is not None else None, "time_offset": time_offset,
+                 "video_rotation": video_rotation if video is not None else None, "video_lens": video_lens,
+                 "time_offset": time_offset,
                  "scale": scale, "eye_height": eye_height if head_poses is not None else None,
                  "world_to_camera": world_to_camera, "action": action, "objects": objects_file and str(objects_file),
                  "gt": gt_file and str(gt_file), **estimator.settings},
@@ -327,6 +333,7 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
 @click.option("--video-rotation", type=click.Choice(["0", "90", "180", "270"]), default="0", show_default=True,
               help="Degrees clockwise that turn the --video frames upright (Project Aria's RGB camera: 90). A "
                    "stream cannot look ahead to tell, as `kinpoly estimate --video` does.")
+@video_lens_option
 @click.option("--checkpoint", type=click.Path(path_type=Path), default=None,
               help="Kinematic policy (default: checkpoints/kinematic_head_only, reading no image features; "
                    "with --video checkpoints/kinematic).")
@@ -344,7 +351,8 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
 @click.option("--name", default="stream", show_default=True, help="Name of the estimate in --out.")
 @click.option("--view", is_flag=True, help="Also show each frame in MuJoCo's viewer as it comes (needs a display).")
 def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, action, objects_file, video,
-                   video_rotation, checkpoint, controller, joints, smpl, max_frames, out, name, view) -> None:
+                   video_rotation, video_lens, checkpoint, controller, joints, smpl, max_frames, out, name,
+                   view) -> None:
     """Estimate full-body motion live from head poses, one line in, one JSON line out per
     frame: {"frame", "qpos" (76: root position, quaternion wxyz, 69 hinge angles), "restart"
     (the fall that put the body back on a pose there, or null)[, "joints" (24 x 3)][, "smpl_pose",
@@ -353,6 +361,7 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
     in the file's order); a moving object's (one with a track) must."""
     import sys
 
+    from ..egocentric.lens import load_lens
     from ..egocentric.take import EgoDataError
     from ..humanoid.kinematics import forward_kinematics
     from ..motion.clip import MotionClip
@@ -382,7 +391,13 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
     if video is not None and not stream.estimator.policy.cfg.feature_dim:
         raise click.ClickException(f"{stream.estimator.checkpoint}: this policy reads no image features; "
                                    f"--video needs one that does (the default with --video)")
-    frames = _video_frames(video, int(video_rotation)) if video is not None else None
+    if video_lens is not None and video is None:
+        raise click.UsageError("--video-lens goes with --video")
+    try:
+        lens = None if video_lens is None else load_lens(video_lens)
+    except EgoDataError as e:
+        raise click.ClickException(str(e)) from None
+    frames = _video_frames(video, int(video_rotation), lens) if video is not None else None
     body = stream.take.body
     window = None
     if view:
@@ -422,13 +437,14 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
         click.echo(f"wrote the estimate of {len(stream.frames)} frames to {out}", err=True)
 
 
-def _video_frames(video: str, rotation: int = 0):
+def _video_frames(video: str, rotation: int = 0, lens=None):
     """The head camera's frames as RGB arrays, turned ``rotation`` degrees clockwise, one per
     ``next``: a video file at 30 frames/s or a camera index; a generator (``close`` releases the
-    capture)."""
+    capture). Through a ``lens`` (:mod:`kinpoly.egocentric.lens`), each is the flow encoder's
+    pinhole view (black beyond what the lens covers)."""
     import cv2
 
-    from ..egocentric.video import turn_upright
+    from ..egocentric.video import ENCODER_FOVY, VIDEO_SIZE, VideoSource, turn_upright
     from .streaming import STREAM_FPS
 
     camera = video.isdigit()
@@ -442,12 +458,19 @@ def _video_frames(video: str, rotation: int = 0):
                                    f"file with `kinpoly estimate --video`, which resamples)")
 
     def frames():
+        view = None
         try:
             while True:
                 ok, bgr = cap.read()
                 if not ok:
                     return
-                yield turn_upright(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), rotation)
+                rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                if lens is not None:
+                    if view is None:
+                        view = VideoSource(Path(video), STREAM_FPS, lens=lens).viewer(
+                            (rgb.shape[1], rgb.shape[0]), *VIDEO_SIZE, ENCODER_FOVY, narrow=False)
+                    rgb = view(rgb)
+                yield turn_upright(rgb, rotation)
         finally:
             cap.release()
 
@@ -488,7 +511,10 @@ def _stream_lines(stream, source, emit, frames=None) -> None:
         objects = np.reshape(values[7:], (K, 7)) if len(values) > 7 else None
         image = None
         if frames is not None:
-            image = next(frames, None)
+            try:
+                image = next(frames, None)
+            except EgoDataError as e:  # a --video-lens calibration for frames of another shape
+                raise click.ClickException(f"--video: {e}") from None
             if image is None:
                 raise click.ClickException(f"line {line_no}: the video has no frame for this pose "
                                            f"(it has {pushed}; one frame per pose)")

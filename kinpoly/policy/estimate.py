@@ -389,7 +389,6 @@ def _append_video_panel(path: Path, video, width: int, height: int) -> None:
     the flow encoder reads it) as a right-hand panel of the rendered video at ``path``."""
     import imageio.v2 as imageio
 
-    from ..egocentric.video import encoder_view
     from ..visualization.render import draw_label
 
     src = imageio.get_reader(str(path))
@@ -398,14 +397,14 @@ def _append_video_panel(path: Path, video, width: int, height: int) -> None:
     src.close()
     want = np.arange(len(frames)) / fps  # each rendered frame shows the input frame nearest its time
     cam_frames, prev, start = [], None, None
-    for t, f in video.timed_frames():  # a variable-frame-rate video's frames at their own times
+    for t, f in video.timed_views(width, height):  # a variable-frame-rate video's frames at their own times
         start = t if start is None else start
         if prev is not None:
             reps = int(np.searchsorted(want, (prev[0] + t - start) / 2, side="right")) - len(cam_frames)
             cam_frames += [prev[1]] * max(reps, 0)
         if len(cam_frames) >= len(want):
             break
-        prev = (t - start, draw_label(encoder_view(f, width, height), "head camera (input)"))
+        prev = (t - start, draw_label(f, "head camera (input)"))
     cam_frames += [prev[1]] * (len(want) - len(cam_frames))
     tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
     with imageio.get_writer(str(tmp), fps=fps, codec="libx264", quality=6, macro_block_size=1) as w:
