@@ -351,7 +351,7 @@ def test_a_folder_of_frames_is_a_video(tmp_path):
     ref = import_video(tmp_path / "v0.mp4", tmp_path / "traj.npy", scale=1.0)
     assert res.report["video_frames"] == 90 and res.report["video_size"] == [128, 128]
     np.testing.assert_allclose(res.take.image_features, ref.take.image_features, atol=1e-5)
-    with pytest.raises(EgoDataError, match="a folder of frames has no frame rate: give it"):
+    with pytest.raises(EgoDataError, match="file names hold no capture times have no frame rate: give it"):
         import_video(tmp_path / "frames", tmp_path / "traj.npy", scale=1.0)
     with pytest.raises(EgoDataError, match="frame rate must be between 1 and 1000, got 0"):
         import_video(tmp_path / "frames", tmp_path / "traj.npy", scale=1.0, fps=0.0)
@@ -401,7 +401,7 @@ def test_estimate_from_a_turned_folder_of_frames(tmp_path):
     args = ["estimate", "--video", tmp_path / "frames", "--head-poses", tmp_path / "traj.npy", "--scale", "1",
             "--no-physics", "--no-progress"]
     res = _run(args + ["--videos", "0", "--out", tmp_path / "no_fps"])
-    assert res.exit_code == 1 and "a folder of frames has no frame rate: give it (--fps)" in res.output, res.output
+    assert res.exit_code == 1 and "hold no capture times have no frame rate: give it (--fps)" in res.output, res.output
     res = _run(args + ["--fps", "30", "--videos", "1", "--out", tmp_path / "out"])
     assert res.exit_code == 0, res.output
     assert "video_rotation: auto" in (tmp_path / "out" / "config.yaml").read_text()

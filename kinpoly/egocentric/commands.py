@@ -220,9 +220,11 @@ class _TimeOffset(click.ParamType):
 
 # --time-offset of the commands that read a head-camera video and its trajectory (import-video, estimate)
 time_offset_option = click.option(
-    "--time-offset", type=_TimeOffset(), default=0.0, show_default=True,
+    "--time-offset", type=_TimeOffset(), default=None,
     help="Trajectory time of the first frame minus its first pose time (s), for a trajectory with "
-         "timestamps; auto: the offset, within 1 s, at which the video's head turns follow the trajectory's.")
+         "timestamps (default: the frames' capture times when their file names hold them in the "
+         "trajectory's clock, as Project Aria's do; else 0); auto: the offset, within 1 s of that, at "
+         "which the video's head turns follow the trajectory's.")
 
 
 # --video-rotation of the commands that read a head-camera video (import-video, estimate)
@@ -252,7 +254,8 @@ video_lens_option = click.option(
 @click.option("--name", default=None, help="Take name (default: the video's file name).")
 @click.option("--format", "fmt", type=click.Choice(["auto", "tum", "aria", "csv", "npz"]), default="auto", show_default=True)
 @click.option("--fps", type=float, default=None,
-              help="Frame rate of a folder of frames (required), or the one a video file must have (checked).")
+              help="Frame rate of a folder of frames (required unless their names hold capture times), or the "
+                   "one a video must have (checked).")
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--eye-height", type=float, default=1.6, show_default=True, help="Eye height in the first frame (m).")
 @click.option("--body-height", type=float, default=None,
@@ -273,8 +276,10 @@ video_lens_option = click.option(
 def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
                          video_fovy, video_rotation, video_lens, world_to_camera, action, encoder, objects_file,
                          gt_file):
-    """Turn a head-camera VIDEO (a file, or a folder of its frames as image files) and its camera
-    trajectory into an egocentric take."""
+    """Turn a head-camera VIDEO (a file, or a folder or quoted pattern of its frames as image
+    files: 'frames/rgb_*.jpg') and its camera trajectory into an egocentric take. Frames whose
+    file names hold their capture times (Project Aria's tools name them so) need no --fps and
+    are paired with the trajectory by those times."""
     from .take import EgoDataError
     from .video import import_video
 
@@ -344,7 +349,7 @@ def _write_imported_take(res, out: Path, gt_file: Path | None) -> None:
         from .video import attach_ground_truth
 
         try:
-            gt = import_file(gt_file, "default")[0]
+            gt = import_file(gt_file)[0]
             res.report["ground_truth"] = attach_ground_truth(take, gt)
         except (MotionFormatError, EgoDataError, ValueError) as e:
             raise click.ClickException(str(e)) from None

@@ -30,8 +30,11 @@ What :func:`load_lens` reads:
 * A Project Aria calibration: the device calibration JSON (``CameraCalibrations``: ``Label``,
   ``Projection`` ``Name`` and ``Params``; as VRS files and MPS ``online_calibration.jsonl``
   lines hold it, ``ImageSizes`` where given), or ``projectaria_tools``' per-camera export
-  (``{"camera-rgb": {"model", "projection_params", "image_size"}}``). The camera is
-  ``camera-rgb`` unless the path names another after ``#`` (``calib.json#camera-slam-left``).
+  (``{"camera-rgb": {"model", "projection_params", "image_size", "T_device_camera_4x4"}}``).
+  The camera is ``camera-rgb`` unless the path names another after ``#``
+  (``calib.json#camera-slam-left``). Its pose in the device (``T_Device_Camera``,
+  ``T_device_camera_4x4``) says how it is mounted: with an Aria trajectory, which way its
+  frames are upright (the import's rotation unless the flow clearly says otherwise).
 * A YAML or JSON file of one camera::
 
       model: fisheye          # or pinhole; kannala_brandt, opencv_fisheye and fisheye624 mean fisheye
@@ -84,6 +87,7 @@ class Lens:
     size: tuple[int, int] | None = None
     fov: float | None = None
     source: str = ""
+    mount: tuple[tuple[float, float, float], ...] | None = None  # camera axes in a Project Aria device frame (3x3)
 
     def __post_init__(self):
         if self.model not in ("pinhole", "fisheye"):
@@ -306,7 +310,9 @@ def load_lens(spec: str | os.PathLike) -> Lens:
             cam = data.get(label or ARIA_CAMERA)
             if not isinstance(cam, dict):
                 raise EgoDataError(f"{path}: no camera {label or ARIA_CAMERA!r} (has: {', '.join(data)})")
-            return _aria_params(str(cam.get("model", "")), cam["projection_params"], cam.get("image_size"), str(path))
+            lens = _aria_params(str(cam.get("model", "")), cam["projection_params"], cam.get("image_size"), str(path))
+            pose = cam.get("T_device_camera_4x4")
+            return lens if pose is None else replace(lens, mount=_rows(pose))
         return _plain(data, str(path))
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise EgoDataError(f"{path}: incomplete or malformed calibration ({type(e).__name__}: {e})") from None
@@ -323,7 +329,22 @@ def _aria_device(data: dict, label: str, source: str) -> Lens:
     sizes = data.get("ImageSizes")
     if size is None and isinstance(sizes, list) and len(sizes) == len(cams):
         size = sizes[i]
-    return _aria_params(proj["Name"], proj["Params"], size, source)
+    lens = _aria_params(proj["Name"], proj["Params"], size, source)
+    pose = cams[i].get("T_Device_Camera")
+    if isinstance(pose, dict) and "UnitQuaternion" in pose:  # [w, [x, y, z]]
+        from .. import rotations as rot
+
+        w, (x, y, z) = pose["UnitQuaternion"]
+        lens = replace(lens, mount=_rows(rot.quat_to_matrix(np.array([w, x, y, z], dtype=np.float64))))
+    return lens
+
+
+def _rows(R) -> tuple[tuple[float, float, float], ...]:
+    """A rotation matrix as a tuple of rows, after checking it is one."""
+    R = np.asarray(R, dtype=np.float64)[:3, :3]
+    if not (np.isfinite(R).all() and np.allclose(R @ R.T, np.eye(3), atol=1e-3) and np.linalg.det(R) > 0):
+        raise ValueError("the camera's pose in the device is not a rotation")
+    return tuple(tuple(float(v) for v in row) for row in R)
 
 
 def _aria_params(name: str, params, size, source: str) -> Lens:

@@ -57,6 +57,12 @@ SYNC_MIN_LAG = 3
 SYNC_MIN_AGREEMENT = 0.5
 SYNC_MIN_GAIN = 0.2
 SYNC_MIN_SPEED_GAIN = 0.1  # a shift is taken at all only when the turn speeds agree this much better
+# Ground truth is turned onto a take by their head paths when the take's head moves this much
+# (RMS about its mean, m), else by their headings (a standing take's path gives no direction).
+MIN_ALIGN_SPREAD = 0.05
+# A number in frame file names below this is a frame number, not a capture time (a device clock in
+# ms passes it after 17 minutes, in us or ns at once; frame numbers rarely reach it).
+MIN_TIMESTAMP = 1e6
 
 
 def encoder_view(image: np.ndarray, width: int, height: int) -> np.ndarray:
@@ -99,20 +105,30 @@ class VideoSource:
     @classmethod
     def open(cls, path: str | os.PathLike, fps: float | None = None, rotation: int = 0,
              lens: Lens | None = None) -> VideoSource:
-        """The source of ``path``, its frame rate from the file (checked against ``fps`` to 1%)
-        or, for a folder of frames, ``fps`` (required)."""
+        """The source of ``path``, its frame rate from the file or from the capture times in its
+        frames' file names (:func:`frame_timestamps`; checked against ``fps`` to 1%), or, for
+        frames without them, ``fps`` (required)."""
         import cv2
 
         path = Path(path)
         turn_upright(np.zeros((0, 1, 1, 3), np.uint8), rotation)  # checks the value
-        if path.is_dir():
+        if path.is_dir() or is_frame_pattern(path):
+            stamps = frame_timestamps(frame_files(path))
+            if stamps is not None:
+                rate = 1.0 / float(np.median(np.diff(stamps)))
+                if fps is not None and abs(rate - fps) > 0.01 * fps:
+                    raise EgoDataError(f"{path}: the frames' file names give their capture times, {rate:.3f} "
+                                       f"frames/s, not {fps:g}")
+                fps = rate
             if fps is None:
-                raise EgoDataError(f"{path}: a folder of frames has no frame rate: give it (--fps)")
+                raise EgoDataError(f"{path}: frames whose file names hold no capture times have no frame rate: "
+                                   f"give it (--fps); for a folder of several cameras' frames, a pattern of one's "
+                                   f"files ('frames/rgb_*.jpg')")
             if not (1.0 <= fps <= 1000.0):
                 raise EgoDataError(f"{path}: frame rate must be between 1 and 1000, got {fps:g}")
             return cls(path, float(fps), rotation, lens)
         if not path.is_file():
-            raise EgoDataError(f"{path}: no such video file or folder of frames")
+            raise EgoDataError(f"{path}: no such video file, folder of frames or pattern of frame files")
         cap = cv2.VideoCapture(str(path))
         try:
             if not cap.isOpened():
@@ -127,6 +143,14 @@ class VideoSource:
         if fps is not None and abs(rate - fps) > 0.01 * fps:
             raise EgoDataError(f"{path}: video is at {rate:.3f} fps, expected {fps}")
         return cls(path, rate, rotation, lens)
+
+    def capture_start(self) -> float | None:
+        """The capture time (s) of the first frame, in the recorder's clock, when the frames'
+        file names hold their capture times (:func:`frame_timestamps`), else None."""
+        if not (self.path.is_dir() or is_frame_pattern(self.path)):
+            return None
+        stamps = frame_timestamps(frame_files(self.path))
+        return None if stamps is None else float(stamps[0])
 
     def viewer(self, frame_size: tuple[int, int], width: int, height: int, fovy: float = ENCODER_FOVY,
                narrow: bool = True):
@@ -154,22 +178,22 @@ class VideoSource:
         ``fps``; a one-line error for an unreadable frame or a folder whose images differ in size."""
         import cv2
 
-        if self.path.is_dir():
-            files = sorted(f for f in self.path.iterdir()
-                           if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
-            if not files:
-                raise EgoDataError(f"{self.path}: a folder of frames needs image files "
-                                   f"({', '.join(IMAGE_SUFFIXES)}); none found")
+        if self.path.is_dir() or is_frame_pattern(self.path):
+            files = frame_files(self.path)
+            stamps = frame_timestamps(files)
+            times = np.arange(len(files)) / self.fps if stamps is None else stamps
             size = None
-            for i, f in enumerate(files):
+            for t, f in zip(times, files):
                 bgr = cv2.imread(str(f), cv2.IMREAD_COLOR)
                 if bgr is None:
                     raise EgoDataError(f"{f}: unreadable image")
                 if size is not None and bgr.shape != size:
                     raise EgoDataError(f"{f}: {bgr.shape[1]}x{bgr.shape[0]}, but the frames before it are "
-                                       f"{size[1]}x{size[0]}")
+                                       f"{size[1]}x{size[0]}" + ("" if is_frame_pattern(self.path) else
+                                       " (a folder of several cameras' frames? give a pattern of one's files, "
+                                       f"e.g. '{self.path / (f.name.split('_')[0] + '_*' + f.suffix)}')"))
                 size = bgr.shape
-                yield i / self.fps, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
+                yield float(t), cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
             return
         cap = cv2.VideoCapture(str(self.path))
         try:
@@ -185,6 +209,58 @@ class VideoSource:
             cap.release()
 
 
+def is_frame_pattern(path: Path) -> bool:
+    """Whether ``path`` is a pattern of frame files (``frames/rgb_*.jpg``), not a file or folder."""
+    return any(c in str(path) for c in "*?[") and not path.exists()
+
+
+def frame_files(path: Path) -> list[Path]:
+    """The image files of a folder of frames or of a pattern (``frames/rgb_*.jpg``), in name
+    order; a one-line error when there are none."""
+    if is_frame_pattern(path):
+        import glob
+
+        files = sorted(f for f in map(Path, glob.glob(str(path))) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise EgoDataError(f"{path}: no image files ({', '.join(IMAGE_SUFFIXES)}) match this pattern")
+        return files
+    files = sorted(f for f in path.iterdir() if f.suffix.lower() in IMAGE_SUFFIXES and not f.name.startswith("."))
+    if not files:
+        raise EgoDataError(f"{path}: a folder of frames needs image files ({', '.join(IMAGE_SUFFIXES)}); none found")
+    return files
+
+
+def video_name(path: Path) -> str:
+    """A take's default name from its video: the file's or folder's name; a pattern's without
+    its wildcards (``frames/rgb_*.jpg``: rgb), or its folder's."""
+    if not is_frame_pattern(path):
+        return path.stem
+    import re
+
+    return re.sub(r"[*?\[\]]", "", path.stem).strip("_-. ") or path.parent.name or "frames"
+
+
+def frame_timestamps(files: list[Path]) -> np.ndarray | None:
+    """The capture times (s) that frames' file names hold, as Project Aria's tools and many
+    recorders name them (``rgb_00_87551170813262.jpg``: ns): the last run of digits of every
+    name, increasing from at least ``MIN_TIMESTAMP``, read in the unit (ns, us or ms) that puts
+    the frames 1-1000 per second apart; None when the names do not hold such times (frame
+    numbers: ``frame_000010.jpg``)."""
+    import re
+
+    runs = [re.findall(r"\d+", f.stem) for f in files]
+    if len(files) < 2 or not all(runs):
+        return None
+    stamps = np.array([int(r[-1]) for r in runs], dtype=np.float64)
+    steps = np.diff(stamps)
+    if not (steps > 0).all() or stamps[0] < MIN_TIMESTAMP:
+        return None
+    for unit in (1e-9, 1e-6, 1e-3):
+        if 1e-3 <= np.median(steps) * unit <= 1.0:
+            return stamps * unit
+    return None
+
+
 class VideoFrames(NamedTuple):
     frames: np.ndarray  # (T, H, W, 3) RGB uint8 as the flow encoder reads them, not turned
     fps: float
@@ -192,6 +268,7 @@ class VideoFrames(NamedTuple):
     times: np.ndarray | None  # (T,) s from the first frame, for a variable-frame-rate video
     fovy: float | None = None  # the view's vertical field of view through a lens (None: the video's own)
     coverage: float | None = None  # the widest the lens's frames cover whole (degrees)
+    start: float | None = None  # the first frame's capture time (s) when the file names hold it
 
 
 def read_video(path: str | os.PathLike, width: int, height: int, fps: float | None = None,
@@ -216,7 +293,8 @@ def read_video(path: str | os.PathLike, width: int, height: int, fps: float | No
     times = np.asarray(times) - times[0]
     even = np.arange(len(times)) / source.fps
     uneven = len(times) > 1 and np.all(np.diff(times) > 0) and np.abs(times - even).max() > 0.5 / source.fps
-    return VideoFrames(np.stack(frames), source.fps, size, times if uneven else None, view.fovy, view.coverage)
+    return VideoFrames(np.stack(frames), source.fps, size, times if uneven else None, view.fovy, view.coverage,
+                       source.capture_start())
 
 
 def looks_fisheye(frames: np.ndarray) -> bool:
@@ -295,11 +373,12 @@ def turn_agreement(pred_vel: np.ndarray, head_pose: np.ndarray, fps: float, lag:
 
 
 def _orient_and_check_sync(encode, video_rotation, unit_head: np.ndarray, video: Path, time_offset: float | None,
-                           report: dict, apply_shift: bool = False):
+                           report: dict, apply_shift: bool = False, prior: tuple[int, str] = (0, "stored")):
     """The image features and head velocities of the video turned upright: by ``video_rotation``
     degrees, or ("auto") by the rotation whose flow turns the way the trajectory's head does
-    (``unit_head``), by ``ROTATION_MIN_GAIN`` over the frames as stored, when the head turns
-    enough to tell. Both are compared where the video's turn speeds follow the trajectory's
+    (``unit_head``), by ``ROTATION_MIN_GAIN`` over the ``prior`` rotation (degrees, and where it
+    comes from: the frames as stored, or the camera's mounting in a lens calibration), when the
+    head turns enough to tell, else by the prior. Both are compared where the video's turn speeds follow the trajectory's
     best (:func:`video_lag`), so that a video out of step with its trajectory is turned right
     too. A shift of ``SYNC_MIN_LAG`` frames or more that agrees clearly better than the pairing
     is reported as a warning (a wrong ``--time-offset``: a video and a trajectory from different
@@ -312,15 +391,18 @@ def _orient_and_check_sync(encode, video_rotation, unit_head: np.ndarray, video:
     lag = video_lag(encoded[rotations[0]][1], unit_head, TAKE_FPS, SYNC_MAX_LAG)
     agree = {r: round(turn_agreement(encoded[r][1], unit_head, TAKE_FPS, lag), 4) for r in rotations}
     if video_rotation == "auto":
-        best = max(VIDEO_ROTATIONS, key=agree.get)
+        best, (base, base_source) = max(VIDEO_ROTATIONS, key=agree.get), prior
         rate = head_turn_rate(unit_head, TAKE_FPS)
-        rotation = best if rate >= ROTATION_MIN_RATE and agree[best] - agree[0] >= ROTATION_MIN_GAIN else 0
-        report["video_rotation"] = {"degrees": rotation, "source": "auto", "head_turn_rate": round(rate, 4),
+        told = rate >= ROTATION_MIN_RATE and agree[best] - agree[base] >= ROTATION_MIN_GAIN
+        rotation = best if told else base
+        report["video_rotation"] = {"degrees": rotation, "source": "auto" if told else base_source,
+                                    "head_turn_rate": round(rate, 4),
                                     "agreement": {str(r): agree[r] for r in VIDEO_ROTATIONS}}
-        if rotation:
+        if told:
             log.warning("%s: the frames are turned %d degrees clockwise to be upright: their flow turns the way the "
-                        "trajectory's head does only then (agreement %.2f against %.2f as stored); "
-                        "--video-rotation 0 keeps them as stored", video, rotation, agree[rotation], agree[0])
+                        "trajectory's head does only then (agreement %.2f against %.2f %s); --video-rotation "
+                        "%d keeps them so", video, rotation, agree[rotation], agree[base],
+                        "as stored" if base_source == "stored" else f"turned {base} as the {base_source} says", base)
     else:
         rotation = rotations[0]
         report["video_rotation"] = {"degrees": rotation, "source": "given"}
@@ -352,7 +434,7 @@ class ImportResult:
 
 def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, name: str | None = None,
                  fmt: str = "auto", fps: float | None = None, scale: float | None = None,
-                 eye_height: float = 1.6, time_offset: float | str = 0.0, width: int = VIDEO_SIZE[0],
+                 eye_height: float = 1.6, time_offset: float | str | None = None, width: int = VIDEO_SIZE[0],
                  height: int = VIDEO_SIZE[1],
                  video_fovy: float | None = None, encoder_fovy: float = ENCODER_FOVY, encoder: str | None = None,
                  video_rotation: int | str = "auto", video_lens: str | os.PathLike | Lens | None = None,
@@ -361,17 +443,22 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                  objects=None) -> ImportResult:
     """Build an egocentric take from a head-camera video and its camera trajectory.
 
-    ``video``: a video file, or a folder of image files, one per frame in name order (then
-    ``fps`` is its frame rate). The take is at ``TAKE_FPS`` (30 Hz, what the policy and
+    ``video``: a video file, or a folder of image files or a pattern of them
+    (``frames/rgb_*.jpg``), one per frame in name order, whose file names may hold their
+    capture times (:func:`frame_timestamps`; else ``fps`` is their frame rate). The take is at
+    ``TAKE_FPS`` (30 Hz, what the policy and
     controller run at): a video at another rate is resampled in time (head poses at the 30 Hz
     times, image features interpolated between the video frames, its optical flow rescaled to a
     1/30 s interval); a variable-frame-rate video at its frames' own times
     (``report["variable_frame_rate"]``). ``fps``: the expected video frame rate (an error if
     the file says otherwise by > 1%). ``time_offset``: trajectory time (s) of the first video
-    frame, for timestamped formats (default: the trajectory's first time); the video's head
+    frame less the trajectory's first time, for timestamped formats (default: the frames'
+    capture times when their file names hold them and they fall within the trajectory's times,
+    one clock as a Project Aria recording's; else 0, the two starting together); the video's head
     turns are checked against the trajectory's (``report["video_lag"]``), and a clear shift is
     a warning with the offset that removes it; ``"auto"`` pairs with that offset (found within
-    1 s of 0, and 0 when no clear shift is found; ``report["time_offset"]``). The encoder reads
+    1 s of that default, which it keeps when no clear shift is found; ``report["time_offset"]``
+    says which). The encoder reads
     each frame as :func:`encoder_view` gives it. ``video_fovy``: the video's vertical field of
     view; flow is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal).
     ``video_lens``: the video camera's lens, a :class:`.lens.Lens` or what
@@ -393,13 +480,14 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     if video_rotation != "auto":
         turn_upright(np.zeros((0, 1, 1, 3), np.uint8), video_rotation)  # a bad value: an error before any work
     auto_offset = time_offset == "auto"
-    time_offset = 0.0 if auto_offset else float(time_offset)
+    given_offset = None if time_offset is None or auto_offset else float(time_offset)
     video, head_poses = Path(video), Path(head_poses)
     if video_lens is not None and video_fovy is not None:
         raise EgoDataError(f"{video}: give the video's lens or its field of view, not both (a lens's view is "
                            f"resampled to the encoder's)")
     lens = load_lens(video_lens) if isinstance(video_lens, (str, os.PathLike)) else video_lens
-    frames, vfps, size, uneven, view_fovy, coverage = read_video(video, width, height, fps, lens, encoder_fovy)
+    frames, vfps, size, uneven, view_fovy, coverage, captured = read_video(video, width, height, fps, lens,
+                                                                           encoder_fovy)
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
@@ -420,10 +508,14 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
         if not same_rate:
             traj = resample(replace(traj, times=frame_times), times)
     else:
+        time_offset, offset_source = ((given_offset, "given") if given_offset is not None else
+                                      _capture_clock_offset(captured, T / vfps, traj, video))
         times = traj.times[0] + time_offset + np.arange(n) / TAKE_FPS
         traj = resample(traj, times)
     report: dict = {"video": str(video), "trajectory": str(head_poses), "frames": n, "fps": TAKE_FPS,
                     "video_frames": T, "video_fps": vfps, "video_size": list(size)}
+    if stamped is not None:
+        report["time_offset"] = {"seconds": round(time_offset, 6), "source": offset_source}
     if uneven is not None:
         gaps = np.diff(uneven) * 1e3
         report["variable_frame_rate"] = {"frame_interval_ms": [round(float(gaps.min()), 3), round(float(gaps.max()), 3)]}
@@ -459,9 +551,11 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
             return out if same_rate else tuple(_interpolate_frames(x, frame_times, n) for x in out)
 
         unit = to_head_poses(traj, 1.0, eye_height).head_pose  # any scale: only its rotation is read
+        mounted = mounting_rotation(lens, traj.camera_axes)
         feats, pred_vel = _orient_and_check_sync(encode, video_rotation, unit, video,
                                                  None if stamped is None else time_offset, report,
-                                                 apply_shift=auto_offset)
+                                                 apply_shift=auto_offset,
+                                                 prior=(0, "stored") if mounted is None else (mounted, "lens calibration"))
         if auto_offset and "offset" in report["video_lag"]:  # pair again at the offset found
             time_offset = report["video_lag"]["offset"]
             times = stamped.times[0] + time_offset + np.arange(n) / TAKE_FPS
@@ -472,15 +566,54 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
         enc_path = enc.path
     if auto_offset:
         report["time_offset"] = {"seconds": time_offset, "source": "auto"}
+    if stamped is not None:  # the recorder's clock time of the take's first frame, to pair ground truth by
+        report["capture_start_s"] = float(times[0])
+    elif captured is not None:
+        log.info("%s: the frames' capture times are not used: the trajectory has none (one pose per frame)", video)
     track = _metric_head_poses(traj, head_poses, TAKE_FPS, scale, eye_height, body_height, pred_vel, report)
     head = track.head_pose
-    take = EgoTake(name=name or video.stem, head_pose=head, head_vels=head_velocities(head, TAKE_FPS), fps=TAKE_FPS,
+    take = EgoTake(name=name or video_name(video), head_pose=head, head_vels=head_velocities(head, TAKE_FPS), fps=TAKE_FPS,
                    action=action, image_features=feats, source_clip=None,
                    meta={"import": report, "encoder": enc_path,
                          "predicted_head_local_vels": None if pred_vel is None else np.round(pred_vel, 5).tolist()})
     _attach_scene(take, scene, track, times, report)
-    rotation = report.get("video_rotation", {}).get("degrees", 0 if video_rotation == "auto" else int(video_rotation))
-    return ImportResult(take, report, VideoSource(video, vfps, rotation, lens))
+    if "video_rotation" not in report:  # no flow encoder to tell
+        mounted = mounting_rotation(lens, traj.camera_axes) if video_rotation == "auto" else None
+        report["video_rotation"] = ({"degrees": int(video_rotation), "source": "given"} if video_rotation != "auto" else
+                                    {"degrees": mounted or 0, "source": "stored" if mounted is None else "lens calibration"})
+    return ImportResult(take, report, VideoSource(video, vfps, report["video_rotation"]["degrees"], lens))
+
+
+def mounting_rotation(lens: Lens | None, camera_axes: str) -> int | None:
+    """Degrees clockwise that turn the frames of a camera mounted as ``lens`` says (its
+    orientation in a Project Aria device frame, from the device calibration) upright for the
+    wearer, with a trajectory of that device (``camera_axes`` "aria"); None when they do not
+    say. Aria's RGB camera: 90."""
+    if lens is None or lens.mount is None or camera_axes != "aria":
+        return None
+    from .trajectory import ARIA_T_DEVICE_CPF
+
+    cam_in_cpf = ARIA_T_DEVICE_CPF[:3, :3].T @ np.asarray(lens.mount)  # CPF: x left, y up, z forward
+    up = cam_in_cpf[1, :2]  # the wearer's up in the image (x right, y down)
+    turned = [up]
+    for _ in range(3):  # each a quarter turn clockwise: (x, y) -> (-y, x)
+        turned.append(np.array([-turned[-1][1], turned[-1][0]]))
+    return 90 * int(np.argmin([v[1] for v in turned]))  # the one pointing most to the top
+
+
+def _capture_clock_offset(captured: float | None, duration: float, traj, video: Path) -> tuple[float, str]:
+    """The default pairing of a video with a trajectory with timestamps: at the frames' capture
+    times when their file names hold them and they start within the trajectory's times (one
+    recorder's clock), else from the two starts; with where it came from."""
+    t0, t1 = float(traj.times[0]), float(traj.times[-1])
+    if captured is None:
+        return 0.0, "start"
+    if t0 - duration <= captured <= t1:
+        return captured - t0, "frame timestamps"
+    log.warning("%s: the frames' capture times (%.3f-%.3f s, from their file names) are not within the trajectory's "
+                "(%.3f-%.3f s): another clock, so the two are paired from their starts (--time-offset pairs them "
+                "otherwise)", video, captured, captured + duration, t0, t1)
+    return 0.0, "start"
 
 
 def _encoder_or_none(path: str | None):
@@ -496,7 +629,7 @@ def _encoder_or_none(path: str | None):
 
 def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None, fmt: str = "auto",
                       fps: float = 30.0, scale: float | None = None, eye_height: float = 1.6,
-                      time_offset: float = 0.0, world_to_camera: bool = False, action: str | None = None,
+                      time_offset: float | None = 0.0, world_to_camera: bool = False, action: str | None = None,
                       body_height: float | None = None, rate: float = 30.0, objects=None) -> ImportResult:
     """Build an egocentric take from a head trajectory alone (a headset's 6-DoF pose, no
     video): no image features, so only a head-trajectory-only policy reads it.
@@ -512,6 +645,7 @@ def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None,
     from .trajectory import resample
 
     head_poses = Path(head_poses)
+    time_offset = time_offset or 0.0
     scene = _scene(objects)
     if not (fps > 0 and rate > 0):
         raise EgoDataError(f"{head_poses}: frame rates must be positive, got {fps} and {rate}")
@@ -639,7 +773,9 @@ def _metric_head_poses(traj, path: Path, fps: float, scale: float | None, eye_he
 
 
 def attach_ground_truth(take: EgoTake, clip) -> dict:
-    """Attach a ground-truth body clip (same frames) to an imported take, for evaluation.
+    """Attach a ground-truth body clip to an imported take, for evaluation: its frames at the
+    take's times when both know them in one recorder's clock (``meta["capture_start_s"]``: an
+    ADT skeleton and a take imported with that recording's trajectory), else the same frames.
 
     The clip is moved into the take's world by the yaw rotation + translation that best aligns
     its eye positions to the take's head positions (both worlds are Z up; no scale, the clip is
@@ -648,14 +784,33 @@ def attach_ground_truth(take: EgoTake, clip) -> dict:
     """
     from .. import rotations as rot
 
-    if clip.num_frames != take.num_frames:
-        raise EgoDataError(f"{clip.source or clip.name}: ground truth has {clip.num_frames} frames, "
+    where = clip.source or clip.name
+    paired = {}
+    take_start, gt_start = take.meta.get("import", {}).get("capture_start_s"), clip.meta.get("capture_start_s")
+    if take_start is not None and gt_start is not None:
+        ahead = (take_start - gt_start) * take.fps  # ground-truth frames before the take's first
+        first = int(round(ahead))
+        if first < 0 or first + take.num_frames > clip.num_frames:
+            raise EgoDataError(f"{where}: the ground truth covers {gt_start:.3f}-{gt_start + clip.num_frames / clip.fps:.3f} "
+                               f"s of the recording's clock, the take {take.name} "
+                               f"{take_start:.3f}-{take_start + take.num_frames / take.fps:.3f} s")
+        clip = clip.slice(first, first + take.num_frames)
+        paired = {"paired_by": "capture time", "first_frame": first,
+                  "time_error_s": round((first - ahead) / take.fps, 6)}
+    elif clip.num_frames != take.num_frames:
+        raise EgoDataError(f"{where}: ground truth has {clip.num_frames} frames, "
                            f"the take {take.name} {take.num_frames}")
     gt_head = clip.head_pose()
     a, b = gt_head[:, :2], take.head_pose[:, :2]
     ma, mb = a.mean(0), b.mean(0)
     h = (a - ma).T @ (b - mb)
     yaw = float(np.arctan2(h[0, 1] - h[1, 0], h[0, 0] + h[1, 1]))
+    spread = float(np.sqrt(np.mean(np.sum((b - mb) ** 2, axis=1))))
+    if spread < MIN_ALIGN_SPREAD:  # a head that stays put says nothing of the yaw: turn the headings together
+        fwd_gt, fwd = (rot.quat_to_matrix(x[:, 3:])[:, :2, 0] for x in (gt_head, take.head_pose))
+        turn = np.arctan2(fwd[:, 1], fwd[:, 0]) - np.arctan2(fwd_gt[:, 1], fwd_gt[:, 0])
+        yaw = float(np.arctan2(np.sin(turn).mean(), np.cos(turn).mean()))
+    paired["yaw_from"] = "headings" if spread < MIN_ALIGN_SPREAD else "head path"
     Rz = rot.yaw_matrix(np.array(yaw))
     t = np.r_[mb - Rz[:2, :2] @ ma, np.mean(take.head_pose[:, 2] - gt_head[:, 2])]
     q = clip.qpos.copy()
@@ -666,8 +821,8 @@ def attach_ground_truth(take: EgoTake, clip) -> dict:
     head[:, 3:] = rot.quat_continuous(rot.matrix_to_quat(Rz @ rot.quat_to_matrix(head[:, 3:])))
     take.qpos, take.gt_head_pose = q, head
     rmse = float(np.sqrt(np.mean(np.sum((head[:, :3] - take.head_pose[:, :3]) ** 2, 1))))
-    info = {"source": clip.source or clip.name, "yaw_rad": yaw, "translation": t.tolist(),
-            "head_rmse_m": rmse, "body": clip.body.to_dict()}
+    info = {"source": where, "yaw_rad": yaw, "translation": t.tolist(), "head_rmse_m": rmse,
+            "body": clip.body.to_dict(), **paired}
     take.meta["ground_truth"] = info
     take.meta["body"] = clip.body.to_dict()
     take.source_clip = clip.name

@@ -40,7 +40,7 @@ MOTION_SUFFIXES = (*MOCAP_SUFFIXES, ".npz")  # .npz: AMASS, or a kinpoly clip
 CMU_LICENSE = "CMU Graphics Lab Motion Capture Database: free for all uses; cite mocap.cs.cmu.edu"
 _SKIP_NAMES = {"labels.csv", "humanoid3d_character.json", "index.json", "summary.json",
                "metadata.json", "skeleton_labels.json", "device_calibration.json",
-               "skeleton_aria_association.json", "Skeleton_T.json",
+               "skeleton_aria_association.json",
                "shape.npz"}  # AMASS: each subject's body shape (betas), not a motion
 
 

@@ -507,5 +507,8 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
               "joint_map": mapping, "source_format": source.meta.get("format", ""),
               "retarget_joint_error_mm": per_joint,
               "retarget_worst": {"frame": int(worst_frame), "joint": list(t.pos)[worst_joint]},
-              **({"dropped_leading_frames": dropped} if dropped else {})},
+              **({"dropped_leading_frames": dropped} if dropped else {}),
+              # the recorder's clock time of the first frame kept (an ADT skeleton's: its video's clock)
+              **({"capture_start_s": source.meta["capture_start_s"] + dropped / source.fps}
+                 if "capture_start_s" in source.meta else {})},
     )

@@ -167,9 +167,10 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="One take (.npz) or a take folder (kinpoly ego build / import-video).")
 @click.option("--split", default="all", show_default=True,
               help="With a take folder: which split to estimate (train, test, test_mirror, ... or all).")
-@click.option("--video", type=click.Path(exists=True, path_type=Path), default=None,
-              help="A head-camera video, or a folder of its frames as image files (with --fps), with "
-                   "--head-poses, instead of --take.")
+@click.option("--video", type=click.Path(path_type=Path), default=None,
+              help="A head-camera video, or a folder or quoted pattern ('frames/rgb_*.jpg') of its frames as "
+                   "image files (with --fps unless their names hold capture times), with --head-poses, "
+                   "instead of --take.")
 @click.option("--head-poses", type=click.Path(exists=True, path_type=Path), default=None,
               help="The video's camera trajectory, or a folder holding it (formats: see `kinpoly ego "
                    "import-video --help`); "
@@ -282,7 +283,7 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
             if gt_file is not None:
                 from ..motion.importers import import_file
 
-                attach_ground_truth(take, import_file(gt_file, "default")[0])
+                attach_ground_truth(take, import_file(gt_file)[0])
             takes = [take]
         elif take_path.is_file():
             takes = [EgoTake.load(take_path)]

@@ -8,7 +8,8 @@ does the mapping. See the modules for each format's conventions:
 * :mod:`.bvh` - ``.bvh`` (Biovision hierarchy), also :func:`write_bvh`;
 * :mod:`.asf_amc` - ``.amc`` motion + ``.asf`` skeleton (Acclaim, CMU);
 * :mod:`.deepmimic` - ``.txt``/``.json`` DeepMimic motion + ``humanoid3d_character.json``;
-* :mod:`.joints` - ``.npy`` joint positions in SMPL's order (HumanML3D, MDM, T2M-GPT).
+* :mod:`.joints` - ``.npy`` joint positions in SMPL's order (HumanML3D, MDM, T2M-GPT);
+* :mod:`.adt_skeleton` - ``.json`` Aria Digital Twin body skeletons (OptiTrack joint positions).
 """
 
 from __future__ import annotations
@@ -78,12 +79,27 @@ def read_source_motion(path: str | Path, *, asf: str | Path | AsfSkeleton | None
         return [read_bvh(path, license=license, **options)]
     if suffix == ".amc":
         return [read_amc(path, asf, license=license, **options)]
+    if suffix == ".json" and _is_adt_skeleton(path):
+        from .adt_skeleton import read_adt_skeleton
+
+        return [read_adt_skeleton(path, license=license, **{k: v for k, v in options.items() if k == "name"})]
     if suffix in (".txt", ".json"):
         return [read_deepmimic(path, license=license, **options)]
     if suffix == ".npy":
         return read_joint_positions(path, license=license, **options)
     raise MotionFormatError(f"{path}: unsupported file type {suffix!r}; "
                             f"supported: {', '.join(SUPPORTED_SUFFIXES)}")
+
+
+def _is_adt_skeleton(path: Path) -> bool:
+    """Whether a JSON file looks like an ADT skeleton export (:mod:`.adt_skeleton`: lower-case
+    ``"frames"``, where a DeepMimic clip has ``"Frames"``), which its reader then checks."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(65536)
+    except (OSError, UnicodeDecodeError):
+        return False  # the DeepMimic reader says what is wrong
+    return '"frames"' in head and '"Frames"' not in head
 
 
 __all__ = ["SUPPORTED_SUFFIXES", "AsfSkeleton", "MotionFormatError", "SourceMotion", "find_asf",

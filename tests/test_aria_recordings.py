@@ -1,0 +1,190 @@
+"""Head-camera recordings as Project Aria's tools (and many recorders) leave them: frames as image
+files named by capture time, several cameras in one folder, a lens calibration that says how the
+camera is mounted; read in one command (kinpoly.egocentric.video)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from kinpoly import rotations as rot
+from kinpoly.egocentric.lens import load_lens
+from kinpoly.egocentric.take import EgoDataError
+from kinpoly.egocentric.trajectory import _M
+from kinpoly.egocentric.video import (VideoSource, frame_files, frame_timestamps, import_trajectory, import_video,
+                                      mounting_rotation, video_name)
+
+
+def _names(tmp_path, stems):
+    for s in stems:
+        (tmp_path / f"{s}.png").write_bytes(b"")
+    return frame_files(tmp_path)
+
+
+@pytest.mark.parametrize("stems, want", [
+    (["rgb_00_87551170813262", "rgb_01_87551204152300", "rgb_02_87551237472175"], 87551.170813262),  # ns (ADT)
+    (["frame_1700000000000000", "frame_1700000000033333"], 1700000000.0),  # us
+    (["t1700000000000", "t1700000000016"], 1700000000.0),  # ms, 60 frames/s
+])
+def test_capture_times_in_file_names(tmp_path, stems, want):
+    stamps = frame_timestamps(_names(tmp_path, stems))
+    assert stamps[0] == pytest.approx(want) and 10 < 1 / np.diff(stamps).mean() < 70
+
+
+@pytest.mark.parametrize("stems", [
+    ["frame_0001", "frame_0002", "frame_0003"],  # frame numbers
+    ["frame_000010", "frame_000020", "frame_000030"],  # every tenth frame's number, not 100 frames/s in ms
+    ["a", "b", "c"],  # no digits
+    ["a_2000000000000", "b_1000000000000"],  # not increasing in name order
+    ["x_1000000000", "x_5000000000"],  # 4 s apart in ns, 4e6 s in ms: no unit gives 1-1000 frames/s
+])
+def test_names_without_capture_times(tmp_path, stems):
+    assert frame_timestamps(_names(tmp_path, stems)) is None
+
+
+def _write_frames(folder, times_s, size=48, prefix="cam_"):
+    """Frames of a texture panning right, named by capture time in ns."""
+    import imageio.v2 as imageio
+
+    folder.mkdir(parents=True, exist_ok=True)
+    tex = np.random.default_rng(0).integers(0, 255, (size, size * 8, 3), dtype=np.uint8)
+    for k, t in enumerate(times_s):
+        imageio.imwrite(folder / f"{prefix}{round(t * 1e9)}.png", tex[:, 2 * k:2 * k + size])
+
+
+def _trajectory(path, t0: float, T: int = 90):
+    """TUM rows from ``t0`` s at 30 Hz: a walk forward with a turning head (OpenCV camera axes)."""
+    t = t0 + np.arange(T) / 30.0
+    yaw = 0.3 * np.sin(np.arange(T) / 30.0 * 2.0)
+    R = rot.yaw_matrix(yaw)
+    q = rot.matrix_to_quat(R @ _M["opencv"].T)
+    pos = np.stack([1.2 * (t - t0), 0 * t, 1.6 + 0 * t], 1)
+    np.savetxt(path, np.concatenate([t[:, None], pos, q[:, [1, 2, 3, 0]]], 1), fmt="%.9f")
+
+
+def test_frames_are_paired_by_their_capture_times(tmp_path, caplog):
+    """Frames named by capture time in the trajectory's clock are paired at those times, with no
+    --fps and no --time-offset; frames of another clock are paired from the start, with a
+    warning; an offset given wins."""
+    _trajectory(tmp_path / "traj.txt", 1000.0)
+    _write_frames(tmp_path / "frames", 1000.5 + np.arange(30) / 30.0)
+    res = import_video(tmp_path / "frames", tmp_path / "traj.txt", scale=1.0, video_rotation=0)
+    assert res.report["time_offset"] == {"seconds": pytest.approx(0.5, abs=1e-6), "source": "frame timestamps"}
+    assert res.video.fps == pytest.approx(30.0)
+    want = import_trajectory(tmp_path / "traj.txt", scale=1.0, time_offset=0.5).take.head_pose[:30]
+    got = res.take.head_pose
+    np.testing.assert_allclose(got[:, 3:], want[:, 3:], atol=1e-6)  # the same head turns at the same times
+    assert res.take.num_frames == 30
+
+    given = import_video(tmp_path / "frames", tmp_path / "traj.txt", scale=1.0, video_rotation=0, time_offset=0.2)
+    assert given.report["time_offset"] == {"seconds": 0.2, "source": "given"}
+    _write_frames(tmp_path / "other_clock", 5000.0 + np.arange(30) / 30.0)
+    with caplog.at_level("WARNING", logger="kinpoly.egocentric.video"):
+        other = import_video(tmp_path / "other_clock", tmp_path / "traj.txt", scale=1.0, video_rotation=0)
+    assert other.report["time_offset"] == {"seconds": 0.0, "source": "start"} and "another clock" in caplog.text
+    with pytest.raises(EgoDataError, match="capture times, 30.000 frames/s, not 25"):
+        import_video(tmp_path / "frames", tmp_path / "traj.txt", scale=1.0, fps=25.0)
+
+
+def test_a_pattern_picks_one_cameras_frames(tmp_path):
+    """A folder holding two cameras' frames (as an Aria export: rgb_*, slam_left_*) is refused
+    with the pattern that picks one; the pattern reads as a video of its own, named after it."""
+    times = 1000.0 + np.arange(20) / 30.0
+    _write_frames(tmp_path / "frames", times, prefix="rgb_")
+    _write_frames(tmp_path / "frames", times + 0.001, size=32, prefix="slam_")
+    _trajectory(tmp_path / "traj.txt", 1000.0)
+    with pytest.raises(EgoDataError, match="give a pattern of one's files"):
+        import_video(tmp_path / "frames", tmp_path / "traj.txt", scale=1.0, fps=30.0, video_rotation=0)
+    pattern = tmp_path / "frames" / "rgb_*.png"
+    res = import_video(pattern, tmp_path / "traj.txt", scale=1.0, video_rotation=0)
+    assert res.take.name == "rgb" == video_name(pattern) and res.take.num_frames == 20
+    assert res.report["time_offset"]["source"] == "frame timestamps"
+    assert VideoSource.open(pattern).capture_start() == pytest.approx(1000.0)
+    with pytest.raises(EgoDataError, match="no image files"):
+        VideoSource.open(tmp_path / "frames" / "depth_*.png")
+
+
+def test_an_aria_calibration_says_which_way_is_up():
+    """Aria's RGB camera is mounted turned: its calibration's pose in the device, with an Aria
+    trajectory, gives the 90 degrees that turn its frames upright, and a camera turned a quarter
+    about its axis (its x axis to where its y axis was: the picture a quarter turn anticlockwise)
+    needs a quarter turn more."""
+    from dataclasses import replace
+
+    from kinpoly.egocentric.lens import Lens
+
+    mount = np.array([[0.99339, -0.05151, 0.10257], [0.10364, 0.78649, -0.60884], [-0.04931, 0.61545, 0.78663]])
+    lens = Lens("fisheye", 610.9, 610.9, 715.1, 716.7, mount=tuple(map(tuple, mount)))
+    assert mounting_rotation(lens, "aria") == 90
+    assert mounting_rotation(lens, "opencv") is None and mounting_rotation(replace(lens, mount=None), "aria") is None
+    quarter = np.array([[0.0, -1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 1.0]])  # about the optical axis
+    for k in range(4):
+        turned = replace(lens, mount=tuple(map(tuple, mount @ np.linalg.matrix_power(quarter, k))))
+        assert mounting_rotation(turned, "aria") == (90 + 90 * k) % 360
+
+
+def test_a_real_aria_recording_in_one_command(tmp_path, shared_data):
+    """The ADT sample as Aria's tools export it: the RGB frames picked by a pattern from a folder
+    of three cameras, named by capture time, the device trajectory and the device calibration:
+    one command, no --fps, --time-offset or --video-rotation; the same head poses as pairing by
+    hand (tests/test_egocentric.py), the frames turned as the calibration says and resampled
+    through its lens."""
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+    from kinpoly.egocentric.take import EgoDataset
+
+    adt = shared_data / "aria_adt_sample"
+    res = CliRunner().invoke(main, ["ego", "import-video", str(adt / "frames" / "rgb_*.jpg"), "--head-poses",
+                                    str(adt / "aria_trajectory.csv"), "--video-lens",
+                                    str(adt / "device_calibration.json"), "--gt", str(adt / "Skeleton_T.json"),
+                                    "--out", str(tmp_path / "adt")])
+    assert res.exit_code == 0, res.output
+    take = EgoDataset(tmp_path / "adt")["rgb"]
+    report = take.meta["import"]
+    assert take.num_frames == 3 and report["scale"] == 1.0
+    assert report["time_offset"]["source"] == "frame timestamps"
+    assert report["time_offset"]["seconds"] == pytest.approx(87551170813262e-9 - 87551170910e-6, abs=1e-6)
+    assert report["video_rotation"]["degrees"] == 90 and report["video_rotation"]["source"] == "lens calibration"
+    assert report["video_lens"]["view_fovy"] == 100.0 and 105 < report["video_lens"]["covered_fovy"] < 115
+    # the wearer's OptiTrack skeleton (120 Hz, the device's clock) at the frames' capture times: its
+    # head turned as the trajectory's (device -> central pupil frame) to within 12 degrees
+    gt = take.meta["ground_truth"]
+    assert gt["paired_by"] == "capture time" and abs(gt["time_error_s"]) < 1 / 120 and gt["yaw_from"] == "headings"
+    R, R_gt = rot.quat_to_matrix(take.head_pose[:, 3:]), rot.quat_to_matrix(take.gt_head_pose[:, 3:])
+    cos = (np.trace(np.swapaxes(R, 1, 2) @ R_gt, axis1=1, axis2=2) - 1) / 2
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).max() < 12.0
+    by_hand = import_video(adt / "frames" / "rgb_*.jpg", adt / "aria_trajectory.csv",
+                           time_offset=87551170813262e-9 - 87551170910e-6).take
+    np.testing.assert_allclose(take.head_pose, by_hand.head_pose, atol=1e-9)
+    assert load_lens(adt / "device_calibration.json").mount is not None
+
+
+def test_an_adt_skeleton_is_a_motion(tmp_path, shared_data):
+    """ADT's body ground truth (OptiTrack joint positions, Y up, 120 Hz, named by the labels file
+    beside it) imports as a clip: every body joint mapped, fitted to well under a millimetre,
+    keeping its first frame's capture time; a broken file is a one-line error."""
+    import json
+    import shutil
+
+    from kinpoly.motion.importers import import_file
+    from kinpoly.motion.source import MotionFormatError
+
+    clip = import_file(shared_data / "aria_adt_sample" / "Skeleton_T.json")[0]
+    assert clip.meta["source_format"] == "adt_skeleton" and clip.meta["source_fps"] == pytest.approx(120, abs=0.1)
+    assert clip.meta["capture_start_s"] == pytest.approx(87551175181659e-9)
+    assert clip.meta["joint_map"]["Pelvis"] == "Hip" and len(clip.meta["joint_map"]) == 21
+    assert clip.retarget_error_mm < 1.0 and 1.6 < clip.body.height < 1.9
+    # without the labels file: OptiTrack's standard order, the same clip
+    shutil.copy(shared_data / "aria_adt_sample" / "Skeleton_T.json", tmp_path / "Skeleton_T.json")
+    alone = import_file(tmp_path / "Skeleton_T.json")[0]
+    np.testing.assert_allclose(alone.qpos, clip.qpos, atol=1e-9)
+    data = json.loads((tmp_path / "Skeleton_T.json").read_text())
+    for edit, message in ((lambda d: d["frames"][3].pop("joints"), "malformed frames"),
+                          (lambda d: d["frames"][3].update(joints=d["frames"][3]["joints"][:50]), "malformed frames"),
+                          (lambda d: d["frames"].reverse(), "timestamp_ns must increase")):
+        broken = json.loads(json.dumps(data))
+        edit(broken)
+        (tmp_path / "broken.json").write_text(json.dumps(broken))
+        with pytest.raises(MotionFormatError, match=message):
+            import_file(tmp_path / "broken.json")
