@@ -150,6 +150,15 @@ def test_teleport_terminates_with_reason(walk):
     tr = track(ref, EnvConfig())
     assert tr.reason == "reference_discontinuity"
     assert tr.clip.meta["failed"] and tr.clip.num_frames == 31
+    # --recover: the episode goes on from the reference at the frame it ended, to the clip's end;
+    # the fall is recorded and the clip still fails
+    tr = track(ref, EnvConfig(), recover=True)
+    assert tr.reason == "reference_discontinuity" and tr.restarts == [(30, "reference_discontinuity")]
+    assert tr.clip.num_frames == ref.num_frames and tr.clip.meta["restarts"] == [[30, "reference_discontinuity"]]
+    np.testing.assert_allclose(tr.clip.qpos[30], ref.qpos[30], atol=1e-9)  # put back on the reference
+    s = score(tr, ref)
+    assert not s["success"] and s["fail_frame"] == 30 and s["restarts"] == 1 and s["simulated_frames"] == ref.num_frames
+    assert s["mpjpe_global_mm"] < 100  # tracked again after the restart
 
 
 def test_blow_up_is_a_recorded_failure(walk):

@@ -124,10 +124,13 @@ def split_command(motions, fraction, seed, ego_data, out) -> None:
               help="Processes tracking clips side by side (default: all cores, at most one per clip).")
 @click.option("--out", "out_dir", type=click.Path(file_okay=False, path_type=Path), default=None,
               help="Also write the simulated motion here: a clip folder (clips/, as `motion import` "
-                   "makes) and a BVH per clip (bvh/); a clip that fell ends where it fell. It had the "
-                   "residual root force's help unless --no-residual.")
+                   "makes) and a BVH per clip (bvh/); a clip that fell ends where it fell (see "
+                   "--recover). It had the residual root force's help unless --no-residual.")
+@click.option("--recover", is_flag=True,
+              help="After a fall, go on from the reference pose of that frame (a restart, recorded per clip), "
+                   "so that the simulated motion covers the whole clip; the clip still counts as failed.")
 def eval_command(motions, checkpoint, config_path, split, no_residual, override, json_out, video, workers,
-                 out_dir) -> None:
+                 out_dir, recover) -> None:
     """Track every clip from its first frame and write per-clip and overall metrics (with
     --out, the simulated motion too: the clips as the simulated humanoid performs them)."""
     from ..errors import InputError, did_you_mean
@@ -171,7 +174,8 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
         click.echo(f"rejected {why}" if why.startswith(name) else f"rejected {name}: {why}", err=True)
     if not refs:
         raise click.ClickException(f"none of the {len(names)} clip(s) can be tracked")
-    result, tracked = evaluate(refs, env_cfg, policy, workers=workers or os.cpu_count() or 1)
+    result, tracked = evaluate(refs, env_cfg, policy, workers=workers or os.cpu_count() or 1, recover=recover)
+    result["recover"] = recover
     result["controller"] = "learned" if checkpoint else "training-free"
     result["checkpoint"] = checkpoint
     result["residual_force"] = env_cfg.sim.residual_force
@@ -186,7 +190,9 @@ def eval_command(motions, checkpoint, config_path, split, no_residual, override,
             ref = next(r for r in refs if r.name == name)
             vpath = out.with_name(out.stem + "_worst.mp4")
             sim_clip = tracked[name].clip
-            stop = min(ref.num_frames, sim_clip.num_frames + 30)  # up to 1 s after a failure
+            fell = result["per_clip"][name].get("fail_frame")
+            stop = min(ref.num_frames, (sim_clip.num_frames if fell is None or not recover else fell + 1) + 30)
+            sim_clip = sim_clip.slice(0, min(sim_clip.num_frames, stop))  # up to 1 s after a failure
             render_clips([ref.clip.slice(0, stop), sim_clip], vpath, labels=["reference", "simulated"],
                          show_progress=False)
             result["worst_clip_video"] = str(vpath)
