@@ -20,4 +20,8 @@ PYTHON=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PYTHON" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e '.[test]'
+# the reader of Project Aria .vrs recordings (the 'aria' extra), for its tests: only its core
+# bindings are used, so not its notebook and plotting dependencies
+.venv/bin/python -m pip install -q --no-deps 'projectaria-tools>=1.5' \
+  || echo "note: projectaria-tools not installed; the .vrs tests will be skipped" >&2
 echo "kinpoly installed in $(pwd)/.venv  (activate: source .venv/bin/activate)"

@@ -188,3 +188,54 @@ def test_an_adt_skeleton_is_a_motion(tmp_path, shared_data):
         (tmp_path / "broken.json").write_text(json.dumps(broken))
         with pytest.raises(MotionFormatError, match=message):
             import_file(tmp_path / "broken.json")
+
+
+def test_a_vrs_recording_is_a_video(tmp_path, shared_data):
+    """The ADT sample's own VRS recording (`pip install 'kinpoly[aria]'`): its RGB frames at their
+    capture times, through its camera's calibration and mounting, give the take the exported
+    frames give; another camera by label; one-line errors for what cannot be read."""
+    pytest.importorskip("projectaria_tools.core.data_provider")
+    from kinpoly.egocentric.vrs import open_camera
+
+    adt = shared_data / "aria_adt_sample"
+    vrs = adt / "video.vrs"
+    res = import_video(vrs, adt / "aria_trajectory.csv")
+    frames = import_video(adt / "frames" / "rgb_*.jpg", adt / "aria_trajectory.csv",
+                          video_lens=adt / "device_calibration.json")
+    assert res.take.name == "video" and res.take.num_frames == 3
+    np.testing.assert_allclose(res.take.head_pose, frames.take.head_pose, atol=1e-12)
+    rep = res.report
+    assert rep["time_offset"]["source"] == "frame timestamps" and rep["video_rotation"]["source"] == "lens calibration"
+    assert rep["video_lens"]["lens"].endswith("video.vrs#camera-rgb") and rep["video_size"] == [1408, 1408]
+    # the recording's calibration is the one the ADT tools exported
+    own, exported = load_lens(vrs), load_lens(adt / "device_calibration.json")
+    assert own.fx == pytest.approx(exported.fx) and own.radial == pytest.approx(exported.radial)
+    np.testing.assert_allclose(own.mount, exported.mount, atol=1e-6)
+    # the images: the JPEG export of the same frames
+    f = res.take.image_features
+    assert np.linalg.norm(f - frames.take.image_features, axis=1).max() < 0.1 * np.linalg.norm(f, axis=1).mean()
+    slam = open_camera(f"{vrs}#camera-slam-left")
+    t, gray = next(slam.frames())
+    assert gray.shape == (480, 640, 3) and t == pytest.approx(87551170910700e-9)
+    (tmp_path / "not.vrs").write_text("not a recording")
+    for path, message in ((f"{vrs}#camera-depth", r"no stream .camera-depth. \(cameras: camera-et, camera-rgb"),
+                          (tmp_path / "missing.vrs", "no such VRS recording"),
+                          (tmp_path / "not.vrs", "not a readable VRS recording")):
+        with pytest.raises(EgoDataError, match=message):
+            open_camera(path)
+
+
+def test_without_projectaria_tools_a_vrs_is_a_one_line_error(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_aria(name, *args, **kwargs):
+        if name.startswith("projectaria_tools"):
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_aria)
+    (tmp_path / "rec.vrs").write_bytes(b"\0" * 16)
+    with pytest.raises(EgoDataError, match=r"needs projectaria-tools \(pip install 'kinpoly\[aria\]'\)"):
+        VideoSource.open(tmp_path / "rec.vrs")

@@ -25,6 +25,8 @@ and then ``pixel = (fx, fy) * d + (cx, cy)``, pixel centres at integers.
 
 What :func:`load_lens` reads:
 
+* A Project Aria recording, ``recording.vrs[#camera-label]``: its camera's factory calibration
+  (:mod:`.vrs`; a video read from a VRS recording uses it unless another lens is given).
 * ``fisheye:DEGREES``: an equidistant fisheye (pixel radius proportional to theta) whose field
   of view across the frame's shorter side is DEGREES, centred (no calibration at hand).
 * A Project Aria calibration: the device calibration JSON (``CameraCalibrations``: ``Label``,
@@ -279,6 +281,12 @@ def load_lens(spec: str | os.PathLike) -> Lens:
     """The lens ``spec`` names: ``fisheye:DEGREES`` or a calibration file (module docstring);
     a one-line error for a file that does not describe one."""
     text = str(spec)
+    from .vrs import is_vrs
+
+    if is_vrs(text):  # a Project Aria recording's own calibration of the camera
+        from .vrs import open_camera
+
+        return open_camera(text).lens()
     if text.lower().startswith("fisheye:"):
         try:
             fov = float(text.split(":", 1)[1])

@@ -33,6 +33,7 @@ import numpy as np
 
 from .lens import Lens, Rectifier, load_lens
 from .take import EgoDataError, EgoTake
+from .vrs import is_vrs, open_camera
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +113,11 @@ class VideoSource:
 
         path = Path(path)
         turn_upright(np.zeros((0, 1, 1, 3), np.uint8), rotation)  # checks the value
+        if is_vrs(path):  # a Project Aria recording: its frames' capture times and its camera's calibration
+            camera = open_camera(path)
+            if fps is not None and abs(camera.fps - fps) > 0.01 * fps:
+                raise EgoDataError(f"{path}: the {camera.label} frames are at {camera.fps:.3f} frames/s, not {fps:g}")
+            return cls(path, camera.fps, rotation, lens if lens is not None else camera.lens())
         if path.is_dir() or is_frame_pattern(path):
             stamps = frame_timestamps(frame_files(path))
             if stamps is not None:
@@ -147,6 +153,8 @@ class VideoSource:
     def capture_start(self) -> float | None:
         """The capture time (s) of the first frame, in the recorder's clock, when the frames'
         file names hold their capture times (:func:`frame_timestamps`), else None."""
+        if is_vrs(self.path):
+            return float(open_camera(self.path).times[0])
         if not (self.path.is_dir() or is_frame_pattern(self.path)):
             return None
         stamps = frame_timestamps(frame_files(self.path))
@@ -178,6 +186,9 @@ class VideoSource:
         ``fps``; a one-line error for an unreadable frame or a folder whose images differ in size."""
         import cv2
 
+        if is_vrs(self.path):
+            yield from open_camera(self.path).frames()
+            return
         if self.path.is_dir() or is_frame_pattern(self.path):
             files = frame_files(self.path)
             stamps = frame_timestamps(files)
@@ -233,6 +244,11 @@ def frame_files(path: Path) -> list[Path]:
 def video_name(path: Path) -> str:
     """A take's default name from its video: the file's or folder's name; a pattern's without
     its wildcards (``frames/rgb_*.jpg``: rgb), or its folder's."""
+    if is_vrs(path):
+        from .vrs import split_label
+
+        file, label = split_label(path)
+        return file.stem if label == "camera-rgb" else f"{file.stem}_{label}"
     if not is_frame_pattern(path):
         return path.stem
     import re
@@ -268,7 +284,8 @@ class VideoFrames(NamedTuple):
     times: np.ndarray | None  # (T,) s from the first frame, for a variable-frame-rate video
     fovy: float | None = None  # the view's vertical field of view through a lens (None: the video's own)
     coverage: float | None = None  # the widest the lens's frames cover whole (degrees)
-    start: float | None = None  # the first frame's capture time (s) when the file names hold it
+    start: float | None = None  # the first frame's capture time (s) when the file names (or a VRS) hold it
+    lens: Lens | None = None  # the lens the frames were read through (given, or a VRS recording's own)
 
 
 def read_video(path: str | os.PathLike, width: int, height: int, fps: float | None = None,
@@ -294,7 +311,7 @@ def read_video(path: str | os.PathLike, width: int, height: int, fps: float | No
     even = np.arange(len(times)) / source.fps
     uneven = len(times) > 1 and np.all(np.diff(times) > 0) and np.abs(times - even).max() > 0.5 / source.fps
     return VideoFrames(np.stack(frames), source.fps, size, times if uneven else None, view.fovy, view.coverage,
-                       source.capture_start())
+                       source.capture_start(), source.lens)
 
 
 def looks_fisheye(frames: np.ndarray) -> bool:
@@ -486,8 +503,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
         raise EgoDataError(f"{video}: give the video's lens or its field of view, not both (a lens's view is "
                            f"resampled to the encoder's)")
     lens = load_lens(video_lens) if isinstance(video_lens, (str, os.PathLike)) else video_lens
-    frames, vfps, size, uneven, view_fovy, coverage, captured = read_video(video, width, height, fps, lens,
-                                                                           encoder_fovy)
+    read = read_video(video, width, height, fps, lens, encoder_fovy)
+    frames, vfps, size, uneven, view_fovy, coverage, captured, lens = read
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
