@@ -249,10 +249,12 @@ video_lens_option = click.option(
 @click.option("--head-poses", required=True, type=click.Path(path_type=Path),
               help="Camera trajectory: .npy (T,7 tx ty tz qx qy qz qw, camera-to-world, OpenCV axes: "
                    "DROID-SLAM), TUM .txt, Aria MPS/ADT .csv, or csv/npz (time, position, quaternion); "
-                   "or a folder holding one (an Aria MPS output folder).")
+                   "COLMAP images.txt/.bin or nerfstudio transforms.json (a pose per image of the video's "
+                   "frames); or a folder holding one (an Aria MPS output folder, a COLMAP sparse model).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Take folder to write into.")
 @click.option("--name", default=None, help="Take name (default: the video's file name).")
-@click.option("--format", "fmt", type=click.Choice(["auto", "tum", "aria", "csv", "npz"]), default="auto", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["auto", "tum", "aria", "csv", "npz", "colmap", "nerfstudio"]),
+              default="auto", show_default=True)
 @click.option("--fps", type=float, default=None,
               help="Frame rate of a folder of frames (required unless their names hold capture times), or the "
                    "one a video must have (checked).")

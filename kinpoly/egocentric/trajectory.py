@@ -173,7 +173,8 @@ def _tum_rows(path: Path) -> np.ndarray:
 # the file read, by preference: MPS's closed-loop (globally consistent) trajectory before its
 # open-loop one, ADT's, then DROID-SLAM's / TUM-style names.
 TRAJECTORY_NAMES = ("closed_loop_trajectory.csv", "aria_trajectory.csv", "open_loop_trajectory.csv",
-                    "traj_est.npy", "poses.npy", "trajectory.txt", "trajectory.csv", "groundtruth.txt")
+                    "traj_est.npy", "poses.npy", "trajectory.txt", "trajectory.csv", "groundtruth.txt",
+                    "images.txt", "images.bin", "transforms.json")
 
 
 def find_trajectory(folder: Path) -> Path:
@@ -200,6 +201,9 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
       (``tracking_timestamp_us``, ``t?_world_device``, ``q?_world_device`` scalar last); the
       world is Z up when the ``gravity_z_world`` column holds -9.81 and Y up when ``gravity_y``
       does (ADT); metric.
+    - ``colmap`` (``images.txt`` / ``images.bin``, COLMAP's or GLOMAP's sparse model) and
+      ``nerfstudio`` (``transforms.json``): a pose per image file name, paired with the video's
+      frames of those names (:func:`image_times`); any scale.
     - ``csv``: a header with ``time``/``t``/``timestamp`` (s, optional), ``x y z`` or
       ``tx ty tz``, ``qw qx qy qz``; ``npz``: arrays ``time`` (optional), ``position`` (T, 3),
       ``quaternion`` (T, 4) wxyz. Both in kinpoly's head axes and a Z-up metric world unless
@@ -217,6 +221,10 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
     if not path.is_file():
         raise EgoDataError(f"{path}: no such trajectory file")
     suffix = path.suffix.lower()
+    if fmt == "auto" and (path.name.lower() in ("images.txt", "images.bin") or suffix == ".json"):
+        fmt = "nerfstudio" if suffix == ".json" else "colmap"
+    if fmt in ("colmap", "nerfstudio"):
+        return _read_image_poses(path, fmt)
     if fmt == "auto":
         if suffix == ".npy":
             fmt = "tum"
@@ -311,6 +319,93 @@ def read_trajectory(path: str | os.PathLike, fmt: str = "auto") -> Trajectory:
     except Exception as e:  # noqa: BLE001 - parse errors come in many types
         raise EgoDataError(f"{path}: unreadable {fmt} trajectory ({type(e).__name__}: {e})") from None
     raise EgoDataError(f"{path}: unknown trajectory format {fmt!r}")
+
+
+def _read_image_poses(path: Path, fmt: str) -> Trajectory:
+    """A pose per image, by its file name (``meta["images"]``; no times: :func:`image_times`
+    pairs them with the video's frames): COLMAP's ``images.txt`` / ``images.bin`` (world-to-camera,
+    inverted here; OpenCV axes) or nerfstudio's ``transforms.json`` (camera-to-world 4 x 4
+    ``transform_matrix`` per ``file_path``, OpenGL axes). Any scale and world up."""
+    import json
+    import struct
+
+    names, quats, trans = [], [], []
+    try:
+        if fmt == "nerfstudio":
+            frames = json.loads(path.read_text()).get("frames")
+            if not isinstance(frames, list) or not frames:
+                raise EgoDataError(f"{path}: a transforms.json needs 'frames' with 'file_path' and 'transform_matrix'")
+            for f in frames:
+                m = np.asarray(f["transform_matrix"], dtype=np.float64)
+                names.append(Path(str(f["file_path"])).name)
+                quats.append(rot.matrix_to_quat(m[:3, :3]))
+                trans.append(m[:3, 3])
+            order = np.argsort(names, kind="stable")
+            names = [names[i] for i in order]
+            pos, quat = np.asarray(trans)[order], np.asarray(quats)[order]
+            _check(path, pos, quat)
+            return Trajectory(pos, quat, None, "opengl", "auto", False, str(path),
+                              {"format": "nerfstudio", "images": names})
+        if path.suffix.lower() == ".bin":
+            data = path.read_bytes()
+            (count,), at = struct.unpack_from("<Q", data, 0), 8
+            for _ in range(count):
+                _, qw, qx, qy, qz, tx, ty, tz, _ = struct.unpack_from("<I7dI", data, at)
+                at += 64
+                end = data.index(b"\0", at)
+                name = data[at:end].decode("utf-8")
+                (points,) = struct.unpack_from("<Q", data, end + 1)
+                at = end + 9 + points * 24
+                names.append(name)
+                quats.append((qw, qx, qy, qz))
+                trans.append((tx, ty, tz))
+        else:
+            for line in path.read_text(errors="replace").splitlines():
+                tok = line.split()
+                if not tok or tok[0].startswith("#") or len(tok) < 10 or Path(tok[-1]).suffix.lower() not in \
+                        (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+                    continue  # a comment or a line of 2D points (x y point3D_id ...)
+                names.append(" ".join(tok[9:]))
+                quats.append(tuple(map(float, tok[1:5])))
+                trans.append(tuple(map(float, tok[5:8])))
+    except EgoDataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways
+        raise EgoDataError(f"{path}: unreadable {fmt} poses ({type(e).__name__}: {e})") from None
+    if not names:
+        raise EgoDataError(f"{path}: no image poses in it (COLMAP images.txt lines: "
+                           f"IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME)")
+    order = np.argsort([Path(n).name for n in names], kind="stable")
+    q_cw = np.asarray(quats, dtype=np.float64)[order]
+    q_cw /= np.linalg.norm(q_cw, axis=1, keepdims=True)
+    R_wc = np.swapaxes(rot.quat_to_matrix(q_cw), 1, 2)  # world-to-camera -> camera-to-world
+    pos = -np.einsum("nij,nj->ni", R_wc, np.asarray(trans, dtype=np.float64)[order])
+    quat = rot.matrix_to_quat(R_wc)
+    _check(path, pos, quat)
+    return Trajectory(pos, quat, None, "opencv", "auto", False, str(path),
+                      {"format": "colmap", "images": [Path(names[i]).name for i in order]})
+
+
+def image_times(traj: Trajectory, frame_names: list[str], frame_times: np.ndarray) -> Trajectory:
+    """A trajectory of poses per image name (:func:`_read_image_poses`) timed as the video's
+    frames of those names (``frame_times``, s); images the video lacks are left out, and frames
+    without a pose (an image the reconstruction did not register) are interpolated between
+    their neighbours' poses by :func:`resample`. An error when the first or last frame has none."""
+    index = {n: i for i, n in enumerate(frame_names)}
+    keep = [k for k, n in enumerate(traj.meta["images"]) if n in index]
+    if not keep:
+        raise EgoDataError(f"{traj.source}: none of its {len(traj.meta['images'])} image names is a frame of the "
+                           f"video (e.g. {traj.meta['images'][0]} against {frame_names[0]})")
+    frames = np.array([index[traj.meta["images"][k]] for k in keep])
+    order = np.argsort(frames)
+    frames, keep = frames[order], np.asarray(keep)[order]
+    if frames[0] != 0 or frames[-1] != len(frame_names) - 1:
+        missing = [frame_names[i] for i in (*range(frames[0]), *range(frames[-1] + 1, len(frame_names)))]
+        raise EgoDataError(f"{traj.source}: no pose for the {len(missing)} frame(s) before the first or after the last "
+                           f"it registered ({', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}): "
+                           f"leave them out of the video")
+    meta = {**traj.meta, "images": None, "registered": len(keep), "frames": len(frame_names)}
+    return replace(traj, pos=traj.pos[keep], quat=traj.quat[keep], times=np.asarray(frame_times)[frames], meta=meta)
 
 
 def resample(traj: Trajectory, times: np.ndarray) -> Trajectory:

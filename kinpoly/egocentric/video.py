@@ -513,6 +513,15 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
     same_rate = uneven is None and abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
     frame_times = np.arange(T) / vfps if uneven is None else uneven
     n = T if same_rate else int(np.floor(frame_times[-1] * TAKE_FPS + 1e-3)) + 1  # take frames
+    named = traj.meta.get("images") is not None  # a pose per image name (COLMAP, nerfstudio)
+    if named:
+        from .trajectory import image_times
+
+        if not (video.is_dir() or is_frame_pattern(video)):
+            raise EgoDataError(f"{head_poses}: its poses are per image name ({traj.meta['format']}): give the video "
+                               f"as those images (a folder or a quoted pattern of them), not {video.name}")
+        traj = image_times(traj, [f.name for f in frame_files(video)], frame_times)
+        captured = None  # the poses are timed as the frames, from 0
     stamped = traj if traj.times is not None else None  # as read, to pair again at another offset
     if auto_offset and stamped is None:
         raise EgoDataError(f"{head_poses}: --time-offset auto needs a trajectory with timestamps "
@@ -526,6 +535,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
             traj = resample(replace(traj, times=frame_times), times)
     else:
         time_offset, offset_source = ((given_offset, "given") if given_offset is not None else
+                                      (0.0, "image names") if named else
                                       _capture_clock_offset(captured, T / vfps, traj, video))
         times = traj.times[0] + time_offset + np.arange(n) / TAKE_FPS
         traj = resample(traj, times)
@@ -667,6 +677,9 @@ def import_trajectory(head_poses: str | os.PathLike, *, name: str | None = None,
     if not (fps > 0 and rate > 0):
         raise EgoDataError(f"{head_poses}: frame rates must be positive, got {fps} and {rate}")
     traj = _read_trajectory(head_poses, fmt, world_to_camera, fps)
+    if traj.meta.get("images") is not None:
+        raise EgoDataError(f"{head_poses}: its poses are per image of a video ({traj.meta['format']}): import them "
+                           f"with the frames (kinpoly ego import-video FRAMES --head-poses {head_poses.name})")
     if traj.times is None:
         traj = replace(traj, times=np.arange(len(traj.pos)) / fps)
     t0 = traj.times[0] + time_offset
@@ -723,6 +736,9 @@ def _read_trajectory(path: Path, fmt: str, world_to_camera: bool, fps: float = T
     from .trajectory import inverse_poses, pose_direction, read_trajectory
 
     traj = read_trajectory(path, fmt)
+    if world_to_camera and traj.meta.get("format") in ("colmap", "nerfstudio"):
+        raise EgoDataError(f"{path}: {traj.meta['format']} poses are read in their own convention "
+                           f"(COLMAP's world-to-camera is inverted already): drop --world-to-camera")
     if world_to_camera:
         traj = inverse_poses(traj)
     d = pose_direction(traj, fps)
@@ -735,7 +751,7 @@ def _read_trajectory(path: Path, fmt: str, world_to_camera: bool, fps: float = T
         fix, cond = "drop --world-to-camera", "if they are camera-to-world already"
     else:
         read = "as camera-to-world"
-        other = "inverted, as world-to-camera poses (OpenCV solvePnP, COLMAP images.txt) are"
+        other = "inverted, as world-to-camera poses (OpenCV solvePnP) are"
         fix, cond = "pass --world-to-camera", "if they are world-to-camera"
     if d["verdict"] == "inverted-tilt":
         raise EgoDataError(

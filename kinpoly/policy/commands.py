@@ -187,7 +187,7 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
 @click.option("--eye-height", type=float, default=1.6, show_default=True,
               help="With --head-poses: the wearer's eye height in the first frame (m), which places the floor.")
 @click.option("--world-to-camera", is_flag=True,
-              help="The --head-poses are world-to-camera (OpenCV solvePnP, COLMAP): invert them "
+              help="The --head-poses are world-to-camera (OpenCV solvePnP; COLMAP's images.txt is read as such): invert them "
                    "(the import warns when a file looks inverted).")
 @click.option("--action", type=click.Choice(ACTIONS), default=None,
               help="Action label of a video or trajectory (default: none).")

@@ -1,6 +1,8 @@
-"""Head-camera recordings as Project Aria's tools (and many recorders) leave them: frames as image
-files named by capture time, several cameras in one folder, a lens calibration that says how the
-camera is mounted; read in one command (kinpoly.egocentric.video)."""
+"""Head-camera recordings as the tools that made them leave them, each read in one command
+(kinpoly.egocentric.video): Project Aria's exports (frames as image files named by capture time,
+several cameras in one folder, a calibration that says how the camera is mounted, the wearer's
+ADT skeleton) and VRS recordings, and the poses per image of a reconstruction (COLMAP,
+nerfstudio)."""
 
 from __future__ import annotations
 
@@ -239,3 +241,78 @@ def test_without_projectaria_tools_a_vrs_is_a_one_line_error(tmp_path, monkeypat
     (tmp_path / "rec.vrs").write_bytes(b"\0" * 16)
     with pytest.raises(EgoDataError, match=r"needs projectaria-tools \(pip install 'kinpoly\[aria\]'\)"):
         VideoSource.open(tmp_path / "rec.vrs")
+
+
+def _reconstruction(tmp_path, T: int = 60, skip: tuple = (7, 8, 30)):
+    """A walking, turning camera (OpenCV axes) at 30 frames/s in a world of another scale and up
+    (Y down, as COLMAP's often is), its frames as image files, and the poses of the frames a
+    reconstruction registered (not ``skip``) as COLMAP writes them (images.txt, images.bin: world
+    to camera, names in no order) and nerfstudio (transforms.json: camera to world, OpenGL axes).
+    Returns the TUM rows of every frame (the same poses, one per frame)."""
+    import json
+    import struct
+
+    t = np.arange(T) / 30.0
+    R_head = rot.yaw_matrix(0.4 * np.sin(2.0 * t))
+    R_cam = R_head @ _M["opencv"].T  # camera-to-world, Z-up world
+    flip = np.diag([1.0, -1.0, -1.0])  # a world with Y and Z turned over, at 0.37 of the metric scale
+    R = flip @ R_cam
+    c = (np.stack([1.2 * t, 0.1 * np.sin(6 * t), 1.6 + 0.02 * np.sin(12 * t)], 1) @ flip.T) * 0.37
+    _write_frames(tmp_path / "frames", 1000.0 + t, prefix="frame_")  # names with 13-digit ns times
+    names = sorted(p.name for p in (tmp_path / "frames").iterdir())
+    rows = np.concatenate([c, rot.matrix_to_quat(R)[:, [1, 2, 3, 0]]], 1)
+    np.savetxt(tmp_path / "every_frame.txt", rows, fmt="%.12f")
+    kept = [i for i in range(T) if i not in skip][::-1]  # COLMAP lists images in its own order
+    q_cw = rot.matrix_to_quat(np.swapaxes(R, 1, 2))
+    t_cw = -np.einsum("nij,nj->ni", np.swapaxes(R, 1, 2), c)
+    lines = ["# Image list with two lines of data per image:", "#   IMAGE_ID, QW, QX, QY, QZ, TX, TY, TZ, CAMERA_ID, NAME"]
+    blob = struct.pack("<Q", len(kept))
+    for k, i in enumerate(kept):
+        lines += [f"{k + 1} {' '.join(f'{v:.12f}' for v in q_cw[i])} {' '.join(f'{v:.12f}' for v in t_cw[i])} 1 {names[i]}",
+                  "12.5 40.25 -1 80.0 22.0 17"]
+        blob += struct.pack("<I7dI", k + 1, *q_cw[i], *t_cw[i], 1) + names[i].encode() + b"\0"
+        blob += struct.pack("<Q", 2) + struct.pack("<ddq", 12.5, 40.25, -1) + struct.pack("<ddq", 80.0, 22.0, 17)
+    (tmp_path / "sparse").mkdir()
+    (tmp_path / "sparse" / "images.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "images.bin").write_bytes(blob)
+    gl = np.diag([1.0, -1.0, -1.0])  # OpenCV camera axes -> OpenGL's
+    frames = [{"file_path": f"images/{names[i]}", "transform_matrix": np.vstack([np.c_[R[i] @ gl, c[i]], [0, 0, 0, 1]]).tolist()}
+              for i in kept]
+    (tmp_path / "transforms.json").write_text(json.dumps({"camera_model": "OPENCV", "frames": frames}))
+    return names
+
+
+@pytest.mark.parametrize("poses", ["sparse", "images.bin", "transforms.json"])
+def test_poses_per_image_from_a_reconstruction(tmp_path, poses):
+    """COLMAP's (images.txt, images.bin, a folder holding one) and nerfstudio's poses: each frame
+    paired with its image's pose by name, the unregistered frames interpolated; the take is the
+    one a pose per frame gives."""
+    _reconstruction(tmp_path)
+    res = import_video(tmp_path / "frames", tmp_path / poses, video_rotation=0, scale=2.7)
+    want = import_video(tmp_path / "frames", tmp_path / "every_frame.txt", video_rotation=0, scale=2.7).take
+    assert res.report["time_offset"] == {"seconds": 0.0, "source": "image names"}
+    registered = np.ones(60, bool)
+    registered[[7, 8, 30]] = False
+    np.testing.assert_allclose(res.take.head_pose[registered], want.head_pose[registered], atol=1e-6)
+    np.testing.assert_allclose(res.take.head_pose, want.head_pose, atol=1e-2)  # the 3 others interpolated
+
+
+def test_reconstruction_mistakes(tmp_path):
+    from kinpoly.egocentric.trajectory import read_trajectory
+
+    _reconstruction(tmp_path, skip=(0, 1))
+    with pytest.raises(EgoDataError, match=r"no pose for the 2 frame\(s\) before the first"):
+        import_video(tmp_path / "frames", tmp_path / "sparse" / "images.txt", video_rotation=0, scale=1.0)
+    with pytest.raises(EgoDataError, match="drop --world-to-camera"):
+        import_video(tmp_path / "frames", tmp_path / "images.bin", video_rotation=0, scale=1.0, world_to_camera=True)
+    _write_frames(tmp_path / "other", 5.0 + np.arange(10) / 30.0, prefix="img_")
+    with pytest.raises(EgoDataError, match="none of its 58 image names is a frame of the video"):
+        import_video(tmp_path / "other", tmp_path / "transforms.json", video_rotation=0, scale=1.0)
+    with pytest.raises(EgoDataError, match="import them with the frames"):
+        import_trajectory(tmp_path / "transforms.json", scale=1.0)
+    (tmp_path / "empty.txt").write_text("# no images\n")
+    with pytest.raises(EgoDataError, match="no image poses"):
+        read_trajectory(tmp_path / "empty.txt", "colmap")
+    (tmp_path / "cut.bin").write_bytes((tmp_path / "images.bin").read_bytes()[:100])
+    with pytest.raises(EgoDataError, match="unreadable colmap poses"):
+        read_trajectory(tmp_path / "cut.bin", "colmap")
