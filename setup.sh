@@ -24,4 +24,7 @@ PYTHON=${PYTHON:-python3}
 # bindings are used, so not its notebook and plotting dependencies
 .venv/bin/python -m pip install -q --no-deps 'projectaria-tools>=1.5' \
   || echo "note: projectaria-tools not installed; the .vrs tests will be skipped" >&2
+# structure from motion for videos without a trajectory (the 'reconstruct' extra)
+.venv/bin/python -m pip install -q 'pycolmap>=3.11' \
+  || echo "note: pycolmap not installed; the reconstruction tests will be skipped" >&2
 echo "kinpoly installed in $(pwd)/.venv  (activate: source .venv/bin/activate)"

@@ -170,7 +170,7 @@ def test_estimate_and_import_commands_read_objects(sit_recording, tmp_path):
     assert EgoTake.load(tmp_path / "takes" / "takes" / "head.npz").object_names == ["step0", "bar1"]
     res = CliRunner().invoke(main, ["estimate", "--take", str(SAMPLE_TAKES), "--objects", str(folder / "objects.yaml"),
                                     "--out", str(tmp_path / "x")])
-    assert res.exit_code == 2 and "--objects goes with --head-poses" in res.output
+    assert res.exit_code == 2 and "--objects goes with --video or --head-poses" in res.output
 
 
 def test_stream_command_reads_objects_and_their_poses_on_each_line(sit_recording, tmp_path):

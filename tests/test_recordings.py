@@ -301,8 +301,17 @@ def test_reconstruction_mistakes(tmp_path):
     from kinpoly.egocentric.trajectory import read_trajectory
 
     _reconstruction(tmp_path, skip=(0, 1))
-    with pytest.raises(EgoDataError, match=r"no pose for the 2 frame\(s\) before the first"):
-        import_video(tmp_path / "frames", tmp_path / "sparse" / "images.txt", video_rotation=0, scale=1.0)
+    # frames at an end without a pose: the take is the frames between (a warning says so)
+    cut = import_video(tmp_path / "frames", tmp_path / "sparse" / "images.txt", video_rotation=0, scale=2.7)
+    full = import_video(tmp_path / "frames", tmp_path / "every_frame.txt", video_rotation=0, scale=2.7)
+    assert cut.report["video_frames_kept"] == [2, 59] and cut.take.num_frames == 58
+    np.testing.assert_allclose(rot.quat_to_matrix(cut.take.head_pose[:, 3:])[:, :, 0] @ [0, 0, 1],
+                               rot.quat_to_matrix(full.take.head_pose[2:, 3:])[:, :, 0] @ [0, 0, 1], atol=1e-6)
+    (tmp_path / "few").mkdir()
+    lines = (tmp_path / "sparse" / "images.txt").read_text().splitlines()
+    (tmp_path / "few" / "images.txt").write_text("\n".join(lines[:2 + 2 * 20]) + "\n")  # 20 frames of 60
+    with pytest.raises(EgoDataError, match="too few .*give the trajectory of a SLAM system"):
+        import_video(tmp_path / "frames", tmp_path / "few" / "images.txt", video_rotation=0, scale=1.0)
     with pytest.raises(EgoDataError, match="drop --world-to-camera"):
         import_video(tmp_path / "frames", tmp_path / "images.bin", video_rotation=0, scale=1.0, world_to_camera=True)
     _write_frames(tmp_path / "other", 5.0 + np.arange(10) / 30.0, prefix="img_")
@@ -316,3 +325,45 @@ def test_reconstruction_mistakes(tmp_path):
     (tmp_path / "cut.bin").write_bytes((tmp_path / "images.bin").read_bytes()[:100])
     with pytest.raises(EgoDataError, match="unreadable colmap poses"):
         read_trajectory(tmp_path / "cut.bin", "colmap")
+
+
+def test_a_video_alone_gets_its_trajectory_from_its_frames(tmp_path, shared_data):
+    """`kinpoly estimate --video FILE` without --head-poses (`pip install 'kinpoly[reconstruct]'`):
+    the trajectory is reconstructed from the frames (kept in OUT/reconstruction, deterministic).
+    On the real ARES video it is the DROID-SLAM trajectory that ships with it, to 3 cm after a
+    similarity alignment, over every frame."""
+    pytest.importorskip("pycolmap")
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+    from kinpoly.egocentric.trajectory import read_trajectory, to_head_poses, umeyama
+
+    ares = shared_data / "egoego_ares"
+    res = CliRunner().invoke(main, ["estimate", "--video", str(ares / "egocentric_video.mp4"), "--no-physics",
+                                    "--videos", "0", "--no-progress", "--out", str(tmp_path / "est")])
+    assert res.exit_code == 0, res.output
+    poses = tmp_path / "est" / "reconstruction" / "sparse" / "images.txt"
+    droid = to_head_poses(read_trajectory(ares / "droid_slam_traj.npy"), 1.0, 1.6).head_pose[:, :3]
+    ours = import_video(ares / "egocentric_video.mp4", poses).take
+    assert ours.num_frames == 140 and ours.meta["import"]["time_offset"]["source"] == "image names"
+    assert len(read_trajectory(poses).pos) == 71  # 15 frames/s of the 30, and the last; the others interpolated
+    head = ours.head_pose[:, :3]
+    s, R, t = umeyama(head, droid[:len(head)] * 2.345, with_scale=True)  # DROID's at its automatic scale
+    assert np.linalg.norm((s * (R @ head.T)).T + t - droid[:len(head)] * 2.345, axis=1).mean() < 0.03
+    assert 0.9 < s < 1.1  # both scaled by the same estimate (gait, flow encoder)
+
+
+def test_without_pycolmap_a_video_needs_its_trajectory(tmp_path, monkeypatch):
+    import builtins
+
+    real = builtins.__import__
+
+    def no_pycolmap(name, *args, **kwargs):
+        if name == "pycolmap":
+            raise ImportError(name)
+        return real(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_pycolmap)
+    _write_frames(tmp_path / "frames", 1000.0 + np.arange(10) / 30.0)
+    with pytest.raises(EgoDataError, match=r"needs pycolmap .*or give its trajectory \(--head-poses\)"):
+        import_video(tmp_path / "frames", None)

@@ -246,8 +246,9 @@ video_lens_option = click.option(
 
 @ego.command("import-video")
 @click.argument("video", type=click.Path(path_type=Path))
-@click.option("--head-poses", required=True, type=click.Path(path_type=Path),
-              help="Camera trajectory: .npy (T,7 tx ty tz qx qy qz qw, camera-to-world, OpenCV axes: "
+@click.option("--head-poses", default=None, type=click.Path(path_type=Path),
+              help="Camera trajectory (default: reconstructed from the video's frames into OUT/reconstruction/"
+                   "NAME, with pycolmap: pip install 'kinpoly[reconstruct]'): .npy (T,7 tx ty tz qx qy qz qw, camera-to-world, OpenCV axes: "
                    "DROID-SLAM), TUM .txt, Aria MPS/ADT .csv, or csv/npz (time, position, quaternion); "
                    "COLMAP images.txt/.bin or nerfstudio transforms.json (a pose per image of the video's "
                    "frames); or a folder holding one (an Aria MPS output folder, a COLMAP sparse model).")
@@ -287,7 +288,10 @@ def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_heig
 
     check_output(out, folder=True)  # before the import's work, not after
     try:
+        from .video import video_name
+
         res = import_video(video, head_poses, name=name, fmt=fmt, fps=fps, scale=scale,
+                           reconstruction=out / "reconstruction" / (name or video_name(Path(video))),
                            eye_height=eye_height, body_height=body_height, time_offset=time_offset,
                            video_fovy=video_fovy, world_to_camera=world_to_camera, action=action,
                            video_rotation=rotation_choice(video_rotation), video_lens=video_lens,

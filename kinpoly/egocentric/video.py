@@ -58,6 +58,9 @@ SYNC_MIN_LAG = 3
 SYNC_MIN_AGREEMENT = 0.5
 SYNC_MIN_GAIN = 0.2
 SYNC_MIN_SPEED_GAIN = 0.1  # a shift is taken at all only when the turn speeds agree this much better
+# A trajectory of poses per image (a reconstruction) may leave frames at the video's ends without a
+# pose: the take is then cut to the frames between, if they are at least this share of the video.
+MIN_POSED_SHARE = 0.5
 # Ground truth is turned onto a take by their head paths when the take's head moves this much
 # (RMS about its mean, m), else by their headings (a standing take's path gives no direction).
 MIN_ALIGN_SPREAD = 0.05
@@ -449,7 +452,7 @@ class ImportResult:
     video: VideoSource | None = None  # the frames the take was made from, turned as they were read
 
 
-def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, name: str | None = None,
+def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None, *, name: str | None = None,
                  fmt: str = "auto", fps: float | None = None, scale: float | None = None,
                  eye_height: float = 1.6, time_offset: float | str | None = None, width: int = VIDEO_SIZE[0],
                  height: int = VIDEO_SIZE[1],
@@ -457,8 +460,11 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                  video_rotation: int | str = "auto", video_lens: str | os.PathLike | Lens | None = None,
                  world_to_camera: bool = False, action: str | None = None,
                  flow_preset: str = "ultrafast", body_height: float | None = None,
-                 objects=None) -> ImportResult:
+                 objects=None, reconstruction: str | os.PathLike | None = None) -> ImportResult:
     """Build an egocentric take from a head-camera video and its camera trajectory.
+
+    ``head_poses`` None: the trajectory is reconstructed from the video's own frames
+    (:mod:`.reconstruct`, into the folder ``reconstruction``, else a temporary one).
 
     ``video``: a video file, or a folder of image files or a pattern of them
     (``frames/rgb_*.jpg``), one per frame in name order, whose file names may hold their
@@ -498,29 +504,53 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
         turn_upright(np.zeros((0, 1, 1, 3), np.uint8), video_rotation)  # a bad value: an error before any work
     auto_offset = time_offset == "auto"
     given_offset = None if time_offset is None or auto_offset else float(time_offset)
-    video, head_poses = Path(video), Path(head_poses)
+    video = Path(video)
     if video_lens is not None and video_fovy is not None:
         raise EgoDataError(f"{video}: give the video's lens or its field of view, not both (a lens's view is "
                            f"resampled to the encoder's)")
     lens = load_lens(video_lens) if isinstance(video_lens, (str, os.PathLike)) else video_lens
+    reconstructed = None
+    if head_poses is None:  # read now: a temporary reconstruction is gone after this
+        reconstructed = _reconstructed(video, reconstruction, fps, lens)
+        head_poses = reconstructed.source
+    head_poses = Path(head_poses)
     read = read_video(video, width, height, fps, lens, encoder_fovy)
     frames, vfps, size, uneven, view_fovy, coverage, captured, lens = read
     T = len(frames)
     if T < 3:
         raise EgoDataError(f"{video}: {T} frame(s) is too short for features (at least 3)")
     scene = _scene(objects)
-    traj = _read_trajectory(head_poses, fmt, world_to_camera, vfps)
+    traj = _read_trajectory(reconstructed or head_poses, fmt, world_to_camera, vfps)
     same_rate = uneven is None and abs(vfps - TAKE_FPS) < 1e-6  # one take frame per video frame
     frame_times = np.arange(T) / vfps if uneven is None else uneven
     n = T if same_rate else int(np.floor(frame_times[-1] * TAKE_FPS + 1e-3)) + 1  # take frames
     named = traj.meta.get("images") is not None  # a pose per image name (COLMAP, nerfstudio)
+    cut = None  # the video frames the take keeps, when the poses do not reach its ends
     if named:
         from .trajectory import image_times
 
-        if not (video.is_dir() or is_frame_pattern(video)):
-            raise EgoDataError(f"{head_poses}: its poses are per image name ({traj.meta['format']}): give the video "
-                               f"as those images (a folder or a quoted pattern of them), not {video.name}")
-        traj = image_times(traj, [f.name for f in frame_files(video)], frame_times)
+        from .reconstruct import frame_name
+
+        # the images of a folder or pattern by their names; a video file's frames by the names the
+        # reconstruction of it gave them
+        names = ([f.name for f in frame_files(video)] if video.is_dir() or is_frame_pattern(video) else
+                 [frame_name(i) for i in range(T)])
+        posed = np.flatnonzero(np.isin(names, traj.meta["images"]))
+        if len(posed) and (posed[0], posed[-1]) != (0, T - 1):  # frames at either end without a pose
+            first, last = int(posed[0]), int(posed[-1])
+            if last - first + 1 < MIN_POSED_SHARE * T:
+                raise EgoDataError(f"{head_poses}: poses for frames {first}-{last} of the video's {T} only: too few "
+                                   f"(a head that turns without moving gives a reconstruction no depth); give the "
+                                   f"trajectory of a SLAM system (--head-poses)")
+            log.warning("%s: no pose for the video's first %d and last %d frame(s): the take is frames %d-%d",
+                        video, first, T - 1 - last, first, last)
+            frames, names, frame_times = frames[first:last + 1], names[first:last + 1], frame_times[first:last + 1]
+            frame_times = frame_times - frame_times[0]
+            uneven = None if uneven is None else frame_times
+            T = len(frames)
+            n = T if same_rate else int(np.floor(frame_times[-1] * TAKE_FPS + 1e-3)) + 1
+            cut = [first, last]
+        traj = image_times(traj, names, frame_times)
         captured = None  # the poses are timed as the frames, from 0
     stamped = traj if traj.times is not None else None  # as read, to pair again at another offset
     if auto_offset and stamped is None:
@@ -543,6 +573,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike, *, nam
                     "video_frames": T, "video_fps": vfps, "video_size": list(size)}
     if stamped is not None:
         report["time_offset"] = {"seconds": round(time_offset, 6), "source": offset_source}
+    if cut is not None:
+        report["video_frames_kept"] = cut
     if uneven is not None:
         gaps = np.diff(uneven) * 1e3
         report["variable_frame_rate"] = {"frame_interval_ms": [round(float(gaps.min()), 3), round(float(gaps.max()), 3)]}
@@ -626,6 +658,20 @@ def mounting_rotation(lens: Lens | None, camera_axes: str) -> int | None:
     for _ in range(3):  # each a quarter turn clockwise: (x, y) -> (-y, x)
         turned.append(np.array([-turned[-1][1], turned[-1][0]]))
     return 90 * int(np.argmin([v[1] for v in turned]))  # the one pointing most to the top
+
+
+def _reconstructed(video: Path, folder, fps, lens):
+    """The trajectory a reconstruction of ``video``'s frames gives (:mod:`.reconstruct`), made in
+    ``folder`` (kept, to reuse) or in a temporary one."""
+    import tempfile
+
+    from .reconstruct import reconstruct
+    from .trajectory import read_trajectory
+
+    if folder is not None:
+        return read_trajectory(reconstruct(video, folder, fps=fps, lens=lens)[0], "colmap")
+    with tempfile.TemporaryDirectory(prefix="kinpoly_reconstruction_") as tmp:
+        return read_trajectory(reconstruct(video, tmp, fps=fps, lens=lens)[0], "colmap")
 
 
 def _capture_clock_offset(captured: float | None, duration: float, traj, video: Path) -> tuple[float, str]:
@@ -726,16 +772,17 @@ def _interpolate_frames(x: np.ndarray, frame_times: np.ndarray, n: int) -> np.nd
     return ((1.0 - w) * x[i] + w * x[i + 1]).astype(x.dtype)
 
 
-def _read_trajectory(path: Path, fmt: str, world_to_camera: bool, fps: float = TAKE_FPS):
-    """The trajectory of ``path``, its world-to-camera poses inverted when so given.
+def _read_trajectory(path, fmt: str, world_to_camera: bool, fps: float = TAKE_FPS):
+    """The trajectory of ``path`` (or a :class:`.trajectory.Trajectory` read already), its
+    world-to-camera poses inverted when so given.
 
     Checks the pose direction (:func:`.trajectory.pose_direction`, in ``meta["pose_direction"]``):
     a head whose up axis is only upright with the poses inverted is an error (the import would
     reject the tilt anyway); a head that moves backwards as read but forwards inverted logs a
     warning naming ``--world-to-camera`` (a person walking backwards looks the same)."""
-    from .trajectory import inverse_poses, pose_direction, read_trajectory
+    from .trajectory import Trajectory, inverse_poses, pose_direction, read_trajectory
 
-    traj = read_trajectory(path, fmt)
+    traj = path if isinstance(path, Trajectory) else read_trajectory(path, fmt)
     if world_to_camera and traj.meta.get("format") in ("colmap", "nerfstudio"):
         raise EgoDataError(f"{path}: {traj.meta['format']} poses are read in their own convention "
                            f"(COLMAP's world-to-camera is inverted already): drop --world-to-camera")

@@ -173,7 +173,8 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
                    "instead of --take.")
 @click.option("--head-poses", type=click.Path(exists=True, path_type=Path), default=None,
               help="The video's camera trajectory, or a folder holding it (formats: see `kinpoly ego "
-                   "import-video --help`); "
+                   "import-video --help`; without it, --video's trajectory is reconstructed from its frames "
+                   "into OUT/reconstruction, with the reconstruct extra); "
                    "alone, without --video: a headset's head trajectory, estimated by the "
                    "head-trajectory-only policy (checkpoints/kinematic_head_only).")
 @click.option("--fps", type=float, default=None,
@@ -245,15 +246,13 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
     from .estimate import SHIPPED_HEAD_ONLY_POLICY, Estimator, estimate_takes
 
     if sum(x is not None for x in (take_path, video or head_poses)) != 1:
-        raise click.UsageError("give exactly one of --take, --video (with --head-poses) or --head-poses")
-    if video is not None and head_poses is None:
-        raise click.UsageError("--video needs --head-poses")
+        raise click.UsageError("give exactly one of --take, --video (with or without --head-poses) or --head-poses")
     if time_offset == "auto" and video is None:
         raise click.UsageError("--time-offset auto goes with --video (it reads the video's head turns)")
     if video_lens is not None and video is None:
         raise click.UsageError("--video-lens goes with --video")
-    if objects_file is not None and head_poses is None:
-        raise click.UsageError("--objects goes with --head-poses (a take holds its own objects)")
+    if objects_file is not None and take_path is not None:
+        raise click.UsageError("--objects goes with --video or --head-poses (a take holds its own objects)")
     trajectory_only = video is None and head_poses is not None
     if checkpoint is None and (trajectory_only or (take_path is not None and _takes_without_features(take_path))):
         checkpoint = SHIPPED_HEAD_ONLY_POLICY
@@ -271,14 +270,14 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
                                    f"e.g. the default {SHIPPED_HEAD_ONLY_POLICY.parent.name}/{SHIPPED_HEAD_ONLY_POLICY.name})")
     input_video = None  # a video's frames, shown beside the estimate
     try:
-        if head_poses is not None:
+        if take_path is None:
             from ..egocentric.video import attach_ground_truth, import_trajectory, import_video
 
             kw = {"scale": scale, "eye_height": eye_height, "action": action, "world_to_camera": world_to_camera,
                   "objects": objects_file, "time_offset": time_offset}
             imported = (import_trajectory(head_poses, fps=fps or 30.0, **kw) if trajectory_only else
                         import_video(video, head_poses, fps=fps, video_rotation=rotation_choice(video_rotation),
-                                     video_lens=video_lens, **kw))
+                                     video_lens=video_lens, reconstruction=out / "reconstruction", **kw))
             take, input_video = imported.take, imported.video
             if gt_file is not None:
                 from ..motion.importers import import_file
@@ -296,7 +295,7 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
                  "head_poses": head_poses and str(head_poses), "fps": (fps or 30.0) if trajectory_only else fps,
                  "video_rotation": video_rotation if video is not None else None, "video_lens": video_lens,
                  "time_offset": time_offset,
-                 "scale": scale, "eye_height": eye_height if head_poses is not None else None,
+                 "scale": scale, "eye_height": eye_height if take_path is None else None,
                  "world_to_camera": world_to_camera, "action": action, "objects": objects_file and str(objects_file),
                  "gt": gt_file and str(gt_file), **estimator.settings},
            seed=0)  # config.yaml + run.json (the inputs and the estimator's settings); metrics.json below
