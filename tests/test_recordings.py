@@ -305,6 +305,7 @@ def test_reconstruction_mistakes(tmp_path):
     cut = import_video(tmp_path / "frames", tmp_path / "sparse" / "images.txt", video_rotation=0, scale=2.7)
     full = import_video(tmp_path / "frames", tmp_path / "every_frame.txt", video_rotation=0, scale=2.7)
     assert cut.report["video_frames_kept"] == [2, 59] and cut.take.num_frames == 58
+    assert cut.video.first_frame == 2 and len(list(cut.video.timed_views(16, 16))) == 58  # the panel beside it
     np.testing.assert_allclose(rot.quat_to_matrix(cut.take.head_pose[:, 3:])[:, :, 0] @ [0, 0, 1],
                                rot.quat_to_matrix(full.take.head_pose[2:, 3:])[:, :, 0] @ [0, 0, 1], atol=1e-6)
     (tmp_path / "few").mkdir()

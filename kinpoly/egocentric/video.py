@@ -105,6 +105,7 @@ class VideoSource:
     fps: float
     rotation: int = 0
     lens: Lens | None = None
+    first_frame: int = 0  # the frames before it are not the take's (a reconstruction that missed them)
 
     @classmethod
     def open(cls, path: str | os.PathLike, fps: float | None = None, rotation: int = 0,
@@ -176,9 +177,11 @@ class VideoSource:
 
     def timed_views(self, width: int, height: int, fovy: float = ENCODER_FOVY) -> Iterator[tuple[float, np.ndarray]]:
         """(time in s, frame as the flow encoder reads it, (height, width), turned upright) of
-        every frame (:meth:`viewer`)."""
+        every frame from ``first_frame`` on (:meth:`viewer`)."""
         view = None
-        for t, f in self._stored():
+        for i, (t, f) in enumerate(self._stored()):
+            if i < self.first_frame:
+                continue
             if view is None:
                 view = self.viewer((f.shape[1], f.shape[0]), width, height, fovy)
             yield t, turn_upright(view(f), self.rotation)
@@ -640,7 +643,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
         mounted = mounting_rotation(lens, traj.camera_axes) if video_rotation == "auto" else None
         report["video_rotation"] = ({"degrees": int(video_rotation), "source": "given"} if video_rotation != "auto" else
                                     {"degrees": mounted or 0, "source": "stored" if mounted is None else "lens calibration"})
-    return ImportResult(take, report, VideoSource(video, vfps, report["video_rotation"]["degrees"], lens))
+    return ImportResult(take, report, VideoSource(video, vfps, report["video_rotation"]["degrees"], lens,
+                                                  cut[0] if cut else 0))
 
 
 def mounting_rotation(lens: Lens | None, camera_axes: str) -> int | None:
