@@ -368,3 +368,22 @@ def test_without_pycolmap_a_video_needs_its_trajectory(tmp_path, monkeypatch):
     _write_frames(tmp_path / "frames", 1000.0 + np.arange(10) / 30.0)
     with pytest.raises(EgoDataError, match=r"needs pycolmap .*or give its trajectory \(--head-poses\)"):
         import_video(tmp_path / "frames", None)
+
+
+def test_a_video_stored_turned_is_reconstructed_upright(tmp_path, shared_data):
+    """A video stored turned (as Aria's RGB camera stores it) and no trajectory: the frames given
+    to the mapper are turned upright first (the rotation given, or an Aria calibration's), so
+    the reconstructed camera is the wearer's: on ARES stored turned 90 degrees, the head turns
+    as with the DROID-SLAM trajectory of the upright video, to a degree or two."""
+    pytest.importorskip("pycolmap")
+    import imageio.v2 as imageio
+
+    ares = shared_data / "egoego_ares"
+    frames = imageio.mimread(ares / "egocentric_video.mp4", memtest=False)
+    imageio.mimwrite(tmp_path / "turned.mp4", [np.ascontiguousarray(np.rot90(f)) for f in frames], fps=30,
+                     macro_block_size=1, quality=9, ffmpeg_log_level="error")
+    res = import_video(tmp_path / "turned.mp4", None, video_rotation=90, reconstruction=tmp_path / "rec")
+    droid = import_video(ares / "egocentric_video.mp4", ares / "droid_slam_traj.npy").take
+    R, R_droid = rot.quat_to_matrix(res.take.head_pose[:, 3:]), rot.quat_to_matrix(droid.head_pose[:, 3:])
+    cos = (np.trace(np.swapaxes(R, 1, 2) @ R_droid, axis1=1, axis2=2) - 1) / 2
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).mean() < 2.0

@@ -3,7 +3,9 @@ from motion on its frames (COLMAP's SIFT features, sequential matching and incre
 through ``pycolmap``: ``pip install 'kinpoly[reconstruct]'``).
 
 The frames (``RATE`` per second of them, and the last) are written as images into
-``out/images`` (``frame_<index>.png``, the index of the video frame), through the video's lens
+``out/images`` (``frame_<index>.png``, the index of the video frame), turned upright when the
+rotation is known (given, or a Project Aria calibration's: the camera of the poses must be
+the wearer's upright one; a video stored turned needs its rotation given), through the video's lens
 when it has one (then as the flow encoder's 100-degree pinhole view, whose intrinsics are given
 to the mapper; otherwise at most ``MAX_SIDE`` pixels across and the focal length estimated),
 and the largest model is written as text in ``out/sparse`` (``images.txt``: the poses
@@ -38,11 +40,20 @@ def frame_name(index: int) -> str:
     return f"frame_{index:06d}.png"
 
 
+def _write(path: Path, rgb: np.ndarray) -> None:
+    import cv2
+
+    cv2.imwrite(str(path), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+
+
 def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None, lens=None,
-                rate: float = RATE) -> tuple[Path, int]:
+                rotation: int | str = "auto", rate: float = RATE) -> tuple[Path, int]:
     """Reconstruct the camera trajectory of ``video`` (a file, a folder or pattern of frames, or
     a VRS recording) into ``out`` (module docstring); the path of its ``images.txt`` and the
-    number of video frames. A one-line error without pycolmap or when nothing registers."""
+    number of video frames. The frames are turned upright first (``rotation`` degrees
+    clockwise; "auto": as a Project Aria calibration's mounting says, else as stored), so that
+    the reconstructed camera is the wearer's upright one. A one-line error without pycolmap or
+    when nothing registers."""
     try:
         import pycolmap
     except ImportError:
@@ -50,7 +61,7 @@ def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float 
                            f"(pip install 'kinpoly[reconstruct]'), or give its trajectory (--head-poses)") from None
     import cv2
 
-    from .video import ENCODER_FOVY, VideoSource
+    from .video import ENCODER_FOVY, VideoSource, mounting_rotation, turn_upright
 
     out = Path(out)
     images, sparse = out / "images", out / "sparse"
@@ -59,6 +70,8 @@ def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float 
     for old in images.glob("frame_*.png"):  # a reconstruction of another video before
         old.unlink()
     source = VideoSource.open(video, fps, lens=lens)
+    if rotation == "auto":
+        rotation = mounting_rotation(source.lens, "aria") or 0
     step = max(1, int(round(source.fps / rate)))
     view, last, count = None, None, 0
     for i, (_, frame) in enumerate(source._stored()):
@@ -69,12 +82,12 @@ def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float 
                     (lambda f, size=(max(1, round(w * s)), max(1, round(h * s))):
                      cv2.resize(f, size, interpolation=cv2.INTER_AREA) if s < 1.0 else f))
         if i % step == 0:
-            cv2.imwrite(str(images / frame_name(i)), cv2.cvtColor(view(frame), cv2.COLOR_RGB2BGR))
+            _write(images / frame_name(i), turn_upright(view(frame), int(rotation)))
         else:
             last = (i, frame)
         count = i + 1
     if last is not None and last[0] == count - 1:  # the last frame too: the take ends there
-        cv2.imwrite(str(images / frame_name(last[0])), cv2.cvtColor(view(last[1]), cv2.COLOR_RGB2BGR))
+        _write(images / frame_name(last[0]), turn_upright(view(last[1]), int(rotation)))
 
     pycolmap.set_random_seed(SEED)
     database = out / "database.db"

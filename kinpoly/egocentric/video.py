@@ -514,7 +514,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
     lens = load_lens(video_lens) if isinstance(video_lens, (str, os.PathLike)) else video_lens
     reconstructed = None
     if head_poses is None:  # read now: a temporary reconstruction is gone after this
-        reconstructed = _reconstructed(video, reconstruction, fps, lens)
+        reconstructed = _reconstructed(video, reconstruction, fps, lens, video_rotation)
         head_poses = reconstructed.source
     head_poses = Path(head_poses)
     read = read_video(video, width, height, fps, lens, encoder_fovy)
@@ -664,7 +664,7 @@ def mounting_rotation(lens: Lens | None, camera_axes: str) -> int | None:
     return 90 * int(np.argmin([v[1] for v in turned]))  # the one pointing most to the top
 
 
-def _reconstructed(video: Path, folder, fps, lens):
+def _reconstructed(video: Path, folder, fps, lens, rotation):
     """The trajectory a reconstruction of ``video``'s frames gives (:mod:`.reconstruct`), made in
     ``folder`` (kept, to reuse) or in a temporary one."""
     import tempfile
@@ -673,9 +673,9 @@ def _reconstructed(video: Path, folder, fps, lens):
     from .trajectory import read_trajectory
 
     if folder is not None:
-        return read_trajectory(reconstruct(video, folder, fps=fps, lens=lens)[0], "colmap")
+        return read_trajectory(reconstruct(video, folder, fps=fps, lens=lens, rotation=rotation)[0], "colmap")
     with tempfile.TemporaryDirectory(prefix="kinpoly_reconstruction_") as tmp:
-        return read_trajectory(reconstruct(video, tmp, fps=fps, lens=lens)[0], "colmap")
+        return read_trajectory(reconstruct(video, tmp, fps=fps, lens=lens, rotation=rotation)[0], "colmap")
 
 
 def _capture_clock_offset(captured: float | None, duration: float, traj, video: Path) -> tuple[float, str]:
