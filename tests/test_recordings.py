@@ -291,6 +291,7 @@ def test_poses_per_image_from_a_reconstruction(tmp_path, poses):
     res = import_video(tmp_path / "frames", tmp_path / poses, video_rotation=0, scale=2.7)
     want = import_video(tmp_path / "frames", tmp_path / "every_frame.txt", video_rotation=0, scale=2.7).take
     assert res.report["time_offset"] == {"seconds": 0.0, "source": "image names"}
+    assert res.report["capture_start_s"] == pytest.approx(1000.0)  # the frames' names hold their capture times
     registered = np.ones(60, bool)
     registered[[7, 8, 30]] = False
     np.testing.assert_allclose(res.take.head_pose[registered], want.head_pose[registered], atol=1e-6)
@@ -306,6 +307,7 @@ def test_reconstruction_mistakes(tmp_path):
     full = import_video(tmp_path / "frames", tmp_path / "every_frame.txt", video_rotation=0, scale=2.7)
     assert cut.report["video_frames_kept"] == [2, 59] and cut.take.num_frames == 58
     assert cut.video.first_frame == 2 and len(list(cut.video.timed_views(16, 16))) == 58  # the panel beside it
+    assert cut.report["capture_start_s"] == pytest.approx(1000.0 + 2 / 30)
     np.testing.assert_allclose(rot.quat_to_matrix(cut.take.head_pose[:, 3:])[:, :, 0] @ [0, 0, 1],
                                rot.quat_to_matrix(full.take.head_pose[2:, 3:])[:, :, 0] @ [0, 0, 1], atol=1e-6)
     (tmp_path / "few").mkdir()

@@ -97,9 +97,10 @@ class _EncoderView:
 
 @dataclass(frozen=True)
 class VideoSource:
-    """Where a take's head-camera frames come from: a video file or a folder of image files
-    (one per frame, in name order), its frame rate, the degrees clockwise that turn its frames
-    upright, and its camera's lens when it is not a pinhole (:mod:`.lens`: a fisheye)."""
+    """Where a take's head-camera frames come from: a video file, a folder or pattern of image
+    files (one per frame, in name order) or a Project Aria VRS recording; its frame rate, the
+    degrees clockwise that turn its frames upright, and its camera's lens when it is not a
+    pinhole (:mod:`.lens`: a fisheye)."""
 
     path: Path
     fps: float
@@ -304,7 +305,8 @@ def read_video(path: str | os.PathLike, width: int, height: int, fps: float | No
     first, else None.
 
     ``path`` is a video file (OpenCV/FFmpeg; ``fps``, when given, must agree with the file's to
-    1%) or a folder of image files, one per frame in file-name order (``fps`` required)."""
+    1%), a folder or pattern of image files, one per frame in file-name order (``fps`` required
+    unless their names hold capture times), or a Project Aria VRS recording (:mod:`.vrs`)."""
     source = VideoSource.open(path, fps, lens=lens)  # a file with no frame or a folder without images: an error
     frames, times, view = [], [], None
     for t, f in source._stored():
@@ -529,10 +531,10 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
     n = T if same_rate else int(np.floor(frame_times[-1] * TAKE_FPS + 1e-3)) + 1  # take frames
     named = traj.meta.get("images") is not None  # a pose per image name (COLMAP, nerfstudio)
     cut = None  # the video frames the take keeps, when the poses do not reach its ends
+    clock_start = None  # the recorder's clock time of the take's first frame, to pair ground truth by
     if named:
-        from .trajectory import image_times
-
         from .reconstruct import frame_name
+        from .trajectory import image_times
 
         # the images of a folder or pattern by their names; a video file's frames by the names the
         # reconstruction of it gave them
@@ -548,13 +550,15 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
             log.warning("%s: no pose for the video's first %d and last %d frame(s): the take is frames %d-%d",
                         video, first, T - 1 - last, first, last)
             frames, names, frame_times = frames[first:last + 1], names[first:last + 1], frame_times[first:last + 1]
+            captured = None if captured is None else captured + frame_times[0]
             frame_times = frame_times - frame_times[0]
             uneven = None if uneven is None else frame_times
             T = len(frames)
             n = T if same_rate else int(np.floor(frame_times[-1] * TAKE_FPS + 1e-3)) + 1
             cut = [first, last]
         traj = image_times(traj, names, frame_times)
-        captured = None  # the poses are timed as the frames, from 0
+        # the poses are timed as the frames, from 0; their capture times (if their names hold them) are the clock
+        clock_start, captured = captured, None
     stamped = traj if traj.times is not None else None  # as read, to pair again at another offset
     if auto_offset and stamped is None:
         raise EgoDataError(f"{head_poses}: --time-offset auto needs a trajectory with timestamps "
@@ -628,9 +632,11 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
         enc_path = enc.path
     if auto_offset:
         report["time_offset"] = {"seconds": time_offset, "source": "auto"}
-    if stamped is not None:  # the recorder's clock time of the take's first frame, to pair ground truth by
-        report["capture_start_s"] = float(times[0])
-    elif captured is not None:
+    if stamped is not None and not named:
+        clock_start = float(times[0])
+    if clock_start is not None:
+        report["capture_start_s"] = float(clock_start)
+    elif captured is not None and stamped is None:
         log.info("%s: the frames' capture times are not used: the trajectory has none (one pose per frame)", video)
     track = _metric_head_poses(traj, head_poses, TAKE_FPS, scale, eye_height, body_height, pred_vel, report)
     head = track.head_pose
