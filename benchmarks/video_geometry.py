@@ -21,6 +21,9 @@ the take's own, and the shipped estimator runs as ``kinpoly estimate`` does:
 * ``late_6``: the square render without its first 6 frames, paired row by row with the
   trajectory without its last 6 rows (a video that starts 0.2 s after its trajectory): the
   import's synchronisation check should report a shift of -6 frames;
+* ``narrow``: a 70-degree render (a phone's field of view) read as the encoder's 100 degrees;
+  ``narrow_fovy_given``: with ``video_fovy`` 70; ``narrow_fovy_auto`` (and ``square_fovy_auto``):
+  with the field of view the import finds from the flow and the head's turns;
 * ``fisheye``: a 140-degree pinhole render (384x384) resampled through Project Aria's RGB lens
   (its real calibration, ``aria_adt_sample/device_calibration.json``, scaled to 256x256 frames),
   dark outside its image circle (60 degrees off axis) and stored turned as Aria stores it (90),
@@ -53,7 +56,7 @@ import numpy as np  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 ARIA_CALIBRATION = ROOT.parent / "shared/data/aria_adt_sample/device_calibration.json"
 RENDERS = {"square": (128, 128, 100.0), "wide": (228, 128, 100.0), "tall": (128, 228, 100.0),
-           "wide_angle": (384, 384, 140.0)}  # width, height, vertical field of view
+           "wide_angle": (384, 384, 140.0), "narrow": (128, 128, 70.0)}  # width, height, vertical field of view
 # variant -> (render, transform of the stored frames, import_video's options, estimate it)
 VARIANTS = {
     "square": ("square", None, {}, True),
@@ -70,6 +73,10 @@ VARIANTS = {
     "fisheye": ("wide_angle", "fisheye", {"video_lens": str(ARIA_CALIBRATION)}, True),
     "fisheye_as_pinhole": ("wide_angle", "fisheye", {}, True),
     "fisheye_fovy_110": ("wide_angle", "fisheye", {"video_fovy": 110.0}, True),
+    "square_fovy_auto": ("square", None, {"video_fovy": "auto"}, True),
+    "narrow": ("narrow", None, {}, True),
+    "narrow_fovy_given": ("narrow", None, {"video_fovy": 70.0}, True),
+    "narrow_fovy_auto": ("narrow", None, {"video_fovy": "auto"}, True),
 }
 LATE = 6  # frames the "late_6" video misses at its start
 FISHEYE_SIZE, FISHEYE_CIRCLE = 256, 60.0  # the fisheye frames' side (px) and image circle (degrees off axis)
@@ -172,6 +179,7 @@ def run(job) -> dict:
            "rotation_right": res.report["video_rotation"]["degrees"] == _rotation_stored(transform),
            "agreement": res.report["video_rotation"].get("agreement"),
            "lag": lag["lag"], "lag_right": lag["lag"] == -late,
+           "fovy_found": (res.report.get("video_fovy") or {}).get("degrees"),
            "sync_warning": any("not in step" in m for m in caught),
            "linear_velocity_mae": float(err[:3].mean()), "angular_velocity_mae": float(err[3:].mean()),
            "feature_distance": float(np.linalg.norm(res.take.image_features - own, axis=1).mean()
@@ -236,6 +244,9 @@ def main() -> None:
              "lag_right": int(sum(x["lag_right"] for x in r)), "sync_warnings": int(sum(x["sync_warning"] for x in r)),
              **{k: float(np.mean([x[k] for x in r])) for k in
                 ("linear_velocity_mae", "angular_velocity_mae", "feature_distance")}}
+        found = [x["fovy_found"] for x in r if x.get("fovy_found") is not None]
+        if found:
+            s["fovy_found_median"], s["fovy_found_iqr"] = float(np.median(found)), np.percentile(found, [25, 75]).tolist()
         if "mpjpe_mm" in r[0]:
             s.update({k: float(np.mean([x[k] for x in r])) for k in ("mpjpe_mm", "mpjpe_global_mm")})
             s["no_fall"] = float(np.mean([x["falls"] == 0 for x in r]))

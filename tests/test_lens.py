@@ -276,7 +276,7 @@ def test_lens_mistakes_on_the_command_line(tmp_path):
         assert res.exit_code == 1 and message in res.output and res.output.startswith("Error:"), res.output
         assert not (tmp_path / "out").exists()
     res = run("estimate", "--head-poses", tmp_path / "traj.npy", "--video-lens", "fisheye:150", "--out", tmp_path / "e")
-    assert res.exit_code == 2 and "--video-lens goes with --video" in res.output
+    assert res.exit_code == 2 and "--video-lens and --video-fovy go with --video" in res.output
     res = run("ego", "import-video", tmp_path / "fish.mp4", "--head-poses", tmp_path / "traj.npy", "--scale", "1",
               "--video-rotation", "0", "--video-lens", "fisheye:120", "--out", tmp_path / "ok")
     assert res.exit_code == 0, res.output

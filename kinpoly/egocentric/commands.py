@@ -234,6 +234,30 @@ video_rotation_option = click.option(
          "rotation whose optical flow turns the way the trajectory's head does.")
 
 
+class _Fovy(click.ParamType):
+    """Degrees, or "auto" (the field of view the flow and the head's turns give)."""
+
+    name = "DEGREES|auto"
+
+    def convert(self, value, param, ctx):
+        if value == "auto" or isinstance(value, (int, float)):
+            return value
+        try:
+            fovy = float(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither degrees nor auto", param, ctx)
+        if not 0 < fovy < 180:
+            self.fail(f"{fovy:g}: a pinhole's field of view is between 0 and 180 degrees", param, ctx)
+        return fovy
+
+
+# --video-fovy of the commands that read a head-camera video (import-video, estimate)
+video_fovy_option = click.option(
+    "--video-fovy", type=_Fovy(), default=None,
+    help="Vertical field of view of a pinhole video (degrees; default: the encoder's 100); auto: the one its "
+         "flow and the trajectory's head turns give (a phone: about 70). A fisheye: --video-lens.")
+
+
 # --video-lens of the commands that read a head-camera video (import-video, estimate, stream)
 video_lens_option = click.option(
     "--video-lens", default=None, metavar="FILE|fisheye:DEGREES",
@@ -264,8 +288,7 @@ video_lens_option = click.option(
 @click.option("--body-height", type=float, default=None,
               help="Wearer's standing height (m) for the gait-based scale estimate (default: eye height / 0.936).")
 @time_offset_option
-@click.option("--video-fovy", type=float, default=None,
-              help="Vertical field of view of a pinhole video (degrees; a fisheye: --video-lens).")
+@video_fovy_option
 @video_rotation_option
 @video_lens_option
 @click.option("--world-to-camera", is_flag=True,

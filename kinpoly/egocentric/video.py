@@ -322,6 +322,33 @@ def read_video(path: str | os.PathLike, width: int, height: int, fps: float | No
                        source.capture_start(), source.lens)
 
 
+def estimate_fovy(pair_flows: np.ndarray, turns: np.ndarray) -> tuple[float | None, float]:
+    """The vertical field of view (degrees) of a pinhole video from its optical flow and its
+    head's rotation: near the image centre a camera turning by (yaw, pitch) radians moves the
+    picture by focal length x (yaw, -pitch), whatever the scene's depth (translation adds flow
+    that the centre's median and the fit's trimming mostly leave out).
+
+    ``pair_flows`` (N, 2, S, S): the flow of each frame pair in grid cells of the S x S grid
+    (:func:`.flow.pool_flow`; the frames upright); ``turns`` (N, 2): the head's yaw (left) and
+    pitch (down) over each pair, radians. Returns the field of view, or None when the head turns
+    too little to tell (under 0.5 rad in all), and the share of the flow the fit explains."""
+    s = pair_flows.shape[-1]
+    lo, hi = s // 4, s - s // 4
+    centre = np.median(pair_flows[:, :, lo:hi, lo:hi].reshape(len(pair_flows), 2, -1), axis=2)  # (N, 2)
+    a = np.stack([turns[:, 0], -turns[:, 1]], axis=1)
+    if np.abs(turns).sum() < 0.5:
+        return None, 0.0
+    keep = np.ones(len(a), bool)
+    for _ in range(3):  # least squares, then again without the fifth of frames it fits worst
+        f = float(np.sum(centre[keep] * a[keep]) / max(np.sum(a[keep] ** 2), 1e-12))
+        err = np.linalg.norm(centre - f * a, axis=1)
+        keep = err <= np.quantile(err, 0.8)
+    explained = 1.0 - float(np.sum((centre[keep] - f * a[keep]) ** 2) / max(np.sum(centre[keep] ** 2), 1e-12))
+    if f <= 0:
+        return None, explained
+    return float(np.degrees(2 * np.arctan(s / 2 / f))), explained
+
+
 def looks_fisheye(frames: np.ndarray) -> bool:
     """Whether frames (T, H, W, 3) look like a fisheye lens's: the corners dark in every frame
     (outside the lens's image circle, as Project Aria's RGB frames are), the middle of each side
@@ -488,7 +515,10 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
     1 s of that default, which it keeps when no clear shift is found; ``report["time_offset"]``
     says which). The encoder reads
     each frame as :func:`encoder_view` gives it. ``video_fovy``: the video's vertical field of
-    view; flow is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal).
+    view; flow is rescaled from it to the encoder's ``encoder_fovy`` (default: assumed equal);
+    ``"auto"``: the one its flow and the head's turns give (:func:`estimate_fovy`), which is
+    reported in any case (``report["video_fovy"]["found"]``, with a warning when far from the
+    one assumed).
     ``video_lens``: the video camera's lens, a :class:`.lens.Lens` or what
     :func:`.lens.load_lens` reads (a calibration file, ``"fisheye:DEGREES"``): each frame is
     resampled as the encoder's pinhole camera would see it (``report["video_lens"]``); without
@@ -510,7 +540,7 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
     auto_offset = time_offset == "auto"
     given_offset = None if time_offset is None or auto_offset else float(time_offset)
     video = Path(video)
-    if video_lens is not None and video_fovy is not None:
+    if video_lens is not None and video_fovy not in (None, "auto"):
         raise EgoDataError(f"{video}: give the video's lens or its field of view, not both (a lens's view is "
                            f"resampled to the encoder's)")
     lens = load_lens(video_lens) if isinstance(video_lens, (str, os.PathLike)) else video_lens
@@ -586,6 +616,8 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
         gaps = np.diff(uneven) * 1e3
         report["variable_frame_rate"] = {"frame_interval_ms": [round(float(gaps.min()), 3), round(float(gaps.max()), 3)]}
     if lens is not None:
+        if video_fovy == "auto":
+            video_fovy = None  # a lens's view has its own field of view
         report["video_lens"] = {"lens": lens.source, "model": lens.model, "view_fovy": round(view_fovy, 3),
                                 "covered_fovy": round(coverage, 3)}
         if view_fovy < encoder_fovy:
@@ -603,17 +635,18 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
     if enc is not None:
         # the flow of a 1/30 s interval, as the encoder was trained on (of each pair's own interval
         # in a variable-frame-rate video)
-        gain = 1.0 if same_rate else (vfps / TAKE_FPS if uneven is None else
-                                      (1.0 / TAKE_FPS / np.diff(uneven))[:, None, None, None])
-        if video_fovy is not None:  # ... and of its field of view
-            gain *= np.tan(np.radians(video_fovy) / 2) / np.tan(np.radians(encoder_fovy) / 2)
+        rate_gain = 1.0 if same_rate else (vfps / TAKE_FPS if uneven is None else
+                                           (1.0 / TAKE_FPS / np.diff(uneven))[:, None, None, None])
+        gain = rate_gain * _fovy_gain(None if video_fovy == "auto" else video_fovy, encoder_fovy)
+        flows = {}  # rotation -> the frame pairs' pooled flow, as computed
 
-        def encode(rotation: int):
+        def encode(rotation: int, gain=gain):
             from .flow import FlowComputer, flows_per_frame
 
-            fc = FlowComputer(enc.size, flow_preset)
-            pair = np.stack([f for f in map(fc.push, turn_upright(frames, rotation)) if f is not None])
-            out = enc.encode(flows_per_frame((pair * gain).astype(np.float32)))
+            if rotation not in flows:
+                fc = FlowComputer(enc.size, flow_preset)
+                flows[rotation] = np.stack([f for f in map(fc.push, turn_upright(frames, rotation)) if f is not None])
+            out = enc.encode(flows_per_frame((flows[rotation] * gain).astype(np.float32)))
             return out if same_rate else tuple(_interpolate_frames(x, frame_times, n) for x in out)
 
         unit = to_head_poses(traj, 1.0, eye_height).head_pose  # any scale: only its rotation is read
@@ -629,6 +662,24 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
                 traj = resample(stamped, times)
             except EgoDataError as e:
                 raise EgoDataError(f"{e} (at the --time-offset {time_offset:.3f} that auto found)") from None
+        if lens is None:  # the field of view the flow and the head's turns give (a lens's view has its own)
+            rotation = report["video_rotation"]["degrees"]
+            found, explained = estimate_fovy(flows[rotation], _pair_turns(traj, eye_height, frame_times))
+            entry = {"found": None if found is None else round(found, 2), "explained": round(explained, 3)}
+            if video_fovy == "auto":  # encoded again with it
+                entry.update(degrees=round(found, 2) if found is not None else encoder_fovy,
+                             source="auto" if found is not None else "assumed (too little turning to tell)")
+                if found is not None:
+                    feats, pred_vel = encode(rotation, rate_gain * _fovy_gain(found, encoder_fovy))
+            elif video_fovy is None:
+                entry.update(degrees=encoder_fovy, source="assumed")
+                if found is not None and not 0.7 <= _fovy_gain(found, encoder_fovy) <= 1.43:
+                    log.warning("%s: the flow and the head's turns say the video's field of view is about %.0f "
+                                "degrees, not the %.0f assumed: if so, give it (--video-fovy %.0f, or auto)",
+                                video, found, encoder_fovy, found)
+            else:
+                entry.update(degrees=float(video_fovy), source="given")
+            report["video_fovy"] = entry
         enc_path = enc.path
     if auto_offset:
         report["time_offset"] = {"seconds": time_offset, "source": "auto"}
@@ -651,6 +702,26 @@ def import_video(video: str | os.PathLike, head_poses: str | os.PathLike | None,
                                     {"degrees": mounted or 0, "source": "stored" if mounted is None else "lens calibration"})
     return ImportResult(take, report, VideoSource(video, vfps, report["video_rotation"]["degrees"], lens,
                                                   cut[0] if cut else 0))
+
+
+def _fovy_gain(fovy: float | None, encoder_fovy: float) -> float:
+    """The factor that makes the flow of a pinhole video with vertical field of view ``fovy``
+    (None: the encoder's) that of the encoder's camera for the same turn, near the centre."""
+    return 1.0 if fovy is None else float(np.tan(np.radians(fovy) / 2) / np.tan(np.radians(encoder_fovy) / 2))
+
+
+def _pair_turns(traj, eye_height: float, frame_times: np.ndarray) -> np.ndarray:
+    """(N, 2) the head's yaw (left) and pitch (down) in radians over each pair of video frames
+    (at ``frame_times`` from the first; the trajectory at the take's 30 Hz times from it)."""
+    from .features import head_local_velocities
+    from .trajectory import to_head_poses
+
+    head = to_head_poses(traj, 1.0, eye_height).head_pose  # any scale: only its rotation is read
+    rates = head_local_velocities(head, TAKE_FPS)[:, [5, 4]]  # rad/s about the head's up and left axes
+    at = (frame_times[:-1] + frame_times[1:]) / 2
+    take_t = np.arange(len(head)) / TAKE_FPS + 0.5 / TAKE_FPS  # each forward difference's middle
+    per_s = np.stack([np.interp(at, take_t, rates[:, k]) for k in range(2)], axis=1)
+    return per_s * np.diff(frame_times)[:, None]
 
 
 def mounting_rotation(lens: Lens | None, camera_axes: str) -> int | None:

@@ -11,8 +11,8 @@ import click
 import numpy as np
 
 from ..config import RunDir, load_config, resolve_path
-from ..egocentric.commands import (objects_option, rotation_choice, time_offset_option, video_lens_option,
-                                   video_rotation_option)
+from ..egocentric.commands import (objects_option, rotation_choice, time_offset_option, video_fovy_option,
+                                   video_lens_option, video_rotation_option)
 from ..errors import Command, Group, check_output
 from ..motion.clip import ACTIONS
 
@@ -184,6 +184,7 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
 @time_offset_option
 @video_rotation_option
 @video_lens_option
+@video_fovy_option
 @click.option("--scale", type=float, default=None, help="Metric scale of the trajectory (default: estimated).")
 @click.option("--eye-height", type=float, default=1.6, show_default=True,
               help="With --head-poses: the wearer's eye height in the first frame (m), which places the floor.")
@@ -236,7 +237,8 @@ def restart_context_command(policy, out, config_path, overrides, no_progress) ->
               help="Processes estimating takes side by side, one core each (default: all cores, at most "
                    "one per take). The outputs are the same as with one.")
 @click.option("--no-progress", is_flag=True)
-def estimate_command(take_path, split, video, head_poses, fps, time_offset, video_rotation, video_lens, scale, eye_height,
+def estimate_command(take_path, split, video, head_poses, fps, time_offset, video_rotation, video_lens, video_fovy,
+                     scale, eye_height,
                      world_to_camera, action, objects_file, gt_file, out, checkpoint, controller, training_free,
                      controller_overrides, leg_refiner, no_physics, no_feedback, smoothing, feedforward, anchor, restart_context, placeholder_object, videos, resume,
                      workers, no_progress) -> None:
@@ -249,8 +251,8 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
         raise click.UsageError("give exactly one of --take, --video (with or without --head-poses) or --head-poses")
     if time_offset == "auto" and video is None:
         raise click.UsageError("--time-offset auto goes with --video (it reads the video's head turns)")
-    if video_lens is not None and video is None:
-        raise click.UsageError("--video-lens goes with --video")
+    if (video_lens is not None or video_fovy is not None) and video is None:
+        raise click.UsageError("--video-lens and --video-fovy go with --video")
     if objects_file is not None and take_path is not None:
         raise click.UsageError("--objects goes with --video or --head-poses (a take holds its own objects)")
     trajectory_only = video is None and head_poses is not None
@@ -277,7 +279,8 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
                   "objects": objects_file, "time_offset": time_offset}
             imported = (import_trajectory(head_poses, fps=fps or 30.0, **kw) if trajectory_only else
                         import_video(video, head_poses, fps=fps, video_rotation=rotation_choice(video_rotation),
-                                     video_lens=video_lens, reconstruction=out / "reconstruction", **kw))
+                                     video_lens=video_lens, video_fovy=video_fovy,
+                                     reconstruction=out / "reconstruction", **kw))
             take, input_video = imported.take, imported.video
             if gt_file is not None:
                 from ..motion.importers import import_file
@@ -294,6 +297,7 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
     RunDir(out, {"take": take_path and str(take_path), "split": split, "video": video and str(video),
                  "head_poses": head_poses and str(head_poses), "fps": (fps or 30.0) if trajectory_only else fps,
                  "video_rotation": video_rotation if video is not None else None, "video_lens": video_lens,
+                 "video_fovy": video_fovy,
                  "time_offset": time_offset,
                  "scale": scale, "eye_height": eye_height if take_path is None else None,
                  "world_to_camera": world_to_camera, "action": action, "objects": objects_file and str(objects_file),
