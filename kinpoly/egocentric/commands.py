@@ -204,23 +204,29 @@ objects_option = click.option(
          "moving one; format in kinpoly/egocentric/objects.py).")
 
 
-class _TimeOffset(click.ParamType):
-    """Seconds, or "auto" (for a video: the offset its head turns say)."""
+class _NumberOrAuto(click.ParamType):
+    """A number (``what``: "a number of seconds", "degrees"), or "auto"; ``between``: the open
+    interval it must lie in."""
 
-    name = "SECONDS|auto"
+    def __init__(self, name: str, what: str, between: tuple[float, float] | None = None):
+        self.name, self.what, self.between = name, what, between
 
     def convert(self, value, param, ctx):
         if value == "auto" or isinstance(value, (int, float)):
             return value
         try:
-            return float(value)
+            number = float(value)
         except ValueError:
-            self.fail(f"{value!r} is neither a number of seconds nor auto", param, ctx)
+            self.fail(f"{value!r} is neither {self.what} nor auto", param, ctx)
+        if self.between and not self.between[0] < number < self.between[1]:
+            self.fail(f"{number:g}: expected {self.what} between {self.between[0]:g} and {self.between[1]:g}",
+                      param, ctx)
+        return number
 
 
 # --time-offset of the commands that read a head-camera video and its trajectory (import-video, estimate)
 time_offset_option = click.option(
-    "--time-offset", type=_TimeOffset(), default=None,
+    "--time-offset", type=_NumberOrAuto("SECONDS|auto", "a number of seconds"), default=None,
     help="Trajectory time of the first frame minus its first pose time (s), for a trajectory with "
          "timestamps (default: the frames' capture times when their file names hold them in the "
          "trajectory's clock, as Project Aria's do; else 0); auto: the offset, within 1 s of that, at "
@@ -234,26 +240,9 @@ video_rotation_option = click.option(
          "rotation whose optical flow turns the way the trajectory's head does.")
 
 
-class _Fovy(click.ParamType):
-    """Degrees, or "auto" (the field of view the flow and the head's turns give)."""
-
-    name = "DEGREES|auto"
-
-    def convert(self, value, param, ctx):
-        if value == "auto" or isinstance(value, (int, float)):
-            return value
-        try:
-            fovy = float(value)
-        except ValueError:
-            self.fail(f"{value!r} is neither degrees nor auto", param, ctx)
-        if not 0 < fovy < 180:
-            self.fail(f"{fovy:g}: a pinhole's field of view is between 0 and 180 degrees", param, ctx)
-        return fovy
-
-
 # --video-fovy of the commands that read a head-camera video (import-video, estimate)
 video_fovy_option = click.option(
-    "--video-fovy", type=_Fovy(), default=None,
+    "--video-fovy", type=_NumberOrAuto("DEGREES|auto", "degrees", (0.0, 180.0)), default=None,
     help="Vertical field of view of a pinhole video (degrees; default: the encoder's 100); auto: the one its "
          "flow and the trajectory's head turns give (a phone: about 70). A fisheye: --video-lens.")
 
