@@ -389,3 +389,29 @@ def test_a_video_stored_turned_is_reconstructed_upright(tmp_path, shared_data):
     R, R_droid = rot.quat_to_matrix(res.take.head_pose[:, 3:]), rot.quat_to_matrix(droid.head_pose[:, 3:])
     cos = (np.trace(np.swapaxes(R, 1, 2) @ R_droid, axis1=1, axis2=2) - 1) / 2
     assert np.degrees(np.arccos(np.clip(cos, -1, 1))).mean() < 2.0
+
+
+def test_large_jpeg_frames_are_decoded_smaller(tmp_path):
+    """Frames much larger than the view read from them (Aria's 1408 x 1408 JPEGs) are decoded at
+    a quarter or half their size by libjpeg (2.5 times faster on Aria frames), with the same view
+    to within half a grey level on average."""
+    import cv2
+
+    from kinpoly.egocentric.lens import Rectifier
+    from kinpoly.egocentric.video import encoder_view, read_video
+
+    rng = np.random.default_rng(0)
+    big = cv2.GaussianBlur(rng.integers(0, 255, (1024, 1024, 3), dtype=np.uint8), (0, 0), 6.0)
+    (tmp_path / "f").mkdir()
+    for i in range(3):
+        cv2.imwrite(str(tmp_path / "f" / f"rgb_{1_000_000_000 + i * 33_333_333}.jpg"), np.roll(big, 8 * i, axis=1))
+    full = [cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB) for p in sorted((tmp_path / "f").iterdir())]
+    assert VideoSource.open(tmp_path / "f")._reduction(128, 128, 100.0) == 4  # 256 px still twice the view
+    read = read_video(tmp_path / "f", 128, 128).frames.astype(float)
+    assert np.abs(read - np.stack([encoder_view(f, 128, 128) for f in full])).mean() < 0.5
+    lens = load_lens("fisheye:120")
+    source = VideoSource.open(tmp_path / "f", lens=lens)
+    assert source._reduction(128, 128, 100.0) == 2  # the lens's view first shrinks the frame to 169 px
+    through = read_video(tmp_path / "f", 128, 128, lens=lens).frames.astype(float)
+    rect = Rectifier(lens, (1024, 1024), 128, 128, 100.0)
+    assert np.abs(through - np.stack([rect(f) for f in full])).mean() < 0.5
