@@ -176,7 +176,8 @@ class VideoSource:
             return Rectifier(self.lens, frame_size, width, height, fovy, narrow)
         return _EncoderView(width, height)
 
-    def timed_views(self, width: int, height: int, fovy: float = ENCODER_FOVY) -> Iterator[tuple[float, np.ndarray]]:
+    def timed_views(self, width: int, height: int, fovy: float = ENCODER_FOVY,
+                    narrow: bool = True) -> Iterator[tuple[float, np.ndarray]]:
         """(time in s, frame as the flow encoder reads it, (height, width), turned upright) of
         every frame from ``first_frame`` on (:meth:`viewer`)."""
         view = None
@@ -184,7 +185,7 @@ class VideoSource:
             if i < self.first_frame:
                 continue
             if view is None:
-                view = self.viewer((f.shape[1], f.shape[0]), width, height, fovy)
+                view = self.viewer((f.shape[1], f.shape[0]), width, height, fovy, narrow)
             yield t, turn_upright(view(f), self.rotation)
 
     def _reduction(self, width: int, height: int, fovy: float) -> int:

@@ -331,8 +331,8 @@ def estimate_command(take_path, split, video, head_poses, fps, time_offset, vide
 @click.option("--action", type=click.Choice(ACTIONS), default=None)
 @objects_option
 @click.option("--video", default=None,
-              help="The head camera's frames, one per pose line: a video file at 30 frames/s or a camera "
-                   "index (0, 1, ...). The policy then reads image features (default: "
+              help="The head camera's frames, one per pose line: a video file, a folder or quoted pattern of "
+                   "frames or a Project Aria .vrs recording, at 30 frames/s, or a camera index (0, 1, ...). The policy then reads image features (default: "
                    "checkpoints/kinematic/policy.pt, the method's; it has no restart encoder, see --lookahead).")
 @click.option("--video-rotation", type=click.Choice(["0", "90", "180", "270"]), default="0", show_default=True,
               help="Degrees clockwise that turn the --video frames upright (Project Aria's RGB camera: 90). A "
@@ -442,24 +442,29 @@ def stream_command(source, world_up, camera_axes, eye_height, scale, lookahead, 
 
 
 def _video_frames(video: str, rotation: int = 0, lens=None):
-    """The head camera's frames as RGB arrays, turned ``rotation`` degrees clockwise, one per
-    ``next``: a video file at 30 frames/s or a camera index; a generator (``close`` releases the
-    capture). Through a ``lens`` (:mod:`kinpoly.egocentric.lens`), each is the flow encoder's
-    pinhole view (black beyond what the lens covers)."""
+    """The head camera's frames, one per ``next``, as the flow encoder reads them (RGB, turned
+    ``rotation`` degrees clockwise; through a ``lens`` (:mod:`kinpoly.egocentric.lens`) the
+    encoder's pinhole view, black beyond what it covers): from a video file, a folder or pattern
+    of frames or a Project Aria VRS recording (with its own lens) at 30 frames/s, or a camera
+    index; a generator (``close`` releases the capture)."""
     import cv2
 
-    from ..egocentric.video import ENCODER_FOVY, VIDEO_SIZE, VideoSource, turn_upright
+    from ..egocentric.take import EgoDataError
+    from ..egocentric.video import VIDEO_SIZE, VideoSource, encoder_view, turn_upright
     from .streaming import STREAM_FPS
 
-    camera = video.isdigit()
-    cap = cv2.VideoCapture(int(video) if camera else video)
+    if not video.isdigit():
+        try:
+            source = VideoSource.open(video, rotation=rotation, lens=lens)
+        except EgoDataError as e:
+            raise click.ClickException(f"--video {video}: {e}") from None
+        if abs(source.fps - STREAM_FPS) > 0.01 * STREAM_FPS:
+            raise click.ClickException(f"--video {video}: {source.fps:g} frames/s; a stream is {STREAM_FPS:g} "
+                                       f"(estimate it with `kinpoly estimate --video`, which resamples)")
+        return (f for _, f in source.timed_views(*VIDEO_SIZE, narrow=False))
+    cap = cv2.VideoCapture(int(video))
     if not cap.isOpened():
-        raise click.ClickException(f"--video {video}: cannot open it ({'no such camera' if camera else 'not a video OpenCV reads'})")
-    fps = float(cap.get(cv2.CAP_PROP_FPS) or 0.0)
-    if not camera and abs(fps - STREAM_FPS) > 0.01 * STREAM_FPS:
-        cap.release()
-        raise click.ClickException(f"--video {video}: {fps:g} frames/s; a stream is {STREAM_FPS:g} (estimate the "
-                                   f"file with `kinpoly estimate --video`, which resamples)")
+        raise click.ClickException(f"--video {video}: cannot open it (no such camera)")
 
     def frames():
         view = None
@@ -469,12 +474,11 @@ def _video_frames(video: str, rotation: int = 0, lens=None):
                 if not ok:
                     return
                 rgb = cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
-                if lens is not None:
-                    if view is None:
-                        view = VideoSource(Path(video), STREAM_FPS, lens=lens).viewer(
-                            (rgb.shape[1], rgb.shape[0]), *VIDEO_SIZE, ENCODER_FOVY, narrow=False)
-                    rgb = view(rgb)
-                yield turn_upright(rgb, rotation)
+                if view is None:
+                    view = (VideoSource(Path(video), STREAM_FPS, lens=lens).viewer(
+                        (rgb.shape[1], rgb.shape[0]), *VIDEO_SIZE, narrow=False) if lens is not None else
+                        (lambda f: encoder_view(f, *VIDEO_SIZE)))
+                yield turn_upright(view(rgb), rotation)
         finally:
             cap.release()
 
