@@ -318,9 +318,9 @@ def load_lens(spec: str | os.PathLike) -> Lens:
             cam = data.get(label or ARIA_CAMERA)
             if not isinstance(cam, dict):
                 raise EgoDataError(f"{path}: no camera {label or ARIA_CAMERA!r} (has: {', '.join(data)})")
-            lens = _aria_params(str(cam.get("model", "")), cam["projection_params"], cam.get("image_size"), str(path))
+            lens = aria_lens(str(cam.get("model", "")), cam["projection_params"], cam.get("image_size"), str(path))
             pose = cam.get("T_device_camera_4x4")
-            return lens if pose is None else replace(lens, mount=_rows(pose))
+            return lens if pose is None else replace(lens, mount=rotation_rows(pose))
         return _plain(data, str(path))
     except (KeyError, TypeError, ValueError, IndexError) as e:
         raise EgoDataError(f"{path}: incomplete or malformed calibration ({type(e).__name__}: {e})") from None
@@ -337,17 +337,17 @@ def _aria_device(data: dict, label: str, source: str) -> Lens:
     sizes = data.get("ImageSizes")
     if size is None and isinstance(sizes, list) and len(sizes) == len(cams):
         size = sizes[i]
-    lens = _aria_params(proj["Name"], proj["Params"], size, source)
+    lens = aria_lens(proj["Name"], proj["Params"], size, source)
     pose = cams[i].get("T_Device_Camera")
     if isinstance(pose, dict) and "UnitQuaternion" in pose:  # [w, [x, y, z]]
         from .. import rotations as rot
 
         w, (x, y, z) = pose["UnitQuaternion"]
-        lens = replace(lens, mount=_rows(rot.quat_to_matrix(np.array([w, x, y, z], dtype=np.float64))))
+        lens = replace(lens, mount=rotation_rows(rot.quat_to_matrix(np.array([w, x, y, z], dtype=np.float64))))
     return lens
 
 
-def _rows(R) -> tuple[tuple[float, float, float], ...]:
+def rotation_rows(R) -> tuple[tuple[float, float, float], ...]:
     """A rotation matrix as a tuple of rows, after checking it is one."""
     R = np.asarray(R, dtype=np.float64)[:3, :3]
     if not (np.isfinite(R).all() and np.allclose(R @ R.T, np.eye(3), atol=1e-3) and np.linalg.det(R) > 0):
@@ -355,7 +355,7 @@ def _rows(R) -> tuple[tuple[float, float, float], ...]:
     return tuple(tuple(float(v) for v in row) for row in R)
 
 
-def _aria_params(name: str, params, size, source: str) -> Lens:
+def aria_lens(name: str, params, size, source: str) -> Lens:
     """Project Aria's projection models by name: FisheyeRadTanThinPrism (FISHEYE624: f cx cy
     k0-k5 p0 p1 s0-s3), KannalaBrandtK3 (fx fy cx cy k0-k3), Linear / pinhole (fx fy cx cy)."""
     p = [float(v) for v in params]

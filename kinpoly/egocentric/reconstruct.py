@@ -40,6 +40,22 @@ def frame_name(index: int) -> str:
     return f"frame_{index:06d}.png"
 
 
+class _Shrink:
+    """A frame resized by ``scale`` (area averaging; as it is when 1)."""
+
+    def __init__(self, scale: float):
+        self.scale = scale
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        import cv2
+
+        if self.scale >= 1.0:
+            return frame
+        h, w = frame.shape[:2]
+        size = (max(1, round(w * self.scale)), max(1, round(h * self.scale)))
+        return cv2.resize(frame, size, interpolation=cv2.INTER_AREA)
+
+
 def _write(path: Path, rgb: np.ndarray) -> None:
     import cv2
 
@@ -59,8 +75,6 @@ def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float 
     except ImportError:
         raise EgoDataError(f"{video}: a video without a trajectory needs pycolmap to reconstruct one "
                            f"(pip install 'kinpoly[reconstruct]'), or give its trajectory (--head-poses)") from None
-    import cv2
-
     from .video import ENCODER_FOVY, VideoSource, mounting_rotation, turn_upright
 
     out = Path(out)
@@ -77,10 +91,8 @@ def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float 
     for i, (_, frame) in enumerate(source._stored()):
         if view is None:
             h, w = frame.shape[:2]
-            s = min(1.0, MAX_SIDE / max(w, h))
             view = (source.viewer((w, h), VIEW, VIEW, ENCODER_FOVY, narrow=False) if source.lens is not None else
-                    (lambda f, size=(max(1, round(w * s)), max(1, round(h * s))):
-                     cv2.resize(f, size, interpolation=cv2.INTER_AREA) if s < 1.0 else f))
+                    _Shrink(min(1.0, MAX_SIDE / max(w, h))))
         if i % step == 0:
             _write(images / frame_name(i), turn_upright(view(frame), int(rotation)))
         else:

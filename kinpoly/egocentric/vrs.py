@@ -14,7 +14,7 @@ Reading needs Meta's ``projectaria-tools`` (``pip install 'kinpoly[aria]'``); on
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -62,7 +62,7 @@ class VrsCamera:
 
     def lens(self):
         """The camera's factory calibration as a :class:`.lens.Lens`, with its mounting."""
-        from .lens import _aria_params, _rows
+        from .lens import aria_lens, rotation_rows
 
         calib = self.provider.get_device_calibration()
         cam = calib.get_camera_calib(self.label) if calib is not None else None
@@ -70,10 +70,8 @@ class VrsCamera:
             raise EgoDataError(f"{self.path}: the recording has no calibration of {self.label}")
         params = getattr(cam, "get_projection_params", None) or cam.projection_params
         width, height = (int(v) for v in cam.get_image_size())
-        lens = _aria_params(str(cam.get_model_name()), list(params()), (width, height), f"{self.path}#{self.label}")
-        from dataclasses import replace
-
-        return replace(lens, mount=_rows(cam.get_transform_device_camera().rotation().to_matrix()))
+        lens = aria_lens(str(cam.get_model_name()), list(params()), (width, height), f"{self.path}#{self.label}")
+        return replace(lens, mount=rotation_rows(cam.get_transform_device_camera().rotation().to_matrix()))
 
 
 def open_camera(path: str | Path) -> VrsCamera:
