@@ -260,9 +260,9 @@ video_lens_option = click.option(
 @ego.command("import-video")
 @click.argument("video", type=click.Path(path_type=Path))
 @click.option("--head-poses", default=None, type=click.Path(path_type=Path),
-              help="Camera trajectory (default: reconstructed from the video's frames into OUT/reconstruction/"
-                   "NAME, with pycolmap: pip install 'kinpoly[reconstruct]'): .npy (T,7 tx ty tz qx qy qz qw, camera-to-world, OpenCV axes: "
-                   "DROID-SLAM), TUM .txt, Aria MPS/ADT .csv, or csv/npz (time, position, quaternion); "
+              help="Camera trajectory (default: reconstructed from the video's frames into "
+                   "OUT/reconstruction/NAME, with pycolmap: pip install 'kinpoly[reconstruct]'): .npy (T,7 "
+                   "tx ty tz qx qy qz qw, camera-to-world, OpenCV axes: DROID-SLAM), TUM .txt, Aria MPS/ADT .csv, or csv/npz (time, position, quaternion); "
                    "COLMAP images.txt/.bin or nerfstudio transforms.json (a pose per image of the video's "
                    "frames); or a folder holding one (an Aria MPS output folder, a COLMAP sparse model).")
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Take folder to write into.")
@@ -287,21 +287,21 @@ video_lens_option = click.option(
 @objects_option
 @click.option("--gt", "gt_file", type=click.Path(path_type=Path), default=None,
               help="Ground-truth motion for evaluation (any `kinpoly motion import` file, e.g. the "
-                   "EgoEgo pickle), same frames; aligned to the take by yaw + translation.")
+                   "EgoEgo pickle or an ADT skeleton): the same frames, or paired by capture time when both "
+                   "know it; aligned to the take by yaw + translation.")
 def import_video_command(video, head_poses, out, name, fmt, fps, scale, eye_height, body_height, time_offset,
                          video_fovy, video_rotation, video_lens, world_to_camera, action, encoder, objects_file,
                          gt_file):
-    """Turn a head-camera VIDEO (a file, or a folder or quoted pattern of its frames as image
-    files: 'frames/rgb_*.jpg') and its camera trajectory into an egocentric take. Frames whose
-    file names hold their capture times (Project Aria's tools name them so) need no --fps and
-    are paired with the trajectory by those times."""
+    """Turn a head-camera VIDEO (a file, a Project Aria .vrs recording, or a folder or quoted
+    pattern of its frames as image files: 'frames/rgb_*.jpg') and its camera trajectory (or,
+    without one, a reconstruction from its frames) into an egocentric take. Frames whose file
+    names hold their capture times (Project Aria's tools name them so) need no --fps and are
+    paired with the trajectory by those times."""
     from .take import EgoDataError
-    from .video import import_video
+    from .video import import_video, video_name
 
     check_output(out, folder=True)  # before the import's work, not after
     try:
-        from .video import video_name
-
         res = import_video(video, head_poses, name=name, fmt=fmt, fps=fps, scale=scale,
                            reconstruction=out / "reconstruction" / (name or video_name(Path(video))),
                            eye_height=eye_height, body_height=body_height, time_offset=time_offset,
