@@ -63,10 +63,9 @@ def _write(path: Path, rgb: np.ndarray) -> None:
 
 
 def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float | None = None, lens=None,
-                rotation: int | str = "auto", rate: float = RATE) -> tuple[Path, int]:
+                rotation: int | str = "auto", rate: float = RATE) -> Path:
     """Reconstruct the camera trajectory of ``video`` (a file, a folder or pattern of frames, or
-    a VRS recording) into ``out`` (module docstring); the path of its ``images.txt`` and the
-    number of video frames. The frames are turned upright first (``rotation`` degrees
+    a VRS recording) into ``out`` (module docstring); the path of its ``images.txt``. The frames are turned upright first (``rotation`` degrees
     clockwise; "auto": as a Project Aria calibration's mounting says, else as stored), so that
     the reconstructed camera is the wearer's upright one. A one-line error without pycolmap or
     when nothing registers."""
@@ -87,7 +86,7 @@ def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float 
     if rotation == "auto":
         rotation = mounting_rotation(source.lens, "aria") or 0
     step = max(1, int(round(source.fps / rate)))
-    view, last, count = None, None, 0
+    view, i, frame = None, -1, None
     for i, (_, frame) in enumerate(source._stored()):
         if view is None:
             h, w = frame.shape[:2]
@@ -95,11 +94,9 @@ def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float 
                     _Shrink(min(1.0, MAX_SIDE / max(w, h))))
         if i % step == 0:
             _write(images / frame_name(i), turn_upright(view(frame), int(rotation)))
-        else:
-            last = (i, frame)
-        count = i + 1
-    if last is not None and last[0] == count - 1:  # the last frame too: the take ends there
-        _write(images / frame_name(last[0]), turn_upright(view(last[1]), int(rotation)))
+    if i % step:  # the last frame too: the take ends there
+        _write(images / frame_name(i), turn_upright(view(frame), int(rotation)))
+    count = i + 1
 
     pycolmap.set_random_seed(SEED)
     database = out / "database.db"
@@ -132,4 +129,4 @@ def reconstruct(video: str | os.PathLike, out: str | os.PathLike, *, fps: float 
     written = len(list(images.glob("frame_*.png")))
     log.info("%s: the reconstruction registered %d of %d frames given (%d video frames)", video,
              best.num_reg_images(), written, count)
-    return sparse / "images.txt", count
+    return sparse / "images.txt"

@@ -329,61 +329,56 @@ def _read_image_poses(path: Path, fmt: str) -> Trajectory:
     import json
     import struct
 
-    names, quats, trans = [], [], []
+    from .video import IMAGE_SUFFIXES
+
+    names, quats, trans = [], [], []  # COLMAP's world-to-camera rotations (wxyz) and translations
     try:
         if fmt == "nerfstudio":
             frames = json.loads(path.read_text()).get("frames")
             if not isinstance(frames, list) or not frames:
                 raise EgoDataError(f"{path}: a transforms.json needs 'frames' with 'file_path' and 'transform_matrix'")
-            for f in frames:
-                m = np.asarray(f["transform_matrix"], dtype=np.float64)
-                names.append(Path(str(f["file_path"])).name)
-                quats.append(rot.matrix_to_quat(m[:3, :3]))
-                trans.append(m[:3, 3])
-            order = np.argsort(names, kind="stable")
-            names = [names[i] for i in order]
-            pos, quat = np.asarray(trans)[order], np.asarray(quats)[order]
-            _check(path, pos, quat)
-            return Trajectory(pos, quat, None, "opengl", "auto", False, str(path),
-                              {"format": "nerfstudio", "images": names})
-        if path.suffix.lower() == ".bin":
-            data = path.read_bytes()
-            (count,), at = struct.unpack_from("<Q", data, 0), 8
-            for _ in range(count):
-                _, qw, qx, qy, qz, tx, ty, tz, _ = struct.unpack_from("<I7dI", data, at)
-                at += 64
-                end = data.index(b"\0", at)
-                name = data[at:end].decode("utf-8")
-                (points,) = struct.unpack_from("<Q", data, end + 1)
-                at = end + 9 + points * 24
-                names.append(name)
-                quats.append((qw, qx, qy, qz))
-                trans.append((tx, ty, tz))
+            names = [str(f["file_path"]) for f in frames]
+            m = np.asarray([f["transform_matrix"] for f in frames], dtype=np.float64)
+            R, pos, axes = m[:, :3, :3], m[:, :3, 3], "opengl"  # camera-to-world already
         else:
-            for line in path.read_text(errors="replace").splitlines():
-                tok = line.split()
-                if not tok or tok[0].startswith("#") or len(tok) < 10 or Path(tok[-1]).suffix.lower() not in \
-                        (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
-                    continue  # a comment or a line of 2D points (x y point3D_id ...)
-                names.append(" ".join(tok[9:]))
-                quats.append(tuple(map(float, tok[1:5])))
-                trans.append(tuple(map(float, tok[5:8])))
+            if path.suffix.lower() == ".bin":
+                data = path.read_bytes()
+                (count,), at = struct.unpack_from("<Q", data, 0), 8
+                for _ in range(count):
+                    _, qw, qx, qy, qz, tx, ty, tz, _ = struct.unpack_from("<I7dI", data, at)
+                    at += 64
+                    end = data.index(b"\0", at)
+                    name = data[at:end].decode("utf-8")
+                    (points,) = struct.unpack_from("<Q", data, end + 1)
+                    at = end + 9 + points * 24
+                    names.append(name)
+                    quats.append((qw, qx, qy, qz))
+                    trans.append((tx, ty, tz))
+            else:
+                for line in path.read_text(errors="replace").splitlines():
+                    tok = line.split()
+                    if not tok or tok[0].startswith("#") or len(tok) < 10 or \
+                            Path(tok[-1]).suffix.lower() not in IMAGE_SUFFIXES:
+                        continue  # a comment or a line of 2D points (x y point3D_id ...)
+                    names.append(" ".join(tok[9:]))
+                    quats.append(tuple(map(float, tok[1:5])))
+                    trans.append(tuple(map(float, tok[5:8])))
+            if not names:
+                raise EgoDataError(f"{path}: no image poses in it (COLMAP images.txt lines: "
+                                   f"IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME)")
+            q_cw = np.asarray(quats, dtype=np.float64)
+            R = np.swapaxes(rot.quat_to_matrix(q_cw / np.linalg.norm(q_cw, axis=1, keepdims=True)), 1, 2)
+            pos, axes = -np.einsum("nij,nj->ni", R, np.asarray(trans, dtype=np.float64)), "opencv"
     except EgoDataError:
         raise
     except Exception as e:  # noqa: BLE001 - a damaged file fails in many ways
         raise EgoDataError(f"{path}: unreadable {fmt} poses ({type(e).__name__}: {e})") from None
-    if not names:
-        raise EgoDataError(f"{path}: no image poses in it (COLMAP images.txt lines: "
-                           f"IMAGE_ID QW QX QY QZ TX TY TZ CAMERA_ID NAME)")
-    order = np.argsort([Path(n).name for n in names], kind="stable")
-    q_cw = np.asarray(quats, dtype=np.float64)[order]
-    q_cw /= np.linalg.norm(q_cw, axis=1, keepdims=True)
-    R_wc = np.swapaxes(rot.quat_to_matrix(q_cw), 1, 2)  # world-to-camera -> camera-to-world
-    pos = -np.einsum("nij,nj->ni", R_wc, np.asarray(trans, dtype=np.float64)[order])
-    quat = rot.matrix_to_quat(R_wc)
+    names = [Path(n).name for n in names]
+    order = np.argsort(names, kind="stable")
+    pos, quat = pos[order], rot.matrix_to_quat(R[order])
     _check(path, pos, quat)
-    return Trajectory(pos, quat, None, "opencv", "auto", False, str(path),
-                      {"format": "colmap", "images": [Path(names[i]).name for i in order]})
+    return Trajectory(pos, quat, None, axes, "auto", False, str(path),
+                      {"format": fmt, "images": [names[i] for i in order]})
 
 
 def image_times(traj: Trajectory, frame_names: list[str], frame_times: np.ndarray) -> Trajectory:

@@ -777,9 +777,9 @@ def _reconstructed(video: Path, folder, fps, lens, rotation):
     from .trajectory import read_trajectory
 
     if folder is not None:
-        return read_trajectory(reconstruct(video, folder, fps=fps, lens=lens, rotation=rotation)[0], "colmap")
+        return read_trajectory(reconstruct(video, folder, fps=fps, lens=lens, rotation=rotation), "colmap")
     with tempfile.TemporaryDirectory(prefix="kinpoly_reconstruction_") as tmp:
-        return read_trajectory(reconstruct(video, tmp, fps=fps, lens=lens, rotation=rotation)[0], "colmap")
+        return read_trajectory(reconstruct(video, tmp, fps=fps, lens=lens, rotation=rotation), "colmap")
 
 
 def _capture_clock_offset(captured: float | None, duration: float, traj, video: Path) -> tuple[float, str]:

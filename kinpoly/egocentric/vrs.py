@@ -13,6 +13,7 @@ Reading needs Meta's ``projectaria-tools`` (``pip install 'kinpoly[aria]'``); on
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -77,10 +78,16 @@ class VrsCamera:
 def open_camera(path: str | Path) -> VrsCamera:
     """The camera stream ``path`` names (``recording.vrs`` or ``recording.vrs#label``); a
     one-line error for a missing file, a missing projectaria-tools, an unknown camera or one
-    without frames."""
+    without frames. Opened once per file and label (a video source asks for it to open, to
+    read its frames and for its first frame's time: opening reads the recording's index)."""
     file, label = split_label(path)
     if not file.is_file():
         raise EgoDataError(f"{file}: no such VRS recording")
+    return _open_camera(file, label, file.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _open_camera(file: Path, label: str, modified_ns: int) -> VrsCamera:  # modified_ns: a rewritten file is new
     try:
         from projectaria_tools.core import data_provider
     except ImportError:
