@@ -114,6 +114,15 @@ def test_imported_clips_are_plausible(imported):
             assert feet.min() == pytest.approx(clip.body.ankle_height, abs=0.03), name
 
 
+def test_walks_stand_on_the_floor(imported):
+    """A walk's feet rest on the floor, not above it: with rigid toes one push-off frame's dipping
+    toe tip set the floor, and the Bandai walk stood 1.9 cm above it (median lowest sole point)."""
+    _, _, folder, _ = imported
+    for name in ["dataset-1_walk_normal_001", "humanoid3d_walk"]:
+        clip = folder.load(name)
+        assert np.median(sole_height(clip.qpos, clip.body)) < 0.01, name
+
+
 def test_labels_are_kept(imported):
     _, _, folder, _ = imported
     sit = folder.load("01_06")
@@ -307,7 +316,16 @@ def test_amass_export_of_a_clip_reimports_to_the_same_pose(tmp_path):
     with np.load(tmp_path / "walk.npz") as z:
         assert z["poses"].shape == (clip.num_frames, 72) and float(z["mocap_framerate"]) == clip.fps
     back = import_file(tmp_path / "walk.npz")[0]  # the AMASS importer, on its default body
-    np.testing.assert_allclose(back.body_states().rotations, clip.body_states().rotations, atol=1e-9)
+    R_back, R_clip = back.body_states().rotations, clip.body_states().rotations
+    toes = [BODY_INDEX["L_Toe"], BODY_INDEX["R_Toe"]]
+    rest = [b for b in range(len(BODY_NAMES)) if b not in toes]
+    np.testing.assert_allclose(R_back[:, rest], R_clip[:, rest], atol=1e-9)
+    # the bundled clip's toes are rigid with its feet (imported before toes bent): the importer
+    # bends them up on the push-off frames where their tips dig in, and only there
+    bent = ~np.all(np.isclose(R_back[:, toes], R_clip[:, toes], atol=1e-9), axis=(2, 3))
+    assert 0 < bent.mean() < 0.3
+    up = lambda R: R[..., 2, 0]  # noqa: E731 - how far the toe's forward axis points up
+    assert np.all(up(R_back[:, toes])[bent] > up(R_clip[:, toes])[bent])
     np.testing.assert_allclose(back.qpos[:, :2], clip.qpos[:, :2], atol=1e-12)
     dz = back.qpos[:, 2] - clip.qpos[:, 2]  # only the grounding of the other body differs
     assert np.ptp(dz) < 1e-12
@@ -528,3 +546,61 @@ def test_degraded_legs_delay_and_shrink_only_the_legs():
     assert np.array_equal(delayed(q[:3], 10), np.repeat(q[:1], 3, 0))  # longer than the clip: all the first frame
     with pytest.raises(ValueError, match=">= 0"):
         delayed(q, -1)
+
+
+# --- the floor under a clip: toes that bend instead of digging in ----------------------------
+def _tiptoe_clip(T=20):
+    """A standing body whose left heel rises (ankle plantarflexed up to 30 degrees), toes rigid."""
+    shape = BodyShape()
+    q = np.repeat(rest_qpos(shape)[None], T, axis=0)
+    q[:, hinge_index("L_Ankle", "y")] = np.radians(np.linspace(0.0, 30.0, T))
+    q[:, 2] -= sole_height(q, shape).min()
+    return q, shape
+
+
+def _lowest_toe_tip(q, shape, side="L"):
+    from kinpoly.motion.retarget import _lowest, _sole_corners
+
+    st = forward_kinematics(q, shape)
+    b = BODY_INDEX[f"{side}_Toe"]
+    return _lowest(st.positions[:, b], st.rotations[:, b], _sole_corners(shape)[1])
+
+
+def _lowest_foot(q, shape):
+    from kinpoly.motion.retarget import _lowest, _sole_corners
+
+    st = forward_kinematics(q, shape)
+    return min(_lowest(st.positions[:, BODY_INDEX[f"{s}_Ankle"]], st.rotations[:, BODY_INDEX[f"{s}_Ankle"]],
+                       _sole_corners(shape)[0]).min() for s in "LR")
+
+
+def test_rigid_toes_that_dig_in_bend_up_to_the_feet_level():
+    from kinpoly.motion.retarget import TOE_FLEX_MAX, flex_toes, ground
+
+    q, shape = _tiptoe_clip()
+    level = _lowest_foot(q, shape)
+    before = _lowest_toe_tip(q, shape)
+    assert before.min() < level - 0.01  # the rigid toe's tip dips below where the feet reach
+    flexed = flex_toes(q, shape)
+    after = _lowest_toe_tip(flexed, shape)
+    assert after.min() >= level - 1e-9 and np.all(after >= before - 1e-9)  # lifted, never lowered
+    toe_y = hinge_index("L_Toe", "y")
+    bent = np.abs(flexed[:, toe_y]) > 0
+    np.testing.assert_array_equal(bent, before < level)  # only the frames that dug in bend
+    assert np.abs(flexed[:, toe_y]).max() <= TOE_FLEX_MAX + 1e-9
+    others = np.ones(q.shape[1], bool)
+    others[toe_y] = False
+    np.testing.assert_array_equal(flexed[:, others], q[:, others])  # nothing else moves
+    # on the floor: the clip goes down by the dip the rigid toe made, its feet where they rest
+    grounded, lift = ground(q.copy(), shape)
+    assert lift == pytest.approx(-level, abs=1e-9) and lift < -0.01
+    assert sole_height(grounded, shape).min() == pytest.approx(0.0, abs=1e-9)
+    assert _lowest_foot(grounded, shape) == pytest.approx(0.0, abs=1e-9)
+
+
+def test_toes_that_stay_above_the_feet_are_left_alone():
+    from kinpoly.motion.retarget import flex_toes
+
+    q, shape = _tiptoe_clip()
+    q[:, hinge_index("L_Ankle", "y")] *= -0.5  # heel down, toes up: nothing digs in
+    np.testing.assert_array_equal(flex_toes(q, shape), q)

@@ -21,8 +21,10 @@ Steps (all vectorised over frames):
 5. **Euler angles.** Local rotations become hinge angles, choosing for each frame the
    one of the two equivalent solutions closest to the previous frame and unwrapping 2*pi, so
    that angles stay continuous through +-90 degrees (deep knee bends) for a PD controller.
-6. **Resample** to 30 Hz (root position linearly, every rotation by slerp) and put the lowest
-   sole point of the clip on the floor (z = 0).
+6. **Resample** to 30 Hz (root position linearly, every rotation by slerp), bend each toe up
+   on the frames where its rigid tip would dig below the lowest level the feet reach
+   (:func:`flex_toes`: sources rarely have a joint below the toe to aim it at), and put the
+   lowest sole point of the clip on the floor (z = 0).
 7. **Error.** Mean and max distance (mm) between the humanoid's and the source's mapped
    joints, after scaling, at the output frames: the clip's ``retarget_error_mm``.
 """
@@ -35,7 +37,7 @@ import numpy as np
 
 from .. import rotations as rot
 from ..humanoid.kinematics import forward_kinematics, hinge_angles
-from ..humanoid.skeleton import (BODY_INDEX, BODY_NAMES, NUM_BODIES, PARENTS, BodyShape,
+from ..humanoid.skeleton import (BODY_INDEX, BODY_NAMES, HINGE_ORDER, NUM_BODIES, PARENTS, BodyShape,
                                  default_offsets)
 from .clip import MotionClip
 from .joint_names import map_joints
@@ -401,20 +403,75 @@ def solve_rotations(t: _Targets, shape: BodyShape) -> tuple[np.ndarray, np.ndarr
     return G, t["Pelvis"]
 
 
+def _sole_corners(shape: BodyShape) -> tuple[np.ndarray, np.ndarray]:
+    """Sole corners of the foot box (in the ankle body's frame) and of the toe box (in the toe
+    body's frame), as the humanoid's geoms place them (:mod:`kinpoly.humanoid.mjcf`)."""
+    s = shape.scale
+    toe = shape.offsets[_I["L_Toe"]]
+    foot = np.array([[x, y, -shape.ankle_height] for x in (-0.05 * s, toe[0]) for y in (-0.045 * s, 0.045 * s)])
+    toe_sole = min(-(shape.ankle_height + toe[2]), -0.005)
+    tip = np.array([[x, y, toe_sole] for x in (0.0, 0.05 * s) for y in (-0.045 * s, 0.045 * s)])
+    return foot, tip
+
+
+def _lowest(positions: np.ndarray, rotations: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(T,) lowest z of ``corners`` on a body at (T, 3) ``positions``, (T, 3, 3) ``rotations``."""
+    return (positions[:, None] + np.einsum("tij,kj->tki", rotations, corners))[..., 2].min(1)
+
+
 def sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     """Lowest point (z) of the foot and toe boxes' soles per frame."""
     st = forward_kinematics(qpos, shape)
-    s = shape.scale
-    lows = []
-    for side in "LR":
-        a, toe = _I[f"{side}_Ankle"], _I[f"{side}_Toe"]
-        toe_x = shape.offsets[toe][0]
-        corners = np.array([[x, y, -shape.ankle_height] for x in (-0.05 * s, toe_x) for y in (-0.045 * s, 0.045 * s)])
-        lows.append((st.positions[:, a, None] + np.einsum("tij,kj->tki", st.rotations[:, a], corners))[..., 2].min(1))
-        toe_sole = -(shape.ankle_height + shape.offsets[toe][2])
-        tc = np.array([[x, y, min(toe_sole, -0.005)] for x in (0.0, 0.05 * s) for y in (-0.045 * s, 0.045 * s)])
-        lows.append((st.positions[:, toe, None] + np.einsum("tij,kj->tki", st.rotations[:, toe], tc))[..., 2].min(1))
+    foot, tip = _sole_corners(shape)
+    lows = [_lowest(st.positions[:, _I[f"{side}_{part}"]], st.rotations[:, _I[f"{side}_{part}"]], corners)
+            for side in "LR" for part, corners in (("Ankle", foot), ("Toe", tip))]
     return np.min(lows, axis=0)
+
+
+TOE_FLEX_MAX = np.radians(60.0)  # a toe bends up at most this far to stay on the floor
+
+
+def flex_toes(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
+    """``qpos`` with each toe bent up about its own lateral axis (its last hinge, Y) just
+    far enough that its tip stays above the lowest level the foot boxes reach in the clip
+    (at most :data:`TOE_FLEX_MAX`), as a real toe bends against the floor at push-off.
+
+    Most sources have no joint below the toe to aim it at, so an imported toe is rigid with
+    its foot and its tip digs in whenever the heel lifts. Put on the floor by its lowest
+    point, such a clip then floats by that dip everywhere else (a real LAFAN1 walk 4.5 cm,
+    the Bandai walks about 1.5 cm); the simulated body stands on the floor under it and
+    the controller has to hold it up to the reference. Frames whose toe tip stays above
+    the level are unchanged."""
+    qpos = np.array(qpos, dtype=np.float64)
+    st = forward_kinematics(qpos, shape)
+    foot, tip = _sole_corners(shape)
+    level = min(float(_lowest(st.positions[:, _I[f"{side}_Ankle"]], st.rotations[:, _I[f"{side}_Ankle"]],
+                              foot).min()) for side in "LR")
+    steps = np.linspace(0.0, TOE_FLEX_MAX, 61)
+    for side in "LR":
+        b = _I[f"{side}_Toe"]
+        y = 7 + 3 * (b - 1) + HINGE_ORDER[BODY_NAMES[b]].index("y")
+        for sign in (-1.0, 1.0):  # the direction that lifts the tip: toes pointing forward, -Y
+            lows = np.stack([_lowest(st.positions[:, b], st.rotations[:, b] @ rot.euler_to_matrix(
+                np.array([0.0, 0.0, sign * a]), "zxy"), tip) for a in steps], axis=1)  # (T, steps)
+            if lows[:, -1].mean() > lows[:, 0].mean():
+                break
+        dips = lows[:, 0] < level
+        if not dips.any():
+            continue
+        ok = lows[dips] >= level
+        first = np.where(ok.any(axis=1), ok.argmax(axis=1), len(steps) - 1)
+        qpos[dips, y] += sign * steps[first]
+    return qpos
+
+
+def ground(qpos: np.ndarray, shape: BodyShape) -> tuple[np.ndarray, float]:
+    """Toes bent where they would dig in (:func:`flex_toes`), then the clip lifted so its
+    lowest sole point is on the floor (z = 0); returns the qpos and the lift (m)."""
+    qpos = flex_toes(qpos, shape)
+    lift = -float(sole_height(qpos, shape).min())
+    qpos[:, 2] += lift
+    return qpos, lift
 
 
 def leading_pose_jumps(source: SourceMotion) -> int:
@@ -488,10 +545,8 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
     root_pos = root[k0] * (1 - frac[:, None]) + root[k1] * frac[:, None]
     hinges = hinge_angles(rot.quat_to_matrix(q[:, 1:]))
     qpos = np.concatenate([root_pos, rot.quat_continuous(q[:, 0]), hinges], axis=1)
-    lift = 0.0
     if opts.ground:
-        lift = -float(sole_height(qpos, shape).min())
-        qpos[:, 2] += lift
+        qpos, _ = ground(qpos, shape)
 
     # error of the fit itself, at the solved source frames (resampling is not retargeting error)
     q_src = np.concatenate([root, q_all[:, 0], hinge_angles(local)], axis=1)

@@ -38,7 +38,7 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
     """Clip from SMPL parameters: root_orient (T,3) axis-angle, body_pose (T, 3*K) axis-angle
     for SMPL joints 1..K in SMPL order (K = 21 for SMPL-H/SMPL-X bodies, 23 for SMPL), trans (T,3).
     """
-    from .retarget import sole_height  # shared ground helper
+    from .retarget import ground as put_on_floor  # shared with the retargeted formats
 
     where = source or name
     try:
@@ -74,7 +74,7 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
     qpos = np.concatenate([pelvis, rot.quat_continuous(q[:, 0]), hinges], axis=1)
     shape = shape or BodyShape()
     if ground:
-        qpos[:, 2] -= sole_height(qpos, shape).min()
+        qpos, _ = put_on_floor(qpos, shape)  # toes bent where they dig in, then on the floor
     assert len(PARENTS) == NUM_BODIES
     return MotionClip(name=name, qpos=qpos, fps=target_fps, body=shape, source=source,
                       license=license, meta={"source_fps": fps, "source_frames": T,
