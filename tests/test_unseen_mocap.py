@@ -698,3 +698,25 @@ def test_joint_position_mistakes_are_one_line_errors(tmp_path, array, match):
     path = tmp_path / "bad.npy"
     np.save(path, array, allow_pickle=True)
     one_line_error(path, match)
+
+
+def test_import_lists_clips_whose_feet_stay_above_the_floor(tmp_path):
+    """One frame whose whole body sits 8 cm lower (a glitch, or a landing the mocap got
+    wrong) puts the floor 8 cm under every other frame: the import says so, naming the clip."""
+    from kinpoly.motion.importers import feet_above_floor
+
+    walk_bvh(tmp_path / "in" / "walk.bvh")
+    text = (tmp_path / "in" / "walk.bvh").read_text().splitlines()
+    first = next(i for i, line in enumerate(text) if line.startswith("Frame Time")) + 1
+    row = text[first + 20].split()
+    row[1] = f"{float(row[1]) - 8.0:.4f}"  # root Y (cm) of one frame
+    text[first + 20] = " ".join(row)
+    (tmp_path / "in" / "dip.bvh").write_text("\n".join(text) + "\n")
+    res = CliRunner().invoke(main, ["motion", "import", str(tmp_path / "in"), "--out", str(tmp_path / "out"),
+                                    "--no-progress", "-j", "1"])
+    assert res.exit_code == 0, res.output
+    folder = ClipFolder(tmp_path / "out")
+    assert feet_above_floor(folder.load("walk")) < 0.01
+    assert 0.06 < feet_above_floor(folder.load("dip")) < 0.09
+    warning = next(line for line in res.output.splitlines() if "above the floor" in line)
+    assert "1 clip(s)" in warning and "dip (" in warning and "walk" not in warning

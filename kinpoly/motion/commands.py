@@ -51,7 +51,7 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, un
     Bad files are skipped and listed at the end; the exit code is non-zero only if nothing
     was imported.
     """
-    from .importers import find_motion_files, import_many
+    from .importers import FLOAT_WARNING_M, find_motion_files, import_many
 
     files = find_motion_files(list(inputs))
     if not files:
@@ -78,6 +78,15 @@ def import_command(inputs, out_dir, body, height, smpl_model, betas, up_axis, un
         click.echo(f"{len(lying)} clip(s) keep the head above the pelvis in under 20% of their frames, "
                    f"as crawls and lying motions do{hint}: {', '.join(lying[:10])}"
                    + (" ..." if len(lying) > 10 else ""), err=True)
+    afloat = sorted((c for c in report.imported if c["upright"] >= 0.2 and c["feet_above_floor_m"] > FLOAT_WARNING_M),
+                    key=lambda c: -c["feet_above_floor_m"])
+    if afloat:
+        click.echo(f"{len(afloat)} clip(s) keep their feet more than {FLOAT_WARNING_M * 100:.0f} cm above the floor "
+                   f"on 90% of their frames (a foot dipping lower on some frame set the floor, or the motion "
+                   f"stands on steps or objects the clip does not hold); a simulated body following them "
+                   f"is held up by the residual force: "
+                   + ", ".join(f"{c['name']} ({c['feet_above_floor_m'] * 100:.1f} cm)" for c in afloat[:10])
+                   + (" ..." if len(afloat) > 10 else ""), err=True)
     jumped = [c["name"] for c in report.imported if c["dropped_leading_frames"]]
     if jumped:
         click.echo(f"{len(jumped)} clip(s) start with a pose the motion jumps out of (a T-pose frame, as "

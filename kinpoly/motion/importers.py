@@ -181,6 +181,20 @@ def upright_share(clip: MotionClip) -> float:
     return float(np.mean(v[:, 2] > 0.5 * np.linalg.norm(v, axis=1)))
 
 
+FLOAT_WARNING_M = 0.03  # kinpoly motion import lists clips whose feet stay higher than this
+
+
+def feet_above_floor(clip: MotionClip) -> float:
+    """How high a clip's feet stay above the floor (m): the 10th percentile over frames of its
+    lowest sole point. Near 0 when the feet rest on the floor for at least a tenth of the clip
+    (a run's stance frames included); more when one frame's dip set the floor lower than the
+    feet rest (a rolled foot, a landing), or when the motion stands on things the clip does not
+    hold (steps, a climbing frame, uneven ground)."""
+    from .retarget import sole_height
+
+    return float(np.percentile(sole_height(clip.qpos, clip.body), 10))
+
+
 def try_import(path: str | os.PathLike, body: BodyShape | str = "fit",
                smpl_model: str | os.PathLike | None = None, up_axis: str | None = None,
                units: str | None = None, amc_fps: float | None = None,
@@ -236,6 +250,7 @@ def import_many(files: list[Path], out_dir: Path, *, body: BodyShape | str = "fi
                 taken.add(name)
                 folder.add(clip, write_index=False)
                 report.imported.append({**clip.summary(), "upright": round(upright_share(clip), 3),
+                                        "feet_above_floor_m": round(feet_above_floor(clip), 4),
                                         "dropped_leading_frames": clip.meta.get("dropped_leading_frames", 0)})
             folder.write_index()  # index after each file: a killed import keeps what it wrote
     finally:
