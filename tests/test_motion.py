@@ -563,7 +563,7 @@ def _lowest_toe_tip(q, shape, side="L"):
 
     st = forward_kinematics(q, shape)
     b = BODY_INDEX[f"{side}_Toe"]
-    return _lowest(st.positions[:, b], st.rotations[:, b], _sole_corners(shape)[1])
+    return _lowest(st.positions[:, b], st.rotations[:, b], _sole_corners(shape, side)[1])
 
 
 def _lowest_foot(q, shape):
@@ -571,7 +571,7 @@ def _lowest_foot(q, shape):
 
     st = forward_kinematics(q, shape)
     return min(_lowest(st.positions[:, BODY_INDEX[f"{s}_Ankle"]], st.rotations[:, BODY_INDEX[f"{s}_Ankle"]],
-                       _sole_corners(shape)[0]).min() for s in "LR")
+                       _sole_corners(shape, s)[0]).min() for s in "LR")
 
 
 def test_rigid_toes_that_dig_in_bend_up_to_the_feet_level():

@@ -37,8 +37,8 @@ import numpy as np
 
 from .. import rotations as rot
 from ..humanoid.kinematics import forward_kinematics, hinge_angles
-from ..humanoid.skeleton import (BODY_INDEX, BODY_NAMES, HINGE_ORDER, NUM_BODIES, PARENTS, BodyShape,
-                                 default_offsets)
+from ..humanoid.skeleton import (BODY_INDEX, BODY_NAMES, NUM_BODIES, PARENTS, BodyShape, default_offsets,
+                                 hinge_index)
 from .clip import MotionClip
 from .joint_names import map_joints
 from .source import MotionFormatError, SourceMotion
@@ -403,11 +403,11 @@ def solve_rotations(t: _Targets, shape: BodyShape) -> tuple[np.ndarray, np.ndarr
     return G, t["Pelvis"]
 
 
-def _sole_corners(shape: BodyShape) -> tuple[np.ndarray, np.ndarray]:
-    """Sole corners of the foot box (in the ankle body's frame) and of the toe box (in the toe
+def _sole_corners(shape: BodyShape, side: str) -> tuple[np.ndarray, np.ndarray]:
+    """Sole corners of one side's foot box (in the ankle body's frame) and toe box (in the toe
     body's frame), as the humanoid's geoms place them (:mod:`kinpoly.humanoid.mjcf`)."""
     s = shape.scale
-    toe = shape.offsets[_I["L_Toe"]]
+    toe = shape.offsets[_I[f"{side}_Toe"]]
     foot = np.array([[x, y, -shape.ankle_height] for x in (-0.05 * s, toe[0]) for y in (-0.045 * s, 0.045 * s)])
     toe_sole = min(-(shape.ankle_height + toe[2]), -0.005)
     tip = np.array([[x, y, toe_sole] for x in (0.0, 0.05 * s) for y in (-0.045 * s, 0.045 * s)])
@@ -422,9 +422,8 @@ def _lowest(positions: np.ndarray, rotations: np.ndarray, corners: np.ndarray) -
 def sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     """Lowest point (z) of the foot and toe boxes' soles per frame."""
     st = forward_kinematics(qpos, shape)
-    foot, tip = _sole_corners(shape)
     lows = [_lowest(st.positions[:, _I[f"{side}_{part}"]], st.rotations[:, _I[f"{side}_{part}"]], corners)
-            for side in "LR" for part, corners in (("Ankle", foot), ("Toe", tip))]
+            for side in "LR" for part, corners in zip(("Ankle", "Toe"), _sole_corners(shape, side))]
     return np.min(lows, axis=0)
 
 
@@ -444,24 +443,22 @@ def flex_toes(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     the level are unchanged."""
     qpos = np.array(qpos, dtype=np.float64)
     st = forward_kinematics(qpos, shape)
-    foot, tip = _sole_corners(shape)
     level = min(float(_lowest(st.positions[:, _I[f"{side}_Ankle"]], st.rotations[:, _I[f"{side}_Ankle"]],
-                              foot).min()) for side in "LR")
-    steps = np.linspace(0.0, TOE_FLEX_MAX, 61)
+                              _sole_corners(shape, side)[0]).min()) for side in "LR")
+    # a toe points forward (+X) and its last hinge turns it about its lateral axis (Y, the
+    # hinge order's last): a negative angle lifts the tip
+    angles = np.linspace(0.0, TOE_FLEX_MAX, 61)
+    lift = [rot.euler_to_matrix(np.array([0.0, 0.0, -a]), "zxy") for a in angles]
     for side in "LR":
         b = _I[f"{side}_Toe"]
-        y = 7 + 3 * (b - 1) + HINGE_ORDER[BODY_NAMES[b]].index("y")
-        for sign in (-1.0, 1.0):  # the direction that lifts the tip: toes pointing forward, -Y
-            lows = np.stack([_lowest(st.positions[:, b], st.rotations[:, b] @ rot.euler_to_matrix(
-                np.array([0.0, 0.0, sign * a]), "zxy"), tip) for a in steps], axis=1)  # (T, steps)
-            if lows[:, -1].mean() > lows[:, 0].mean():
-                break
+        tip = _sole_corners(shape, side)[1]
+        lows = np.stack([_lowest(st.positions[:, b], st.rotations[:, b] @ R, tip) for R in lift], axis=1)  # (T, steps)
         dips = lows[:, 0] < level
         if not dips.any():
             continue
         ok = lows[dips] >= level
-        first = np.where(ok.any(axis=1), ok.argmax(axis=1), len(steps) - 1)
-        qpos[dips, y] += sign * steps[first]
+        first = np.where(ok.any(axis=1), ok.argmax(axis=1), len(angles) - 1)
+        qpos[dips, hinge_index(f"{side}_Toe", "y")] -= angles[first]
     return qpos
 
 
