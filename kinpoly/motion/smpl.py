@@ -8,7 +8,8 @@ orientation (AMASS worlds are already Z up) becomes ``R_root C^T``.
 
 AMASS ``trans`` is not the pelvis position: SMPL adds the rest pelvis joint J0(betas). Without
 the model we use the neutral body's J0 (about 0.22 m along the model's -Y axis, i.e. the
-world's -Y in AMASS) and then, as for every import, put the lowest sole point on the floor.
+world's -Y in AMASS) and then, as for every import, bend up toes whose tips dig below the
+feet (:func:`kinpoly.motion.retarget.flex_toes`) and put the lowest sole point on the floor.
 With the user's own SMPL model file (``--smpl-model``), J0 and the body come from the clip's
 ``betas`` exactly (:mod:`kinpoly.humanoid.smpl_body`).
 """
