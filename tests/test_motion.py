@@ -123,6 +123,21 @@ def test_walks_stand_on_the_floor(imported):
         assert np.median(sole_height(clip.qpos, clip.body)) < 0.01, name
 
 
+def test_imported_toes_stay_above_the_feet(imported):
+    """On real clips, a crawl's and a get-up's turned-over feet included: every toe tip is at or
+    above the lowest level its clip's feet reach, except where its bend hit the cap."""
+    from kinpoly.motion.retarget import TOE_FLEX_MAX
+
+    _, _, folder, _ = imported
+    for name in ["dataset-1_walk_normal_001", "humanoid3d_crawl", "humanoid3d_getup_facedown", "01_06"]:
+        clip = folder.load(name)
+        level = _lowest_foot(clip.qpos, clip.body)
+        for side in "LR":
+            capped = np.isclose(np.abs(clip.qpos[:, hinge_index(f"{side}_Toe", "y")]), TOE_FLEX_MAX)
+            tip = _lowest_toe_tip(clip.qpos, clip.body, side)
+            assert np.all((tip >= level - 1e-9) | capped), (name, side)
+
+
 def test_labels_are_kept(imported):
     _, _, folder, _ = imported
     sit = folder.load("01_06")

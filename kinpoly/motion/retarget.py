@@ -431,9 +431,11 @@ TOE_FLEX_MAX = np.radians(60.0)  # a toe bends up at most this far to stay on th
 
 
 def flex_toes(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
-    """``qpos`` with each toe bent up about its own lateral axis (its last hinge, Y) just
-    far enough that its tip stays above the lowest level the foot boxes reach in the clip
-    (at most :data:`TOE_FLEX_MAX`), as a real toe bends against the floor at push-off.
+    """``qpos`` with each toe turned about its own lateral axis (its last hinge, Y) just far
+    enough that its tip stays above the lowest level the foot boxes reach in the clip (at most
+    :data:`TOE_FLEX_MAX`), as a real toe bends against the floor at push-off. A toe turns the
+    way that lifts its tip over the clip as a whole: up for feet on the floor, down for feet
+    turned over (a crawl's).
 
     Most sources have no joint below the toe to aim it at, so an imported toe is rigid with
     its foot and its tip digs in whenever the heel lifts. Put on the floor by its lowest
@@ -445,20 +447,22 @@ def flex_toes(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     st = forward_kinematics(qpos, shape)
     level = min(float(_lowest(st.positions[:, _I[f"{side}_Ankle"]], st.rotations[:, _I[f"{side}_Ankle"]],
                               _sole_corners(shape, side)[0]).min()) for side in "LR")
-    # a toe points forward (+X) and its last hinge turns it about its lateral axis (Y, the
-    # hinge order's last): a negative angle lifts the tip
     angles = np.linspace(0.0, TOE_FLEX_MAX, 61)
-    lift = [rot.euler_to_matrix(np.array([0.0, 0.0, -a]), "zxy") for a in angles]
+    turn = lambda a: rot.euler_to_matrix(np.array([0.0, 0.0, a]), "zxy")  # noqa: E731 - about the toe's Y
     for side in "LR":
         b = _I[f"{side}_Toe"]
         tip = _sole_corners(shape, side)[1]
-        lows = np.stack([_lowest(st.positions[:, b], st.rotations[:, b] @ R, tip) for R in lift], axis=1)  # (T, steps)
-        dips = lows[:, 0] < level
+        pos, R_toe = st.positions[:, b], st.rotations[:, b]
+        low = _lowest(pos, R_toe, tip)
+        for sign in (-1.0, 1.0):  # a negative angle bends a toe up (it points forward, +X)
+            if _lowest(pos, R_toe @ turn(sign * TOE_FLEX_MAX), tip).mean() > low.mean():
+                break
+        dips = low < level
         if not dips.any():
             continue
-        ok = lows[dips] >= level
-        first = np.where(ok.any(axis=1), ok.argmax(axis=1), len(angles) - 1)
-        qpos[dips, hinge_index(f"{side}_Toe", "y")] -= angles[first]
+        ok = np.stack([_lowest(pos[dips], R_toe[dips] @ turn(sign * a), tip) for a in angles], axis=1) >= level
+        first = np.where(ok.any(axis=1), ok.argmax(axis=1), len(angles) - 1)  # (dipping frames,)
+        qpos[dips, hinge_index(f"{side}_Toe", "y")] += sign * angles[first]
     return qpos
 
 
