@@ -427,7 +427,7 @@ def sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     return np.min(lows, axis=0)
 
 
-TOE_FLEX_MAX = np.radians(60.0)  # a toe bends up at most this far to stay on the floor
+TOE_FLEX_MAX = np.radians(60.0)  # a toe bends at most this far to stay on the floor
 
 
 def flex_toes(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
@@ -454,12 +454,12 @@ def flex_toes(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
         tip = _sole_corners(shape, side)[1]
         pos, R_toe = st.positions[:, b], st.rotations[:, b]
         low = _lowest(pos, R_toe, tip)
-        for sign in (-1.0, 1.0):  # a negative angle bends a toe up (it points forward, +X)
-            if _lowest(pos, R_toe @ turn(sign * TOE_FLEX_MAX), tip).mean() > low.mean():
-                break
         dips = low < level
         if not dips.any():
             continue
+        for sign in (-1.0, 1.0):  # a negative angle bends a toe up (it points forward, +X)
+            if _lowest(pos, R_toe @ turn(sign * TOE_FLEX_MAX), tip).mean() > low.mean():
+                break
         ok = np.stack([_lowest(pos[dips], R_toe[dips] @ turn(sign * a), tip) for a in angles], axis=1) >= level
         first = np.where(ok.any(axis=1), ok.argmax(axis=1), len(angles) - 1)  # (dipping frames,)
         qpos[dips, hinge_index(f"{side}_Toe", "y")] += sign * angles[first]
