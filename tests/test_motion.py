@@ -574,19 +574,16 @@ def _tiptoe_clip(T=20):
 
 
 def _lowest_toe_tip(q, shape, side="L"):
-    from kinpoly.motion.retarget import _lowest, _sole_corners
+    from kinpoly.motion.retarget import _sole_lows
 
-    st = forward_kinematics(q, shape)
-    b = BODY_INDEX[f"{side}_Toe"]
-    return _lowest(st.positions[:, b], st.rotations[:, b], _sole_corners(shape, side)[1])
+    return _sole_lows(forward_kinematics(q, shape), shape)[f"{side}_Toe"]
 
 
 def _lowest_foot(q, shape):
-    from kinpoly.motion.retarget import _lowest, _sole_corners
+    from kinpoly.motion.retarget import _sole_lows
 
-    st = forward_kinematics(q, shape)
-    return min(_lowest(st.positions[:, BODY_INDEX[f"{s}_Ankle"]], st.rotations[:, BODY_INDEX[f"{s}_Ankle"]],
-                       _sole_corners(shape, s)[0]).min() for s in "LR")
+    lows = _sole_lows(forward_kinematics(q, shape), shape)
+    return min(lows[f"{s}_Ankle"].min() for s in "LR")
 
 
 def test_rigid_toes_that_dig_in_bend_up_to_the_feet_level():

@@ -419,12 +419,17 @@ def _lowest(positions: np.ndarray, rotations: np.ndarray, corners: np.ndarray) -
     return (positions[:, None] + np.einsum("tij,kj->tki", rotations, corners))[..., 2].min(1)
 
 
+def _sole_lows(st, shape: BodyShape) -> dict[str, np.ndarray]:
+    """Per frame, the lowest sole point (z) of each foot box ("L_Ankle", "R_Ankle") and toe box
+    ("L_Toe", "R_Toe") of the body states ``st``."""
+    return {f"{side}_{part}": _lowest(st.positions[:, _I[f"{side}_{part}"]], st.rotations[:, _I[f"{side}_{part}"]],
+                                      corners)
+            for side in "LR" for part, corners in zip(("Ankle", "Toe"), _sole_corners(shape, side))}
+
+
 def sole_height(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     """Lowest point (z) of the foot and toe boxes' soles per frame."""
-    st = forward_kinematics(qpos, shape)
-    lows = [_lowest(st.positions[:, _I[f"{side}_{part}"]], st.rotations[:, _I[f"{side}_{part}"]], corners)
-            for side in "LR" for part, corners in zip(("Ankle", "Toe"), _sole_corners(shape, side))]
-    return np.min(lows, axis=0)
+    return np.min(list(_sole_lows(forward_kinematics(qpos, shape), shape).values()), axis=0)
 
 
 TOE_FLEX_MAX = np.radians(60.0)  # a toe bends at most this far to stay on the floor
@@ -445,15 +450,15 @@ def flex_toes(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     the level are unchanged."""
     qpos = np.array(qpos, dtype=np.float64)
     st = forward_kinematics(qpos, shape)
-    level = min(float(_lowest(st.positions[:, _I[f"{side}_Ankle"]], st.rotations[:, _I[f"{side}_Ankle"]],
-                              _sole_corners(shape, side)[0]).min()) for side in "LR")
+    lows = _sole_lows(st, shape)
+    level = min(float(lows[f"{side}_Ankle"].min()) for side in "LR")
     angles = np.linspace(0.0, TOE_FLEX_MAX, 61)
     turn = lambda a: rot.euler_to_matrix(np.array([0.0, 0.0, a]), "zxy")  # noqa: E731 - about the toe's Y
     for side in "LR":
         b = _I[f"{side}_Toe"]
         tip = _sole_corners(shape, side)[1]
         pos, R_toe = st.positions[:, b], st.rotations[:, b]
-        low = _lowest(pos, R_toe, tip)
+        low = lows[f"{side}_Toe"]
         dips = low < level
         if not dips.any():
             continue
