@@ -47,15 +47,14 @@ def feedforward_root_share(ref) -> float:
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False))
 def main(checkpoint, motions, split, budgets, overrides, support, json_out):
     from kinpoly.motion.clip import ClipFolder, atomic_write_text
-    from kinpoly.simulation.evaluate import PolicyController, controller_config, evaluate
-    from kinpoly.simulation.policy import load_policy
+    from kinpoly.simulation.evaluate import controller_config, evaluate, load_controller
     from kinpoly.simulation.reference import prepare_reference
     from kinpoly.simulation.model import body_weight_n
     from kinpoly.simulation.split import read_split
 
     folder = ClipFolder(motions)
     refs = [prepare_reference(folder.load(n)) for n in (list(folder) if split == "all" else read_split(split))]
-    policy = PolicyController(load_policy(checkpoint)[0]) if checkpoint else None
+    policy = load_controller(checkpoint)[1]
     weight = {r.name: body_weight_n(r.clip.body) for r in refs}  # each clip's fitted body
     rows, root_share = {}, {}
     if support:

@@ -43,12 +43,10 @@ def root_lag(sim_root: np.ndarray, ref_root: np.ndarray, fps: float) -> dict:
 @click.argument("clips", nargs=-1)
 def main(checkpoint, motions, overrides, clips):
     from kinpoly.motion.clip import ClipFolder
-    from kinpoly.simulation.evaluate import PolicyController, controller_config, track
-    from kinpoly.simulation.policy import load_policy
+    from kinpoly.simulation.evaluate import load_controller, track
     from kinpoly.simulation.reference import prepare_reference
 
-    cfg = controller_config(None, checkpoint, overrides)
-    policy = PolicyController(load_policy(checkpoint)[0])
+    cfg, policy = load_controller(checkpoint, None, overrides)
     folder = ClipFolder(motions)
     print(f"root target offset {cfg.env.controller.root_target_offset}")
     for name in clips or DEFAULT_CLIPS:

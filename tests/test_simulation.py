@@ -441,6 +441,78 @@ def test_ppo_continues_from_an_exported_controller(tmp_path, tiny_motions):
         train(cfg, tiny_motions, tmp_path / "c", inline=True, progress=False, init=str(tmp_path / "ship" / "policy.pt"))
 
 
+def test_observation_of_future_reference_frames(walk):
+    """``env.future_frames``: the observation goes on with each frame's body positions against
+    the simulated body (heading frame), its root orientation without heading and its height,
+    clamped at the clip's end; without them it is the SPEC's."""
+    from kinpoly.simulation.env import FUTURE_FRAME_DIM, OBS_DIM, _yaw_inv, obs_dim, observe
+
+    env = HumanoidTrackingEnv([walk], EnvConfig(future_frames=[5, 15], random_start=False))
+    last = env.refs[0].num_frames - 1
+    obs, _ = env.reset(seed=0, options={"frame": last - 8})  # 15 frames on is past the clip's end
+    assert obs.shape == env.observation_space.shape == (obs_dim([5, 15]),) == (OBS_DIM + 2 * FUTURE_FRAME_DIM,)
+    sim, ref = env.sim, env.sim.ref
+    np.testing.assert_array_equal(obs[:OBS_DIM], observe(sim))
+    hinv = _yaw_inv(sim.data.xmat[1].reshape(3, 3))
+    for block, t in ((obs[OBS_DIM:OBS_DIM + FUTURE_FRAME_DIM], last - 3), (obs[OBS_DIM + FUTURE_FRAME_DIM:], last)):
+        np.testing.assert_allclose(block[:72], ((ref.body_pos[t] - sim.body_pos) @ hinv.T).ravel(), atol=1e-5)
+        np.testing.assert_allclose(block[78], ref.qpos[t, 2] - sim.qpos[2], atol=1e-6)
+    assert np.abs(obs[OBS_DIM + 72:OBS_DIM + 78] - obs[OBS_DIM + 79 + 72:OBS_DIM + 79 + 78]).max() > 1e-4
+    for bad in ([1], [5, 3], [4, 4]):
+        with pytest.raises(ValueError, match="future_frames"):
+            EnvConfig(future_frames=bad)
+
+
+def test_a_controller_widened_to_future_frames_acts_as_before_until_trained(tmp_path, tiny_motions, walk):
+    """`uhc train --init policy.pt -o env.future_frames=[...]`: the shipped controller reads the
+    new inputs with zero weights (the same actions and values), their normaliser statistics come
+    from the first rollout, training then uses them; the exported controller evaluates with
+    them, and the estimation loop, which cannot see ahead, refuses it."""
+    import torch
+    from click.testing import CliRunner
+
+    from kinpoly.cli import main
+    from kinpoly.errors import InputError
+    from kinpoly.policy.dynamics import load_controller as loop_controller
+    from kinpoly.simulation.env import OBS_DIM, obs_dim
+    from kinpoly.simulation.evaluate import PolicyController, load_controller
+    from kinpoly.simulation.policy import load_policy
+    from kinpoly.simulation.ppo import train
+
+    train(_tiny_cfg(), tiny_motions, tmp_path / "a", inline=True, progress=False, max_iterations=2)
+    CliRunner().invoke(main, ["uhc", "export", "--run", str(tmp_path / "a"), "--checkpoint", "last.pt",
+                              "--out", str(tmp_path / "ship")])
+    shipped, _ = load_policy(tmp_path / "ship" / "policy.pt")
+    wide = shipped.widened(obs_dim([4]))
+    x = torch.randn(16, obs_dim([4]))
+    for a, b in zip(shipped(x[:, :OBS_DIM]), wide(x)):
+        torch.testing.assert_close(a, b)
+
+    cfg = _tiny_cfg()
+    cfg.env.future_frames = [4]
+    train(cfg, tiny_motions, tmp_path / "b", inline=True, progress=False, init=str(tmp_path / "ship" / "policy.pt"))
+    blob = torch.load(tmp_path / "b" / "last.pt", weights_only=False)["policy"]
+    assert blob["norm.mean"].shape == (obs_dim([4]),)
+    new = slice(OBS_DIM, obs_dim([4]))
+    assert (blob["norm.var"][new] != 1.0).all() and (blob["norm.mean"][new] != 0.0).all()
+    assert blob["actor.0.weight"][:, new].abs().max() > 0  # trained to read them
+    torch.testing.assert_close(blob["norm.mean"][:OBS_DIM], shipped.norm.mean, rtol=0.5, atol=0.5)
+    with pytest.raises(InputError, match="observation values"):
+        train(_tiny_cfg(), tiny_motions, tmp_path / "b", inline=True, progress=False)  # resumed without them
+
+    res = CliRunner().invoke(main, ["uhc", "export", "--run", str(tmp_path / "b"), "--checkpoint", "last.pt",
+                                    "--out", str(tmp_path / "ship_b")])
+    assert res.exit_code == 0, res.output
+    cfg, policy = load_controller(str(tmp_path / "ship_b" / "policy.pt"))
+    assert cfg.env.future_frames == [4]
+    ref = prepare_reference(walk)
+    assert np.isfinite(score(track(ref, cfg.env, policy), ref)["mpjpe_mm"])
+    with pytest.raises(InputError, match="observation values"):
+        PolicyController(policy.model)
+    with pytest.raises(InputError, match="one frame at a time"):
+        loop_controller(str(tmp_path / "ship_b" / "policy.pt"))
+
+
 def test_clip_weights_steer_sampling(walk):
     env = HumanoidTrackingEnv([walk, walk.slice(0, 60, name="short")])
     env.set_clip_weights(np.array([0.0, 1.0]))

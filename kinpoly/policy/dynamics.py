@@ -34,6 +34,7 @@ import torch
 from torch import nn
 
 from ..config import read_checkpoint, resolve_path
+from ..errors import InputError
 from ..egocentric.take import EgoDataError
 from ..motion.clip import atomic_write_bytes
 from .data import TakeTensors
@@ -98,7 +99,12 @@ def load_controller(path: str | None, overrides=()):
         path = str(resolve_path(path))  # checkpoints/uhc/policy.pt from any directory
         if not Path(path).is_file():
             raise FileNotFoundError(f"{path}: no such controller checkpoint")
-        return controller_config(checkpoint=path, overrides=overrides).env, PolicyController(load_uhc(path)[0])
+        env_cfg = controller_config(checkpoint=path, overrides=overrides).env
+        if env_cfg.future_frames:
+            raise InputError(f"{path}: this controller reads the reference {env_cfg.future_frames} frames ahead; "
+                             "the estimation loop proposes the body one frame at a time (use a controller "
+                             "trained without env.future_frames)")
+        return env_cfg, PolicyController(load_uhc(path)[0])
     return controller_config(overrides=overrides).env, None
 
 

@@ -77,6 +77,9 @@ class LoopTrackingEnvs:
 
     def __init__(self, takes, objects, policy, env_cfg: EnvConfig, n: int, head_fall_distance: float,
                  truth_weight: float = 0.0, own_motion=None):
+        if env_cfg.future_frames:
+            raise EgoDataError(f"env.future_frames {env_cfg.future_frames}: the loop proposes the reference one "
+                               "frame at a time, so a controller trained in it cannot read frames further ahead")
         fps = {float(t.fps) for t in takes}
         if len(fps) != 1:
             raise EgoDataError(f"the loop's takes must share one frame rate, got {sorted(fps)}")

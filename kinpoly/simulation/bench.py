@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from ..humanoid.skeleton import NUM_HINGES, QPOS_DIM
-from .env import HumanoidTrackingEnv, observe
+from .env import HumanoidTrackingEnv, obs_dim, observe
 from .model import ROOT_SERVO_GROUP
 from .policy import ActorCritic
 from .ppo import RolloutWorker
@@ -69,7 +69,7 @@ def _env_and_bare_rates(env: HumanoidTrackingEnv, seconds: float, model: ActorCr
             before = np.empty(mujoco.mj_stateSize(m, _STATE))
             mujoco.mj_getState(m, d, before, _STATE)
             t0 = time.perf_counter()
-            _, _, term, trunc, _ = env.step(zero if model is None else model.act(observe(env.sim)))
+            _, _, term, trunc, _ = env.step(zero if model is None else model.act(observe(env.sim, future_frames=env.cfg.future_frames)))
             spent += time.perf_counter() - t0
             inputs = np.empty(mujoco.mj_stateSize(m, _INPUTS))
             mujoco.mj_getState(m, d, inputs, _INPUTS)  # what the step set: targets, servo, wrench
@@ -123,7 +123,7 @@ def run_bench(motions: str, seconds: float = 10.0, ppo_iterations: int = 2,
     p = cfg.ppo
     torch.set_num_threads(1)
     env = HumanoidTrackingEnv(motions, cfg.env, names)
-    model = ActorCritic(p.hidden, p.log_std)
+    model = ActorCritic(p.hidden, p.log_std, obs_dim(cfg.env.future_frames))
     TrackingSim.compile_scenes(env.refs)  # as the PPO workers do: no compiles in what is timed
     env_zero, bare_ctrl = _env_and_bare_rates(env, seconds)
     env_policy, bare_policy = _env_and_bare_rates(env, seconds, model)

@@ -269,7 +269,7 @@ def export(run_dir, checkpoint, out) -> None:
         raise InputError(f"{run}: no progress.csv beside last.pt (not a complete training run folder)")
     check_output(dst, folder=True)  # everything is read and checked before anything is written
     dst.mkdir(parents=True, exist_ok=True)
-    model = ActorCritic(blob["hidden"], blob["config"]["ppo"]["log_std"])
+    model = ActorCritic(blob["hidden"], blob["config"]["ppo"]["log_std"], blob["policy"]["norm.mean"].shape[0])
     model.load_state_dict(blob["policy"])
     # a distilled run not yet fine-tuned by PPO has no PPO curves: its last DAgger round stands in
     rows = blob["curves"] or blob.get("extra", {}).get("distill") or [{}]

@@ -144,6 +144,9 @@ def distill(cfg, teacher_path: str | os.PathLike, motions: str, out_dir: str | o
     if teacher_cfg.controller.lead != cfg.env.controller.lead:
         raise ValueError(f"teacher reads the reference {teacher_cfg.controller.lead} frames ahead, the student "
                          f"{cfg.env.controller.lead}: the labels would not match")
+    if teacher_cfg.future_frames or cfg.env.future_frames:
+        raise ValueError("distillation observes the next reference frame only: teacher and student must have "
+                         f"no env.future_frames (teacher {teacher_cfg.future_frames}, student {cfg.env.future_frames})")
     out, run, names, n_workers = start_run(cfg, motions, out_dir)
     p = cfg.ppo
     student = ActorCritic(p.hidden, p.log_std)

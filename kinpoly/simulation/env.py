@@ -29,7 +29,11 @@ root height (1), root orientation without heading (6: two matrix columns), hinge
 root linear velocity (3), root angular velocity (3, pelvis axes), hinge velocities (69, x0.1),
 next reference hinge angles minus current (69), next reference body positions minus current
 (72), next reference root velocity (3), next reference root orientation without heading (6),
-next reference root height minus current (1).
+next reference root height minus current (1). With ``EnvConfig.future_frames`` (offsets from
+the current frame, each beyond the next) it goes on with 79 per offset (:data:`FUTURE_FRAME_DIM`):
+that frame's body positions minus the current simulated ones (72), its root orientation without
+heading (6) and its root height minus the current one (1), so the policy sees a take-off or a
+landing coming; :func:`obs_dim` gives the length.
 
 **Reward** (:func:`reward_terms`, SPEC section 2): weighted sum of ``exp(-k err)`` terms:
 pose 0.3 (k 2, squared hinge-angle error summed: the hinges are the Euler angles of the local
@@ -65,7 +69,8 @@ from .reference import Reference, feedforward_mode, prepare_reference
 from .sim import SimConfig, TrackingSim
 
 ENV_ID = TRACKING_ENV_ID
-OBS_DIM = 302
+OBS_DIM = 302  # without future frames
+FUTURE_FRAME_DIM = 79  # per frame of EnvConfig.future_frames
 ACT_DIM = 75
 SAMPLE_CLIPS = PACKAGE_DIR / "assets" / "clips"
 END_EFFECTORS = np.array([BODY_INDEX[n] for n in ("L_Hand", "R_Hand", "L_Toe", "R_Toe", "Head")])
@@ -123,6 +128,20 @@ class EnvConfig:
     clip_weight_min_frames: int = 0
     clip_weight_max_frames: int = 0
     reference_legs: ReferenceLegsConfig = field(default_factory=ReferenceLegsConfig)
+    # Reference frames further ahead in the observation: offsets from the current frame (each
+    # >= 2, increasing), clamped at the clip's end. Empty: the next frame only (SPEC).
+    future_frames: list[int] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        f = list(self.future_frames)
+        if any(not isinstance(k, int) or k < 2 for k in f) or f != sorted(set(f)):
+            raise ValueError(f"future_frames must be increasing whole frame offsets >= 2 (1, the next "
+                             f"frame, is always observed), got {self.future_frames}")
+
+
+def obs_dim(future_frames=()) -> int:
+    """Length of the observation with reference frames ``future_frames`` ahead as well."""
+    return OBS_DIM + FUTURE_FRAME_DIM * len(future_frames)
 
 
 def _yaw_inv(rot: np.ndarray) -> np.ndarray:
@@ -134,23 +153,31 @@ def _yaw_inv(rot: np.ndarray) -> np.ndarray:
     return np.array([[c, s, 0.0], [-s, c, 0.0], [0.0, 0.0, 1.0]])
 
 
-def observe(sim: TrackingSim, ref: Reference | None = None) -> np.ndarray:
-    """The 302-d observation of the simulator's current state and next reference frame (of the
-    reference it tracks, or of another one on the same frame clock, ``ref``)."""
+def observe(sim: TrackingSim, ref: Reference | None = None, future_frames=()) -> np.ndarray:
+    """The observation (module docstring) of the simulator's current state and next reference
+    frame (of the reference it tracks, or of another one on the same frame clock, ``ref``), and
+    of the frames ``future_frames`` ahead."""
     ref, t = (sim.ref if ref is None else ref), sim.t
-    tn = min(t + 1, ref.num_frames - 1)
+    last = ref.num_frames - 1
+    tn = min(t + 1, last)
     q, v = sim.qpos, sim.qvel
     rot = sim.data.xmat[1].reshape(3, 3)
     hinv = _yaw_inv(rot)
     ref_rot = ref.root_rot[tn]
     ref_hinv = _yaw_inv(ref_rot)
     dpos = (ref.body_pos[tn] - sim.body_pos) @ hinv.T
-    return np.concatenate([
+    parts = [
         q[2:3], (hinv @ rot)[:, :2].ravel(), q[7:],
         hinv @ v[:3], v[3:6], 0.1 * v[6:],
         ref.qpos[tn, 7:] - q[7:], dpos.ravel(), hinv @ ref.qvel[tn, :3],
         (ref_hinv @ ref_rot)[:, :2].ravel(), ref.qpos[tn, 2:3] - q[2:3],
-    ]).astype(np.float32)
+    ]
+    for k in future_frames:
+        tk = min(t + k, last)
+        rot_k = ref.root_rot[tk]
+        parts += [((ref.body_pos[tk] - sim.body_pos) @ hinv.T).ravel(), (_yaw_inv(rot_k) @ rot_k)[:, :2].ravel(),
+                  ref.qpos[tk, 2:3] - q[2:3]]
+    return np.concatenate(parts).astype(np.float32)
 
 
 def reward_terms(sim: TrackingSim, wrench_scale: float, ref: Reference | None = None) -> dict[str, float]:
@@ -228,7 +255,7 @@ class HumanoidTrackingEnv(gym.Env):
 
             check_display()  # now, not at the first step
         self.sim = TrackingSim(self.cfg.sim)
-        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (OBS_DIM,), np.float32)
+        self.observation_space = gym.spaces.Box(-np.inf, np.inf, (obs_dim(self.cfg.future_frames),), np.float32)
         self.action_space = gym.spaces.Box(-1.0, 1.0, (ACT_DIM,), np.float32)
         lo, hi = self.cfg.clip_weight_min_frames, self.cfg.clip_weight_max_frames
         self._lengths = np.clip([r.num_frames - 1 for r in self.refs], lo, hi or None).astype(np.float64)
@@ -277,7 +304,7 @@ class HumanoidTrackingEnv(gym.Env):
         self._steps = 0
         if self.render_mode == "human":
             self._show()
-        return observe(self.sim), info
+        return observe(self.sim, future_frames=self.cfg.future_frames), info
 
     @property
     def true_reference(self) -> Reference | None:
@@ -297,7 +324,7 @@ class HumanoidTrackingEnv(gym.Env):
                 "completed": bool(truncated)}
         if self.render_mode == "human":
             self._show()
-        return observe(sim), (0.0 if reason == "unstable" else r), terminated, truncated, info
+        return observe(sim, future_frames=cfg.future_frames), (0.0 if reason == "unstable" else r), terminated, truncated, info
 
     def _show(self) -> None:
         """``render_mode="human"``: the current state in the viewer window (one per scene model),

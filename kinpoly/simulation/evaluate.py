@@ -64,13 +64,20 @@ def controller_config(config_path=None, checkpoint=None, overrides=()):
 
 
 class PolicyController:
-    """The learned residual policy (deterministic mean action)."""
+    """The learned residual policy (deterministic mean action), observing the reference frames
+    ``future_frames`` ahead as well (``EnvConfig.future_frames``, as it was trained)."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, future_frames=()):
+        from ..errors import InputError
+        from .env import obs_dim
+
+        if model.obs_dim != obs_dim(future_frames):
+            raise InputError(f"the controller reads {model.obs_dim} observation values, env.future_frames "
+                             f"{list(future_frames)} make {obs_dim(future_frames)}")
+        self.model, self.future_frames = model, tuple(future_frames)
 
     def __call__(self, sim: TrackingSim) -> np.ndarray:
-        return self.model.act(observe(sim))
+        return self.model.act(observe(sim, future_frames=self.future_frames))
 
 
 def load_controller(checkpoint=None, config_path=None, overrides=()):
@@ -81,7 +88,7 @@ def load_controller(checkpoint=None, config_path=None, overrides=()):
         return cfg, None
     from .policy import load_policy
 
-    return cfg, PolicyController(load_policy(checkpoint)[0])
+    return cfg, PolicyController(load_policy(checkpoint)[0], cfg.env.future_frames)
 
 
 def track(ref: Reference, cfg: EnvConfig, policy=None, recover: bool = False) -> Tracked:

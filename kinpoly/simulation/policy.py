@@ -35,6 +35,14 @@ class RunningNorm(nn.Module):
         self.var = (self.var * self.count + b_var * b_n + delta ** 2 * self.count * b_n / tot) / tot
         self.count = tot
 
+    @torch.no_grad()
+    def set_dims(self, x: torch.Tensor, dims: slice) -> None:
+        """Set the statistics of ``dims`` from the samples ``x`` alone (inputs just added to a
+        trained normaliser, whose sample count would keep them at their defaults)."""
+        x = x.double()[:, dims]
+        self.mean[dims] = x.mean(0)
+        self.var[dims] = x.var(0, unbiased=False)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         z = (x - self.mean.float()) / torch.sqrt(self.var.float() + 1e-8)
         return z.clamp(-self.clip, self.clip)
@@ -64,6 +72,32 @@ class ActorCritic(nn.Module):
         self.critic = _mlp([obs_dim, *hidden, 1])
         self.log_std = nn.Parameter(torch.full((act_dim,), float(log_std)), requires_grad=False)
 
+    @property
+    def obs_dim(self) -> int:
+        return self.norm.mean.shape[0]
+
+    @property
+    def hidden(self) -> list[int]:
+        return [m.out_features for m in self.actor if isinstance(m, nn.Linear)][:-1]
+
+    @torch.no_grad()
+    def widened(self, obs_dim: int) -> "ActorCritic":
+        """A copy that reads ``obs_dim`` inputs, this model's first and more after them: the new
+        inputs' weights are zero, so it computes exactly what this one does until training
+        teaches it to use them."""
+        out = ActorCritic(self.hidden, float(self.log_std[0]), obs_dim, self.log_std.shape[0])
+        n = self.obs_dim
+        for key, value in self.state_dict().items():
+            target = out.state_dict()[key]
+            if key in ("actor.0.weight", "critic.0.weight"):
+                target.zero_()
+                target[:, :n] = value
+            elif key.startswith("norm.") and key != "norm.count":
+                target[:n] = value
+            else:
+                target.copy_(value)
+        return out
+
     def forward(self, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         z = self.norm(obs)
         return self.actor(z), self.critic(z).squeeze(-1)
@@ -85,8 +119,7 @@ def save_policy(model: ActorCritic, path, extra: dict | None = None) -> None:
     import io
 
     buf = io.BytesIO()
-    torch.save({"state_dict": model.state_dict(), "hidden": [m.out_features for m in model.actor
-                                                             if isinstance(m, nn.Linear)][:-1],
+    torch.save({"state_dict": model.state_dict(), "hidden": model.hidden,
                 "extra": extra or {}}, buf)
     atomic_write_bytes(path, buf.getvalue())
 
@@ -99,7 +132,7 @@ def load_policy(path) -> tuple[ActorCritic, dict]:
     try:
         if "policy" in blob:  # a full training checkpoint
             blob = {"state_dict": blob["policy"], "hidden": blob["hidden"], "extra": blob.get("extra", {})}
-        model = ActorCritic(hidden=blob["hidden"])
+        model = ActorCritic(hidden=blob["hidden"], obs_dim=blob["state_dict"]["norm.mean"].shape[0])
         model.load_state_dict(blob["state_dict"])
     except (KeyError, RuntimeError) as e:
         raise InputError(f"{path}: not a controller checkpoint ({type(e).__name__}: {e})") from None

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from ..motion.clip import atomic_write_bytes, atomic_write_text
-from .env import ACT_DIM, OBS_DIM, EnvConfig, HumanoidTrackingEnv
+from .env import ACT_DIM, EnvConfig, HumanoidTrackingEnv, obs_dim
 from .policy import ActorCritic
 from .sim import TrackingSim
 
@@ -112,7 +112,7 @@ def collect_segment(model: ActorCritic, envs, rng: np.random.Generator, n_steps:
     obs = np.stack([envs.reset(i, int(rng.integers(2**31))) for i in range(n)])
     std = float(np.exp(model.log_std[0].item()))
     buf = {k: np.zeros((n_steps, n) + s, np.float32) for k, s in
-           [("obs", (OBS_DIM,)), ("actions", (ACT_DIM,)), ("logp", ()), ("rewards", ()),
+           [("obs", obs.shape[1:]), ("actions", (ACT_DIM,)), ("logp", ()), ("rewards", ()),
             ("values", ()), ("terminated", ()), ("truncated", ()), ("next_values", ())]}
     episodes, wrench, t0, sim_time = [], [], time.perf_counter(), 0.0
     for t in range(n_steps):
@@ -155,7 +155,7 @@ class RolloutWorker:
         torch.set_num_threads(1)
         self.envs = EnvList([HumanoidTrackingEnv(motions, env_cfg, names) for _ in range(n_envs)])
         TrackingSim.compile_scenes(self.envs.envs[0].refs)
-        self.model = ActorCritic(hidden, log_std)
+        self.model = ActorCritic(hidden, log_std, obs_dim(env_cfg.future_frames))
         self.model.eval()
         self.worker_id = worker_id
 
@@ -393,27 +393,41 @@ def read_run_checkpoint(path: Path, keys: tuple[str, ...], hint: str = "") -> di
     return blob
 
 
-def _read_run_checkpoint(path: Path, p: PPOConfig) -> dict:
+def _read_run_checkpoint(path: Path, cfg: UHCConfig) -> dict:
     """A run's ``last.pt`` to resume from; one of another kind, or of a network other than the
-    config's ``ppo.hidden``, is an :class:`~kinpoly.errors.InputError`."""
+    config's (``ppo.hidden``, the observation of ``env.future_frames``), is an
+    :class:`~kinpoly.errors.InputError`."""
     from ..errors import InputError
 
     blob = read_run_checkpoint(path, ("policy", "optimizer", "iteration", "curves", "hidden"))
+    p, dim = cfg.ppo, obs_dim(cfg.env.future_frames)
+    again = "resume with the same, or start over (--no-resume, another --out)"
     if list(blob["hidden"]) != list(p.hidden):
         raise InputError(f"{path}: its network has hidden layers {list(blob['hidden'])}, the config's ppo.hidden "
-                         f"is {list(p.hidden)}: resume with the same, or start over (--no-resume, another --out)")
+                         f"is {list(p.hidden)}: {again}")
+    if blob["policy"]["norm.mean"].shape[0] != dim:
+        raise InputError(f"{path}: its network reads {blob['policy']['norm.mean'].shape[0]} observation values, "
+                         f"the config's env.future_frames {cfg.env.future_frames} make {dim}: {again}")
     return blob
 
 
-def _continue_from_export(model, path: str | os.PathLike) -> tuple[int, list[dict]]:
-    """Load an exported controller's weights into ``model``; (its iteration, its curves)."""
+def _continue_from_export(model, path: str | os.PathLike, future_frames: list[int]) -> tuple[int, list[dict], int]:
+    """Load an exported controller's weights into ``model``; (its iteration, its curves, the
+    number of observation values it read). A controller trained without some of the config's
+    ``env.future_frames`` (its own a prefix of them) is widened to read them too
+    (:meth:`ActorCritic.widened`: the same actions until training uses them)."""
     from ..errors import InputError
     from .policy import load_policy
 
     path = Path(path)
     exported, extra = load_policy(path)
+    own = list(extra.get("config", {}).get("env", {}).get("future_frames", []))
+    n_in = exported.obs_dim
+    if exported.obs_dim < model.obs_dim and own == future_frames[:len(own)]:
+        exported = exported.widened(model.obs_dim)
     if [m.shape for m in exported.state_dict().values()] != [m.shape for m in model.state_dict().values()]:
-        raise InputError(f"{path}: network of another shape than the config's ppo.hidden")
+        raise InputError(f"{path}: network of another shape than the config's (ppo.hidden {model.hidden}, "
+                         f"env.future_frames {future_frames}; it was trained with future_frames {own})")
     model.load_state_dict(exported.state_dict())
     curves = []
     csv_path = path.parent / "training_curve.csv"
@@ -421,7 +435,7 @@ def _continue_from_export(model, path: str | os.PathLike) -> tuple[int, list[dic
         with open(csv_path, newline="") as f:
             curves = [{k: (int(float(v)) if k in ("iteration", "samples", "episodes") else float(v))
                        for k, v in row.items() if v != ""} for row in csv.DictReader(f)]
-    return int(extra.get("iteration", len(curves))), curves
+    return int(extra.get("iteration", len(curves))), curves, n_in
 
 
 def _write_curves(path: Path, curves: list[dict], fields=CURVE_KEYS) -> None:
@@ -474,13 +488,13 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
     worker_cls, names, make_args = rollouts or (RolloutWorker, None, None)
     out, _, names, n_workers = start_run(cfg, motions, out_dir, names, record=False)
     p = cfg.ppo
-    model = ActorCritic(p.hidden, p.log_std)
+    model = ActorCritic(p.hidden, p.log_std, obs_dim(cfg.env.future_frames))
     opt = make_optimizer(model, p)
     curves: list[dict] = []
-    start = 0
+    start, fresh_inputs = 0, None
     ckpt = out / "last.pt"
     if resume and ckpt.exists():
-        blob = _read_run_checkpoint(ckpt, p)
+        blob = _read_run_checkpoint(ckpt, cfg)
         model.load_state_dict(blob["policy"])
         opt.load_state_dict(blob["optimizer"])
         for group, lr in zip(opt.param_groups, (p.lr_policy, p.lr_value)):
@@ -491,7 +505,9 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
     else:
         failure = {}
         if init:
-            start, curves = _continue_from_export(model, init)
+            start, curves, n_in = _continue_from_export(model, init, cfg.env.future_frames)
+            if n_in < model.obs_dim:  # widened: the new inputs' statistics from the first rollout
+                fresh_inputs = slice(n_in, model.obs_dim)
         first = start  # the critic warm-up counts from here
     # running failure rate per training clip (by name, so a resumed run with another clip set
     # keeps what it knows); drives hard-clip sampling
@@ -534,6 +550,8 @@ def train(cfg: UHCConfig, motions: str, out_dir: str | os.PathLike, *, ray_addre
             batch = {k: flat(data[k]) for k in ("obs", "actions", "logp")}
             batch["adv"], batch["ret"] = flat(adv), flat(ret)
             model.norm.update(batch["obs"])  # normaliser changes only between rollouts
+            if fresh_inputs is not None and it == start:
+                model.norm.set_dims(batch["obs"], fresh_inputs)
             gen = torch.Generator().manual_seed(cfg.seed * 100003 + it)
             model.train()
             stats = ppo_update(model, opt, batch, p, gen, train_policy=it >= first + p.critic_warmup)
