@@ -471,13 +471,12 @@ def flex_toes(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
     return qpos
 
 
-def ground(qpos: np.ndarray, shape: BodyShape) -> tuple[np.ndarray, float]:
-    """Toes bent where they would dig in (:func:`flex_toes`), then the clip lifted so its
-    lowest sole point is on the floor (z = 0); returns the qpos and the lift (m)."""
+def ground(qpos: np.ndarray, shape: BodyShape) -> np.ndarray:
+    """Toes bent where they would dig in (:func:`flex_toes`), then the clip moved up or down so
+    its lowest sole point is on the floor (z = 0)."""
     qpos = flex_toes(qpos, shape)
-    lift = -float(sole_height(qpos, shape).min())
-    qpos[:, 2] += lift
-    return qpos, lift
+    qpos[:, 2] -= sole_height(qpos, shape).min()
+    return qpos
 
 
 def leading_pose_jumps(source: SourceMotion) -> int:
@@ -552,7 +551,7 @@ def retarget(source: SourceMotion, body: BodyShape | str = "fit",
     hinges = hinge_angles(rot.quat_to_matrix(q[:, 1:]))
     qpos = np.concatenate([root_pos, rot.quat_continuous(q[:, 0]), hinges], axis=1)
     if opts.ground:
-        qpos, _ = ground(qpos, shape)
+        qpos = ground(qpos, shape)
 
     # error of the fit itself, at the solved source frames (resampling is not retargeting error)
     q_src = np.concatenate([root, q_all[:, 0], hinge_angles(local)], axis=1)

@@ -75,7 +75,7 @@ def smpl_to_clip(name: str, root_orient: np.ndarray, body_pose: np.ndarray, tran
     qpos = np.concatenate([pelvis, rot.quat_continuous(q[:, 0]), hinges], axis=1)
     shape = shape or BodyShape()
     if ground:
-        qpos, _ = put_on_floor(qpos, shape)  # toes bent where they dig in, then on the floor
+        qpos = put_on_floor(qpos, shape)  # toes bent where they dig in, then on the floor
     assert len(PARENTS) == NUM_BODIES
     return MotionClip(name=name, qpos=qpos, fps=target_fps, body=shape, source=source,
                       license=license, meta={"source_fps": fps, "source_frames": T,
