@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from report import write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 ARES = ROOT.parent / "shared/data/egoego_ares"
@@ -45,9 +46,7 @@ def main() -> None:
         droid = estimate(Path(tmp) / "droid", "--head-poses", str(ARES / "droid_slam_traj.npy"))
     result = {"video_only": {**video_only, "frames_given_to_the_mapper": given, "registered": registered},
               "droid_slam_trajectory": droid}
-    print(json.dumps(result, indent=1))
-    if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.out, result, echo=True)
 
 
 if __name__ == "__main__":

@@ -22,7 +22,6 @@ No data of this sample is written into the repository.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np  # noqa: E402
 from kinpoly import rotations as rot  # noqa: E402
 from kinpoly.egocentric.trajectory import read_trajectory, to_head_poses, umeyama  # noqa: E402
 from kinpoly.egocentric.video import import_video  # noqa: E402
-from kinpoly.motion.clip import atomic_write_text  # noqa: E402
+from report import command_line, write_json  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "egoego_ares"
 
@@ -103,10 +102,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     out = evaluate(a.data, a.video_fovy)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.json:
-        atomic_write_text(a.json, text)
+    write_json(a.json, {"command": command_line(__file__), **out}, echo=True)
 
 
 if __name__ == "__main__":

@@ -10,12 +10,11 @@ with their reasons.
 from __future__ import annotations
 
 import argparse
-import json
 from collections import Counter
 from pathlib import Path
 
 from kinpoly.egocentric.take import read_manifest
-from kinpoly.motion.clip import atomic_write_text
+from report import command_line, write_json
 
 
 def summarise(folder: Path) -> dict:
@@ -49,10 +48,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
     out = summarise(a.folder)
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.json:
-        atomic_write_text(a.json, text)
+    write_json(a.json, {"command": command_line(__file__), **out}, echo=True)
 
 
 if __name__ == "__main__":

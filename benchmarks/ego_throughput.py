@@ -12,7 +12,6 @@ spent in scene synthesis, rendering (incl. renderer setup), DIS flow and encodin
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -24,7 +23,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 def main() -> None:
     from kinpoly.egocentric.build import EgoConfig, build_dataset
     from kinpoly.egocentric.flow import DEFAULT_ENCODER
-    from kinpoly.motion.clip import atomic_write_text
+    from report import command_line, write_json
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--motions", type=Path, default=Path("data/motions"))
@@ -47,10 +46,7 @@ def main() -> None:
            "worker_seconds": t,
            "per_stage_frames_per_s": {k: (round(n / v, 1) if v > 0 else None) for k, v in t.items()},
            "load_average_1min_at_end": round(os.getloadavg()[0], 2), "features": cfg.features}
-    text = json.dumps(out, indent=1)
-    print(text)
-    if a.json:
-        atomic_write_text(a.json, text)
+    write_json(a.json, {"command": command_line(__file__, env="MUJOCO_GL=egl"), **out}, echo=True)
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ checkpoints; reports frames/s of each part and end to end. One torch thread. No 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import time
 from pathlib import Path
@@ -21,7 +20,7 @@ os.environ.setdefault("MUJOCO_GL", "egl")
 import torch  # noqa: E402
 
 from kinpoly.egocentric.video import import_video  # noqa: E402
-from kinpoly.motion.clip import atomic_write_text  # noqa: E402
+from report import write_json  # noqa: E402
 from kinpoly.policy.estimate import Estimator  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,8 +45,7 @@ def main() -> None:
     out = {"frames": T, "video_flow_features_fps": T / t_import, "estimate_fps": T / t_est,
            "end_to_end_fps": T / (t_import + t_est), "falls": len(result.falls),
            "threads": torch.get_num_threads()}
-    print(json.dumps(out, indent=1))
-    atomic_write_text(args.json, json.dumps(out, indent=1))
+    write_json(args.json, out, echo=True)
 
 
 if __name__ == "__main__":

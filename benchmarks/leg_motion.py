@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 
 import numpy as np
@@ -28,6 +27,7 @@ from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.estimate import Estimator
 from kinpoly.policy.regulated import take_objects
+from report import command_line
 
 KNEE_FLEXION = [hinge_index(f"{s}_Knee", "y") for s in "LR"]
 TOES = [BODY_INDEX[f"{s}_Toe"] for s in "LR"]
@@ -70,7 +70,7 @@ def main(argv=None) -> int:
     def ratio(label, key):
         return float(np.mean([r[label][key] / max(r["truth"][key], 1e-9) for r in rows]))
 
-    cmd = "python benchmarks/leg_motion.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    cmd = command_line(__file__, argv)
     lines = [f"# Leg motion in the regulated loop ({len(rows)} {args.split} takes matching {args.match!r})", "",
              f"`{cmd}`", "", f"Kinematic policy: {args.policy or 'the shipped one'}; controller: "
              f"{args.controller or 'training-free'}; from the true first pose, true restarts.", "",

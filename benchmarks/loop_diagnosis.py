@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import shlex
 import sys
 import time
 from collections import Counter
@@ -37,6 +36,7 @@ from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.estimate import Estimator, estimate_kinematic
 from kinpoly.policy.regulated import take_objects
+from report import command_line
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -119,7 +119,7 @@ def main(argv=None) -> int:
             rows.append(run(c, args.policy, takes, kind, args.feedforward, args.controller_override, args.leg_refiner,
                             args.anchor))
             print(json.dumps(rows[-1]), flush=True)
-    cmd = "python benchmarks/loop_diagnosis.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    cmd = command_line(__file__, argv)
     lines = [f"# Where the regulated loop falls ({len(takes)} {args.split} takes)", "", f"`{cmd}`", "",
              f"Kinematic policy: {args.policy or 'the shipped one'}; every take from its true first pose; "
              f"feed-forward {args.feedforward}; leg refiner: {args.leg_refiner or 'none'}.", "",

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -46,6 +44,7 @@ from kinpoly.humanoid.skeleton import hinge_index
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.estimate import Estimator, estimate_takes
 from kinpoly.motion.augment import LEG_HINGES as LEGS, delayed, swing_scaled  # legs: hips, knees, ankles, toes (24)
+from report import command_line
 
 KNEES = [hinge_index(f"{s}_Knee", "y") for s in "LR"]
 KEYS = ("mpjpe_mm", "mpjpe_global_mm", "head_trans_err_m", "accel_error", "success_rate", "interaction",
@@ -208,7 +207,7 @@ def main(argv=None) -> int:
     inter = [float(c["interaction_success"]) for c in summary["clips"].values()
              if c.get("interaction_success") is not None]
     overall = {k: summary.get(k) for k in KEYS} | {"interaction": float(np.mean(inter)) if inter else None}
-    cmd = "python benchmarks/no_feedback_legs.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    cmd = command_line(__file__, argv)
     result = {"command": cmd, "policy": args.policy or "shipped", "tracker": args.tracker or "shipped", "legs": args.legs, "root": args.root,
               "window": [lo, hi], "shift": args.shift, "first_frames": args.first_frames,
               "scale": args.scale, "scale_window": args.scale_window, "takes": len(falls),

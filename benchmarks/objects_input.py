@@ -23,6 +23,7 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
+from report import write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 MODES = ("take", "files_with_objects", "files_without_objects")
@@ -111,7 +112,7 @@ def main() -> None:
         print(json.dumps(r))
     result = {"command": "MUJOCO_GL=egl .venv/bin/python benchmarks/objects_input.py " + " ".join(
         ["--takes", *args.takes]), "policy": "checkpoints/kinematic_head_only/policy.pt", "rows": rows}
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    write_json(args.out, result)
     print(f"wrote {args.out}")
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
 import sys
 import tempfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from kinpoly.egocentric.take import EgoDataset
 from kinpoly.evaluation.commands import _json_safe
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.estimate import Estimator, estimate_takes
+from report import command_line
 
 
 def main(argv=None) -> int:
@@ -42,7 +42,7 @@ def main(argv=None) -> int:
         clips[ck] = rep["evaluation"]["clips"]
     overall = {ck: {k: float(np.mean([c[k] for c in cl.values()])) for k in ("mpjpe_mm", "mpjpe_global_mm")}
                for ck, cl in clips.items()}
-    cmd = "python benchmarks/policy_alone.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    cmd = command_line(__file__, argv)
     lines = [f"# Kinematic policy alone, {len(ds)} `{args.split}` takes of `{args.data}`", "", f"`{cmd}`", "",
              "MPJPE (mm) per take, root-relative; last rows: means.", "",
              "| take | frames | " + " | ".join(f"`{ck}`" for ck in clips) + " |",

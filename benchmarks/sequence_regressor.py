@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import shlex
-import sys
 import time
 
 import numpy as np
@@ -28,6 +26,7 @@ from kinpoly.motion.clip import MotionClip, atomic_write_text
 from kinpoly.policy.baseline import pose_from_relative, relative_pose
 from kinpoly.policy.data import _first_object, _interpolate
 from kinpoly.policy.torch_kinematics import sixd_to_matrix
+from report import command_line
 
 
 def inputs(take, features: bool) -> np.ndarray:
@@ -154,7 +153,7 @@ def main(argv=None) -> int:
             print(row, flush=True)
     final = {"train_mpjpe_mm": float(np.mean(score(train, X))), "test_mpjpe_mm": curve[-1]["test_mpjpe_mm"],
              "test_per_take": dict(zip(test_set.names, score(test, Xte)))}
-    cmd = "python benchmarks/sequence_regressor.py " + shlex.join(sys.argv[1:] if argv is None else argv)
+    cmd = command_line(__file__, argv)
     atomic_write_text(args.out + ".json", json.dumps({"command": cmd, "features": args.features,
                                                       "curve": curve, **final}, indent=1))
     print({k: v for k, v in final.items() if k != "test_per_take"})

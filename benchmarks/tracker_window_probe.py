@@ -18,7 +18,6 @@ well below the observation's, it carries what the one-frame tracker lacks.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -30,6 +29,7 @@ from kinpoly.motion.augment import LEG_HINGES
 from kinpoly.simulation.distill import DistillWorker, teacher_label
 from kinpoly.simulation.evaluate import controller_config
 from kinpoly.simulation.ppo import UHCConfig, train_clip_names
+from report import command_line, write_json
 
 OFFSETS = np.arange(-10, 11, 2)
 LEG_LABELS = [i - 7 for i in LEG_HINGES]  # a hinge's label sits at its qpos index - 7
@@ -124,17 +124,13 @@ def main(argv=None) -> int:
               "observation + window": np.concatenate([data["obs"], w], axis=1),
               "observation + window of the legs": np.concatenate([data["obs"], w[:, :n_legs]], axis=1),
               "observation + window of the root": np.concatenate([data["obs"], w[:, n_legs:]], axis=1)}
-    result = {"command": "python benchmarks/tracker_window_probe.py " + " ".join(argv or __import__("sys").argv[1:]),
+    result = {"command": command_line(__file__, argv),
               "samples": int(len(y)), "test_samples": int(test.sum()), "test_clips": len(test_clips),
               "label_variance": {"all": float(y[test].var(0).sum()), "legs": float(y[test][:, LEG_LABELS].var(0).sum())}}
     for name, x in inputs.items():
         result[name] = fit(x[~test], y[~test], x[test], y[test], args.seed, args.epochs)
     result["seconds"] = round(time.perf_counter() - t0, 1)
-    print(json.dumps(result, indent=1))
-    if args.json:
-        from kinpoly.motion.clip import atomic_write_text
-
-        atomic_write_text(args.json, json.dumps(result, indent=1) + "\n")
+    write_json(args.json, result, echo=True)
     return 0
 
 

@@ -19,7 +19,6 @@ The files themselves are not in the repository (their licences do not allow it);
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 from pathlib import Path
@@ -27,6 +26,7 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
+from report import write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -93,8 +93,7 @@ def main() -> None:
                        "mpjpe_global_mm": round(float(np.mean([r["mpjpe_global_mm"] for r in rows
                                                                if "mpjpe_global_mm" in r])), 1) if refs else None},
            "files": rows}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(out, indent=1) + "\n")
+    write_json(args.json, out)
     cols = ["file", "bodies_mapped", "height_m", "retarget_error_mm", "dropped_leading_frames",
             "sole_at_start_cm", "tracked", "simulated_frames", "frames", "mpjpe_global_mm", "mpjpe_mm"]
     print("| " + " | ".join(cols) + " |\n|" + "---|" * len(cols))

@@ -52,6 +52,7 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
+from report import write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 ARIA_CALIBRATION = ROOT.parent / "shared/data/aria_adt_sample/device_calibration.json"
@@ -255,8 +256,7 @@ def main() -> None:
     if args.out:
         cmd = "MUJOCO_GL=egl .venv/bin/python benchmarks/video_geometry.py" + (" --ares" if args.ares else "") + (
             "" if args.variants == list(VARIANTS) else " --variants " + " ".join(args.variants))
-        Path(args.out).write_text(json.dumps({"command": cmd, "summary": summary, "ares": ares, "rows": rows},
-                                             indent=1) + "\n")
+        write_json(args.out, {"command": cmd, "summary": summary, "ares": ares, "rows": rows})
         print(f"wrote {args.out}")
 
 

@@ -27,6 +27,7 @@ from pathlib import Path
 os.environ.setdefault("MUJOCO_GL", "egl")
 
 import numpy as np  # noqa: E402
+from report import write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,7 +96,7 @@ def main() -> None:
         cmd = "MUJOCO_GL=egl .venv/bin/python benchmarks/without_objects.py " + " ".join(
             [args.policy, *(["--features"] if args.features else []), "--modes", *args.modes,
              *(["--actions", *args.actions] if args.actions else [])])
-        Path(args.out).write_text(json.dumps({"command": cmd, "summary": summary, "rows": rows}, indent=1) + "\n")
+        write_json(args.out, {"command": cmd, "summary": summary, "rows": rows})
         print(f"wrote {args.out}")
 
 
