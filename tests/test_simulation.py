@@ -827,6 +827,27 @@ def test_shipped_controller_root_keeps_up_with_the_reference(walk):
     assert errors[0.4] < 0.02, errors  # 8 mm measured, 15 mm at offset 0
 
 
+def test_low_residual_controller_walks_on_a_quarter_of_the_residual_budget(shared_data):
+    """Regression: the controller fine-tuned down to no residual force (its config: the SPEC's
+    budget, 100) completes a held-out Bandai walk with the root wrench clipped to 25 N / N m,
+    where the mocap tracker it started from falls (at frame 166 of 277, measured)."""
+    from kinpoly.motion.importers import import_file
+    from kinpoly.simulation.evaluate import PolicyController, controller_config
+    from kinpoly.simulation.policy import load_policy
+
+    ref = prepare_reference(import_file(shared_data / "bandai" / "dataset-1_walk_feminine_001.bvh")[0])
+    root = Path(__file__).resolve().parents[1] / "checkpoints"
+    falls = {}
+    for name in ("uhc_low_residual", "uhc_mocap_global"):
+        ck = root / name / "policy.pt"
+        assert controller_config(checkpoint=ck).env.sim.residual_clip == 100.0
+        cfg = controller_config(checkpoint=ck, overrides=["env.sim.residual_clip=25"])
+        tr = track(ref, cfg.env, PolicyController(load_policy(ck)[0]))
+        assert np.linalg.norm(tr.wrench[:, :3], axis=1).mean() < 50.0  # the budget held (35-39 N; about 100 at 100)
+        falls[name] = tr.reason
+    assert falls == {"uhc_low_residual": None, "uhc_mocap_global": "fell"}, falls
+
+
 def test_split_command_holds_out_a_share_of_every_dataset_and_the_ego_test_sources(tmp_path):
     from click.testing import CliRunner
 
