@@ -27,7 +27,7 @@ from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.estimate import Estimator
 from kinpoly.policy.regulated import take_objects
-from report import command_line
+from report import command_line, write_json
 
 KNEE_FLEXION = [hinge_index(f"{s}_Knee", "y") for s in "LR"]
 TOES = [BODY_INDEX[f"{s}_Toe"] for s in "LR"]
@@ -83,7 +83,7 @@ def main(argv=None) -> int:
     summary = {f"{x}_{key}_ratio": ratio(x, key) for x in ("proposals", "simulated")
                for key in ("knee_flexion_std", "toe_swing_m")}
     lines += ["", "Mean ratio to the truth: " + ", ".join(f"{k} {v:.2f}" for k, v in summary.items())]
-    atomic_write_text(args.out + ".json", json.dumps({"command": cmd, "rows": rows, "summary": summary}, indent=1))
+    write_json(args.out + ".json", {"command": cmd, "rows": rows, "summary": summary})
     atomic_write_text(args.out + ".md", "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

@@ -36,7 +36,7 @@ from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.data import take_tensors
 from kinpoly.policy.estimate import Estimator, estimate_kinematic
 from kinpoly.policy.regulated import take_objects
-from report import command_line
+from report import command_line, write_json
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -129,7 +129,7 @@ def main(argv=None) -> int:
                      f"{r['no_fall_rate']:.0%} | {', '.join(f'{k} {v}' for k, v in r['reasons'].items()) or '-'} |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out.with_suffix(".json"), json.dumps({"command": cmd, "rows": rows}, indent=1))
+    write_json(out.with_suffix(".json"), {"command": cmd, "rows": rows})
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines))
     return 0

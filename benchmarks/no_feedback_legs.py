@@ -44,7 +44,7 @@ from kinpoly.humanoid.skeleton import hinge_index
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.estimate import Estimator, estimate_takes
 from kinpoly.motion.augment import LEG_HINGES as LEGS, delayed, swing_scaled  # legs: hips, knees, ankles, toes (24)
-from report import command_line
+from report import command_line, write_json
 
 KNEES = [hinge_index(f"{s}_Knee", "y") for s in "LR"]
 KEYS = ("mpjpe_mm", "mpjpe_global_mm", "head_trans_err_m", "accel_error", "success_rate", "interaction",
@@ -218,7 +218,7 @@ def main(argv=None) -> int:
               "knee_takes": sum(r["swing_ratio"] is not None for r in knees.values()), "knees_per_take": knees,
               "seconds": time.perf_counter() - t0}
     Path(args.results).parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.results + ".json", json.dumps(result, indent=1))
+    write_json(args.results + ".json", result)
     f2 = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     lines = [f"# Row (f) with edited legs: legs {args.legs}, root {args.root}, shift {args.shift}, "
              f"swing x{args.scale}", "", f"`{cmd}`", "",

@@ -10,7 +10,6 @@ Writes ``OUT.json`` and ``OUT.md`` (one column per checkpoint).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -21,7 +20,7 @@ from kinpoly.egocentric.take import EgoDataset
 from kinpoly.evaluation.commands import _json_safe
 from kinpoly.motion.clip import atomic_write_text
 from kinpoly.policy.estimate import Estimator, estimate_takes
-from report import command_line
+from report import command_line, write_json
 
 
 def main(argv=None) -> int:
@@ -53,7 +52,7 @@ def main(argv=None) -> int:
         lines.append(f"| **{label}** | | " + " | ".join(f"**{overall[ck][k]:.1f}**" for ck in clips) + " |")
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out.with_suffix(".json"), json.dumps(_json_safe({"command": cmd, "overall": overall, "clips": clips}), indent=1))
+    write_json(out.with_suffix(".json"), _json_safe({"command": cmd, "overall": overall, "clips": clips}))
     atomic_write_text(out.with_suffix(".md"), "\n".join(lines) + "\n")
     print("\n".join(lines[-2:]))
     return 0

@@ -13,7 +13,6 @@ every 1000 iterations, per-take means as `benchmarks/policy_alone.py`.
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -22,11 +21,11 @@ import torch
 from kinpoly import rotations as rot
 from kinpoly.egocentric.take import EgoDataset
 from kinpoly.evaluation.metrics import mpjpe
-from kinpoly.motion.clip import MotionClip, atomic_write_text
+from kinpoly.motion.clip import MotionClip
 from kinpoly.policy.baseline import pose_from_relative, relative_pose
 from kinpoly.policy.data import _first_object, _interpolate
 from kinpoly.policy.torch_kinematics import sixd_to_matrix
-from report import command_line
+from report import command_line, write_json
 
 
 def inputs(take, features: bool) -> np.ndarray:
@@ -154,8 +153,7 @@ def main(argv=None) -> int:
     final = {"train_mpjpe_mm": float(np.mean(score(train, X))), "test_mpjpe_mm": curve[-1]["test_mpjpe_mm"],
              "test_per_take": dict(zip(test_set.names, score(test, Xte)))}
     cmd = command_line(__file__, argv)
-    atomic_write_text(args.out + ".json", json.dumps({"command": cmd, "features": args.features,
-                                                      "curve": curve, **final}, indent=1))
+    write_json(args.out + ".json", {"command": cmd, "features": args.features, "curve": curve, **final})
     print({k: v for k, v in final.items() if k != "test_per_take"})
     return 0
 
