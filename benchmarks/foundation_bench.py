@@ -17,8 +17,8 @@ import numpy as np
 
 from kinpoly.humanoid.kinematics import forward_kinematics
 from kinpoly.humanoid.skeleton import BodyShape
-from kinpoly.motion.clip import atomic_write_text
 from kinpoly.motion.importers import find_motion_files, import_file
+from report import command_line, write_json
 
 DATASETS = ("bandai", "cmu_amc", "interactions", "deepmimic")
 
@@ -82,9 +82,9 @@ def main() -> None:
     ap.add_argument("shared", nargs="?", default="../shared/data", type=Path)
     ap.add_argument("--out", default="benchmarks/results/foundation.json", type=Path)
     args = ap.parse_args()
-    res = {"import": bench_import(args.shared), "forward_kinematics": bench_fk(),
+    res = {"command": command_line(__file__, env="MUJOCO_GL=egl"), "import": bench_import(args.shared), "forward_kinematics": bench_fk(),
            "render_frames_per_second": bench_render()}
-    atomic_write_text(args.out, json.dumps(res, indent=1))
+    write_json(args.out, res)
     print("| dataset | files | motion (s) | mean error (mm) | worst clip (mm) | worst joint-frame (mm) "
           "| one fixed body: mean / worst clip (mm) | import speed (x real time, 1 core) |")
     print("|---|---|---|---|---|---|---|---|")

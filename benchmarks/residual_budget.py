@@ -20,8 +20,6 @@ each clip's body weight (bodies are fitted to each source skeleton).
 """
 from __future__ import annotations
 
-import json
-import sys
 
 import click
 import numpy as np
@@ -46,7 +44,8 @@ def feedforward_root_share(ref) -> float:
 @click.option("--support", is_flag=True, help="Also the weight share the feed-forward leaves on the root, per clip.")
 @click.option("--json", "json_out", required=True, type=click.Path(dir_okay=False))
 def main(checkpoint, motions, split, budgets, overrides, support, json_out):
-    from kinpoly.motion.clip import ClipFolder, atomic_write_text
+    from kinpoly.motion.clip import ClipFolder
+    from report import command_line, write_json
     from kinpoly.simulation.evaluate import controller_config, evaluate, load_controller
     from kinpoly.simulation.reference import prepare_reference
     from kinpoly.simulation.model import body_weight_n
@@ -77,8 +76,8 @@ def main(checkpoint, motions, split, budgets, overrides, support, json_out):
     out = {"checkpoint": checkpoint or "training-free", "motions": motions, "split": split,
            "overrides": list(overrides), "body_weight_n": weight, "budgets": rows,
            "feedforward_root_share_of_weight": root_share,
-           "command": "python " + " ".join(sys.argv)}
-    atomic_write_text(json_out, json.dumps(out, indent=1, default=float))
+           "command": command_line(__file__)}
+    write_json(json_out, out)
 
 
 if __name__ == "__main__":

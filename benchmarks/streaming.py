@@ -88,7 +88,7 @@ def _scores(s: dict, falls, frames: int) -> dict:
 
 def main() -> None:
     from kinpoly.egocentric.take import EgoDataset
-    from kinpoly.motion.clip import atomic_write_text
+    from report import command_line, write_json
     from kinpoly.processes import process_map
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -100,8 +100,7 @@ def main() -> None:
     ap.add_argument("--json", default=str(ROOT / "benchmarks" / "results" / "streaming.json"))
     args = ap.parse_args()
     names = EgoDataset(args.data, split=args.split).names
-    result = {"command": f"MUJOCO_GL=egl .venv/bin/python benchmarks/streaming.py --lookahead "
-                         f"{' '.join(map(str, args.lookahead))} --settings {' '.join(args.settings)} -j {args.workers}",
+    result = {"command": command_line(__file__, env="MUJOCO_GL=egl"),
               "measured": "2026-12-07, 2-core CPU machine",
               "takes": len(names), "split": args.split}
     for policy in args.settings:
@@ -126,7 +125,7 @@ def main() -> None:
         result[policy] = {"summary": summary, "context_frames": takes[0]["context_frames"],
                           "per_take": {t["take"]: {k: {m: v for m, v in r.items() if m not in ("latency_frames", "push_ms")}
                                                    for k, r in t["rows"].items()} for t in takes}}
-    atomic_write_text(args.json, json.dumps(result, indent=1))
+    write_json(args.json, result)
 
 
 if __name__ == "__main__":
