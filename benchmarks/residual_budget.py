@@ -20,7 +20,6 @@ each clip's body weight (bodies are fitted to each source skeleton).
 """
 from __future__ import annotations
 
-
 import click
 import numpy as np
 

@@ -101,7 +101,7 @@ def main() -> None:
     args = ap.parse_args()
     names = EgoDataset(args.data, split=args.split).names
     result = {"command": command_line(__file__, env="MUJOCO_GL=egl"),
-              "measured": "2026-12-07, 2-core CPU machine",
+              "measured": f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()}-core machine",
               "takes": len(names), "split": args.split}
     for policy in args.settings:
         jobs = [(args.data, n, policy, tuple(args.lookahead)) for n in names]
