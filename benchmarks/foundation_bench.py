@@ -82,8 +82,8 @@ def main() -> None:
     ap.add_argument("shared", nargs="?", default="../shared/data", type=Path)
     ap.add_argument("--out", default="benchmarks/results/foundation.json", type=Path)
     args = ap.parse_args()
-    res = {"command": command_line(__file__, env="MUJOCO_GL=egl"), "import": bench_import(args.shared), "forward_kinematics": bench_fk(),
-           "render_frames_per_second": bench_render()}
+    res = {"command": command_line(__file__, env="MUJOCO_GL=egl"), "import": bench_import(args.shared),
+           "forward_kinematics": bench_fk(), "render_frames_per_second": bench_render()}
     write_json(args.out, res)
     print("| dataset | files | motion (s) | mean error (mm) | worst clip (mm) | worst joint-frame (mm) "
           "| one fixed body: mean / worst clip (mm) | import speed (x real time, 1 core) |")
